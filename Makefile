@@ -1,0 +1,43 @@
+# Each target creates .venv with Python 3.11 if absent and installs what it needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+DEMO_OUT ?= demo-output
+
+.PHONY: demo test lint docs bench clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; run 'make PYTHON=python3 ...'"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(STAMP_DEV): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@ $(STAMP_RUN)
+
+demo: $(STAMP_RUN)
+	$(BIN)/bayesvol demo --out $(DEMO_OUT)
+
+test: $(STAMP_DEV)
+	$(BIN)/ruff check bayesvol tests benchmarks
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check bayesvol tests benchmarks
+
+docs: $(STAMP_DEV)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+bench: $(STAMP_DEV)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/sv_nuts.py
+
+clean:
+	rm -rf $(VENV) site $(DEMO_OUT) .pytest_cache .ruff_cache

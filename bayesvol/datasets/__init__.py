@@ -1,0 +1,167 @@
+"""Bundled data sets and helpers to turn prices into returns.
+
+Bundled data (each with a ``*.PROVENANCE.txt`` beside it in ``bayesvol/datasets/data``):
+
+``"fred_h10"``
+    Federal Reserve Board H.10 daily noon-buying exchange rates as served by FRED, 23 bilateral USD rates
+    and 3 trade-weighted dollar indices, 1971-01-04 to 2014-08-08 (a DataFrame of prices, one column per
+    FRED series id, NaN where a series has no quote). Public domain; cite "Board of Governors of the
+    Federal Reserve System (US), H.10, retrieved from FRED".
+``"gbpusd"``
+    GBP/USD daily percent log returns, 1981-10-02 to 1985-06-28 (945 values, a Series): the series of
+    Harvey, Ruiz & Shephard (1994) as distributed with Durbin & Koopman, *Time Series Analysis by State
+    Space Methods* (sv.dat). Cite both.
+
+Examples
+--------
+>>> from bayesvol import datasets
+>>> y = datasets.load("gbpusd")
+>>> y.shape
+(945,)
+>>> prices = datasets.load("fred_h10")["DEXUSUK"]
+>>> r = datasets.log_returns(prices)
+>>> r.index.is_monotonic_increasing
+True
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["available", "load", "load_csv", "log_returns", "provenance"]
+
+_FILES = {
+    "fred_h10": "fred_h10_daily_fx_1971_2014",
+    "gbpusd": "gbpusd_1981_1985_dk_svdat",
+}
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`load`."""
+    return sorted(_FILES)
+
+
+def _data_path(filename: str) -> Path:
+    return Path(str(resources.files("bayesvol.datasets") / "data" / filename))
+
+
+def provenance(name: str) -> str:
+    """Source, licence and citation of a bundled data set."""
+    _check_name(name)
+    return _data_path(_FILES[name] + ".PROVENANCE.txt").read_text()
+
+
+def _check_name(name: str) -> None:
+    if name not in _FILES:
+        raise ValueError(f"unknown data set {name!r}; available: {', '.join(available())}")
+
+
+def load(name: str) -> pd.DataFrame | pd.Series:
+    """Load a bundled data set.
+
+    Parameters
+    ----------
+    name : str
+        ``"fred_h10"`` (DataFrame of daily prices) or ``"gbpusd"`` (Series of percent returns).
+
+    Returns
+    -------
+    pandas.DataFrame or pandas.Series
+        Indexed by a :class:`pandas.DatetimeIndex` named ``date``.
+    """
+    _check_name(name)
+    frame = pd.read_csv(_data_path(_FILES[name] + ".csv.gz"), index_col="date", parse_dates=["date"])
+    if name == "gbpusd":
+        series = frame["ret_pct"].rename("gbpusd")
+        series.attrs["units"] = "percent log return"
+        return series
+    frame.attrs["units"] = "prices (see the FRED README for each series' units)"
+    return frame
+
+
+def load_csv(path, column: str | None = None, date_column: str | None = None) -> pd.Series | pd.DataFrame:
+    """Read a user's CSV of prices or returns into the same shape :func:`load` returns.
+
+    Parameters
+    ----------
+    path : str or path-like
+        CSV file with a date column and one or more numeric columns.
+    column : str, optional
+        Column to return as a Series. Without it the whole numeric frame is returned.
+    date_column : str, optional
+        Name of the date column; by default the first column.
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read, the date column does not parse, or ``column`` is not in the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"cannot read {str(path)!r}: no such file")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as err:  # pandas raises several parser error types
+        raise ValueError(f"cannot read {str(path)!r} as CSV: {err}") from None
+    if frame.shape[1] < 2:
+        raise ValueError(f"{str(path)!r} needs a date column and at least one value column")
+    date_column = date_column or frame.columns[0]
+    if date_column not in frame.columns:
+        raise ValueError(f"no date column {date_column!r} in {str(path)!r}; columns: {', '.join(frame.columns)}")
+    try:
+        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop(date_column)), name="date")
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"column {date_column!r} of {str(path)!r} does not hold dates: {err}") from None
+    frame = frame.sort_index()
+    if column is None:
+        return frame.apply(pd.to_numeric, errors="coerce")
+    if column not in frame.columns:
+        raise ValueError(f"no column {column!r} in {str(path)!r}; columns: {', '.join(frame.columns)}")
+    return pd.to_numeric(frame[column], errors="coerce").rename(column)
+
+
+def log_returns(prices, scale: float = 100.0, min_length: int = 3) -> pd.Series | pd.DataFrame:
+    """Log returns ``scale * diff(log p)`` of a price series or frame.
+
+    Missing prices (NaN, e.g. holidays in the H.10 data) are dropped first, so each return spans
+    consecutive *observed* prices; for a DataFrame a date is kept only where every column has a price.
+    This is the documented choice for missing values; returns never contain NaN.
+
+    Parameters
+    ----------
+    prices : pandas.Series, pandas.DataFrame or array_like
+        Positive prices in time order.
+    scale : float
+        Multiplier; 100 gives percent returns (the package's convention, never applied silently elsewhere).
+    min_length : int
+        Fewest prices accepted after dropping missing values.
+
+    Raises
+    ------
+    ValueError
+        On non-positive or infinite prices or too few observed prices.
+    """
+    if not isinstance(prices, (pd.Series, pd.DataFrame)):
+        arr = np.asarray(prices, dtype=np.float64)
+        if arr.ndim not in (1, 2):
+            raise ValueError(f"prices must be 1-D or 2-D; got shape {arr.shape}")
+        prices = pd.Series(arr) if arr.ndim == 1 else pd.DataFrame(arr)
+    prices = prices.astype(np.float64)
+    observed = prices.dropna() if isinstance(prices, pd.Series) else prices.dropna(how="any")
+    values = observed.to_numpy()
+    if np.isinf(values).any():
+        raise ValueError("prices hold inf; remove them before computing returns")
+    if (values <= 0).any():
+        n_bad = int((values <= 0).sum())
+        raise ValueError(f"prices must be positive to take logs; found {n_bad} value(s) <= 0")
+    if observed.shape[0] < min_length:
+        raise ValueError(
+            f"only {observed.shape[0]} observed price(s) after dropping missing values; need at least {min_length}"
+        )
+    returns = scale * np.log(observed).diff().iloc[1:]
+    returns.attrs["units"] = "percent log return" if scale == 100 else f"{scale} x log return"
+    return returns

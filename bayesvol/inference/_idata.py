@@ -1,0 +1,53 @@
+"""Assemble ``arviz.InferenceData`` in the package's conventions (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+import bayesvol
+
+TIME_SITES = ("h", "vol", "h_std")
+
+
+def time_coords(index, num_timesteps: int):
+    """Coordinates of the ``time`` dim: the data's dates where there are any, else 0..T-1."""
+    if index is None:
+        return np.arange(num_timesteps)
+    if isinstance(index, pd.DatetimeIndex):
+        return index.to_numpy()
+    return np.asarray(index)
+
+
+def build(model, y, index, posterior: dict, *, sample_stats=None, log_likelihood=None,
+          posterior_predictive=None, attrs=None) -> az.InferenceData:
+    """InferenceData with ``time`` dims on the latent path and the observations.
+
+    ``posterior`` and the other groups hold arrays shaped ``(chain, draw, ...)``.
+    """
+    dims = {name: ["time"] for name in TIME_SITES if name in posterior}
+    dims["y"] = ["time"]
+    groups = dict(
+        posterior={k: np.asarray(v) for k, v in posterior.items()},
+        observed_data={"y": np.asarray(y)},
+        coords={"time": time_coords(index, y.shape[0])},
+        dims=dims,
+    )
+    if sample_stats:
+        groups["sample_stats"] = {k: np.asarray(v) for k, v in sample_stats.items()}
+    if log_likelihood is not None:
+        groups["log_likelihood"] = {"y": np.asarray(log_likelihood)}
+    if posterior_predictive is not None:
+        groups["posterior_predictive"] = {"y": np.asarray(posterior_predictive)}
+    idata = az.from_dict(**groups)
+    meta = {
+        "model": model.describe(),
+        "model_repr": repr(model),
+        "bayesvol_version": bayesvol.__version__,
+        "log_likelihood": "conditional: log p(y_t | h_t, theta), given the latent path",
+    }
+    meta.update(attrs or {})
+    for group in idata.groups():
+        getattr(idata, group).attrs.update({k: v for k, v in meta.items()})
+    return idata

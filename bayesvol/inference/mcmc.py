@@ -1,0 +1,138 @@
+"""NUTS and SVI drivers: a model and its data in, ``arviz.InferenceData`` out."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer import MCMC, NUTS, init_to_median
+
+from bayesvol._validation import as_returns
+from bayesvol.inference import _idata
+from bayesvol.inference.diagnostics import check_convergence
+
+__all__ = ["sample"]
+
+
+def _chain_method(num_chains: int) -> str:
+    return "parallel" if num_chains > 1 and jax.local_device_count() >= num_chains else "sequential"
+
+
+def _posterior_predictive(model, draws: dict, key):
+    """Replicated returns ``y_rep_t ~ p(y_t | h_t, theta)``, one per posterior draw."""
+    names = model.param_names
+    lead = draws["h"].shape[:-1]
+    flat = {k: jnp.reshape(draws[k], (-1,) + draws[k].shape[len(lead):]) for k in names + ("h",)}
+
+    def one(key_i, values):
+        params = model.params_type(**{k: values[k] for k in names})
+        return model.emission(params, values["h"]).sample(key_i)
+
+    keys = jax.random.split(key, flat["h"].shape[0])
+    y_rep = jax.vmap(one)(keys, flat)
+    return np.asarray(y_rep).reshape(lead + y_rep.shape[1:])
+
+
+def _pointwise_loglik(model, draws: dict, y):
+    """``log p(y_t | h_t, theta)`` per draw and time step."""
+    names = model.param_names
+    params = model.params_type(**{k: jnp.asarray(draws[k])[..., None] for k in names})
+    return np.asarray(model.emission(params, jnp.asarray(draws["h"])).log_prob(y))
+
+
+def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: int = 1000,
+           num_samples: int = 1000, seed: int = 0, target_accept_prob: float = 0.9,
+           max_tree_depth: int = 10, posterior_predictive: bool = False, progress_bar: bool = True,
+           warn: bool = True, num_steps: int = 20_000, guide: str = "lowrank",
+           learning_rate: float = 0.01):
+    """Draw from the posterior of ``model`` given returns ``y``.
+
+    Parameters
+    ----------
+    model : bayesvol model
+        E.g. :class:`bayesvol.models.SV`.
+    y : array_like or pandas.Series
+        Returns (percent log returns in the examples). A Series' dates become the ``time`` coordinates.
+    method : {"nuts", "svi"}
+        NUTS (NumPyro's No-U-Turn sampler) or stochastic variational inference.
+    num_chains, num_warmup, num_samples : int
+        NUTS chains, warm-up (adaptation) iterations and kept draws per chain. With SVI, ``num_samples``
+        draws are taken from the fitted guide (one "chain").
+    seed : int
+        Seed of the JAX random number generator.
+    target_accept_prob, max_tree_depth :
+        NUTS tuning; raise the first if divergences are reported.
+    posterior_predictive : bool
+        Add a ``posterior_predictive`` group with replicated returns drawn given each draw's ``h``.
+    progress_bar : bool
+        Show NumPyro's progress bar.
+    warn : bool
+        Emit a :class:`~bayesvol.inference.diagnostics.ConvergenceWarning` for divergences, R-hat above
+        1.01 or low effective sample size.
+    num_steps, guide, learning_rate :
+        SVI only: optimisation steps, the guide (``"normal"``: mean field; ``"lowrank"``: low-rank
+        multivariate normal; ``"mvn"``: full multivariate normal) and the Adam step size.
+
+    Returns
+    -------
+    arviz.InferenceData
+        ``posterior`` (parameters, ``h``, ``vol`` on dim ``time``), ``sample_stats``, ``log_likelihood``
+        (``y``, dims chain, draw, time, conditional on ``h``), ``observed_data`` and, on request,
+        ``posterior_predictive``.
+
+    Examples
+    --------
+    >>> import bayesvol
+    >>> y = bayesvol.datasets.load("gbpusd")
+    >>> idata = bayesvol.sample(bayesvol.models.SV(), y, num_chains=1, num_warmup=50, num_samples=50,
+    ...                         progress_bar=False, warn=False)
+    >>> idata.posterior["vol"].dims
+    ('chain', 'draw', 'time')
+    """
+    series = as_returns(y)
+    y_values = jnp.asarray(series.values)
+    for name, value in (("num_chains", num_chains), ("num_samples", num_samples)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if method == "nuts":
+        return _sample_nuts(model, y_values, series.index, num_chains, num_warmup, num_samples, seed,
+                            target_accept_prob, max_tree_depth, posterior_predictive, progress_bar, warn)
+    if method == "svi":
+        from bayesvol.inference.svi import sample_svi
+
+        return sample_svi(model, y_values, series.index, num_samples=num_samples, seed=seed,
+                          posterior_predictive=posterior_predictive, progress_bar=progress_bar,
+                          num_steps=num_steps, guide=guide, learning_rate=learning_rate)
+    raise ValueError(f"method must be 'nuts' or 'svi', got {method!r}")
+
+
+def _sample_nuts(model, y, index, num_chains, num_warmup, num_samples, seed, target_accept_prob,
+                 max_tree_depth, posterior_predictive, progress_bar, warn):
+    kernel = NUTS(model.program, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
+                  init_strategy=init_to_median(num_samples=15))
+    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                chain_method=_chain_method(num_chains), progress_bar=progress_bar)
+    key_run, key_ppc = jax.random.split(jax.random.PRNGKey(seed))
+    mcmc.run(key_run, y, extra_fields=("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size"))
+    draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    num_steps = np.asarray(extra["num_steps"])
+    sample_stats = {
+        "diverging": np.asarray(extra["diverging"]),
+        "energy": np.asarray(extra["energy"]),
+        "n_steps": num_steps,
+        "tree_depth": np.ceil(np.log2(num_steps + 1)).astype(int),
+        "acceptance_rate": np.asarray(extra["accept_prob"]),
+        "step_size": np.asarray(extra["adapt_state.step_size"]),
+    }
+    posterior = {k: v for k, v in draws.items() if k != "h_std"}
+    loglik = _pointwise_loglik(model, draws, y)
+    ppc = _posterior_predictive(model, draws, key_ppc) if posterior_predictive else None
+    idata = _idata.build(model, np.asarray(y), index, posterior, sample_stats=sample_stats,
+                         log_likelihood=loglik, posterior_predictive=ppc,
+                         attrs={"inference": "nuts", "num_warmup": num_warmup,
+                                "target_accept_prob": target_accept_prob})
+    check_convergence(idata, list(model.param_names), target_accept_prob=target_accept_prob, warn=warn)
+    return idata
+
+

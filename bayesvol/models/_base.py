@@ -1,0 +1,119 @@
+"""Pieces shared by every model: parameter conversion, priors as NumPyro sites, simulation.
+
+A *latent-state model* provides ``param_names``, ``params_type``, ``prior_distributions()``,
+``initial(params)``, ``transition(params, state_prev, y_prev)`` and ``emission(params, state)``, each of
+the last three returning a NumPyro distribution. ``y_prev`` lets the state equation depend on the
+previous observation (leverage); models without that ignore it. Everything else — the simulator, the
+NumPyro program and the filters — is written once against these methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+from jax import lax
+
+
+def merge_priors(defaults: Mapping, overrides: Mapping | None, allowed) -> dict:
+    """Defaults updated by user priors; unknown names and non-distributions are errors."""
+    merged = dict(defaults)
+    for name, prior in dict(overrides or {}).items():
+        if name not in allowed:
+            raise ValueError(f"unknown parameter {name!r} in priors; this model has {', '.join(allowed)}")
+        if not isinstance(prior, numpyro.distributions.Distribution):
+            raise TypeError(f"prior for {name!r} must be a numpyro distribution, got {type(prior).__name__}")
+        if prior.batch_shape != () or prior.event_shape != ():
+            raise ValueError(f"prior for {name!r} must be a scalar distribution; got batch shape "
+                             f"{prior.batch_shape} and event shape {prior.event_shape}")
+        merged[name] = prior
+    return merged
+
+
+def as_params(model, params):
+    """Convert ``params`` (a ``<Model>Params`` or a mapping name -> value) and check each support.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is missing, unknown, or outside the support of its prior.
+    """
+    names = model.param_names
+    if isinstance(params, model.params_type):
+        values = {name: getattr(params, name) for name in names}
+    elif isinstance(params, Mapping):
+        unknown = set(params) - set(names)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {sorted(unknown)}; {model!r} has {', '.join(names)}")
+        missing = [name for name in names if name not in params]
+        if missing:
+            raise ValueError(f"missing parameter(s) {missing} for {model!r}")
+        values = {name: params[name] for name in names}
+    else:
+        raise TypeError(f"params must be a {model.params_type.__name__} or a dict, got {type(params).__name__}")
+    priors = model.prior_distributions()
+    for name in names:
+        value = jnp.asarray(values[name], dtype=jnp.float64)
+        concrete = not isinstance(value, jax.core.Tracer)
+        if concrete and not bool(jnp.all(getattr(priors, name).support(value))):
+            raise ValueError(
+                f"parameter {name}={np.asarray(value)} is outside its support "
+                f"{getattr(priors, name).support} for {model!r}"
+            )
+        values[name] = value
+    return model.params_type(**values)
+
+
+def sample_params(model):
+    """Declare one NumPyro sample site per parameter, with the model's prior."""
+    priors = model.prior_distributions()
+    return model.params_type(**{name: numpyro.sample(name, getattr(priors, name)) for name in model.param_names})
+
+
+def noncentred_path(model, params, z, y):
+    """Latent path from standard-normal innovations ``z`` (non-centred form), one ``lax.scan``.
+
+    ``x_1 = m_1 + s_1 z_1`` and ``x_t = m_t + s_t z_t`` where ``(m, s)`` are the location and scale of
+    ``model.initial`` and ``model.transition`` — the same distributions the simulator and the filters use.
+    """
+    first = model.initial(params)
+    x1 = first.loc + first.scale * z[0]
+
+    def step(x_prev, inputs):
+        z_t, y_prev = inputs
+        d = model.transition(params, x_prev, y_prev)
+        x_t = d.loc + d.scale * z_t
+        return x_t, x_t
+
+    _, rest = lax.scan(step, x1, (z[1:], y[:-1]))
+    return jnp.concatenate([x1[None], rest])
+
+
+class Simulation(NamedTuple):
+    """Simulated data: observations ``y`` and the latent state path ``h``."""
+
+    y: np.ndarray
+    h: np.ndarray
+
+
+def simulate_latent(model, params, num_timesteps: int, key) -> Simulation:
+    """Draw ``(y, h)`` from a latent-state model by ancestral sampling in one ``lax.scan``."""
+    key_init, key_obs, key_scan = jax.random.split(key, 3)
+    h1 = model.initial(params).sample(key_init)
+    y1 = model.emission(params, h1).sample(key_obs)
+
+    def step(carry, step_key):
+        h_prev, y_prev = carry
+        key_h, key_y = jax.random.split(step_key)
+        h_t = model.transition(params, h_prev, y_prev).sample(key_h)
+        y_t = model.emission(params, h_t).sample(key_y)
+        return (h_t, y_t), (h_t, y_t)
+
+    _, (h_rest, y_rest) = lax.scan(step, (h1, y1), jax.random.split(key_scan, num_timesteps - 1))
+    h = jnp.concatenate([h1[None], h_rest])
+    y = jnp.concatenate([y1[None], y_rest])
+    return Simulation(y=np.asarray(y), h=np.asarray(h))

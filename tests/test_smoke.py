@@ -1,0 +1,5 @@
+import bayesvol
+
+
+def test_import():
+    assert bayesvol.__version__
