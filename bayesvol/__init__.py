@@ -2,9 +2,24 @@
 
 __version__ = "0.1.0"
 
-from bayesvol import _config  # noqa: F401  (float64 and CPU devices before anything uses JAX)
-from bayesvol import datasets, distributions, models
-from bayesvol.inference import ConvergenceWarning, sample
+from bayesvol import (
+    _config,  # noqa: F401  (float64 and CPU devices before anything uses JAX)
+    datasets,
+    distributions,
+    models,
+)
+from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, sample
 from bayesvol.simulation import simulate
 
-__all__ = ["ConvergenceWarning", "datasets", "distributions", "models", "sample", "simulate", "__version__"]
+__all__ = [
+    "ConvergenceWarning",
+    "MLEResult",
+    "__version__",
+    "datasets",
+    "distributions",
+    "fit",
+    "log_likelihood",
+    "models",
+    "sample",
+    "simulate",
+]

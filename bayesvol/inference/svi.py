@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from numpyro.optim import ClippedAdam
 from numpyro.infer import SVI, Predictive, Trace_ELBO, autoguide, init_to_median
+from numpyro.optim import ClippedAdam
 
 from bayesvol.inference import _idata
 from bayesvol.inference.mcmc import _pointwise_loglik, _posterior_predictive

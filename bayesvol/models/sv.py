@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
@@ -167,6 +168,20 @@ class SV:
     def latent_sites(self) -> tuple[str, ...]:
         """Sample sites of the program that are not parameters."""
         return ("h_std",) if self.parametrization == "noncentered" else ("h",)
+
+    def start_values(self, y) -> list[dict]:
+        """Start values for maximum likelihood, from the sample variance of ``y``."""
+        y = np.asarray(y, dtype=np.float64)
+        mu0 = float(np.log(np.var(y)))
+        starts = []
+        for phi0, sigma0 in ((0.95, 0.2), (0.8, 0.5), (0.99, 0.1)):
+            start = {"mu": mu0, "phi": phi0, "sigma": sigma0}
+            if self.errors == "t":
+                start["nu"] = 10.0
+            if self.leverage:
+                start["rho"] = -0.2
+            starts.append(start)
+        return starts
 
     def describe(self) -> str:
         """One line naming the model, for titles and attrs."""
