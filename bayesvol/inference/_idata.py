@@ -26,12 +26,16 @@ def build(model, y, index, posterior: dict, *, sample_stats=None, log_likelihood
 
     ``posterior`` and the other groups hold arrays shaped ``(chain, draw, ...)``.
     """
-    dims = {name: ["time"] for name in TIME_SITES if name in posterior}
-    dims["y"] = ["time"]
+    if hasattr(model, "site_dims"):
+        dims, coords = model.site_dims(index, y)
+    else:
+        dims = {name: ["time"] for name in TIME_SITES if name in posterior}
+        dims["y"] = ["time"]
+        coords = {"time": time_coords(index, y.shape[0])}
     groups = dict(
         posterior={k: np.asarray(v) for k, v in posterior.items()},
         observed_data={"y": np.asarray(y)},
-        coords={"time": time_coords(index, y.shape[0])},
+        coords=coords,
         dims=dims,
     )
     if sample_stats:
@@ -45,7 +49,8 @@ def build(model, y, index, posterior: dict, *, sample_stats=None, log_likelihood
         "model": model.describe(),
         "model_repr": repr(model),
         "bayesvol_version": bayesvol.__version__,
-        "log_likelihood": "conditional: log p(y_t | h_t, theta), given the latent path",
+        "log_likelihood": getattr(model, "loglik_kind",
+                                  "conditional: log p(y_t | h_t, theta), given the latent path"),
     }
     meta.update(attrs or {})
     for group in idata.groups():

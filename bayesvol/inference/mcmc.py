@@ -19,7 +19,12 @@ def _chain_method(num_chains: int) -> str:
 
 
 def _posterior_predictive(model, draws: dict, key):
-    """Replicated returns ``y_rep_t ~ p(y_t | h_t, theta)``, one per posterior draw."""
+    """Replicated returns ``y_rep_t ~ p(y_t | h_t, theta)``, one per posterior draw.
+
+    A model may define ``predictive_draws(draws, key)`` to replace this default.
+    """
+    if hasattr(model, "predictive_draws"):
+        return np.asarray(model.predictive_draws(draws, key))
     names = model.param_names
     lead = draws["h"].shape[:-1]
     flat = {k: jnp.reshape(draws[k], (-1,) + draws[k].shape[len(lead):]) for k in names + ("h",)}
@@ -34,7 +39,13 @@ def _posterior_predictive(model, draws: dict, key):
 
 
 def _pointwise_loglik(model, draws: dict, y):
-    """``log p(y_t | h_t, theta)`` per draw and time step."""
+    """Pointwise log-likelihood per draw and time step.
+
+    A model may define ``pointwise_loglik_draws(draws, y)`` (observation-driven models return the exact
+    ``log p(y_t | y_{1:t-1}, theta)``); the default is the latent-state emission ``log p(y_t | h_t, theta)``.
+    """
+    if hasattr(model, "pointwise_loglik_draws"):
+        return np.asarray(model.pointwise_loglik_draws(draws, y))
     names = model.param_names
     params = model.params_type(**{k: jnp.asarray(draws[k])[..., None] for k in names})
     return np.asarray(model.emission(params, jnp.asarray(draws["h"])).log_prob(y))
@@ -89,7 +100,7 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
     >>> idata.posterior["vol"].dims
     ('chain', 'draw', 'time')
     """
-    series = as_returns(y)
+    series = model.validate_data(y) if hasattr(model, "validate_data") else as_returns(y)
     y_values = jnp.asarray(series.values)
     for name, value in (("num_chains", num_chains), ("num_samples", num_samples)):
         if not isinstance(value, int) or value < 1:
@@ -125,7 +136,7 @@ def _sample_nuts(model, y, index, num_chains, num_warmup, num_samples, seed, tar
         "acceptance_rate": np.asarray(extra["accept_prob"]),
         "step_size": np.asarray(extra["adapt_state.step_size"]),
     }
-    posterior = {k: v for k, v in draws.items() if k != "h_std"}
+    posterior = {k: v for k, v in draws.items() if k not in getattr(model, "hidden_sites", ("h_std",))}
     loglik = _pointwise_loglik(model, draws, y)
     ppc = _posterior_predictive(model, draws, key_ppc) if posterior_predictive else None
     idata = _idata.build(model, np.asarray(y), index, posterior, sample_stats=sample_stats,

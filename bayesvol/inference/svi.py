@@ -29,11 +29,12 @@ def sample_svi(model, y, index, *, num_samples, seed, posterior_predictive, prog
     svi = SVI(model.program, fitted_guide, optimizer, loss=Trace_ELBO())
     key_fit, key_draw, key_ppc = jax.random.split(jax.random.PRNGKey(seed), 3)
     result = svi.run(key_fit, num_steps, y, progress_bar=progress_bar)
-    sites = list(model.param_names) + list(model.latent_sites) + ["h", "vol"]
+    sites = list(model.param_names) + list(model.latent_sites) + list(getattr(model, "deterministic_sites",
+                                                                              ("h", "vol")))
     predictive = Predictive(model.program, guide=fitted_guide, params=result.params, num_samples=num_samples,
                             return_sites=sites)
     draws = {k: np.asarray(v)[None] for k, v in predictive(key_draw, y).items()}
-    posterior = {k: v for k, v in draws.items() if k != "h_std"}
+    posterior = {k: v for k, v in draws.items() if k not in getattr(model, "hidden_sites", ("h_std",))}
     loglik = _pointwise_loglik(model, draws, y)
     ppc = _posterior_predictive(model, draws, key_ppc) if posterior_predictive else None
     losses = np.asarray(result.losses)
