@@ -1,6 +1,7 @@
 """Volatility models, one family per module."""
 
 from bayesvol.models.garch import GARCH, GARCHParams
+from bayesvol.models.iggarch import IGGARCH, IGGARCHParams
 from bayesvol.models.sv import SV, SVParams
 
-__all__ = ["GARCH", "GARCHParams", "SV", "SVParams"]
+__all__ = ["GARCH", "GARCHParams", "IGGARCH", "IGGARCHParams", "SV", "SVParams"]
