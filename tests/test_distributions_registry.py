@@ -8,11 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
 
 import bayesvol  # noqa: F401  (float64)
-from bayesvol.distributions import SkewedStudentT, StandardizedStudentT
+from bayesvol.distributions import InverseGaussian, SkewedStudentT, StandardizedStudentT
 
 
 class Case(NamedTuple):
@@ -39,6 +38,14 @@ CASES = [
         (np.array([[2.2, 3.0], [9.0, 90.0]]),),
         (2, 2),
         np.array(1.5),
+    ),
+    Case("InverseGaussian-scalar", InverseGaussian, (2.0, 5.0), (), np.array(0.7)),
+    Case(
+        "InverseGaussian-batch",
+        InverseGaussian,
+        (np.array([0.5, 1.0, 9.0]), np.array([[0.1], [40.0]])),
+        (2, 3),
+        np.array([0.2, 1.0, 30.0]),
     ),
 ]
 IDS = [case.name for case in CASES]
@@ -99,4 +106,5 @@ def test_constraints_map_unconstrained_values_to_valid_parameters(case):
     }
     law = case.make(**params, validate_args=True)
     assert np.all(np.isfinite(np.asarray(law.log_prob(case.test_values))))
-    assert biject_to(law.support) is not None and law.support is constraints.real
+    support_map = biject_to(law.support)
+    assert law.support(support_map(jnp.linspace(-5.0, 5.0, 11))).all()
