@@ -12,6 +12,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as ndist
 
+from bayesvol.distributions import SkewedStudentT, StandardizedStudentT, second_moment_below_zero
 from bayesvol.distributions.priors import ScaledBeta, ShiftedExponential
 from bayesvol.inference.mle import register_loglik
 from bayesvol.models import _base, _observation
@@ -70,11 +71,6 @@ def backcast(residuals) -> jax.Array:
     window = min(BACKCAST_WINDOW, residuals.shape[0])
     weights = BACKCAST_DECAY ** jnp.arange(window, dtype=residuals.dtype)
     return jnp.sum(weights * residuals[:window] ** 2) / jnp.sum(weights)
-
-
-def _unit_variance_student_t(nu):
-    # Student-t with unit variance: numpyro's scale parameter sqrt((nu - 2) / nu).
-    return ndist.StudentT(nu, 0.0, jnp.sqrt((nu - 2.0) / nu))
 
 
 @dataclass(frozen=True)
@@ -201,17 +197,13 @@ class GARCH:
         if self.dist == "normal":
             return ndist.Normal(0.0, 1.0)
         if self.dist == "t":
-            return _unit_variance_student_t(params.nu)
-        from bayesvol.distributions import SkewedStudentT
-
+            return StandardizedStudentT(params.nu)
         return SkewedStudentT(params.nu, params.skew)
 
     def negative_second_moment(self, params):
         r""":math:`E[z^2 1\{z<0\}]` of the innovation law: ½ for normal and t, closed form for skewed t."""
         if self.dist in ("normal", "t"):
-            return jnp.asarray(0.5)
-        from bayesvol.distributions import second_moment_below_zero
-
+            return jnp.asarray(0.5)  # symmetric laws
         return second_moment_below_zero(self.innovation(params))
 
     def _mu(self, params):
@@ -221,7 +213,9 @@ class GARCH:
         return params.gamma if self.vol == "gjr" else jnp.asarray(0.0)
 
     def _persistence(self, params):
-        return params.alpha + params.beta + self._gamma(params) * self.negative_second_moment(params)
+        if self.vol == "garch":
+            return params.alpha + params.beta
+        return params.alpha + params.beta + params.gamma * self.negative_second_moment(params)
 
     def persistence(self, params):
         r"""Persistence :math:`\kappa = \alpha + \beta + \gamma E[z^2 1\{z<0\}]` of the variance.
@@ -244,7 +238,9 @@ class GARCH:
     # --- parameter space ---------------------------------------------------------------------------
     def in_parameter_space(self, params):
         """False where ``alpha + gamma < 0`` or the persistence is not below one."""
-        ok = self._persistence(params) < 1.0
+        # Only the value matters for the wall: constant inputs keep E[z^2 1(z<0)] (whose derivative in nu is
+        # first-order only) out of the derivatives of the likelihood.
+        ok = self._persistence(jax.tree_util.tree_map(jax.lax.stop_gradient, params)) < 1.0
         if self.vol == "gjr":
             ok = ok & (params.alpha + params.gamma >= 0.0)
         return ok

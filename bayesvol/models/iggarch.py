@@ -17,14 +17,12 @@ import numpyro.distributions as ndist
 from numpyro.distributions import constraints
 from numpyro.distributions.util import promote_shapes
 
+from bayesvol.distributions import InverseGaussian
 from bayesvol.distributions.priors import ScaledBeta
 from bayesvol.inference.mle import register_loglik
 from bayesvol.models import _base, _observation
 
 __all__ = ["IGGARCH", "IGGARCHParams", "IGGARCHSimulation", "SupportReport"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
 
 class IGGARCHParams(NamedTuple):
     """Parameters of :class:`IGGARCH`; those the model does not use are ``None``."""
@@ -126,24 +124,6 @@ def default_priors() -> dict:
     }
 
 
-def _inverse_gaussian_log_density(y, delta):
-    r"""Log density of the IG law with mean :math:`\delta` and shape :math:`\delta^2` at :math:`y > 0`.
-
-    :math:`\log\delta - \tfrac12\log(2\pi y^3) - (y - \delta)^2 / (2y)`; callers keep ``y > 0``.
-    """
-    return jnp.log(delta) - 0.5 * (_LOG_2PI + 3.0 * jnp.log(y)) - 0.5 * (y - delta) ** 2 / y
-
-
-def _sample_inverse_gaussian(key, delta, shape):
-    """Michael, Schucany & Haas (1976): a chi-square(1) draw, the smaller root, then a coin flip."""
-    key_chi, key_coin = jax.random.split(key)
-    v = jax.random.normal(key_chi, shape) ** 2
-    # The smaller root delta + v/2 - sqrt(delta v + v^2/4), written as delta^2 / (that sum) to avoid cancellation.
-    root = delta**2 / (delta + 0.5 * v + jnp.sqrt(delta * v + 0.25 * v**2))
-    coin = jax.random.uniform(key_coin, shape)
-    return jnp.where(coin <= delta / (delta + root), root, delta**2 / root)
-
-
 class IGReturn(ndist.Distribution):
     r"""Law of :math:`R = \ell + \eta Y` with :math:`Y \sim IG(\delta)`, :math:`\delta = h/\eta^2`.
 
@@ -173,14 +153,15 @@ class IGReturn(ndist.Distribution):
 
     def log_prob(self, value):
         ok = self.inside(value)
+        # Harmless stand-ins off the support keep values and gradients finite; the where discards them.
         shock = jnp.where(ok, self.shock(value), 1.0)
         delta = jnp.where(ok, self.delta, 1.0)
-        terms = _inverse_gaussian_log_density(shock, delta) - jnp.log(jnp.abs(self.eta))
+        terms = InverseGaussian.standard(delta).log_prob(shock) - jnp.log(jnp.abs(self.eta))
         return jnp.where(ok, terms, -jnp.inf)
 
     def sample(self, key, sample_shape=()):
-        shape = sample_shape + self.batch_shape
-        return self.loc + self.eta * _sample_inverse_gaussian(key, jnp.broadcast_to(self.delta, shape), shape)
+        delta = jnp.broadcast_to(self.delta, self.batch_shape)
+        return self.loc + self.eta * InverseGaussian.standard(delta).sample(key, sample_shape)
 
     @property
     def mean(self):
