@@ -53,8 +53,8 @@ def _pointwise_loglik(model, draws: dict, y):
 
 def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: int = 1000,
            num_samples: int = 1000, seed: int = 0, target_accept_prob: float = 0.95,
-           max_tree_depth: int = 10, dense_mass: bool = True, posterior_predictive: bool = False, progress_bar: bool = True,
-           warn: bool = True, num_steps: int = 20_000, guide: str = "lowrank",
+           max_tree_depth: int = 10, dense_mass: bool = True, posterior_predictive: bool = False,
+           progress_bar: bool = True, warn: bool = True, num_steps: int = 20_000, guide: str = "lowrank",
            learning_rate: float = 0.01):
     """Draw from the posterior of ``model`` given returns ``y``.
 
