@@ -7,6 +7,7 @@ from bayesvol import (
     datasets,
     distributions,
     models,
+    plots,
 )
 from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, sample
 from bayesvol.simulation import simulate
@@ -20,6 +21,7 @@ __all__ = [
     "fit",
     "log_likelihood",
     "models",
+    "plots",
     "sample",
     "simulate",
 ]

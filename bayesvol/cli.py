@@ -143,6 +143,7 @@ def main(argv=None) -> int:
         if getattr(args, name) < (0 if name == "num_warmup" else 1):
             print(f"bayesvol: error: --{name.replace('_', '-')} must be positive", file=sys.stderr)
             return 2
+    previous_format = warnings.formatwarning
     warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
     os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={max(args.num_chains, 1)}")
     try:
@@ -159,6 +160,8 @@ def main(argv=None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"bayesvol: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = previous_format
 
 
 if __name__ == "__main__":
