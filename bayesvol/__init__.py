@@ -7,6 +7,7 @@ from bayesvol import (
     datasets,
     distributions,
     models,
+    plots,
 )
 from bayesvol.forecast import Forecast, forecast
 from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, sample
@@ -23,6 +24,7 @@ __all__ = [
     "forecast",
     "log_likelihood",
     "models",
+    "plots",
     "sample",
     "simulate",
 ]

@@ -52,9 +52,9 @@ def _pointwise_loglik(model, draws: dict, y):
 
 
 def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: int = 1000,
-           num_samples: int = 1000, seed: int = 0, target_accept_prob: float = 0.9,
-           max_tree_depth: int = 10, posterior_predictive: bool = False, progress_bar: bool = True,
-           warn: bool = True, num_steps: int = 20_000, guide: str = "lowrank",
+           num_samples: int = 1000, seed: int = 0, target_accept_prob: float = 0.95,
+           max_tree_depth: int = 10, dense_mass: bool = True, posterior_predictive: bool = False,
+           progress_bar: bool = True, warn: bool = True, num_steps: int = 20_000, guide: str = "lowrank",
            learning_rate: float = 0.01):
     """Draw from the posterior of ``model`` given returns ``y``.
 
@@ -73,6 +73,9 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
         Seed of the JAX random number generator.
     target_accept_prob, max_tree_depth :
         NUTS tuning; raise the first if divergences are reported.
+    dense_mass : bool
+        Adapt a dense mass matrix over the model's parameters (a diagonal one over the latent path). On SV
+        this removed the divergences near ``phi -> 1`` that a diagonal mass matrix leaves at the same cost.
     posterior_predictive : bool
         Add a ``posterior_predictive`` group with replicated returns drawn given each draw's ``h``.
     progress_bar : bool
@@ -107,7 +110,8 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if method == "nuts":
         return _sample_nuts(model, y_values, series.index, num_chains, num_warmup, num_samples, seed,
-                            target_accept_prob, max_tree_depth, posterior_predictive, progress_bar, warn)
+                            target_accept_prob, max_tree_depth, dense_mass, posterior_predictive, progress_bar,
+                            warn)
     if method == "svi":
         from bayesvol.inference.svi import sample_svi
 
@@ -118,8 +122,9 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
 
 
 def _sample_nuts(model, y, index, num_chains, num_warmup, num_samples, seed, target_accept_prob,
-                 max_tree_depth, posterior_predictive, progress_bar, warn):
+                 max_tree_depth, dense_mass, posterior_predictive, progress_bar, warn):
     kernel = NUTS(model.program, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
+                  dense_mass=[tuple(model.param_names)] if dense_mass else False,
                   init_strategy=init_to_median(num_samples=15))
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=_chain_method(num_chains), progress_bar=progress_bar)

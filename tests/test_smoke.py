@@ -1,5 +1,0 @@
-import bayesvol
-
-
-def test_import():
-    assert bayesvol.__version__
