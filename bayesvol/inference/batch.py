@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from jax import lax
-from numpyro.distributions.transforms import IdentityTransform
 
 from bayesvol.inference.diagnostics import ConvergenceWarning
 from bayesvol.inference.mle import (
     MLEResult,
+    _at_boundary,
     _covariances,
     _labels,
     _loglik_derivatives_one,
@@ -31,6 +31,7 @@ from bayesvol.inference.mle import (
     _options_key,
     _prepare_data,
     _Problem,
+    _standard_errors,
     _transforms,
 )
 from bayesvol.models import _base
@@ -336,14 +337,12 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
     covs, robust_covs = zip(*(_covariances(hessians[j], scores[j]) for j in range(num_series)), strict=True)
     covs, robust_covs = np.stack(covs), np.stack(robust_covs)
     labels = _labels(model, problem.shapes)
-    se = np.sqrt(np.clip(np.diagonal(covs, axis1=1, axis2=2), 0, None))
-    robust_se = np.sqrt(np.clip(np.diagonal(robust_covs, axis1=1, axis2=2), 0, None))
+    se = np.stack([_standard_errors(c) for c in covs])
+    robust_se = np.stack([_standard_errors(c) for c in robust_covs])
     u_hat = np.asarray(u_hat)
     at_boundary = {}
     for j, name in enumerate(names_series):
-        u_named = problem.unravel_free(jnp.asarray(u_hat[j]))
-        edge = [n for n in names if not isinstance(transforms[n], IdentityTransform)
-                and np.any(np.abs(np.asarray(u_named[n])) > 12.0)]
+        edge = _at_boundary(problem, transforms, u_hat[j], scores[j])
         if edge:
             at_boundary[name] = edge
 

@@ -418,14 +418,11 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         hessian, scores = _finite_difference_derivatives(lambda t: problem.pointwise_flat(t, y_values),
                                                          np.asarray(flat_theta))
     cov, robust_cov = _covariances(hessian, scores)
-    se_flat, robust_flat = np.sqrt(np.clip(np.diag(cov), 0, None)), np.sqrt(np.clip(np.diag(robust_cov), 0, None))
+    se_flat, robust_flat = _standard_errors(cov), _standard_errors(robust_cov)
     params_out = _split(np.asarray(flat_theta), names, problem.shapes)
     se = _split(se_flat, names, problem.shapes)
     robust_se = _split(robust_flat, names, problem.shapes)
-    # A parameter with an unbounded support (identity transform) has no edge to sit on.
-    u_hat = _split(np.asarray(res.x), names, problem.free_shapes)
-    at_boundary = [n for n in names if not isinstance(transforms[n], IdentityTransform)
-                   and np.any(np.abs(u_hat[n]) > 12.0)]
+    at_boundary = _at_boundary(problem, transforms, np.asarray(res.x), scores)
     message = str(res.message)
     if not converged and warn:
         warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge: {message}",
@@ -448,6 +445,31 @@ def _is_panel(y) -> bool:
 def _to_python(value):
     arr = np.asarray(value, dtype=np.float64)
     return float(arr) if arr.ndim == 0 else arr
+
+
+def _standard_errors(cov) -> np.ndarray:
+    """Square roots of the variances; NaN where the information matrix gives a non-positive variance."""
+    variances = np.diag(cov)
+    return np.where(variances > 0, np.sqrt(np.abs(variances)), np.nan)
+
+
+def _at_boundary(problem: _Problem, transforms: dict, u_flat, scores) -> list[str]:
+    """Parameters whose estimate sits on the edge of a bounded support.
+
+    Either the unconstrained value is far out (``|u| > 12``), or the optimiser stopped where the gradient
+    in the unconstrained space vanishes only because the transform flattens out: the score in the natural
+    parameter, ``|sum_t s_t| / sqrt(sum_t s_t^2)``, is not near zero (above 0.05; at an interior optimum
+    reached to the gradient tolerance it is of order ``gtol * sqrt(T)`` divided by the transform's slope),
+    so the data push the estimate beyond the edge. A parameter with an unbounded support (identity
+    transform) has no edge to sit on.
+    """
+    u_named = _split(u_flat, problem.names, problem.free_shapes)
+    gradient = scores.sum(axis=0)
+    spread = np.sqrt(np.sum(scores**2, axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pressure = _split(np.abs(gradient) / spread, problem.names, problem.shapes)
+    return [n for n in problem.names if not isinstance(transforms[n], IdentityTransform)
+            and (np.any(np.abs(u_named[n]) > 12.0) or np.any(np.nan_to_num(pressure[n]) > 0.05))]
 
 
 def _covariances(hessian, scores):
