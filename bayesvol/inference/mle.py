@@ -456,20 +456,22 @@ def _standard_errors(cov) -> np.ndarray:
 def _at_boundary(problem: _Problem, transforms: dict, u_flat, scores) -> list[str]:
     """Parameters whose estimate sits on the edge of a bounded support.
 
-    Either the unconstrained value is far out (``|u| > 12``), or the optimiser stopped where the gradient
-    in the unconstrained space vanishes only because the transform flattens out: the score in the natural
-    parameter, ``|sum_t s_t| / sqrt(sum_t s_t^2)``, is not near zero (above 0.05; at an interior optimum
-    reached to the gradient tolerance it is of order ``gtol * sqrt(T)`` divided by the transform's slope),
-    so the data push the estimate beyond the edge. A parameter with an unbounded support (identity
-    transform) has no edge to sit on.
+    Either the unconstrained value is far out (``|u| > 12``), or it is well out (``|u| > 6``) and the
+    optimiser stopped there only because the transform flattens out: the score in the natural parameter,
+    ``|sum_t s_t| / sqrt(sum_t s_t^2)``, is not near zero (above 0.05; at an interior optimum reached to the
+    gradient tolerance it is of order ``gtol * sqrt(T)`` divided by the transform's slope), so the data push
+    the estimate beyond the edge. A parameter with an unbounded support (identity transform) has no edge.
     """
     u_named = _split(u_flat, problem.names, problem.free_shapes)
     gradient = scores.sum(axis=0)
     spread = np.sqrt(np.sum(scores**2, axis=0))
     with np.errstate(divide="ignore", invalid="ignore"):
         pressure = _split(np.abs(gradient) / spread, problem.names, problem.shapes)
-    return [n for n in problem.names if not isinstance(transforms[n], IdentityTransform)
-            and (np.any(np.abs(u_named[n]) > 12.0) or np.any(np.nan_to_num(pressure[n]) > 0.05))]
+    def on_edge(n):
+        far_out = np.abs(u_named[n])
+        return np.any((far_out > 12.0) | ((far_out > 6.0) & (np.nan_to_num(pressure[n]) > 0.05)))
+
+    return [n for n in problem.names if not isinstance(transforms[n], IdentityTransform) and on_edge(n)]
 
 
 def _covariances(hessian, scores):
