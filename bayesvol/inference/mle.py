@@ -419,7 +419,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
                                                          np.asarray(flat_theta))
     cov, robust_cov = _covariances(hessian, scores)
     se_flat, robust_flat = _standard_errors(cov), _standard_errors(robust_cov)
-    params_out = _split(np.asarray(flat_theta), names, problem.shapes)
+    params_out = _inside_supports(model, _split(np.asarray(flat_theta), names, problem.shapes))
     se = _split(se_flat, names, problem.shapes)
     robust_se = _split(robust_flat, names, problem.shapes)
     at_boundary = _at_boundary(problem, transforms, np.asarray(res.x), scores)
@@ -445,6 +445,27 @@ def _is_panel(y) -> bool:
 def _to_python(value):
     arr = np.asarray(value, dtype=np.float64)
     return float(arr) if arr.ndim == 0 else arr
+
+
+def _inside_supports(model, values: dict) -> dict:
+    """Estimates that rounded onto the edge of their support (``exp(u)`` underflowing to 0 for ``u`` far
+    out) are moved to the nearest floating-point number inside, so the result can be passed back to
+    :func:`log_likelihood`, ``forecast`` and ``simulate``; such parameters are listed in ``at_boundary``."""
+    priors = model.prior_distributions() if hasattr(model, "prior_distributions") else None
+    if priors is None:
+        return values
+    out = dict(values)
+    for name, value in values.items():
+        support = getattr(priors, name, None).support
+        if np.ndim(value) or bool(support(jnp.asarray(value))):
+            continue
+        for direction in (1.0, -1.0):
+            # A relative step, or the smallest normal number at zero (JAX flushes subnormals to zero).
+            nudged = float(value + direction * max(abs(value) * 4 * np.finfo(float).eps, np.finfo(float).tiny))
+            if bool(support(jnp.asarray(nudged))):
+                out[name] = nudged
+                break
+    return out
 
 
 def _standard_errors(cov) -> np.ndarray:
