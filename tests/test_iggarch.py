@@ -12,7 +12,7 @@ import bayesvol
 from bayesvol.models import IGGARCH, _observation
 from bayesvol.models.iggarch import IGReturn
 
-# CHJ (2006)-like daily dynamics in percent units (persistence 0.9915).
+# CHJ (2006)-like daily dynamics in percent units (persistence 0.9802).
 ONE = {"lam": 0.02, "eta": -0.25, "w": 0.01, "b": -0.19, "c": 0.054, "a": 4.9}
 TWO = {"lam": 0.02, "eta": -0.3, "sigma2": 0.8, "rho_s": 0.6, "rho_q": 0.98, "c_s": 0.02, "c_q": 0.01,
        "a_s": 2.0, "a_q": 1.0}

@@ -129,9 +129,11 @@ class GARCH:
     >>> sim = bayesvol.simulate(model, params, num_timesteps=1000, seed=1)
     >>> sim.y.shape
     (1000,)
-    >>> result = bayesvol.fit(model, sim.y)
-    >>> result.converged
-    True
+    >>> terms = bayesvol.log_likelihood(model, params, sim.y, pointwise=True)
+    >>> terms.shape
+    (1000,)
+
+    ``bayesvol.fit(model, sim.y)`` estimates the parameters by maximum likelihood.
     """
 
     vol: str = "garch"

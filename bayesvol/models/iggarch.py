@@ -235,7 +235,7 @@ class IGGARCH:
     >>> model = bayesvol.models.IGGARCH()
     >>> params = {"lam": 0.02, "eta": -0.25, "w": 0.01, "b": -0.19, "c": 0.054, "a": 4.9}
     >>> round(float(model.persistence(params)), 4)
-    0.9915
+    0.9802
     >>> sim = bayesvol.simulate(model, params, num_timesteps=500, seed=0)
     >>> bool((sim.shock > 0).all())
     True
