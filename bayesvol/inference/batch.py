@@ -143,6 +143,8 @@ def _unconstrain_stacked(problem: _Problem, stacked: dict):
     transforms = _transforms(problem.model)
 
     def one(values):
+        if hasattr(problem.model, "to_unconstrained"):
+            return problem.ravel(problem.model.to_unconstrained(problem.model.params_type(**values)))
         return problem.ravel({n: transforms[n].inv(values[n]) for n in problem.names})
 
     return jax.vmap(jax.vmap(one))(stacked)

@@ -261,8 +261,10 @@ class _Problem:
         return ravel_pytree(tuple(jnp.asarray(values[n]) for n in self.names))[0]
 
     def constrain(self, u_flat):
-        transforms = _transforms(self.model)
         u = self.unravel_free(u_flat)
+        if hasattr(self.model, "from_unconstrained"):  # a model-owned joint transform (e.g. stationarity)
+            return self.model.from_unconstrained(u)
+        transforms = _transforms(self.model)
         return self.model.params_type(**{n: transforms[n](u[n]) for n in self.names})
 
     def pointwise(self, params, y):
@@ -284,6 +286,8 @@ _objective_value_and_grad = jax.jit(jax.value_and_grad(_objective, argnums=1), s
 
 @partial(jax.jit, static_argnums=0)
 def _unconstrain_flat(problem: _Problem, params):
+    if hasattr(problem.model, "to_unconstrained"):
+        return problem.ravel(problem.model.to_unconstrained(params))
     transforms = _transforms(problem.model)
     return problem.ravel({n: transforms[n].inv(jnp.asarray(getattr(params, n))) for n in problem.names})
 
@@ -492,7 +496,11 @@ def _at_boundary(problem: _Problem, transforms: dict, u_flat, scores) -> list[st
         far_out = np.abs(u_named[n])
         return np.any((far_out > 12.0) | ((far_out > 6.0) & (np.nan_to_num(pressure[n]) > 0.05)))
 
-    return [n for n in problem.names if not isinstance(transforms[n], IdentityTransform) and on_edge(n)]
+    if hasattr(problem.model, "bounded_free_names"):
+        bounded = set(problem.model.bounded_free_names())
+    else:
+        bounded = {n for n in problem.names if not isinstance(transforms[n], IdentityTransform)}
+    return [n for n in problem.names if n in bounded and on_edge(n)]
 
 
 def _covariances(hessian, scores):

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as ndist
+from numpyro.distributions import biject_to
+from numpyro.distributions.transforms import StickBreakingTransform
 
 from bayesvol.distributions import SkewedStudentT, StandardizedStudentT, second_moment_below_zero
 from bayesvol.distributions.priors import ScaledBeta, ShiftedExponential
@@ -173,6 +175,7 @@ class GARCH:
                                                         if self.priors and k in self.priors))
         object.__setattr__(self, "priors", None)
         object.__setattr__(self, "_merged", merged)
+        object.__setattr__(self, "_joint_transform", self._supports_allow_joint_transform())
 
     # --- names and priors --------------------------------------------------------------------------
     @property
@@ -258,6 +261,69 @@ class GARCH:
         if not kappa < 1.0:
             raise ValueError(f"persistence alpha + beta + gamma*E[z^2 1(z<0)] = {kappa:.6g} >= 1: "
                              f"{self.describe()} is not covariance-stationary at these parameters")
+
+    # --- the stationarity transform for maximum likelihood -------------------------------------------
+    def _supports_allow_joint_transform(self) -> bool:
+        """True when alpha and beta live on (0, 1) and gamma on the real line (the default priors' supports)."""
+        priors = self.prior_distributions()
+
+        def holds(support, inside, outside):
+            return all(bool(support(jnp.asarray(v))) for v in inside) and not any(
+                bool(support(jnp.asarray(v))) for v in outside)
+
+        unit = ((0.001, 0.5, 0.999), (-0.1, 1.1))
+        ok = holds(priors.alpha.support, *unit) and holds(priors.beta.support, *unit)
+        if self.vol == "gjr":
+            ok = ok and holds(priors.gamma.support, (-50.0, 0.0, 50.0), ())
+        return ok
+
+    def _response_weights(self, params, lower):
+        """Shares of the persistence: ``(alpha, beta)``, or ``((1-m) alpha, m (alpha+gamma), beta)`` for GJR."""
+        if self.vol == "garch":
+            return [params.alpha, params.beta]
+        return [(1.0 - lower) * params.alpha, lower * (params.alpha + params.gamma), params.beta]
+
+    def bounded_free_names(self) -> tuple[str, ...]:
+        """Parameters whose unconstrained coordinate for maximum likelihood maps onto a bounded range."""
+        return tuple(n for n in self.param_names if n != "mu")
+
+    def to_unconstrained(self, params) -> dict:
+        r"""Unconstrained coordinates used by :func:`bayesvol.fit`.
+
+        Each parameter goes through the bijection of its prior's support, except that (with the default
+        supports) :math:`(\alpha, \gamma, \beta)` share one stick-breaking map onto
+        :math:`\{\alpha > 0,\ \alpha + \gamma > 0,\ \beta > 0,\ \kappa < 1\}`: the persistence
+        :math:`\kappa = (1-m)\alpha + m(\alpha+\gamma) + \beta`, :math:`m = E[z^2 1\{z<0\}]`, is split into
+        these three non-negative shares plus the slack :math:`1 - \kappa`. The optimiser then moves smoothly
+        up to the stationarity edge instead of meeting a wall of :math:`-\infty`.
+        """
+        priors = self.prior_distributions()
+        free = {n: biject_to(getattr(priors, n).support).inv(jnp.asarray(getattr(params, n)))
+                for n in self.param_names}
+        if self._joint_transform:
+            weights = self._response_weights(params, self.negative_second_moment(params))
+            shares = jnp.stack(weights + [1.0 - sum(weights)])
+            x = StickBreakingTransform().inv(shares)
+            for i, name in enumerate(("alpha", "gamma", "beta") if self.vol == "gjr" else ("alpha", "beta")):
+                free[name] = x[i]
+        return free
+
+    def from_unconstrained(self, free: dict) -> GARCHParams:
+        """Inverse of :meth:`to_unconstrained`."""
+        priors = self.prior_distributions()
+        values = {n: biject_to(getattr(priors, n).support)(free[n]) for n in self.param_names}
+        if self._joint_transform:
+            params = GARCHParams(**values)
+            if self.vol == "garch":
+                shares = StickBreakingTransform()(jnp.stack([free["alpha"], free["beta"]]))
+                values["alpha"], values["beta"] = shares[0], shares[1]
+            else:
+                lower = self.negative_second_moment(params)
+                shares = StickBreakingTransform()(jnp.stack([free["alpha"], free["gamma"], free["beta"]]))
+                values["alpha"] = shares[0] / (1.0 - lower)
+                values["gamma"] = shares[1] / lower - values["alpha"]
+                values["beta"] = shares[2]
+        return GARCHParams(**values)
 
     # --- the observation-driven protocol -------------------------------------------------------------
     def _presample(self, params, y):
