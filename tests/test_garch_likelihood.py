@@ -173,6 +173,22 @@ def test_bollerslev_ghysels_benchmark():
     assert "alpha" in result.summary() and "Log-likelihood" in result.summary()
 
 
+def test_integrated_optimum_is_reached_and_reported():
+    """Student-t GARCH on DEM/GBP: arch's optimum has alpha + beta = 1 (to 1e-9).
+
+    The stationarity edge is outside the model, so bayesvol approaches it through the stick-breaking map
+    and stops just inside: the log-likelihood is within 1e-4 of arch's and ``beta`` is flagged.
+    """
+    y = pd.read_csv(DEM2GBP)["ret_pct"].to_numpy()
+    theirs = arch.arch_model(y, mean="Constant", vol="GARCH", p=1, q=1, dist="t", rescale=False).fit(disp="off")
+    assert theirs.params["alpha[1]"] + theirs.params["beta[1]"] > 1 - 1e-6
+    ours = bayesvol.fit(GARCH(dist="t"), y)
+    assert ours.converged
+    assert ours.loglik == pytest.approx(theirs.loglikelihood, abs=1e-4)
+    assert float(GARCH(dist="t").persistence(ours.params)) > 0.9999
+    assert "beta" in ours.at_boundary
+
+
 def test_fit_reports_boundary_and_non_convergence(y_fx):
     # Data without volatility clustering: alpha goes to zero, which must be reported, not hidden.
     rng = np.random.default_rng(4)
