@@ -460,13 +460,13 @@ def _inside_supports(model, values: dict) -> dict:
         return values
     out = dict(values)
     for name, value in values.items():
-        support = getattr(priors, name, None).support
-        if np.ndim(value) or bool(support(jnp.asarray(value))):
+        prior = getattr(priors, name, None)
+        if prior is None or np.ndim(value) or bool(prior.support(jnp.asarray(value))):
             continue
         for direction in (1.0, -1.0):
             # A relative step, or the smallest normal number at zero (JAX flushes subnormals to zero).
             nudged = float(value + direction * max(abs(value) * 4 * np.finfo(float).eps, np.finfo(float).tiny))
-            if bool(support(jnp.asarray(nudged))):
+            if bool(prior.support(jnp.asarray(nudged))):
                 out[name] = nudged
                 break
     return out
@@ -492,9 +492,12 @@ def _at_boundary(problem: _Problem, transforms: dict, u_flat, scores) -> list[st
     spread = np.sqrt(np.sum(scores**2, axis=0))
     with np.errstate(divide="ignore", invalid="ignore"):
         pressure = _split(np.abs(gradient) / spread, problem.names, problem.shapes)
+
     def on_edge(n):
-        far_out = np.abs(u_named[n])
-        return np.any((far_out > 12.0) | ((far_out > 6.0) & (np.nan_to_num(pressure[n]) > 0.05)))
+        far_out = np.abs(np.asarray(u_named[n]))
+        if far_out.shape != np.shape(pressure[n]):  # e.g. a matrix parameter with a differently shaped transform
+            return bool(np.any(far_out > 12.0))
+        return bool(np.any((far_out > 12.0) | ((far_out > 6.0) & (np.nan_to_num(pressure[n]) > 0.05))))
 
     if hasattr(problem.model, "bounded_free_names"):
         bounded = set(problem.model.bounded_free_names())
