@@ -71,6 +71,8 @@ def test_batch_mle_recovers_parameters_with_nominal_coverage(gjr_t_study):
     Coverage of the 95% Wald intervals is checked per parameter within 4 binomial standard errors,
     sqrt(0.95 * 0.05 / 128) = 0.019, i.e. above 0.873; the mean estimate within 4 Monte Carlo errors
     (sample SD of the estimates over sqrt(128)) plus a small-sample bias allowance of half an SE for nu.
+    Measured with this seed: coverage mu 0.95, omega 0.91, alpha 0.91, gamma 0.95, beta 0.89, nu 0.98 (Wald
+    intervals under-cover a little at T = 1200, mostly for beta; five series have alpha at its edge).
     """
     model, _, result = gjr_t_study
     assert result.converged.mean() > 0.97
