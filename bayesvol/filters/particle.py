@@ -180,6 +180,7 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
             found = _newton.maximise_elementwise(lambda z: log_g(z, y_t), mean, variance, num_newton_steps)
             return found.x, found.log_g, found.grad_log_g
         precision = jnp.linalg.inv(_common.gaussian_covariance(prior, state_ndim))
+        precision = jnp.broadcast_to(precision, (num, flat_size, flat_size))
 
         def one(mean_i, precision_i):
             def log_g_i(z):
