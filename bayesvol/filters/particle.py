@@ -7,6 +7,7 @@ data sets or keys) and ``grad``.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -153,6 +154,7 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
                 num_newton_steps)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8, 9))
 def _run(model, params, y, key, num_particles, proposal, resampling, ess_threshold, state_shape, num_newton_steps):
     state_ndim = len(state_shape)
     num = num_particles
