@@ -192,7 +192,7 @@ def test_particle_filter_smooth_resampling_and_ess_threshold(ar_data):
 
     keys = jax.random.split(jax.random.PRNGKey(3), 100)
     for resampling, threshold in (("smooth", 1.0), ("systematic", 0.5)):
-        out = jax.jit(jax.vmap(lambda k: run(k, resampling, threshold)))(keys)
+        out = jax.jit(jax.vmap(lambda k, r=resampling, e=threshold: run(k, r, e)))(keys)
         values = np.asarray(out.log_likelihood)
         sd = values.std(ddof=1)
         # Smooth resampling is only consistent (bias O(1/N)); allow the log-normal bias plus 5 standard errors.
@@ -246,7 +246,7 @@ def test_vector_state_bellman_exact_and_particle_filter(var_data):
         return particle_filter(NoisyVAR1(), params, var_data, key, 400, proposal=proposal).log_likelihood
 
     for proposal in ("bootstrap", "auxiliary"):
-        values = np.asarray(jax.vmap(lambda k: run(k, proposal))(jax.random.split(jax.random.PRNGKey(5), 60)))
+        values = np.asarray(jax.vmap(lambda k, q=proposal: run(k, q))(jax.random.split(jax.random.PRNGKey(5), 40)))
         ratios = np.exp(values - float(exact.log_likelihood))
         assert abs(ratios.mean() - 1.0) < 4.0 * ratios.std(ddof=1) / np.sqrt(values.size)
     with pytest.raises(ValueError, match="scalar latent state"):

