@@ -316,7 +316,9 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     else:
         hessian, scores = _finite_difference_derivatives(pointwise_flat, np.asarray(flat_theta))
     cov, robust_cov = _covariances(hessian, scores)
-    se_flat, robust_flat = np.sqrt(np.clip(np.diag(cov), 0, None)), np.sqrt(np.clip(np.diag(robust_cov), 0, None))
+    # A non-positive variance (information not positive definite, e.g. a noisy simulated likelihood) gives
+    # NaN, not a misleading zero standard error.
+    se_flat, robust_flat = (np.sqrt(np.where(np.diag(c) > 0, np.diag(c), np.nan)) for c in (cov, robust_cov))
     params_out = {n: _to_python(getattr(theta_hat, n)) for n in names}
     se = {n: _to_python(v) for n, v in unravel_theta(jnp.asarray(se_flat)).items()}
     robust_se = {n: _to_python(v) for n, v in unravel_theta(jnp.asarray(robust_flat)).items()}
