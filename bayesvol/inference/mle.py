@@ -309,10 +309,11 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     def pointwise_flat(theta_flat):
         return pointwise(model.params_type(**unravel_theta(theta_flat)))
 
-    loglik = float(jnp.sum(pointwise_flat(flat_theta)))
+    loglik = float(jnp.sum(jax.jit(pointwise_flat)(flat_theta)))
     if differentiable:
-        hessian = np.asarray(jax.hessian(lambda t: jnp.sum(pointwise_flat(t)))(flat_theta))
-        scores = np.asarray(jax.jacfwd(pointwise_flat)(flat_theta))
+        # Compiled once each, rather than run op by op.
+        hessian = np.asarray(jax.jit(jax.hessian(lambda t: jnp.sum(pointwise_flat(t))))(flat_theta))
+        scores = np.asarray(jax.jit(jax.jacfwd(pointwise_flat))(flat_theta))
     else:
         hessian, scores = _finite_difference_derivatives(pointwise_flat, np.asarray(flat_theta))
     cov, robust_cov = _covariances(hessian, scores)
