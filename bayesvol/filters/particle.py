@@ -249,7 +249,9 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         else:
             resample = effective_sample_size(log_first) <= ess_threshold * num
         if resampling == "systematic":
-            ancestors = jnp.where(resample, systematic_resample(resample_key, log_first), jnp.arange(num))
+            # lax.cond skips the resampling work on steps that keep the weights (a select under vmap).
+            ancestors = lax.cond(resample, lambda: systematic_resample(resample_key, log_first),
+                                 lambda: jnp.arange(num, dtype=jnp.int32))
             x_parents = x_prev[ancestors]
             # The expansion points depend on the parent only: reuse them rather than recompute.
             info = None if info is None else jax.tree.map(lambda v: v[ancestors], info)
