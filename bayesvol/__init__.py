@@ -4,8 +4,10 @@ __version__ = "0.1.0"
 
 from bayesvol import (
     _config,  # noqa: F401  (float64 and CPU devices before anything uses JAX)
+    compare,
     datasets,
     distributions,
+    filters,
     models,
     plots,
 )
@@ -18,8 +20,10 @@ __all__ = [
     "Forecast",
     "MLEResult",
     "__version__",
+    "compare",
     "datasets",
     "distributions",
+    "filters",
     "fit",
     "forecast",
     "log_likelihood",
