@@ -25,7 +25,6 @@ from numpyro.distributions import biject_to
 from numpyro.distributions.transforms import IdentityTransform
 
 from bayesvol.inference.diagnostics import ConvergenceWarning
-from bayesvol.models import _base
 
 __all__ = ["MLEResult", "fit", "log_likelihood", "register_loglik"]
 
@@ -94,6 +93,8 @@ def log_likelihood(model, params, y, method: str = "exact", *, pointwise: bool =
     """
     fn, _ = _lookup(model, method)
     data = _prepare_data(model, y)
+    from bayesvol.models import _base  # deferred: model modules import this one to register likelihoods
+
     params = _base.as_params(model, params)
     values = np.asarray(fn(model, params, jnp.asarray(data.values), **options))
     return values if pointwise else float(values.sum())
@@ -386,6 +387,8 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     starts = starts[: num_starts or len(starts)]
     if not starts:
         raise ValueError("no start values")
+    from bayesvol.models import _base  # deferred: model modules import this one to register likelihoods
+
     starts = [_base.as_params(model, s) for s in starts]
     names = model.param_names
 
