@@ -226,7 +226,8 @@ def _run(model, params, y, z, num_iterations, antithetic):
     # Start: second-order expansion of log g_t at the Bellman filter's mode of h_t given y_{1:t}
     # (curvature capped at zero), which keeps the first draws where the posterior mass is even when the
     # stationary law is very wide (phi near +-1).
-    modes = _run_bellman(model, params, y, 10).filtered_means[:, 0]
+    # The start only sets where the fixed-point iteration begins: no derivatives through it.
+    modes = _run_bellman(model, jax.lax.stop_gradient(params), y, 10).filtered_means[:, 0]
     modes = jnp.where(jnp.isfinite(modes), modes, jnp.broadcast_to(first.loc, y.shape))
     grad_fn = jax.grad(lambda h: jnp.sum(log_g(h, y)))
     slope = grad_fn(modes)

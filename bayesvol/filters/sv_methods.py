@@ -42,7 +42,7 @@ def _pf_diagnostics(model, params, y, *, num_particles=1000, seed=0, proposal="b
     return out
 
 
-@register_loglik(SV, "pf", differentiable=True, diagnostics=_pf_diagnostics)
+@register_loglik(SV, "pf", differentiable=True, diagnostics=_pf_diagnostics, hessian="differences")
 def sv_particle_filter(model, params, y, *, num_particles: int = 1000, seed: int = 0, proposal: str = "bootstrap",
                        resampling: str = "smooth", ess_threshold: float = 1.0):
     """Particle-filter estimates of ``log p(y_t | y_{1:t-1})`` (see :func:`bayesvol.filters.particle_filter`).
@@ -68,7 +68,7 @@ def _eis_diagnostics(model, params, y, *, num_draws=64, seed=0, num_iterations=8
     return out
 
 
-@register_loglik(SV, "eis", differentiable=True, diagnostics=_eis_diagnostics)
+@register_loglik(SV, "eis", differentiable=True, diagnostics=_eis_diagnostics, hessian="differences")
 def sv_eis(model, params, y, *, num_draws: int = 64, seed: int = 0, num_iterations: int = 8,
            antithetic: bool = True):
     """EIS log-likelihood terms (see :func:`bayesvol.filters.efficient_importance_sampling`)."""

@@ -30,20 +30,30 @@ __all__ = ["MLEResult", "fit", "log_likelihood", "register_loglik"]
 
 _REGISTRY: dict[tuple[type, str], tuple[Callable, bool]] = {}
 _DIAGNOSTICS: dict[tuple[type, str], Callable] = {}
+# Methods whose Hessian and scores come from central differences of the compiled gradient and pointwise
+# log-likelihood rather than nested autodiff (for deep simulated likelihoods, whose second-order programs
+# are slow to compile).
+_GRADIENT_DIFFERENCES: set[tuple[type, str]] = set()
 
 
 def register_loglik(model_type: type, method: str, *, differentiable: bool = True,
-                    diagnostics: Callable | None = None):
+                    diagnostics: Callable | None = None, hessian: str = "autodiff"):
     """Register ``fn(model, params, y, **options) -> pointwise log-likelihood`` for ``model_type``.
 
     ``differentiable=False`` makes :func:`fit` use a derivative-free optimiser (Nelder–Mead) and a
     finite-difference Hessian for that method. ``diagnostics(model, params, y, **options) -> dict``, if
     given, is called by :func:`fit` at the estimate (e.g. the Monte Carlo error of a simulated
-    likelihood); its entries go to :attr:`MLEResult.diagnostics` and the summary.
+    likelihood); its entries go to :attr:`MLEResult.diagnostics` and the summary. ``hessian="differences"``
+    takes the Hessian and the per-observation scores from central differences of the (compiled) gradient
+    and pointwise log-likelihood instead of nested autodiff.
     """
+    if hessian not in ("autodiff", "differences"):
+        raise ValueError(f"hessian must be 'autodiff' or 'differences', got {hessian!r}")
 
     def decorator(fn):
         _REGISTRY[(model_type, method)] = (fn, differentiable)
+        if hessian == "differences":
+            _GRADIENT_DIFFERENCES.add((model_type, method))
         if diagnostics is not None:
             _DIAGNOSTICS[(model_type, method)] = diagnostics
         return fn
@@ -428,7 +438,12 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     res, converged = best
     flat_theta = _constrain_flat(problem, jnp.asarray(res.x))
 
-    if differentiable:
+    by_differences = any((cls, method) in _GRADIENT_DIFFERENCES for cls in type(model).__mro__)
+    if differentiable and by_differences:
+        loglik = float(_loglik_total(problem, flat_theta, y_values))
+        hessian, scores = _gradient_differences(lambda t: problem.pointwise_flat(t, y_values),
+                                                np.asarray(flat_theta))
+    elif differentiable:
         loglik, hessian, scores = (np.asarray(v) for v in _loglik_derivatives(problem, flat_theta, y_values))
         loglik = float(loglik)
     else:
@@ -533,6 +548,24 @@ def _covariances(hessian, scores):
         cov = np.linalg.pinv(information)
     outer = scores.T @ scores
     return cov, cov @ outer @ cov
+
+
+def _gradient_differences(pointwise_flat, theta, rel_step: float = 1e-5):
+    """Hessian from central differences of the exact gradient; scores from central differences of the
+    pointwise log-likelihood (one compiled gradient and one compiled forward pass)."""
+    grad_fn = jax.jit(jax.grad(lambda t: jnp.sum(pointwise_flat(t))))
+    point_fn = jax.jit(pointwise_flat)
+    p = theta.size
+    steps = rel_step * np.maximum(np.abs(theta), 1e-2)
+    hessian = np.zeros((p, p))
+    scores = []
+    for i in range(p):
+        e_i = np.zeros(p)
+        e_i[i] = steps[i]
+        up, down = jnp.asarray(theta + e_i), jnp.asarray(theta - e_i)
+        hessian[:, i] = (np.asarray(grad_fn(up)) - np.asarray(grad_fn(down))) / (2 * steps[i])
+        scores.append((np.asarray(point_fn(up)) - np.asarray(point_fn(down))) / (2 * steps[i]))
+    return 0.5 * (hessian + hessian.T), np.stack(scores, axis=1)
 
 
 def _finite_difference_derivatives(pointwise_flat, theta, rel_step: float = 1e-4):
