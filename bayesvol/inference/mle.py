@@ -13,6 +13,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -199,6 +200,93 @@ def _transforms(model) -> dict:
     return {name: biject_to(getattr(priors, name).support) for name in model.param_names}
 
 
+class _ById:
+    """Hashes and compares by identity: a static jit argument for options that are not hashable."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _options_key(options: dict):
+    items = tuple(sorted(options.items()))
+    try:
+        hash(items)
+    except TypeError:
+        return _ById(items)
+    return items
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Everything static about one estimation problem, so compiled functions are reused across fits.
+
+    ``free_shapes`` and ``shapes`` are the shapes of the unconstrained and the natural parameters.
+    """
+
+    model: object
+    method: str
+    free_shapes: tuple
+    shapes: tuple
+    options: object
+
+    @property
+    def names(self):
+        return self.model.param_names
+
+    def option_dict(self) -> dict:
+        items = self.options.value if isinstance(self.options, _ById) else self.options
+        return dict(items)
+
+    def unravel_free(self, u_flat):
+        template = {n: jnp.zeros(shape) for n, shape in zip(self.names, self.free_shapes, strict=True)}
+        return ravel_pytree(template)[1](u_flat)
+
+    def unravel(self, theta_flat):
+        template = {n: jnp.zeros(shape) for n, shape in zip(self.names, self.shapes, strict=True)}
+        return ravel_pytree(template)[1](theta_flat)
+
+    def constrain(self, u_flat):
+        transforms = _transforms(self.model)
+        u = self.unravel_free(u_flat)
+        return self.model.params_type(**{n: transforms[n](u[n]) for n in self.names})
+
+    def pointwise(self, params, y):
+        fn, _ = _lookup(self.model, self.method)
+        return fn(self.model, params, y, **self.option_dict())
+
+    def pointwise_flat(self, theta_flat, y):
+        return self.pointwise(self.model.params_type(**self.unravel(theta_flat)), y)
+
+
+def _objective(problem: _Problem, u_flat, y):
+    value = -jnp.sum(problem.pointwise(problem.constrain(u_flat), y)) / y.shape[0]
+    return jnp.where(jnp.isfinite(value), value, jnp.inf)
+
+
+_objective_value = jax.jit(_objective, static_argnums=0)
+_objective_value_and_grad = jax.jit(jax.value_and_grad(_objective, argnums=1), static_argnums=0)
+
+
+@partial(jax.jit, static_argnums=0)
+def _constrain_flat(problem: _Problem, u_flat):
+    params = problem.constrain(u_flat)
+    return ravel_pytree({n: jnp.asarray(getattr(params, n)) for n in problem.names})[0]
+
+
+@partial(jax.jit, static_argnums=0)
+def _loglik_derivatives(problem: _Problem, theta_flat, y):
+    """Total log-likelihood, its Hessian and the per-observation scores at the natural parameters."""
+    pointwise = problem.pointwise_flat(theta_flat, y)
+    hessian = jax.hessian(lambda t: jnp.sum(problem.pointwise_flat(t, y)))(theta_flat)
+    scores = jax.jacfwd(lambda t: problem.pointwise_flat(t, y))(theta_flat)
+    return jnp.sum(pointwise), hessian, scores
+
+
+@partial(jax.jit, static_argnums=0)
+def _loglik_total(problem: _Problem, theta_flat, y):
+    return jnp.sum(problem.pointwise_flat(theta_flat, y))
+
+
 def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None = None, maxiter: int = 2000,
         gtol: float = 1e-5, warn: bool = True, **options) -> MLEResult:
     """Maximum-likelihood estimation.
@@ -209,11 +297,14 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     (the model's own ``start_values(y)``, or ``start``) and the best optimum is kept. Standard errors
     come from the exact Hessian of the log-likelihood at the optimum (inverse observed information) and,
     robust to misspecification, from the sandwich with the outer product of per-observation scores.
+    Compiled functions are cached per model, method and options, so repeated fits skip compilation.
 
     Parameters
     ----------
     model : bayesvol model
     y : array_like or pandas object
+        One series. A 2-D array or DataFrame (time x series) of a model that supports batch estimation
+        fits every column at once (see :func:`bayesvol.inference.batch.fit_batch`).
     method : str
         Likelihood method (see :func:`log_likelihood`).
     start : dict or list of dict, optional
@@ -230,8 +321,14 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     Returns
     -------
     MLEResult
+        Or, for a batch, a :class:`~bayesvol.inference.batch.BatchMLEResult`.
     """
-    fn, differentiable = _lookup(model, method)
+    if _is_panel(y) and getattr(model, "supports_batch_fit", False):
+        from bayesvol.inference.batch import fit_batch
+
+        return fit_batch(model, y, method, start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol,
+                         warn=warn, **options)
+    _, differentiable = _lookup(model, method)
     data = _prepare_data(model, y)
     y_values = jnp.asarray(data.values)
     nobs = int(y_values.shape[0])
@@ -249,23 +346,14 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     def unconstrain(params):
         return {n: transforms[n].inv(jnp.asarray(getattr(params, n))) for n in names}
 
-    def constrain(u):
-        return model.params_type(**{n: transforms[n](u[n]) for n in names})
-
-    _, unravel = ravel_pytree(unconstrain(starts[0]))
-
-    def pointwise(params):
-        return fn(model, params, y_values, **options)
-
-    def objective(u_flat):
-        value = -jnp.sum(pointwise(constrain(unravel(u_flat)))) / nobs
-        return jnp.where(jnp.isfinite(value), value, jnp.inf)
-
-    value_and_grad = jax.jit(jax.value_and_grad(objective))
-    value_only = jax.jit(objective)
+    first = unconstrain(starts[0])
+    problem = _Problem(model=model, method=method,
+                       free_shapes=tuple(tuple(jnp.shape(first[n])) for n in names),
+                       shapes=tuple(tuple(jnp.shape(getattr(starts[0], n))) for n in names),
+                       options=_options_key(options))
 
     def scipy_fun(u):
-        v, g = value_and_grad(jnp.asarray(u))
+        v, g = _objective_value_and_grad(problem, jnp.asarray(u), y_values)
         v, g = float(v), np.asarray(g, dtype=np.float64)
         if not np.isfinite(v) or not np.all(np.isfinite(g)):
             return 1e10, np.zeros_like(g)
@@ -274,7 +362,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     best = None
     for params0 in starts:
         u0 = np.asarray(ravel_pytree(unconstrain(params0))[0], dtype=np.float64)
-        if not np.isfinite(float(value_only(jnp.asarray(u0)))):
+        if not np.isfinite(float(_objective_value(problem, jnp.asarray(u0), y_values))):
             continue
         if differentiable:
             res = scipy.optimize.minimize(scipy_fun, u0, jac=True, method="BFGS",
@@ -282,9 +370,9 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
             grad_norm = float(np.max(np.abs(res.jac)))
             ok = bool(res.success) or (grad_norm < 10 * gtol and np.isfinite(res.fun))
         else:
-            res = scipy.optimize.minimize(lambda u: float(value_only(jnp.asarray(u))), u0, method="Nelder-Mead",
-                                          options={"maxiter": maxiter * 5, "xatol": 1e-5, "fatol": 1e-7,
-                                                   "adaptive": True})
+            res = scipy.optimize.minimize(
+                lambda u: float(_objective_value(problem, jnp.asarray(u), y_values)), u0, method="Nelder-Mead",
+                options={"maxiter": maxiter * 5, "xatol": 1e-5, "fatol": 1e-7, "adaptive": True})
             ok = bool(res.success)
         if best is None or res.fun < best[0].fun:
             best = (res, ok)
@@ -292,23 +380,21 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         raise ValueError("the log-likelihood is not finite at any start value; give start values inside the "
                          "support of the data (see the model's documentation)")
     res, converged = best
-    theta_hat = constrain(unravel(jnp.asarray(res.x)))
-    flat_theta, unravel_theta = ravel_pytree({n: jnp.asarray(getattr(theta_hat, n)) for n in names})
+    flat_theta = _constrain_flat(problem, jnp.asarray(res.x))
+    theta_hat = model.params_type(**problem.unravel(flat_theta))
 
-    def pointwise_flat(theta_flat):
-        return pointwise(model.params_type(**unravel_theta(theta_flat)))
-
-    loglik = float(jnp.sum(pointwise_flat(flat_theta)))
     if differentiable:
-        hessian = np.asarray(jax.hessian(lambda t: jnp.sum(pointwise_flat(t)))(flat_theta))
-        scores = np.asarray(jax.jacfwd(pointwise_flat)(flat_theta))
+        loglik, hessian, scores = (np.asarray(v) for v in _loglik_derivatives(problem, flat_theta, y_values))
+        loglik = float(loglik)
     else:
-        hessian, scores = _finite_difference_derivatives(pointwise_flat, np.asarray(flat_theta))
+        loglik = float(_loglik_total(problem, flat_theta, y_values))
+        hessian, scores = _finite_difference_derivatives(lambda t: problem.pointwise_flat(t, y_values),
+                                                         np.asarray(flat_theta))
     cov, robust_cov = _covariances(hessian, scores)
     se_flat, robust_flat = np.sqrt(np.clip(np.diag(cov), 0, None)), np.sqrt(np.clip(np.diag(robust_cov), 0, None))
     params_out = {n: _to_python(getattr(theta_hat, n)) for n in names}
-    se = {n: _to_python(v) for n, v in unravel_theta(jnp.asarray(se_flat)).items()}
-    robust_se = {n: _to_python(v) for n, v in unravel_theta(jnp.asarray(robust_flat)).items()}
+    se = {n: _to_python(v) for n, v in problem.unravel(jnp.asarray(se_flat)).items()}
+    robust_se = {n: _to_python(v) for n, v in problem.unravel(jnp.asarray(robust_flat)).items()}
     at_boundary = [n for n in names if np.any(np.abs(np.asarray(unconstrain(theta_hat)[n])) > 12.0)]
     message = str(res.message)
     if not converged and warn:
@@ -318,6 +404,15 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
                      robust_cov=robust_cov, loglik=loglik, nobs=nobs, converged=converged, message=message,
                      at_boundary=at_boundary, labels=_labels(model, theta_hat), num_starts=len(starts),
                      options=dict(options))
+
+
+def _is_panel(y) -> bool:
+    """True for a 2-D array or a DataFrame with several columns (one series per column)."""
+    import pandas as pd
+
+    if isinstance(y, pd.DataFrame):
+        return y.shape[1] > 1
+    return not isinstance(y, pd.Series) and np.ndim(y) == 2 and min(np.shape(y)) > 1
 
 
 def _to_python(value):

@@ -1,5 +1,6 @@
 """Volatility models, one family per module."""
 
+from bayesvol.models.garch import GARCH, GARCHParams
 from bayesvol.models.sv import SV, SVParams
 
-__all__ = ["SV", "SVParams"]
+__all__ = ["GARCH", "GARCHParams", "SV", "SVParams"]

@@ -1,0 +1,107 @@
+"""The observation-driven protocol: one recursion for filtering, likelihood, simulation and NumPyro.
+
+An *observation-driven model* (GARCH family, IG-GARCH) provides
+
+``init_state(params, y)``
+    The state that governs the first observation (``y`` is the data, or ``None`` when simulating, in which
+    case the model starts from its stationary mean).
+``update(params, state, y_t)``
+    The state for time ``t + 1`` from the state for time ``t`` and the observation ``y_t``.
+``emission(params, state)``
+    The law of ``y_t`` given the state for time ``t`` (a NumPyro distribution). It broadcasts: given the
+    whole path of states it is the product of the one-step-ahead conditional laws.
+``in_parameter_space(params)``
+    A boolean (JAX) that is false where the parameters leave the model's parameter space in ways a
+    per-parameter support cannot express (stationarity); the log-likelihood is then ``-inf``.
+
+The state path comes from one ``lax.scan`` over ``update``; the one-step-ahead log densities are then the
+emission's ``log_prob`` evaluated on the whole path at once (vectorised over time, which is where most of
+the arithmetic is). The simulator runs the same ``update`` with draws from the same ``emission``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+LOGLIK_KIND = "one-step-ahead predictive log p(y_t | y_{1:t-1}, theta)"
+
+
+def is_concrete(*values) -> bool:
+    """True when no value is a JAX tracer (so checks may raise Python errors)."""
+    return not any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(values))
+
+
+def filter_states(model, params, y):
+    """State path ``(state_1, ..., state_T)`` and the state for ``T + 1``, from one ``lax.scan``."""
+
+    def step(state, y_t):
+        return model.update(params, state, y_t), state
+
+    last, states = lax.scan(step, model.init_state(params, y), y)
+    return states, last
+
+
+def loglik_from_states(model, params, states, y):
+    """Pointwise ``log p(y_t | y_{1:t-1}, theta)`` given the filtered state path (``-inf`` off the space)."""
+    terms = model.emission(params, states).log_prob(y)
+    return jnp.where(model.in_parameter_space(params), terms, -jnp.inf)
+
+
+def pointwise_loglik(model, params, y):
+    """Pointwise exact log-likelihood: one scan over ``update``, then the emission on the whole path."""
+    states, _ = filter_states(model, params, y)
+    return loglik_from_states(model, params, states, y)
+
+
+def simulate_path(model, params, num_timesteps: int, key):
+    """Draw ``(y, states)`` by running ``update`` on draws from ``emission``, one ``lax.scan``."""
+
+    def step(state, step_key):
+        y_t = model.emission(params, state).sample(step_key)
+        return model.update(params, state, y_t), (y_t, state)
+
+    _, (y, states) = lax.scan(step, model.init_state(params, None), jax.random.split(key, num_timesteps))
+    return y, states
+
+
+def _flatten_draws(model, draws: dict):
+    names = model.param_names
+    lead = np.shape(draws[names[0]])
+    flat = {k: jnp.reshape(jnp.asarray(draws[k]), (-1,) + np.shape(draws[k])[len(lead):]) for k in names}
+    return lead, flat
+
+
+def loglik_draws(model, draws: dict, y):
+    """Pointwise exact log-likelihood for each posterior draw, shaped ``draws' leading dims + (T,)``."""
+    lead, flat = _flatten_draws(model, draws)
+    y = jnp.asarray(y)
+
+    @jax.jit
+    def all_draws(values):
+        return jax.vmap(lambda v: pointwise_loglik(model, model.params_type(**v), y))(values)
+
+    return np.asarray(all_draws(flat)).reshape(lead + (y.shape[0],))
+
+
+def predictive_draws(model, draws: dict, key):
+    """Replicated ``y_rep_t ~ p(y_t | y_{1:t-1}, theta)`` per draw, from the draw's ``vol`` path.
+
+    The conditional standard deviation ``vol`` (a deterministic site of the program) fixes the state the
+    emission needs, so no second filtering pass is run.
+    """
+    lead, flat = _flatten_draws(model, draws)
+    vol = jnp.reshape(jnp.asarray(draws["vol"]), (-1, np.shape(draws["vol"])[-1]))
+
+    @jax.jit
+    def all_draws(keys, values, vol_path):
+        def one(key_i, v, vol_i):
+            params = model.params_type(**v)
+            return model.emission(params, model.state_from_variance(params, vol_i**2)).sample(key_i)
+
+        return jax.vmap(one)(keys, values, vol_path)
+
+    keys = jax.random.split(key, vol.shape[0])
+    return np.asarray(all_draws(keys, flat, vol)).reshape(lead + (vol.shape[-1],))
