@@ -55,6 +55,11 @@ def _lookup(model, method: str):
     )
 
 
+def _bind(model, y):
+    """A model may fix static configuration from the data (e.g. the number of series) via ``bind_data(y)``."""
+    return model.bind_data(y) if hasattr(model, "bind_data") else model
+
+
 def _prepare_data(model, y):
     if hasattr(model, "validate_data"):
         return model.validate_data(y)
@@ -86,6 +91,7 @@ def log_likelihood(model, params, y, method: str = "exact", *, pointwise: bool =
     float or numpy.ndarray
     """
     fn, _ = _lookup(model, method)
+    model = _bind(model, y)
     data = _prepare_data(model, y)
     params = _base.as_params(model, params)
     values = np.asarray(fn(model, params, jnp.asarray(data.values), **options))
@@ -329,6 +335,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         return fit_batch(model, y, method, start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol,
                          warn=warn, **options)
     _, differentiable = _lookup(model, method)
+    model = _bind(model, y)
     data = _prepare_data(model, y)
     y_values = jnp.asarray(data.values)
     nobs = int(y_values.shape[0])

@@ -2,5 +2,6 @@
 
 from bayesvol.models.garch import GARCH, GARCHParams
 from bayesvol.models.sv import SV, SVParams
+from bayesvol.models.wishart_sv import WishartSV, WishartSVParams
 
-__all__ = ["GARCH", "GARCHParams", "SV", "SVParams"]
+__all__ = ["GARCH", "GARCHParams", "SV", "SVParams", "WishartSV", "WishartSVParams"]

@@ -1,0 +1,1 @@
+"""Likelihood filters and importance samplers for latent-state models (pure JAX, ``lax.scan`` inside)."""
