@@ -9,16 +9,19 @@ from bayesvol import (
     models,
     plots,
 )
+from bayesvol.forecast import Forecast, forecast
 from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, sample
 from bayesvol.simulation import simulate
 
 __all__ = [
     "ConvergenceWarning",
+    "Forecast",
     "MLEResult",
     "__version__",
     "datasets",
     "distributions",
     "fit",
+    "forecast",
     "log_likelihood",
     "models",
     "plots",

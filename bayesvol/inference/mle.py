@@ -22,6 +22,7 @@ import scipy.optimize
 import scipy.stats
 from jax.flatten_util import ravel_pytree
 from numpyro.distributions import biject_to
+from numpyro.distributions.transforms import IdentityTransform
 
 from bayesvol.inference.diagnostics import ConvergenceWarning
 from bayesvol.models import _base
@@ -188,15 +189,25 @@ class MLEResult:
         return self.summary()
 
 
-def _labels(model, params) -> list[str]:
+def _labels(model, shapes) -> list[str]:
+    """Labels of the flattened parameters; ``shapes`` holds each parameter's shape in ``param_names`` order."""
     labels = []
-    for name in model.param_names:
-        value = np.asarray(getattr(params, name))
-        if value.ndim == 0:
+    for name, shape in zip(model.param_names, shapes, strict=True):
+        if len(shape) == 0:
             labels.append(name)
         else:
-            labels.extend(f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(value.shape))
+            labels.extend(f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(shape))
     return labels
+
+
+def _split(flat: np.ndarray, names, shapes) -> dict:
+    """Name -> value (float, or array for matrix parameters) from a flat vector in ``names`` order."""
+    out, position = {}, 0
+    for name, shape in zip(names, shapes, strict=True):
+        size = int(np.prod(shape, dtype=int))
+        out[name] = _to_python(np.asarray(flat[position:position + size]).reshape(shape))
+        position += size
+    return out
 
 
 def _transforms(model) -> dict:
@@ -243,13 +254,17 @@ class _Problem:
         items = self.options.value if isinstance(self.options, _ById) else self.options
         return dict(items)
 
-    def unravel_free(self, u_flat):
-        template = {n: jnp.zeros(shape) for n, shape in zip(self.names, self.free_shapes, strict=True)}
-        return ravel_pytree(template)[1](u_flat)
+    def unravel_free(self, u_flat) -> dict:
+        template = tuple(jnp.zeros(shape) for shape in self.free_shapes)
+        return dict(zip(self.names, ravel_pytree(template)[1](u_flat), strict=True))
 
-    def unravel(self, theta_flat):
-        template = {n: jnp.zeros(shape) for n, shape in zip(self.names, self.shapes, strict=True)}
-        return ravel_pytree(template)[1](theta_flat)
+    def unravel(self, theta_flat) -> dict:
+        template = tuple(jnp.zeros(shape) for shape in self.shapes)
+        return dict(zip(self.names, ravel_pytree(template)[1](theta_flat), strict=True))
+
+    def ravel(self, values: dict):
+        """Flatten name -> value in the order of ``param_names`` (a dict would be flattened by sorted key)."""
+        return ravel_pytree(tuple(jnp.asarray(values[n]) for n in self.names))[0]
 
     def constrain(self, u_flat):
         transforms = _transforms(self.model)
@@ -274,18 +289,34 @@ _objective_value_and_grad = jax.jit(jax.value_and_grad(_objective, argnums=1), s
 
 
 @partial(jax.jit, static_argnums=0)
-def _constrain_flat(problem: _Problem, u_flat):
-    params = problem.constrain(u_flat)
-    return ravel_pytree({n: jnp.asarray(getattr(params, n)) for n in problem.names})[0]
+def _unconstrain_flat(problem: _Problem, params):
+    transforms = _transforms(problem.model)
+    return problem.ravel({n: transforms[n].inv(jnp.asarray(getattr(params, n))) for n in problem.names})
 
 
 @partial(jax.jit, static_argnums=0)
-def _loglik_derivatives(problem: _Problem, theta_flat, y):
-    """Total log-likelihood, its Hessian and the per-observation scores at the natural parameters."""
-    pointwise = problem.pointwise_flat(theta_flat, y)
-    hessian = jax.hessian(lambda t: jnp.sum(problem.pointwise_flat(t, y)))(theta_flat)
-    scores = jax.jacfwd(lambda t: problem.pointwise_flat(t, y))(theta_flat)
-    return jnp.sum(pointwise), hessian, scores
+def _constrain_flat(problem: _Problem, u_flat):
+    params = problem.constrain(u_flat)
+    return problem.ravel(params._asdict())
+
+
+def _loglik_derivatives_one(problem: _Problem, theta_flat, y):
+    """Total log-likelihood, its Hessian and the per-observation scores at the natural parameters.
+
+    One forward-mode pass over (pointwise terms, gradient of their sum) gives both the scores and the
+    Hessian, so the compiled graph holds the likelihood once.
+    """
+
+    def terms_and_gradient(t):
+        pointwise = problem.pointwise_flat(t, y)
+        gradient = jax.grad(lambda v: jnp.sum(problem.pointwise_flat(v, y)))(t)
+        return (pointwise, gradient), jnp.sum(pointwise)
+
+    (scores, hessian), total = jax.jacfwd(terms_and_gradient, has_aux=True)(theta_flat)
+    return total, hessian, scores
+
+
+_loglik_derivatives = jax.jit(_loglik_derivatives_one, static_argnums=0)
 
 
 @partial(jax.jit, static_argnums=0)
@@ -350,12 +381,9 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     starts = [_base.as_params(model, s) for s in starts]
     names = model.param_names
 
-    def unconstrain(params):
-        return {n: transforms[n].inv(jnp.asarray(getattr(params, n))) for n in names}
-
-    first = unconstrain(starts[0])
+    free = jax.eval_shape(lambda p: {n: transforms[n].inv(getattr(p, n)) for n in names}, starts[0])
     problem = _Problem(model=model, method=method,
-                       free_shapes=tuple(tuple(jnp.shape(first[n])) for n in names),
+                       free_shapes=tuple(tuple(free[n].shape) for n in names),
                        shapes=tuple(tuple(jnp.shape(getattr(starts[0], n))) for n in names),
                        options=_options_key(options))
 
@@ -368,7 +396,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
 
     best = None
     for params0 in starts:
-        u0 = np.asarray(ravel_pytree(unconstrain(params0))[0], dtype=np.float64)
+        u0 = np.asarray(_unconstrain_flat(problem, params0), dtype=np.float64)
         if not np.isfinite(float(_objective_value(problem, jnp.asarray(u0), y_values))):
             continue
         if differentiable:
@@ -388,7 +416,6 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
                          "support of the data (see the model's documentation)")
     res, converged = best
     flat_theta = _constrain_flat(problem, jnp.asarray(res.x))
-    theta_hat = model.params_type(**problem.unravel(flat_theta))
 
     if differentiable:
         loglik, hessian, scores = (np.asarray(v) for v in _loglik_derivatives(problem, flat_theta, y_values))
@@ -399,17 +426,20 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
                                                          np.asarray(flat_theta))
     cov, robust_cov = _covariances(hessian, scores)
     se_flat, robust_flat = np.sqrt(np.clip(np.diag(cov), 0, None)), np.sqrt(np.clip(np.diag(robust_cov), 0, None))
-    params_out = {n: _to_python(getattr(theta_hat, n)) for n in names}
-    se = {n: _to_python(v) for n, v in problem.unravel(jnp.asarray(se_flat)).items()}
-    robust_se = {n: _to_python(v) for n, v in problem.unravel(jnp.asarray(robust_flat)).items()}
-    at_boundary = [n for n in names if np.any(np.abs(np.asarray(unconstrain(theta_hat)[n])) > 12.0)]
+    params_out = _split(np.asarray(flat_theta), names, problem.shapes)
+    se = _split(se_flat, names, problem.shapes)
+    robust_se = _split(robust_flat, names, problem.shapes)
+    # A parameter with an unbounded support (identity transform) has no edge to sit on.
+    u_hat = _split(np.asarray(res.x), names, problem.free_shapes)
+    at_boundary = [n for n in names if not isinstance(transforms[n], IdentityTransform)
+                   and np.any(np.abs(u_hat[n]) > 12.0)]
     message = str(res.message)
     if not converged and warn:
         warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge: {message}",
                       ConvergenceWarning, stacklevel=2)
     return MLEResult(model=model, method=method, params=params_out, se=se, robust_se=robust_se, cov=cov,
                      robust_cov=robust_cov, loglik=loglik, nobs=nobs, converged=converged, message=message,
-                     at_boundary=at_boundary, labels=_labels(model, theta_hat), num_starts=len(starts),
+                     at_boundary=at_boundary, labels=_labels(model, problem.shapes), num_starts=len(starts),
                      options=dict(options))
 
 

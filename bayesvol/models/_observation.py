@@ -24,9 +24,45 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as ndist
 from jax import lax
+from numpyro.distributions import constraints
+from numpyro.distributions.util import promote_shapes
 
 LOGLIK_KIND = "one-step-ahead predictive log p(y_t | y_{1:t-1}, theta)"
+
+
+class LocationScale(ndist.Distribution):
+    """Law of ``loc + sqrt(variance) * z`` for a standardised innovation law ``z`` (mean 0, variance 1).
+
+    Parametrised by the variance, as the GARCH recursion delivers it: ``log_prob`` needs one ``log`` and one
+    reciprocal square root per observation on top of the innovation's log density.
+    """
+
+    arg_constraints = {"loc": constraints.real, "variance": constraints.positive}
+    support = constraints.real
+
+    def __init__(self, innovation, loc, variance, *, validate_args=None):
+        self.innovation = innovation
+        self.loc, self.scale_squared = promote_shapes(loc, variance)
+        batch_shape = jax.lax.broadcast_shapes(jnp.shape(loc), jnp.shape(variance), innovation.batch_shape)
+        super().__init__(batch_shape=batch_shape, validate_args=validate_args)
+
+    def log_prob(self, value):
+        z = (value - self.loc) * lax.rsqrt(self.scale_squared)
+        return self.innovation.log_prob(z) - 0.5 * jnp.log(self.scale_squared)
+
+    def sample(self, key, sample_shape=()):
+        z = self.innovation.sample(key, sample_shape + self.batch_shape)
+        return self.loc + jnp.sqrt(self.scale_squared) * z
+
+    @property
+    def mean(self):
+        return jnp.broadcast_to(self.loc, self.batch_shape)
+
+    @property
+    def variance(self):
+        return jnp.broadcast_to(self.scale_squared, self.batch_shape)
 
 
 def is_concrete(*values) -> bool:
@@ -56,14 +92,19 @@ def pointwise_loglik(model, params, y):
     return loglik_from_states(model, params, states, y)
 
 
-def simulate_path(model, params, num_timesteps: int, key):
-    """Draw ``(y, states)`` by running ``update`` on draws from ``emission``, one ``lax.scan``."""
+def simulate_path(model, params, num_timesteps: int, key, state=None):
+    """Draw ``(y, states)`` by running ``update`` on draws from ``emission``, one ``lax.scan``.
 
-    def step(state, step_key):
-        y_t = model.emission(params, state).sample(step_key)
-        return model.update(params, state, y_t), (y_t, state)
+    The path starts from ``state`` (e.g. the filtered state after the data, for forecasting) or, by default,
+    from ``model.init_state(params, None)``; ``states[k]`` governs ``y[k]``.
+    """
 
-    _, (y, states) = lax.scan(step, model.init_state(params, None), jax.random.split(key, num_timesteps))
+    def step(state_t, step_key):
+        y_t = model.emission(params, state_t).sample(step_key)
+        return model.update(params, state_t, y_t), (y_t, state_t)
+
+    first = model.init_state(params, None) if state is None else state
+    _, (y, states) = lax.scan(step, first, jax.random.split(key, num_timesteps))
     return y, states
 
 

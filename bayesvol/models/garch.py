@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as ndist
-from numpyro.distributions.transforms import AffineTransform
 
+from bayesvol.distributions import SkewedStudentT, StandardizedStudentT, second_moment_below_zero
 from bayesvol.distributions.priors import ScaledBeta, ShiftedExponential
 from bayesvol.inference.mle import register_loglik
 from bayesvol.models import _base, _observation
@@ -71,11 +71,6 @@ def backcast(residuals) -> jax.Array:
     window = min(BACKCAST_WINDOW, residuals.shape[0])
     weights = BACKCAST_DECAY ** jnp.arange(window, dtype=residuals.dtype)
     return jnp.sum(weights * residuals[:window] ** 2) / jnp.sum(weights)
-
-
-def _unit_variance_student_t(nu, loc=0.0, scale=1.0):
-    # Student-t with variance scale^2: numpyro's scale parameter times sqrt((nu - 2) / nu).
-    return ndist.StudentT(nu, loc, scale * jnp.sqrt((nu - 2.0) / nu))
 
 
 @dataclass(frozen=True)
@@ -148,9 +143,11 @@ class GARCH:
 
     params_type = GARCHParams
     loglik_kind = _observation.LOGLIK_KIND
-    latent_sites: tuple = ()
-    hidden_sites: tuple = ()
-    deterministic_sites: tuple = ("vol",)
+    latent_sites = ()
+    hidden_sites = ()
+    deterministic_sites = ("vol",)
+    # bayesvol.fit on a 2-D array (time x series) estimates every column at once.
+    supports_batch_fit = True
 
     def __post_init__(self):
         if self.vol not in ("garch", "gjr"):
@@ -200,17 +197,13 @@ class GARCH:
         if self.dist == "normal":
             return ndist.Normal(0.0, 1.0)
         if self.dist == "t":
-            return _unit_variance_student_t(params.nu)
-        from bayesvol.distributions import SkewedStudentT
-
+            return StandardizedStudentT(params.nu)
         return SkewedStudentT(params.nu, params.skew)
 
     def negative_second_moment(self, params):
         r""":math:`E[z^2 1\{z<0\}]` of the innovation law: ½ for normal and t, closed form for skewed t."""
         if self.dist in ("normal", "t"):
-            return jnp.asarray(0.5)
-        from bayesvol.distributions import second_moment_below_zero
-
+            return jnp.asarray(0.5)  # symmetric laws
         return second_moment_below_zero(self.innovation(params))
 
     def _mu(self, params):
@@ -220,7 +213,9 @@ class GARCH:
         return params.gamma if self.vol == "gjr" else jnp.asarray(0.0)
 
     def _persistence(self, params):
-        return params.alpha + params.beta + self._gamma(params) * self.negative_second_moment(params)
+        if self.vol == "garch":
+            return params.alpha + params.beta
+        return params.alpha + params.beta + params.gamma * self.negative_second_moment(params)
 
     def persistence(self, params):
         r"""Persistence :math:`\kappa = \alpha + \beta + \gamma E[z^2 1\{z<0\}]` of the variance.
@@ -243,7 +238,9 @@ class GARCH:
     # --- parameter space ---------------------------------------------------------------------------
     def in_parameter_space(self, params):
         """False where ``alpha + gamma < 0`` or the persistence is not below one."""
-        ok = self._persistence(params) < 1.0
+        # Only the value matters for the wall: constant inputs keep E[z^2 1(z<0)] (whose derivative in nu is
+        # first-order only) out of the derivatives of the likelihood.
+        ok = self._persistence(jax.tree_util.tree_map(jax.lax.stop_gradient, params)) < 1.0
         if self.vol == "gjr":
             ok = ok & (params.alpha + params.gamma >= 0.0)
         return ok
@@ -289,16 +286,25 @@ class GARCH:
 
     def emission(self, params, variance):
         """Law of :math:`y_t` given :math:`\\sigma^2_t`: :math:`\\mu + \\sigma_t z_t`."""
-        mu, scale = self._mu(params), jnp.sqrt(variance)
-        if self.dist == "normal":
-            return ndist.Normal(mu, scale)
-        if self.dist == "t":
-            return _unit_variance_student_t(params.nu, mu, scale)
-        return ndist.TransformedDistribution(self.innovation(params), AffineTransform(mu, scale))
+        return _observation.LocationScale(self.innovation(params), self._mu(params), variance)
 
     def state_from_variance(self, params, variance):
         """The state is the conditional variance itself."""
         return variance
+
+    def variance(self, state):
+        """:math:`\\sigma^2_t` from the state (the state itself)."""
+        return state
+
+    def expected_variance(self, params, state, horizon: int):
+        r""":math:`E[\sigma^2_{T+h} \mid \mathcal F_T]`, :math:`h = 1..H`, from the state for :math:`T+1`.
+
+        :math:`\bar\sigma^2 + \kappa^{h-1}(\sigma^2_{T+1} - \bar\sigma^2)`, because
+        :math:`E[(\alpha + \gamma 1\{z<0\}) z^2] = \alpha + \gamma E[z^2 1\{z<0\}]`.
+        """
+        kappa = self._persistence(params)
+        long_run = params.omega / (1.0 - kappa)
+        return long_run + kappa ** jnp.arange(horizon) * (state - long_run)
 
     # --- consumers: simulation, NumPyro, posterior helpers -------------------------------------------
     def simulate(self, params, num_timesteps: int, key) -> GARCHSimulation:
@@ -338,7 +344,8 @@ class GARCH:
         y = np.asarray(y, dtype=np.float64)
         mu0 = float(np.mean(y)) if self.mean == "constant" else 0.0
         variance = float(np.mean((y - mu0) ** 2))
-        shapes = ((0.06, 0.06, 0.88), (0.10, 0.10, 0.80), (0.03, 0.03, 0.95))
+        # A typical daily fit and a more persistent one (arch instead screens a grid and keeps one).
+        shapes = ((0.06, 0.06, 0.88), (0.03, 0.03, 0.95))
         starts = []
         for alpha, gamma, beta in shapes:
             kappa = alpha + beta + (0.5 * gamma if self.vol == "gjr" else 0.0)

@@ -1,0 +1,189 @@
+"""Forecasts of variances, returns and value-at-risk from observation-driven models (GARCH family, IG-GARCH).
+
+From fixed parameters (a dict, ``<Model>Params`` or an :class:`~bayesvol.MLEResult`) the variance forecast
+is analytic for GARCH/GJR and simulated for IG-GARCH; from a posterior (``arviz.InferenceData``) every
+draw is filtered through the data and simulated forward, so the predictive distribution of returns, and the
+value-at-risk read from it, integrate over parameter uncertainty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from bayesvol._validation import as_returns
+from bayesvol.models import _base, _observation
+
+__all__ = ["Forecast", "forecast"]
+
+
+@dataclass
+class Forecast:
+    """Forecasts for horizons ``1..H`` after the last observation.
+
+    Attributes
+    ----------
+    variance : pandas.DataFrame
+        Index ``horizon`` (1..H). Column ``mean``: the expected conditional variance
+        :math:`E[\\sigma^2_{T+h} \\mid y_{1:T}]` (averaged over the posterior when forecasting from draws, with
+        its ``2.5%`` and ``97.5%`` posterior quantiles as further columns).
+    mean : pandas.Series
+        Expected return per horizon.
+    value_at_risk : pandas.DataFrame or None
+        Index ``horizon``, one column per level :math:`\\alpha`: :math:`\\mathrm{VaR}_\\alpha =
+        -q_\\alpha(R_{T+h})`, the loss exceeded with probability :math:`\\alpha`, read from the predictive draws
+        (a positive number for the usual small :math:`\\alpha`). ``None`` when no levels were asked for.
+    returns : numpy.ndarray or None
+        Draws from the predictive distribution of :math:`R_{T+1..T+H}`, shape ``(num_draws, H)``.
+    method : str
+        ``"analytic"`` or ``"simulation"`` for the variance forecast.
+    source : str
+        ``"parameters"`` or ``"posterior"``.
+    """
+
+    variance: pd.DataFrame
+    mean: pd.Series
+    value_at_risk: pd.DataFrame | None
+    returns: np.ndarray | None
+    method: str
+    source: str
+
+    @property
+    def volatility(self) -> pd.Series:
+        """Square root of the expected variance per horizon."""
+        return np.sqrt(self.variance["mean"]).rename("volatility")
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _draws_from(model, source):
+    """Stacked parameter values (S draws per name) and a label, from params, an MLEResult or InferenceData."""
+    if hasattr(source, "posterior"):
+        posterior = source.posterior
+        missing = [n for n in model.param_names if n not in posterior]
+        if missing:
+            raise ValueError(f"the posterior lacks {missing}; was it sampled from {model.describe()}?")
+        stacked = {n: np.asarray(posterior[n].values, dtype=np.float64).reshape(-1) for n in model.param_names}
+        return stacked, "posterior"
+    if hasattr(source, "params") and hasattr(source, "model"):
+        source = source.params
+    params = _base.as_params(model, source)
+    model.check_parameters(params)
+    return {n: np.atleast_1d(np.asarray(getattr(params, n), dtype=np.float64)) for n in model.param_names}, "parameters"
+
+
+@partial(jax.jit, static_argnums=(0, 3, 4, 5))
+def _forecast_draws(model, stacked, y, horizon: int, paths: int, analytic: bool, key):
+    """Per draw: filter ``y``, then the expected variances, expected returns and ``paths`` simulated paths."""
+
+    def one(values, key_i):
+        params = model.params_type(**values)
+        _, last = _observation.filter_states(model, params, y)
+        if paths:
+            keys = jax.random.split(key_i, paths)
+            returns, states = jax.vmap(lambda k: _observation.simulate_path(model, params, horizon, k, last))(keys)
+        else:
+            returns, states = jnp.zeros((0, horizon)), None
+        if analytic:
+            expected = model.expected_variance(params, last, horizon)
+        else:
+            expected = jnp.mean(model.variance(states), axis=0)
+        mean = model.emission(params, model.state_from_variance(params, expected)).mean
+        return expected, mean, returns
+
+    keys = jax.random.split(key, next(iter(stacked.values())).shape[0])
+    return jax.vmap(one)(stacked, keys)
+
+
+def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05), method: str | None = None,
+             num_paths: int = 10_000, max_draws: int = 1000, seed: int = 0) -> Forecast:
+    """Forecast variances, returns and value-at-risk ``1..horizon`` steps after the data.
+
+    Parameters
+    ----------
+    model : bayesvol model
+        An observation-driven model: :class:`~bayesvol.models.GARCH` or :class:`~bayesvol.models.IGGARCH`.
+    params_or_idata : dict, <Model>Params, MLEResult or arviz.InferenceData
+        Fixed parameters (e.g. maximum-likelihood estimates) or a posterior sample from :func:`bayesvol.sample`.
+    y : array_like or pandas.Series
+        The returns the model was estimated on; the forecast starts after the last one.
+    horizon : int
+        Number of steps ahead.
+    levels : sequence of float or None
+        Tail probabilities of the value-at-risk (e.g. 0.01 and 0.05); ``None`` skips return simulation when
+        the variance forecast is analytic.
+    method : {"analytic", "simulation"}, optional
+        Variance forecast; by default analytic for GARCH/GJR and simulation for IG-GARCH (whose closed form
+        is used in the tests to check the simulation).
+    num_paths : int
+        Simulated paths in all (split evenly over posterior draws).
+    max_draws : int
+        Posterior draws used at most (evenly thinned).
+    seed : int
+        Seed of the JAX random number generator.
+
+    Returns
+    -------
+    Forecast
+
+    Examples
+    --------
+    >>> import bayesvol
+    >>> y = bayesvol.datasets.load("gbpusd")
+    >>> model = bayesvol.models.GARCH()
+    >>> result = bayesvol.fit(model, y)
+    >>> fc = bayesvol.forecast(model, result, y, horizon=5, levels=[0.01])
+    >>> fc.variance.shape
+    (5, 1)
+    >>> bool((fc.value_at_risk[0.01] > 0).all())
+    True
+    """
+    if not hasattr(model, "expected_variance"):
+        raise ValueError(f"forecast needs an observation-driven model (GARCH, IGGARCH); got {model!r}")
+    horizon = _check_positive_int("horizon", horizon)
+    num_paths = _check_positive_int("num_paths", num_paths)
+    max_draws = _check_positive_int("max_draws", max_draws)
+    if method is None:
+        method = getattr(model, "default_forecast_method", "analytic")
+    if method not in ("analytic", "simulation"):
+        raise ValueError(f"method must be 'analytic' or 'simulation', got {method!r}")
+    levels = None if levels is None else [float(v) for v in np.atleast_1d(levels)]
+    if levels is not None and not all(0.0 < v < 1.0 for v in levels):
+        raise ValueError(f"levels must lie strictly between 0 and 1, got {levels}")
+    series = model.validate_data(y) if hasattr(model, "validate_data") else as_returns(y)
+    stacked, source = _draws_from(model, params_or_idata)
+    num_draws = next(iter(stacked.values())).shape[0]
+    if num_draws > max_draws:
+        keep = np.linspace(0, num_draws - 1, max_draws).round().astype(int)
+        stacked = {n: v[keep] for n, v in stacked.items()}
+        num_draws = max_draws
+    simulate = levels is not None or method == "simulation"
+    paths = max(1, num_paths // num_draws) if simulate else 0
+    expected, mean, returns = _forecast_draws(model, {n: jnp.asarray(v) for n, v in stacked.items()},
+                                              jnp.asarray(series.values), horizon, paths, method == "analytic",
+                                              jax.random.PRNGKey(seed))
+    expected, mean = np.asarray(expected), np.asarray(mean)
+    if not np.all(np.isfinite(expected)):
+        raise ValueError("the variance forecast is not finite; the parameters put the data outside the model's "
+                         "support (see the model's log_likelihood warning)")
+    index = pd.RangeIndex(1, horizon + 1, name="horizon")
+    variance = pd.DataFrame({"mean": expected.mean(axis=0)}, index=index)
+    if source == "posterior":
+        variance["2.5%"] = np.quantile(expected, 0.025, axis=0)
+        variance["97.5%"] = np.quantile(expected, 0.975, axis=0)
+    draws = np.asarray(returns).reshape(-1, horizon) if simulate else None
+    value_at_risk = None
+    if levels is not None:
+        value_at_risk = pd.DataFrame({level: -np.quantile(draws, level, axis=0) for level in levels}, index=index)
+        value_at_risk.columns.name = "level"
+    return Forecast(variance=variance, mean=pd.Series(mean.mean(axis=0), index=index, name="mean"),
+                    value_at_risk=value_at_risk, returns=draws, method=method, source=source)

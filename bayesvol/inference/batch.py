@@ -1,0 +1,365 @@
+"""Maximum likelihood for many series at once: one BFGS iteration vmapped over the columns.
+
+Each series is estimated as :func:`bayesvol.fit` estimates one (same registered likelihood, same
+unconstrained space from the prior supports, same gradient tolerance, same standard errors from the exact
+Hessian and scores), but the optimiser is written in JAX so that every series advances in the same
+compiled step: a BFGS direction, a backtracking line search (Armijo) and the inverse-Hessian update, all
+vmapped; series that have converged stop moving while the others continue.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax import lax
+from numpyro.distributions.transforms import IdentityTransform
+
+from bayesvol.inference.diagnostics import ConvergenceWarning
+from bayesvol.inference.mle import (
+    MLEResult,
+    _covariances,
+    _labels,
+    _loglik_derivatives_one,
+    _lookup,
+    _objective,
+    _options_key,
+    _prepare_data,
+    _Problem,
+    _transforms,
+)
+from bayesvol.models import _base
+
+__all__ = ["BatchMLEResult", "fit_batch"]
+
+_ARMIJO = 1e-4
+_MAX_HALVINGS = 40
+
+
+@dataclass
+class BatchMLEResult:
+    """Maximum-likelihood estimates for each column of a panel of series.
+
+    Attributes
+    ----------
+    params, se, robust_se : pandas.DataFrame
+        One row per series (index: the column names), one column per parameter.
+    loglik : pandas.Series
+    converged : pandas.Series of bool
+        Gradient below ``gtol`` within ``maxiter`` BFGS iterations; ``False`` is also warned about.
+    iterations : pandas.Series of int
+    at_boundary : dict
+        Series name -> parameters on the edge of their support.
+
+    Indexing with a series name (or position) gives that series' :class:`~bayesvol.MLEResult`.
+    """
+
+    model: object
+    method: str
+    params: pd.DataFrame
+    se: pd.DataFrame
+    robust_se: pd.DataFrame
+    loglik: pd.Series
+    converged: pd.Series
+    iterations: pd.Series
+    nobs: int
+    at_boundary: dict
+    covs: np.ndarray = field(repr=False)
+    robust_covs: np.ndarray = field(repr=False)
+    labels: list = field(default_factory=list)
+    options: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    @property
+    def aic(self) -> pd.Series:
+        return 2.0 * len(self.labels) - 2.0 * self.loglik
+
+    @property
+    def bic(self) -> pd.Series:
+        return len(self.labels) * np.log(self.nobs) - 2.0 * self.loglik
+
+    def __getitem__(self, key) -> MLEResult:
+        position = key if isinstance(key, (int, np.integer)) else self.params.index.get_loc(key)
+        name = self.params.index[position]
+        names = self.model.param_names
+        converged = bool(self.converged.iloc[position])
+        return MLEResult(
+            model=self.model, method=self.method,
+            params={n: float(self.params.iloc[position][n]) for n in names},
+            se={n: float(self.se.iloc[position][n]) for n in names},
+            robust_se={n: float(self.robust_se.iloc[position][n]) for n in names},
+            cov=self.covs[position], robust_cov=self.robust_covs[position],
+            loglik=float(self.loglik.iloc[position]), nobs=self.nobs, converged=converged,
+            message=("gradient below tolerance" if converged else "no convergence within the iteration limit")
+            + f" after {int(self.iterations.iloc[position])} BFGS iterations (batch fit, series {name!r})",
+            at_boundary=list(self.at_boundary.get(name, [])), labels=list(self.labels), options=dict(self.options))
+
+    def results(self) -> list[MLEResult]:
+        """One :class:`~bayesvol.MLEResult` per series, in column order."""
+        return [self[i] for i in range(len(self))]
+
+    def summary(self) -> str:
+        """Estimates per series with log-likelihood and convergence."""
+        table = self.params.copy()
+        table["loglik"] = self.loglik
+        table["converged"] = self.converged
+        describe = getattr(self.model, "describe", lambda: repr(self.model))()
+        return (f"{describe} — maximum likelihood ({self.method}), {len(self)} series of {self.nobs} "
+                f"observations\n{table.to_string(float_format=lambda v: f'{v: .5g}')}")
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _as_panel(model, y):
+    if isinstance(y, pd.DataFrame):
+        names, index, values = list(y.columns), y.index, y.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        values = np.asarray(y, dtype=np.float64)
+        if values.ndim != 2:
+            raise ValueError(f"a batch fit needs a 2-D array (time x series); got shape {values.shape}")
+        names, index = list(range(values.shape[1])), None
+    columns = []
+    for j, name in enumerate(names):
+        series = pd.Series(values[:, j], index=index) if index is not None else values[:, j]
+        try:
+            columns.append(_prepare_data(model, series).values)
+        except ValueError as err:
+            raise ValueError(f"series {name!r} (column {j}): {err}") from None
+    return names, np.stack(columns, axis=1)
+
+
+@partial(jax.jit, static_argnums=0)
+def _unconstrain_stacked(problem: _Problem, stacked: dict):
+    """Unconstrained flat vectors (K, N, p) of start values stacked per name as (K, N) arrays."""
+    transforms = _transforms(problem.model)
+
+    def one(values):
+        return problem.ravel({n: transforms[n].inv(values[n]) for n in problem.names})
+
+    return jax.vmap(jax.vmap(one))(stacked)
+
+
+@partial(jax.jit, static_argnums=0)
+def _start_objectives(problem: _Problem, u_starts, y):
+    """Objective at each start (K) for each series (N): ``u_starts`` is (K, N, p), ``y`` is (T, N)."""
+    per_series = jax.vmap(lambda u, y_i: _objective(problem, u, y_i), in_axes=(0, 1))
+    return jax.vmap(lambda u_k: per_series(u_k, y))(u_starts)
+
+
+def _bfgs_one_step(problem, y_i, gtol, state):
+    """One BFGS iteration for one series: direction, backtracking (Armijo) search, inverse-Hessian update."""
+    u, value, grad, inv_hessian, done, first, iterations = state
+    direction = -inv_hessian @ grad
+    # Guard against a direction that does not descend (rounding): restart from steepest descent.
+    restart = jnp.dot(grad, direction) >= 0.0
+    inv_hessian = jnp.where(restart, jnp.eye(u.shape[0]), inv_hessian)
+    direction = jnp.where(restart, -grad, direction)
+    slope = jnp.dot(grad, direction)
+
+    def accepted(step, trial_value):
+        return jnp.isfinite(trial_value) & (trial_value <= value + _ARMIJO * step * slope)
+
+    def cond(carry):
+        step, trial_value, _, k = carry
+        return (k == 0) | (~accepted(step, trial_value) & (k < _MAX_HALVINGS))
+
+    def body(carry):
+        # Step 1 first, then halve: one value-and-gradient in the loop body keeps the compiled graph small.
+        step, _, _, k = carry
+        step = jnp.where(k == 0, 1.0, 0.5 * step)
+        trial_value, trial_grad = jax.value_and_grad(_objective, argnums=1)(problem, u + step * direction, y_i)
+        return step, trial_value, trial_grad, k + 1
+
+    step, value_new, grad_new, _ = lax.while_loop(cond, body, (jnp.asarray(1.0), jnp.asarray(jnp.inf),
+                                                                jnp.zeros_like(grad), 0))
+    found = accepted(step, value_new) & jnp.all(jnp.isfinite(grad_new))
+    s = step * direction
+    change = grad_new - grad
+    curvature = jnp.dot(s, change)
+    # Nocedal & Wright (6.20): scale the first inverse Hessian by s'y / y'y before the first update.
+    inv_hessian = jnp.where(first, curvature / jnp.dot(change, change) * jnp.eye(u.shape[0]), inv_hessian)
+    rho = 1.0 / jnp.where(curvature > 0.0, curvature, 1.0)
+    left = jnp.eye(u.shape[0]) - rho * jnp.outer(s, change)
+    updated = left @ inv_hessian @ left.T + rho * jnp.outer(s, s)
+    # Skip the update unless the curvature condition holds (keeps the inverse Hessian positive definite).
+    good_curvature = curvature > 1e-12 * jnp.linalg.norm(s) * jnp.linalg.norm(change)
+    moving = found & ~done
+    inv_hessian = jnp.where(moving & good_curvature, updated, inv_hessian)
+    u = jnp.where(moving, u + s, u)
+    value = jnp.where(moving, value_new, value)
+    grad = jnp.where(moving, grad_new, grad)
+    # A series whose line search finds no decrease has stalled: stop it (it is judged by its gradient).
+    done_new = done | (jnp.max(jnp.abs(grad)) < gtol) | ~found
+    return (u, value, grad, inv_hessian, done_new, first & ~moving, iterations + (~done).astype(iterations.dtype))
+
+
+@partial(jax.jit, static_argnums=(0, 3))
+def _bfgs_batch(problem: _Problem, u0, y, maxiter: int, gtol):
+    """BFGS from ``u0`` (N, p) for every column of ``y`` (T, N), until all converge or stall."""
+    num_params = u0.shape[1]
+    step = jax.vmap(lambda y_i, state: _bfgs_one_step(problem, y_i, gtol, state), in_axes=(1, 0))
+
+    def start(u_i, y_i):
+        value, grad = jax.value_and_grad(_objective, argnums=1)(problem, u_i, y_i)
+        return (u_i, value, grad, jnp.eye(num_params), jnp.max(jnp.abs(grad)) < gtol, jnp.asarray(True),
+                jnp.asarray(0, dtype=jnp.int32))
+
+    def cond(carry):
+        it, state = carry
+        return (it < maxiter) & ~jnp.all(state[4])
+
+    def body(carry):
+        it, state = carry
+        return it + 1, step(y, state)
+
+    _, state = lax.while_loop(cond, body, (0, jax.vmap(start, in_axes=(0, 1))(u0, y)))
+    u, value, grad, _, _, _, iterations = state
+    return u, value, grad, iterations
+
+
+@partial(jax.jit, static_argnums=0)
+def _batch_derivatives(problem: _Problem, u, y):
+    """Natural parameters, total log-likelihood, Hessian and scores for every series."""
+
+    def one(u_i, y_i):
+        theta = problem.ravel(problem.constrain(u_i)._asdict())
+        return (theta,) + _loglik_derivatives_one(problem, theta, y_i)
+
+    return jax.vmap(one, in_axes=(0, 1))(u, y)
+
+
+def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | None = None, maxiter: int = 500,
+              gtol: float = 1e-5, warn: bool = True, **options) -> BatchMLEResult:
+    """Maximum likelihood for every column of a panel of series, with one compiled, vmapped BFGS.
+
+    Called by :func:`bayesvol.fit` when ``y`` is 2-D (time x series) and the model is univariate.
+
+    Parameters
+    ----------
+    model : bayesvol model
+        A univariate model with a differentiable registered likelihood (e.g. :class:`~bayesvol.models.GARCH`).
+    y : pandas.DataFrame or 2-D array_like
+        One series per column, all of the same length (no missing values).
+    method : str
+        Likelihood method, ``"exact"`` for the GARCH family.
+    start : dict or list of dict, optional
+        Start values shared by all series; by default each series' own ``model.start_values``. The start
+        with the best log-likelihood is kept for each series.
+    num_starts : int, optional
+        Use at most this many start values per series.
+    maxiter : int
+        BFGS iterations at most.
+    gtol : float
+        Convergence when the largest gradient entry of the mean negative log-likelihood (in the
+        unconstrained space) falls below ``gtol``, as in :func:`bayesvol.fit`.
+    warn : bool
+        Warn (:class:`~bayesvol.ConvergenceWarning`) when some series do not converge.
+    **options
+        Passed to the likelihood method.
+
+    Returns
+    -------
+    BatchMLEResult
+
+    Examples
+    --------
+    >>> import numpy as np, bayesvol
+    >>> model = bayesvol.models.GARCH()
+    >>> params = {"mu": 0.0, "omega": 0.05, "alpha": 0.08, "beta": 0.9}
+    >>> panel = np.column_stack([bayesvol.simulate(model, params, 1000, seed=s).y for s in range(4)])
+    >>> result = bayesvol.fit(model, panel)
+    >>> result.params.shape
+    (4, 4)
+    >>> bool(result.converged.all())
+    True
+    """
+    _, differentiable = _lookup(model, method)
+    if not differentiable:
+        raise ValueError(f"batch estimation needs a differentiable likelihood; {method!r} is not")
+    names_series, values = _as_panel(model, y)
+    num_series = values.shape[1]
+    transforms = _transforms(model)
+    names = model.param_names
+
+    if start is None:
+        per_series = [list(model.start_values(values[:, j])) for j in range(num_series)]
+    else:
+        shared = [start] if isinstance(start, dict) else list(start)
+        per_series = [shared] * num_series
+    per_series = [s[: num_starts or len(s)] for s in per_series]
+    if not all(per_series):
+        raise ValueError("no start values")
+    num_candidates = max(len(s) for s in per_series)
+    # Pad shorter candidate lists with their first start so every series has the same number.
+    per_series = [s + [s[0]] * (num_candidates - len(s)) for s in per_series]
+    template = _base.as_params(model, per_series[0][0])
+    problem = _Problem(model=model, method=method,
+                       free_shapes=tuple(tuple(jnp.shape(transforms[n].inv(jnp.asarray(getattr(template, n)))))
+                                         for n in names),
+                       shapes=tuple(tuple(jnp.shape(getattr(template, n))) for n in names),
+                       options=_options_key(options))
+
+    # Stack the candidates name by name (K, N) and map them to the unconstrained space in one call.
+    stacked = {n: np.asarray([[per_series[j][k][n] for j in range(num_series)] for k in range(num_candidates)],
+                             dtype=np.float64) for n in names}
+    priors = model.prior_distributions()
+    for n in names:
+        outside = ~np.asarray(getattr(priors, n).support(jnp.asarray(stacked[n])))
+        if outside.any():
+            k, j = np.argwhere(outside)[0][:2]
+            raise ValueError(f"start value {n}={stacked[n][k, j]} for series {names_series[j]!r} is outside its "
+                             f"support {getattr(priors, n).support}")
+    u_starts = np.asarray(_unconstrain_stacked(problem, {n: jnp.asarray(v) for n, v in stacked.items()}))
+    y_panel = jnp.asarray(values)
+    objectives = np.asarray(_start_objectives(problem, jnp.asarray(u_starts), y_panel))  # (K, N)
+    finite = np.isfinite(objectives)
+    if not finite.any(axis=0).all():
+        bad = [names_series[j] for j in np.flatnonzero(~finite.any(axis=0))]
+        raise ValueError(f"the log-likelihood is not finite at any start value for series {bad}; give start "
+                         "values inside the support of the data")
+    best = np.argmin(np.where(finite, objectives, np.inf), axis=0)
+    u0 = jnp.asarray(u_starts[best, np.arange(num_series)])
+
+    u_hat, _, grad, iterations = _bfgs_batch(problem, u0, y_panel, int(maxiter), float(gtol))
+    grad_max = np.max(np.abs(np.asarray(grad)), axis=1)
+    converged = grad_max < 10 * gtol  # the same acceptance as bayesvol.fit's BFGS
+    theta, loglik, hessians, scores = (np.asarray(v) for v in _batch_derivatives(problem, u_hat, y_panel))
+
+    covs, robust_covs = zip(*(_covariances(hessians[j], scores[j]) for j in range(num_series)), strict=True)
+    covs, robust_covs = np.stack(covs), np.stack(robust_covs)
+    labels = _labels(model, problem.shapes)
+    se = np.sqrt(np.clip(np.diagonal(covs, axis1=1, axis2=2), 0, None))
+    robust_se = np.sqrt(np.clip(np.diagonal(robust_covs, axis1=1, axis2=2), 0, None))
+    u_hat = np.asarray(u_hat)
+    at_boundary = {}
+    for j, name in enumerate(names_series):
+        u_named = problem.unravel_free(jnp.asarray(u_hat[j]))
+        edge = [n for n in names if not isinstance(transforms[n], IdentityTransform)
+                and np.any(np.abs(np.asarray(u_named[n])) > 12.0)]
+        if edge:
+            at_boundary[name] = edge
+
+    def frame(values_2d):
+        return pd.DataFrame(values_2d, index=names_series, columns=list(names))
+
+    result = BatchMLEResult(
+        model=model, method=method, params=frame(theta), se=frame(se), robust_se=frame(robust_se),
+        loglik=pd.Series(loglik, index=names_series, name="loglik"),
+        converged=pd.Series(converged, index=names_series, name="converged"),
+        iterations=pd.Series(np.asarray(iterations), index=names_series, name="iterations"),
+        nobs=int(values.shape[0]), at_boundary=at_boundary,
+        covs=covs, robust_covs=robust_covs,
+        labels=labels, options=dict(options))
+    if warn and not converged.all():
+        failed = [names_series[j] for j in np.flatnonzero(~converged)]
+        warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge for {len(failed)} of "
+                      f"{num_series} series: {failed[:10]}", ConvergenceWarning, stacklevel=3)
+    return result
