@@ -134,11 +134,13 @@ class MLEResult:
     at_boundary: list = field(default_factory=list)
     labels: list = field(default_factory=list)
     num_starts: int = 1
+    num_free_params: int | None = None
     options: dict = field(default_factory=dict)
 
     @property
     def num_params(self) -> int:
-        return len(self.labels)
+        """Free parameters (the unconstrained dimension: a symmetric k x k matrix counts k(k+1)/2)."""
+        return self.num_free_params if self.num_free_params is not None else len(self.labels)
 
     @property
     def aic(self) -> float:
@@ -440,7 +442,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     return MLEResult(model=model, method=method, params=params_out, se=se, robust_se=robust_se, cov=cov,
                      robust_cov=robust_cov, loglik=loglik, nobs=nobs, converged=converged, message=message,
                      at_boundary=at_boundary, labels=_labels(model, problem.shapes), num_starts=len(starts),
-                     options=dict(options))
+                     options=dict(options), num_free_params=int(np.size(res.x)))
 
 
 def _is_panel(y) -> bool:
@@ -461,7 +463,8 @@ def _covariances(hessian, scores):
     information = -0.5 * (hessian + hessian.T)
     try:
         cov = np.linalg.inv(information)
-        if not np.all(np.isfinite(cov)):
+        # A redundant parametrisation (both triangles of a symmetric matrix) has a singular information.
+        if not np.all(np.isfinite(cov)) or not np.allclose(information @ cov, np.eye(len(cov)), atol=1e-6):
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(information)

@@ -19,6 +19,7 @@ from numpyro.distributions import biject_to, constraints
 
 from bayesvol._validation import MIN_OBSERVATIONS
 from bayesvol.distributions.priors import ShiftedExponential
+from bayesvol.distributions.wishart import matrix_power_psd, wishart_sv_scale
 from bayesvol.filters.eis_wishart import EISOutput, wishart_eis
 from bayesvol.inference.mle import register_loglik
 from bayesvol.models import _base
@@ -275,7 +276,7 @@ class WishartSV:
 
     def scale_matrix(self, params, precision_prev):
         r""":math:`S_{t-1} = A^{1/2}\Omega_{t-1}^d A^{1/2\prime}/\nu` (batched over leading axes of the precision)."""
-        return scale_matrix(precision_prev, params.nu, params.d, jnp.linalg.cholesky(params.A))
+        return wishart_sv_scale(params.A, precision_prev, params.d, params.nu, root="cholesky")
 
     def initial(self, params) -> dist.Wishart:
         r"""Law of :math:`\Omega_1`: :math:`W_k(\nu, S_0)` with :math:`\Omega_0 = \bar\Omega`."""
@@ -417,11 +418,9 @@ def _time_coords(index, T):
 def _conditional_mean_inverse(nu, d, a, cov_prev):
     r""":math:`S_T^{-1}/(\nu-k-1)` with :math:`S_T^{-1} = \nu L'^{-1}\Omega_T^{-d}L^{-1}` and :math:`\Omega_T^{-d}
     = (\Omega_T^{-1})^{d}`."""
-    from bayesvol.models._wishart_linalg import psd_power
-
     k = a.shape[-1]
     chol_inv = solve_triangular(jnp.linalg.cholesky(a), jnp.eye(k, dtype=a.dtype), lower=True)
-    s_inv = nu * chol_inv.T @ psd_power(cov_prev, d) @ chol_inv
+    s_inv = nu * chol_inv.T @ matrix_power_psd(cov_prev, d) @ chol_inv
     return s_inv / (nu - k - 1.0)
 
 
