@@ -56,9 +56,9 @@ def test_shapes(case):
     law = case.make(*case.params)
     assert law.batch_shape == case.batch_shape
     assert law.event_shape == ()
-    draws = law.sample(jax.random.key(0), (5,))
-    assert draws.shape == (5,) + case.batch_shape
-    assert law.log_prob(draws).shape == (5,) + case.batch_shape
+    draws = law.sample(jax.random.key(0), (4,))
+    assert draws.shape == (4,) + case.batch_shape
+    assert law.log_prob(draws).shape == (4,) + case.batch_shape
     assert law.log_prob(case.test_values).shape == jnp.broadcast_shapes(case.batch_shape, case.test_values.shape)
     assert jnp.shape(law.mean) == case.batch_shape
     assert jnp.shape(law.variance) == case.batch_shape
@@ -70,9 +70,10 @@ def test_jit_matches_eager(case):
     eager = case.make(*case.params).log_prob(case.test_values)
     compiled = jax.jit(lambda *p: case.make(*p).log_prob(case.test_values))(*case.params)
     np.testing.assert_allclose(compiled, eager, rtol=1e-13)
-    draws_eager = case.make(*case.params).sample(jax.random.key(3), (4,))
-    draws_jit = jax.jit(lambda key, *p: case.make(*p).sample(key, (4,)))(jax.random.key(3), *case.params)
-    np.testing.assert_allclose(draws_jit, draws_eager, rtol=1e-12)
+    if case.batch_shape:  # sampling under jit compiles the gamma sampler; once per law is enough
+        draws_eager = case.make(*case.params).sample(jax.random.key(3), (4,))
+        draws_jit = jax.jit(lambda key, *p: case.make(*p).sample(key, (4,)))(jax.random.key(3), *case.params)
+        np.testing.assert_allclose(draws_jit, draws_eager, rtol=1e-12)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

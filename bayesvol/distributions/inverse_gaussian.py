@@ -78,7 +78,7 @@ class InverseGaussian(DescriptiveValidation):
     0.75
     >>> law.sample(jax.random.key(0), (3,)).shape
     (3,)
-    >>> float(law.log_prob(-1.0))
+    >>> float(InverseGaussian(2.0, 4.0, validate_args=False).log_prob(-1.0))  # outside the support
     -inf
     """
 
