@@ -55,9 +55,10 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import gammaln, logsumexp, multigammaln
 
+from bayesvol.filters.resampling import effective_sample_size, normalise_log_weights, systematic_resample
 from bayesvol.models._wishart_linalg import LOG_2, LOG_2PI, logdet_from_cholesky, scale_inverse
 
-__all__ = ["EISOutput", "wishart_eis", "bartlett_chi_square_log_density"]
+__all__ = ["EISOutput", "bartlett_chi_square_log_density", "wishart_eis"]
 
 _RIDGE = 1e-9
 
@@ -216,15 +217,7 @@ def _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0):
     return outputs
 
 
-def systematic_resample(log_weights, uniform):
-    """Indices of systematic resampling with one uniform draw (normalised log weights in)."""
-    n = log_weights.shape[0]
-    cumulative = jnp.cumsum(jnp.exp(log_weights - logsumexp(log_weights)))
-    positions = (jnp.arange(n, dtype=cumulative.dtype) + uniform) / n
-    return jnp.clip(jnp.searchsorted(cumulative, positions), 0, n - 1)
-
-
-def _forward_smc(y, c, C, z_diag, z_offdiag, uniforms, nu, d, chol_a, omega0, threshold=1.0):
+def _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys, nu, d, chol_a, omega0, threshold=1.0):
     r"""The samplers (c, C) as proposals of a particle filter with adaptive systematic resampling.
 
     Incremental weight of a draw: :math:`w_t = g\,p\,\chi_{t+1}(\Omega_t) / (q_t\,\chi_t(\Omega_{t-1}))`
@@ -244,25 +237,22 @@ def _forward_smc(y, c, C, z_diag, z_offdiag, uniforms, nu, d, chol_a, omega0, th
 
     def step(carry, inputs):
         s_inv_prev, logdet_s_prev, log_w_prev = carry
-        y_t, c_t, C_t, zd, zo, u_t, y_n, c_n, C_n, has_next, has_prev = inputs
+        y_t, c_t, C_t, zd, zo, key_t, y_n, c_n, C_n, has_next, has_prev = inputs
         _, s_inv, logdet_s, _, log_w, log_chi, _ = _propagate(s_inv_prev, logdet_s_prev, y_t, c_t, C_t, zd, zo,
                                                               nu, d, chol_a)
         log_chi_next = _log_chi(s_inv, logdet_s, y_n, c_n, C_n, nu)
         increment = log_w + jnp.where(has_prev, -log_chi, 0.0) + jnp.where(has_next, log_chi_next, 0.0)
-        joint = log_w_prev + increment
-        loglik_t = logsumexp(joint)
-        log_w_new = joint - loglik_t
+        log_w_new, loglik_t = normalise_log_weights(log_w_prev + increment)
         filtered_s_inv = jnp.einsum("n,nij->ij", jnp.exp(log_w_new), s_inv)
-        ess = 1.0 / jnp.sum(jnp.exp(2.0 * log_w_new))
-        resample = ess <= threshold * num_particles
-        idx = jnp.where(resample, systematic_resample(log_w_new, u_t), jnp.arange(num_particles))
+        resample = effective_sample_size(log_w_new) <= threshold * num_particles
+        idx = jnp.where(resample, systematic_resample(key_t, log_w_new), jnp.arange(num_particles))
         log_w_new = jnp.where(resample, -jnp.log(num_particles) * jnp.ones_like(log_w_new), log_w_new)
         return (s_inv[idx], logdet_s[idx], log_w_new), (loglik_t, filtered_s_inv, resample)
 
     s_inv0, logdet_s0 = _initial_carry(omega0, num_particles, nu, d, chol_a)
     carry0 = (s_inv0, logdet_s0, jnp.full((num_particles,), -jnp.log(num_particles), dtype=y.dtype))
     (s_inv_last, _, log_w_last), (pointwise, filtered_s_inv, resampled) = lax.scan(
-        step, carry0, (y, c, C, z_diag, z_offdiag, uniforms, y_next, c_next, C_next, not_last, not_first))
+        step, carry0, (y, c, C, z_diag, z_offdiag, resample_keys, y_next, c_next, C_next, not_last, not_first))
     return pointwise, filtered_s_inv, s_inv_last, log_w_last, jnp.mean(resampled)
 
 
@@ -307,7 +297,7 @@ def _backward(y, paths, nu):
 
 
 def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterations: int = 3, key=None,
-                z_diag=None, z_offdiag=None, uniforms=None, resample: bool = False) -> EISOutput:
+                z_diag=None, z_offdiag=None, resample_keys=None, resample: bool = False) -> EISOutput:
     r"""EIS estimate of the Wishart SV log-likelihood (pure JAX).
 
     Parameters
@@ -327,7 +317,7 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
         :math:`c_t = 0, C_t = 0`).
     key : jax.random.PRNGKey
         Seed of the common random numbers (or give ``z_diag`` (T, N, k), ``z_offdiag`` (T, N, k(k-1)/2)
-        standard normals and ``uniforms`` (T,) yourself).
+        standard normals and ``resample_keys`` (T PRNG keys, for the resampling steps) yourself).
     resample : bool
         Final pass as a particle filter with the EIS samplers as proposals (adaptive systematic
         resampling): much smaller variance for long series, but piecewise constant in the parameters
@@ -343,7 +333,7 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
         key_diag, key_off, key_unif = jax.random.split(key, 3)
         z_diag = jax.random.normal(key_diag, (T, num_particles, k), dtype=y.dtype)
         z_offdiag = jax.random.normal(key_off, (T, num_particles, k * (k - 1) // 2), dtype=y.dtype)
-        uniforms = jax.random.uniform(key_unif, (T,), dtype=y.dtype)
+        resample_keys = jax.random.split(key_unif, T)
     c = jnp.zeros((T,), dtype=y.dtype)
     C = jnp.zeros((T, k, k), dtype=y.dtype)
     change = jnp.asarray(jnp.inf, dtype=y.dtype)
@@ -354,7 +344,7 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
                              jnp.max(jnp.abs(C_new - C) / (1.0 + jnp.abs(C))))
         c, C = c_new, C_new
     if resample:
-        pointwise, _, s_inv_last, log_w_last, rate = _forward_smc(y, c, C, z_diag, z_offdiag, uniforms, nu, d,
+        pointwise, _, s_inv_last, log_w_last, rate = _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys, nu, d,
                                                                   chol_a, omega0)
         normalised = jnp.exp(log_w_last)
         return EISOutput(pointwise=pointwise, loglik=jnp.sum(pointwise), log_weights=log_w_last, precision=None,

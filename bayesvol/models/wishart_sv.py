@@ -23,7 +23,7 @@ from bayesvol.distributions.wishart import matrix_power_psd, wishart_sv_scale
 from bayesvol.filters.eis_wishart import EISOutput, wishart_eis
 from bayesvol.inference.mle import register_loglik
 from bayesvol.models import _base
-from bayesvol.models._wishart_linalg import LOG_2PI, scale_matrix, steady_state
+from bayesvol.models._wishart_linalg import LOG_2PI, logdet_from_cholesky, scale_matrix, steady_state
 
 __all__ = ["WishartSV", "WishartSVParams", "WishartSVSimulation", "reference_params"]
 
@@ -286,10 +286,9 @@ class WishartSV:
         r"""Law of :math:`\Omega_t` given :math:`\Omega_{t-1}`: :math:`W_k(\nu, S_{t-1})`."""
         return dist.Wishart(params.nu, scale_matrix=self.scale_matrix(params, precision_prev))
 
-    def emission(self, params, precision) -> dist.MultivariateNormal:
+    def emission(self, params, precision) -> GaussianPrecision:
         r"""Law of :math:`y_t` given :math:`\Omega_t`: :math:`N_k(0, \Omega_t^{-1})`."""
-        k = precision.shape[-1]
-        return dist.MultivariateNormal(jnp.zeros(k, dtype=precision.dtype), precision_matrix=precision)
+        return GaussianPrecision(precision)
 
     def simulate(self, params, num_timesteps: int, key) -> WishartSVSimulation:
         """Simulate ``num_timesteps`` returns and precision matrices, starting from :math:`\\Omega_0 = \\bar\\Omega`."""
@@ -403,6 +402,37 @@ class WishartSV:
         return np.asarray(jnp.mean(jax.vmap(_conditional_mean_inverse)(nu, d, a, cov_last), axis=0))
 
 
+class GaussianPrecision(dist.Distribution):
+    r"""Zero-mean :math:`N_k(0, \Omega^{-1})` given its precision :math:`\Omega` (batched over leading axes).
+
+    ``log_prob`` is :math:`-\tfrac{k}{2}\log 2\pi + \tfrac12\log|\Omega| - \tfrac12 y'\Omega y` from the Cholesky
+    factor of :math:`\Omega` (no inverse), and it broadcasts a single ``y`` over a batch of precisions, which
+    the particle filter needs.
+    """
+
+    arg_constraints = {"precision": constraints.positive_definite}
+    support = constraints.real_vector
+    reparametrized_params = ["precision"]
+
+    def __init__(self, precision, *, validate_args=None):
+        self.precision = precision
+        self._chol = jnp.linalg.cholesky(precision)
+        super().__init__(batch_shape=precision.shape[:-2], event_shape=precision.shape[-1:],
+                         validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        shape = sample_shape + self.batch_shape + self.event_shape
+        noise = jax.random.normal(key, shape, dtype=self.precision.dtype)
+        # y = L'^{-1} z has covariance (L L')^{-1} = Omega^{-1}.
+        chol_t = jnp.broadcast_to(jnp.swapaxes(self._chol, -1, -2), shape + shape[-1:])
+        return solve_triangular(chol_t, noise[..., None], lower=False)[..., 0]
+
+    def log_prob(self, value):
+        k = self.event_shape[0]
+        projected = jnp.einsum("...ji,...j->...i", self._chol, value)
+        return -0.5 * k * LOG_2PI + logdet_from_cholesky(self._chol) / 2.0 - 0.5 * jnp.sum(projected**2, axis=-1)
+
+
 class _Panel(NamedTuple):
     values: np.ndarray
     index: pd.Index | None
@@ -460,7 +490,7 @@ def _run_eis(params, y, seed, *, num_particles, num_iterations, antithetic, resa
     omega0 = steady_state(chol_a, params.d)
     return wishart_eis(y, params.nu, params.d, chol_a, omega0, num_particles=num_particles,
                        num_iterations=num_iterations, z_diag=z_diag, z_offdiag=z_off,
-                       uniforms=jax.random.uniform(key_unif, (T,), dtype=y.dtype), resample=resample)
+                       resample_keys=jax.random.split(key_unif, T), resample=resample)
 
 
 def _eis_options(num_particles=128, num_iterations=3, seed=0, antithetic=True, resample=False):
