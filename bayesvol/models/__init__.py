@@ -6,4 +6,15 @@ from bayesvol.models.iggarch import IGGARCH, IGGARCHParams
 from bayesvol.models.sv import SV, SVParams
 from bayesvol.models.wishart_sv import WishartSV, WishartSVParams
 
-__all__ = ["DCC", "DCCParams", "GARCH", "GARCHParams", "IGGARCH", "IGGARCHParams", "SV", "SVParams", "WishartSV", "WishartSVParams"]
+__all__ = [
+    "DCC",
+    "DCCParams",
+    "GARCH",
+    "GARCHParams",
+    "IGGARCH",
+    "IGGARCHParams",
+    "SV",
+    "SVParams",
+    "WishartSV",
+    "WishartSVParams",
+]

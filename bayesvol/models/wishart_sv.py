@@ -179,8 +179,9 @@ class WishartSV:
                 raise TypeError(f"prior for {name!r} must be a numpyro distribution, got {type(prior).__name__}")
             expected = () if name != "A" else ((k, k) if k is not None else prior.event_shape)
             if prior.batch_shape != () or prior.event_shape != expected or len(prior.event_shape) not in (0, 2):
+                what = "k x k matrix" if name == "A" else "scalar"
                 raise ValueError(f"prior for {name!r} has batch shape {prior.batch_shape} and event shape "
-                                 f"{prior.event_shape}; expected a single {'k x k matrix' if name == 'A' else 'scalar'}")
+                                 f"{prior.event_shape}; expected a single {what}")
         object.__setattr__(self, "_prior_items", tuple(sorted(user.items())))
         object.__setattr__(self, "priors", None)
 
@@ -219,8 +220,9 @@ class WishartSV:
             raise ValueError(f"A is {k} x {k} but the model has num_assets={self.num_assets}")
         if not np.all(np.isfinite(a)) or not np.allclose(a, a.T, rtol=1e-10, atol=1e-12):
             raise ValueError("A must be a finite symmetric matrix")
-        if np.linalg.eigvalsh(a).min() <= 0.0:
-            raise ValueError(f"A must be positive definite; its smallest eigenvalue is {np.linalg.eigvalsh(a).min():.4g}")
+        smallest = np.linalg.eigvalsh(a).min()
+        if smallest <= 0.0:
+            raise ValueError(f"A must be positive definite; its smallest eigenvalue is {smallest:.4g}")
         d, nu = float(params.d), float(params.nu)
         if not 0.0 < d < 1.0:
             raise ValueError(f"d must lie in (0, 1), got {d}")
@@ -271,7 +273,7 @@ class WishartSV:
 
     # --- the latent-state protocol ----------------------------------------------------------------------
     def steady_state(self, params):
-        r""":math:`\bar\Omega`, the fixed point of :math:`\Omega \mapsto A^{1/2}\Omega^d A^{1/2\prime}` (= :math:`\Omega_0`)."""
+        r""":math:`\bar\Omega = \Omega_0`, the fixed point of :math:`\Omega \mapsto A^{1/2}\Omega^d A^{1/2\prime}`."""
         return steady_state(jnp.linalg.cholesky(params.A), params.d)
 
     def scale_matrix(self, params, precision_prev):
@@ -309,7 +311,8 @@ class WishartSV:
         """Run the EIS sampler at ``params`` and return its full output (weights, paths, diagnostics).
 
         Options as for ``log_likelihood(..., method="eis")``: ``num_particles``, ``num_iterations``, ``seed``,
-        ``antithetic``, ``resample``. See :mod:`bayesvol.filters.eis_wishart` for the algorithm and :meth:`forecast_covariance` for forecasts.
+        ``antithetic``, ``resample``. See :mod:`bayesvol.filters.eis_wishart` for the algorithm and
+        :meth:`forecast_covariance` for forecasts.
         """
         params = _base.as_params(self, params)
         self.check_parameters(params)
@@ -322,7 +325,8 @@ class WishartSV:
 
         :math:`E[\Omega_{T+1}^{-1}\mid\Omega_T] = S_T^{-1}/(\nu-k-1)`, averaged with the importance weights
         over the EIS draws of :math:`\Omega_T` (``method="eis"``; options as in :meth:`eis`), or over the
-        particle filter's filtering law (``method="pf"``; see :meth:`filtered_forecasts`).
+        fully adapted particle filter's filtering law (``method="pf"``: the EIS code with ``num_iterations=0``
+        and ``resample=True``, whose final weighted particles represent :math:`p(\Omega_T \mid y_{1:T})`).
         Requires :math:`\nu > k + 1` (otherwise the expectation is infinite).
         """
         params = _base.as_params(self, params)
@@ -330,10 +334,10 @@ class WishartSV:
         k = params.A.shape[0]
         if not float(params.nu) > k + 1:
             raise ValueError(f"E[Omega^-1] is infinite unless nu > k + 1 = {k + 1}; got nu = {float(params.nu)}")
-        if method == "pf":
-            return self.filtered_forecasts(params, y, **options)[-1]
-        if method != "eis":
+        if method not in ("eis", "pf"):
             raise ValueError(f"method must be 'eis' or 'pf', got {method!r}")
+        if method == "pf":
+            options = dict(options, num_iterations=0, resample=True)
         out = self.eis(params, y, **options)
         weights = jnp.exp(out.log_weights - jax.scipy.special.logsumexp(out.log_weights))
         mean_s_inv = jnp.einsum("n,nij->ij", weights, out.scale_inverse_last)
@@ -512,6 +516,21 @@ def _wishart_eis_loglik(model, params, y, **options):
     ``resample`` (False; True runs the final pass as a particle filter, see
     :func:`~bayesvol.filters.eis_wishart.wishart_eis`).
     """
+    seed, static = _eis_options(**options)
+    model.check_parameters(params)
+    return _run_eis(params, y, seed, **static).pointwise
+
+
+@register_loglik(WishartSV, "pf", differentiable=False)
+def _wishart_pf_loglik(model, params, y, **options):
+    r"""Fully adapted particle filter: propose :math:`\Omega_t` from :math:`p(\Omega_t \mid \Omega_{t-1}, y_t)`.
+
+    Normal–Wishart conjugacy makes that proposal and the predictive :math:`p(y_t \mid \Omega_{t-1})` exact, so
+    this is the EIS code with ``num_iterations=0`` and ``resample=True``. The terms are estimates of the
+    one-step-ahead predictive densities :math:`\log p(y_t \mid y_{1:t-1})`. Options: ``num_particles``
+    (1000), ``seed`` (0), ``antithetic`` (True).
+    """
+    options = dict({"num_particles": 1000}, **options, num_iterations=0, resample=True)
     seed, static = _eis_options(**options)
     model.check_parameters(params)
     return _run_eis(params, y, seed, **static).pointwise
