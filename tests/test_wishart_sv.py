@@ -285,3 +285,4 @@ def test_bad_data_is_reported():
         bayesvol.log_likelihood(WishartSV(num_assets=3), reference_params(), rng.normal(size=(50, 2)), method="eis")
     with pytest.raises(ValueError, match="nu > k \\+ 1"):
         MODEL.forecast_covariance(dict(PARAMS_2, nu=2.5), rng.normal(size=(50, 2)))
+
