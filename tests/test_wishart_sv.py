@@ -256,6 +256,11 @@ def test_forecasts_from_eis_and_particle_filter_agree():
     # Both average S_T^{-1}/(nu-k-1) over (approximately) the filtering law of Omega_T: MC error of a few %.
     np.testing.assert_allclose(eis, pf, rtol=0.1)
     assert np.all(np.linalg.eigvalsh(eis) > 0)
+    # Rolling forecasts use no future data: row t equals the final forecast from y[: t + 1].
+    rolling = MODEL.filtered_forecasts(params, y, num_particles=2000)
+    np.testing.assert_allclose(rolling[-1], pf, rtol=1e-8)
+    np.testing.assert_allclose(rolling[29], MODEL.forecast_covariance(params, y[:30], method="pf",
+                                                                      num_particles=2000), rtol=0.1)
 
 
 # ---------------------------------------------------------------- bad input

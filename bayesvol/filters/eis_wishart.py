@@ -89,6 +89,9 @@ class EISOutput(NamedTuple):
         Effective sample size :math:`(\\sum w)^2/\\sum w^2` of the final weights.
     resample_rate : ()
         Fraction of time steps at which the particle version resampled (0 without resampling).
+    filtered_scale_inverse : (T, k, k) or None
+        With resampling: :math:`E[S_t^{-1} \\mid y_{1:t}]` under the filtering law, so that
+        :math:`E[\\Omega_{t+1}^{-1} \\mid y_{1:t}]` is it divided by :math:`\\nu - k - 1`; None without.
     """
 
     pointwise: jax.Array
@@ -102,6 +105,7 @@ class EISOutput(NamedTuple):
     fallback_rate: jax.Array
     ess: jax.Array
     resample_rate: jax.Array
+    filtered_scale_inverse: jax.Array | None = None
 
 
 def _chi_square_from_normal(z, df):
@@ -224,8 +228,9 @@ def _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys, nu, d, chol_a, omega
     (:math:`\chi_{T+1} \equiv 1`, and :math:`\chi_1` kept in the first term), so the product over time of
     the weighted means is unbiased for the likelihood and, with resampling, its log has a variance that
     grows linearly in T. With :math:`c = 0, C = 0` this is the fully adapted particle filter
-    (:math:`\chi_t(\Omega_{t-1}) = p(y_t \mid \Omega_{t-1})`) and the weighted particles after step t
-    represent the filtering law :math:`p(\Omega_t \mid y_{1:t})`.
+    (:math:`\chi_t(\Omega_{t-1}) = p(y_t \mid \Omega_{t-1})`). The carried weights include the look-ahead
+    factor :math:`\chi_{t+1}(\Omega_t)`; the filtering law :math:`p(\Omega_t \mid y_{1:t})` uses the weights
+    without it, and gives the one-step forecasts :math:`E[S_t^{-1} \mid y_{1:t}]` returned here.
     """
     T, k = y.shape
     num_particles = z_diag.shape[1]
@@ -243,7 +248,9 @@ def _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys, nu, d, chol_a, omega
         log_chi_next = _log_chi(s_inv, logdet_s, y_n, c_n, C_n, nu)
         increment = log_w + jnp.where(has_prev, -log_chi, 0.0) + jnp.where(has_next, log_chi_next, 0.0)
         log_w_new, loglik_t = normalise_log_weights(log_w_prev + increment)
-        filtered_s_inv = jnp.einsum("n,nij->ij", jnp.exp(log_w_new), s_inv)
+        # Filtering weights for p(Omega_t | y_{1:t}): without the look-ahead factor chi_{t+1}(Omega_t).
+        log_w_filter, _ = normalise_log_weights(log_w_prev + log_w + jnp.where(has_prev, -log_chi, 0.0))
+        filtered_s_inv = jnp.einsum("n,nij->ij", jnp.exp(log_w_filter), s_inv)
         resample = effective_sample_size(log_w_new) <= threshold * num_particles
         idx = jnp.where(resample, systematic_resample(key_t, log_w_new), jnp.arange(num_particles))
         log_w_new = jnp.where(resample, -jnp.log(num_particles) * jnp.ones_like(log_w_new), log_w_new)
@@ -344,12 +351,12 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
                              jnp.max(jnp.abs(C_new - C) / (1.0 + jnp.abs(C))))
         c, C = c_new, C_new
     if resample:
-        pointwise, _, s_inv_last, log_w_last, rate = _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys, nu, d,
-                                                                  chol_a, omega0)
+        pointwise, filtered, s_inv_last, log_w_last, rate = _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys,
+                                                                         nu, d, chol_a, omega0)
         normalised = jnp.exp(log_w_last)
         return EISOutput(pointwise=pointwise, loglik=jnp.sum(pointwise), log_weights=log_w_last, precision=None,
                          scale_inverse_last=s_inv_last, c=c, C=C, change=change, fallback_rate=jnp.nan,
-                         ess=1.0 / jnp.sum(normalised**2), resample_rate=rate)
+                         ess=1.0 / jnp.sum(normalised**2), resample_rate=rate, filtered_scale_inverse=filtered)
     omega, s_inv, _, _, log_w, ok = _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0)
     cumulative = jnp.cumsum(log_w, axis=0)                       # (T, N)
     running = logsumexp(cumulative, axis=1) - jnp.log(num_particles)

@@ -343,6 +343,21 @@ class WishartSV:
         mean_s_inv = jnp.einsum("n,nij->ij", weights, out.scale_inverse_last)
         return np.asarray(mean_s_inv / (params.nu - k - 1.0))
 
+    def filtered_forecasts(self, params, y, *, num_particles: int = 1000, seed: int = 0) -> np.ndarray:
+        r"""One-step-ahead covariance forecasts :math:`E[\Omega_{t+1}^{-1} \mid y_{1:t}]`, :math:`t = 1..T`.
+
+        One pass of the fully adapted particle filter (see ``log_likelihood(..., method="pf")``): row t
+        (0-based) is the forecast for the return after ``y[t]``, using ``y[:t + 1]`` only. The last row is
+        :meth:`forecast_covariance` with ``method="pf"``. Requires :math:`\nu > k + 1`.
+        """
+        params = _base.as_params(self, params)
+        self.check_parameters(params)
+        k = params.A.shape[0]
+        if not float(params.nu) > k + 1:
+            raise ValueError(f"E[Omega^-1] is infinite unless nu > k + 1 = {k + 1}; got nu = {float(params.nu)}")
+        out = self.eis(params, y, num_particles=num_particles, seed=seed, num_iterations=0, resample=True)
+        return np.asarray(out.filtered_scale_inverse / (params.nu - k - 1.0))
+
     # --- the NumPyro program ------------------------------------------------------------------------------
     def program(self, y):
         r"""NumPyro program over the latent precisions in Bartlett form, one ``lax.scan``.
