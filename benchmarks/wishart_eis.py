@@ -138,15 +138,23 @@ def main():
     parser.add_argument("--pf-particles", type=int, default=4000)
     parser.add_argument("--quick", action="store_true", help="T = 100, k = 2 and 3, no MLE")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--rows", help="file of JSON rows printed by an earlier run: only re-render them")
     args = parser.parse_args()
     if args.quick:
         args.T, args.k, args.mle_k, args.reps, args.pf_particles = 100, [3], [], 3, 500
-    result = {"machine": machine(), "settings": vars(args), "rows": []}
-    for k in args.k:
-        result["rows"].append(run_one(k, args.T, args.reps, args.num_particles, args.pf_particles,
-                                      k in args.mle_k))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    result = {"machine": machine(), "settings": vars(args), "rows": []}
+    if args.rows:
+        # re-render rows printed by an earlier run (one JSON object per line), e.g. one stopped early
+        result["rows"] = [json.loads(line) for line in Path(args.rows).read_text().splitlines()
+                          if line.startswith("{")]
+    for k in [] if args.rows else args.k:
+        result["rows"].append(run_one(k, args.T, args.reps, args.num_particles, args.pf_particles,
+                                      k in args.mle_k))
+        # written after every row, so a long run stopped early keeps what it measured
+        (out / "wishart_eis.json").write_text(json.dumps(result, indent=2, default=float))
+        (out / "wishart_eis.md").write_text(render(result))
     (out / "wishart_eis.json").write_text(json.dumps(result, indent=2, default=float))
     (out / "wishart_eis.md").write_text(render(result))
     print(render(result))
