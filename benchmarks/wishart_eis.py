@@ -125,6 +125,8 @@ def render(result) -> str:
                          f"({m['d_se']:.3f}) | {m['true_d']} | {m['nu']:.1f} ({m['nu_se']:.1f}) | "
                          f"{m['true_nu']} |")
     lines += ["", "SD: Monte Carlo standard deviation of the log-likelihood over seeds at fixed parameters."]
+    if result.get("note"):
+        lines += ["", result["note"]]
     return "\n".join(lines) + "\n"
 
 
@@ -139,12 +141,13 @@ def main():
     parser.add_argument("--quick", action="store_true", help="T = 100, k = 2 and 3, no MLE")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--rows", help="file of JSON rows printed by an earlier run: only re-render them")
+    parser.add_argument("--note", default="", help="text appended to the Markdown report")
     args = parser.parse_args()
     if args.quick:
         args.T, args.k, args.mle_k, args.reps, args.pf_particles = 100, [3], [], 3, 500
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"machine": machine(), "settings": vars(args), "rows": []}
+    result = {"machine": machine(), "settings": vars(args), "rows": [], "note": args.note}
     if args.rows:
         # re-render rows printed by an earlier run (one JSON object per line), e.g. one stopped early
         result["rows"] = [json.loads(line) for line in Path(args.rows).read_text().splitlines()
