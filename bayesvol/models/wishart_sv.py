@@ -75,7 +75,7 @@ def reference_params(units: str = "fraction") -> dict:
     >>> import numpy as np
     >>> from bayesvol.models.wishart_sv import reference_params
     >>> np.round(reference_params()["A"][0], 1)
-    array([ 62.4,  -7.8, -26.1])
+    array([ 58.9,  -8.3, -24.5])
     """
     if units not in ("fraction", "percent"):
         raise ValueError(f"units must be 'fraction' or 'percent', got {units!r}")
