@@ -523,7 +523,16 @@ def _eis_options(num_particles=128, num_iterations=3, seed=0, antithetic=True, r
                   "antithetic": bool(antithetic), "resample": bool(resample)}
 
 
-@register_loglik(WishartSV, "eis")
+def _wishart_eis_diagnostics(model, params, y, num_replications: int = 5, **options):
+    """At the estimate: MC SD of the plain EIS log-likelihood over seeds, and the sequential EIS value."""
+    seed, static = _eis_options(**options)
+    values = np.array([float(_run_eis(params, y, seed + 1 + r, **static).loglik) for r in range(num_replications)])
+    sequential = float(_run_eis(params, y, seed, **dict(static, resample=True)).loglik)
+    return {"loglik_mc_sd": float(values.std(ddof=1)), "loglik_mc_replications": num_replications,
+            "loglik_sequential_eis": sequential}
+
+
+@register_loglik(WishartSV, "eis", diagnostics=_wishart_eis_diagnostics)
 def _wishart_eis_loglik(model, params, y, **options):
     """EIS log-likelihood split into T terms that add up to it (see :class:`~bayesvol.filters.eis_wishart.EISOutput`).
 
