@@ -162,7 +162,8 @@ def wishart_sv_scale(A, omega_prev, d, nu, *, root: Literal["symmetric", "choles
     nu : array_like
         Degrees of freedom :math:`\nu > k - 1`.
     root : {"symmetric", "cholesky"}
-        Which square root of :math:`A` to use (see Notes). The package's model uses ``"symmetric"``.
+        Which square root of :math:`A` to use (see Notes). :class:`bayesvol.models.WishartSV` uses
+        ``"cholesky"``, the factorisation named in seed 003 (eq. 3).
 
     Returns
     -------

@@ -71,6 +71,11 @@ def _lookup(model, method: str):
     )
 
 
+def _bind(model, y):
+    """A model may fix static configuration from the data (e.g. the number of series) via ``bind_data(y)``."""
+    return model.bind_data(y) if hasattr(model, "bind_data") else model
+
+
 def _prepare_data(model, y):
     if hasattr(model, "validate_data"):
         return model.validate_data(y)
@@ -102,6 +107,7 @@ def log_likelihood(model, params, y, method: str = "exact", *, pointwise: bool =
     float or numpy.ndarray
     """
     fn, _ = _lookup(model, method)
+    model = _bind(model, y)
     data = _prepare_data(model, y)
     from bayesvol.models import _base  # deferred: model modules import this one to register likelihoods
 
@@ -148,12 +154,14 @@ class MLEResult:
     at_boundary: list = field(default_factory=list)
     labels: list = field(default_factory=list)
     num_starts: int = 1
+    num_free_params: int | None = None
     options: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
 
     @property
     def num_params(self) -> int:
-        return len(self.labels)
+        """Free parameters (the unconstrained dimension: a symmetric k x k matrix counts k(k+1)/2)."""
+        return self.num_free_params if self.num_free_params is not None else len(self.labels)
 
     @property
     def aic(self) -> float:
@@ -386,6 +394,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         return fit_batch(model, y, method, start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol,
                          warn=warn, **options)
     _, differentiable = _lookup(model, method)
+    model = _bind(model, y)
     data = _prepare_data(model, y)
     y_values = jnp.asarray(data.values)
     nobs = int(y_values.shape[0])
@@ -459,14 +468,16 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     message = str(res.message)
     diagnose = next((_DIAGNOSTICS[(cls, method)] for cls in type(model).__mro__ if (cls, method) in _DIAGNOSTICS),
                     None)
-    diagnostics = dict(diagnose(model, problem.constrain(jnp.asarray(res.x)), y_values, **options)) if diagnose else {}
+    diagnostics = (dict(diagnose(model, model.params_type(**problem.unravel(flat_theta)), y_values, **options))
+                   if diagnose else {})
     if not converged and warn:
         warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge: {message}",
                       ConvergenceWarning, stacklevel=2)
     return MLEResult(model=model, method=method, params=params_out, se=se, robust_se=robust_se, cov=cov,
                      robust_cov=robust_cov, loglik=loglik, nobs=nobs, converged=converged, message=message,
                      at_boundary=at_boundary, labels=_labels(model, problem.shapes), num_starts=len(starts),
-                     options=dict(options), diagnostics=diagnostics)
+                     options=dict(options), num_free_params=int(np.size(res.x)),
+                     diagnostics=diagnostics)
 
 
 def _is_panel(y) -> bool:
@@ -542,7 +553,8 @@ def _covariances(hessian, scores):
     information = -0.5 * (hessian + hessian.T)
     try:
         cov = np.linalg.inv(information)
-        if not np.all(np.isfinite(cov)):
+        # A redundant parametrisation (both triangles of a symmetric matrix) has a singular information.
+        if not np.all(np.isfinite(cov)) or not np.allclose(information @ cov, np.eye(len(cov)), atol=1e-6):
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(information)

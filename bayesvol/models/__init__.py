@@ -1,7 +1,20 @@
 """Volatility models, one family per module."""
 
+from bayesvol.models.dcc import DCC, DCCParams
 from bayesvol.models.garch import GARCH, GARCHParams
 from bayesvol.models.iggarch import IGGARCH, IGGARCHParams
 from bayesvol.models.sv import SV, SVParams
+from bayesvol.models.wishart_sv import WishartSV, WishartSVParams
 
-__all__ = ["GARCH", "GARCHParams", "IGGARCH", "IGGARCHParams", "SV", "SVParams"]
+__all__ = [
+    "DCC",
+    "DCCParams",
+    "GARCH",
+    "GARCHParams",
+    "IGGARCH",
+    "IGGARCHParams",
+    "SV",
+    "SVParams",
+    "WishartSV",
+    "WishartSVParams",
+]

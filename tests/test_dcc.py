@@ -1,0 +1,129 @@
+"""DCC-GARCH: likelihood against a naive loop, two-step estimates against arch + scipy, forecasts, bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+import bayesvol
+from bayesvol.models import DCC
+
+MODEL = DCC()
+TRUE = {"omega": [0.05, 0.03, 0.04], "alpha": [0.06, 0.08, 0.05], "beta": [0.90, 0.88, 0.92], "dcc_a": 0.05,
+        "dcc_b": 0.90}
+CORR = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, 0.3], [0.2, 0.3, 1.0]])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return MODEL.simulate(TRUE, 1200, seed=4, correlation=CORR).y
+
+
+def arch_backcast(residuals):
+    """arch's start value: weights 0.94^j over the first min(75, T) squared residuals, normalised."""
+    n = min(75, residuals.shape[0])
+    weights = 0.94 ** np.arange(n)
+    return weights @ residuals[:n] ** 2 / weights.sum()
+
+
+def naive_garch_variances(y, omega, alpha, beta):
+    """sigma^2_1 = backcast, sigma^2_t = omega + alpha y_{t-1}^2 + beta sigma^2_{t-1} (eps_0^2 = backcast)."""
+    T, k = y.shape
+    start = arch_backcast(y)
+    out = np.empty((T, k))
+    out[0] = omega + alpha * start + beta * start
+    for t in range(1, T):
+        out[t] = omega + alpha * y[t - 1] ** 2 + beta * out[t - 1]
+    return out
+
+
+def naive_dcc_loglik(u, a, b):
+    """Engle's correlation log-likelihood by a plain loop (normal density written out)."""
+    q_bar = u.T @ u / u.shape[0]
+    q = q_bar.copy()
+    total = 0.0
+    for u_t in u:
+        scale = 1 / np.sqrt(np.diag(q))
+        corr = q * np.outer(scale, scale)
+        total += -0.5 * (len(u_t) * np.log(2 * np.pi) + np.linalg.slogdet(corr)[1]
+                         + u_t @ np.linalg.solve(corr, u_t))
+        q = (1 - a - b) * q_bar + a * np.outer(u_t, u_t) + b * q
+    return total
+
+
+def test_joint_loglik_matches_naive_loop(data):
+    y = data[:300]
+    params = {k: np.asarray(v) for k, v in TRUE.items()}
+    variances = naive_garch_variances(y, params["omega"], params["alpha"], params["beta"])
+    u = y / np.sqrt(variances)
+    reference = naive_dcc_loglik(u, TRUE["dcc_a"], TRUE["dcc_b"]) - 0.5 * np.log(variances).sum()
+    scipy_density = stats.multivariate_normal(np.zeros(3), CORR).logpdf(u[0])
+    written_out = -0.5 * (3 * np.log(2 * np.pi) + np.linalg.slogdet(CORR)[1] + u[0] @ np.linalg.solve(CORR, u[0]))
+    assert written_out == pytest.approx(scipy_density, rel=1e-12)
+    ours = float(bayesvol.log_likelihood(MODEL, TRUE, y))
+    assert ours == pytest.approx(reference, rel=1e-10)
+
+
+def test_two_step_estimates_match_arch_and_scipy(data):
+    """Step 1 by arch's GARCH(1,1) (zero mean, normal, backcast), step 2 by scipy on the residuals."""
+    from arch import arch_model
+
+    y = data[:600]
+    first = []
+    for i in range(y.shape[1]):
+        res = arch_model(y[:, i], mean="Zero", vol="GARCH", p=1, q=1, dist="normal", rescale=False).fit(
+            disp="off", options={"ftol": 1e-12, "maxiter": 500})
+        first.append(res.params[["omega", "alpha[1]", "beta[1]"]].to_numpy())
+    first = np.array(first)
+    variances = naive_garch_variances(y, first[:, 0], first[:, 1], first[:, 2])
+    u = y / np.sqrt(variances)
+
+    def negative(x):
+        a, b = x
+        return np.inf if a + b >= 1 else -naive_dcc_loglik(u, a, b)
+
+    best = optimize.minimize(negative, [0.03, 0.9], method="Nelder-Mead",
+                             options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 2000})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = MODEL.fit_two_step(y)
+    for j, name in enumerate(("omega", "alpha", "beta")):
+        np.testing.assert_allclose(ours.params[name], first[:, j], rtol=2e-3, atol=2e-4)
+    np.testing.assert_allclose([ours.params["dcc_a"], ours.params["dcc_b"]], best.x, rtol=2e-3, atol=2e-4)
+    # and the estimates are near the truth (1200 observations; loose, a sanity check only)
+    assert abs(ours.params["dcc_a"] - TRUE["dcc_a"]) < 0.04 and abs(ours.params["dcc_b"] - TRUE["dcc_b"]) < 0.08
+    assert np.all(np.isfinite(ours.se["dcc_a"])) and ours.se["dcc_a"] > 0
+    assert "dcc_b" in ours.summary()
+
+
+def test_covariance_forecast_is_the_filtered_next_covariance(data):
+    y = data[:200]
+    params = {k: np.asarray(v) for k, v in TRUE.items()}
+    variances = naive_garch_variances(y, params["omega"], params["alpha"], params["beta"])
+    u = y / np.sqrt(variances)
+    q_bar = u.T @ u / u.shape[0]
+    q = q_bar.copy()
+    for u_t in u:
+        q = 0.05 * q_bar + TRUE["dcc_a"] * np.outer(u_t, u_t) + TRUE["dcc_b"] * q
+    next_var = params["omega"] + params["alpha"] * y[-1] ** 2 + params["beta"] * variances[-1]
+    scale = 1 / np.sqrt(np.diag(q))
+    reference = q * np.outer(scale, scale) * np.sqrt(np.outer(next_var, next_var))
+    np.testing.assert_allclose(MODEL.forecast_covariance(TRUE, y), reference, rtol=1e-9)
+
+
+def test_bad_input_is_reported():
+    y = np.random.default_rng(0).normal(size=(100, 2))
+    good = {"omega": [0.05, 0.05], "alpha": [0.05, 0.05], "beta": [0.9, 0.9], "dcc_a": 0.05, "dcc_b": 0.9}
+    with pytest.raises(ValueError, match="dcc_a \\+ dcc_b"):
+        bayesvol.log_likelihood(MODEL, dict(good, dcc_a=0.2, dcc_b=0.85), y)
+    with pytest.raises(ValueError, match="alpha \\+ beta"):
+        bayesvol.log_likelihood(MODEL, dict(good, beta=[0.99, 0.9]), y)
+    with pytest.raises(ValueError, match="at least two"):
+        MODEL.validate_data(y[:, :1])
+    with pytest.raises(ValueError, match="observations"):
+        MODEL.validate_data(y[:5])
+    with pytest.raises(ValueError, match="NaN"):
+        MODEL.validate_data(np.where(np.arange(200).reshape(100, 2) == 7, np.nan, y))
