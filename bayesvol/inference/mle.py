@@ -110,6 +110,9 @@ class MLEResult:
     at_boundary : list of str
         Parameters whose estimate lies (numerically) on the edge of their support; their standard errors
         are not reliable.
+    num_free : int or None
+        Number of free coordinates when it differs from the number of entries (structured matrices such as
+        identified loadings or covariance matrices); fixed entries get standard error zero.
     """
 
     model: object
@@ -127,10 +130,12 @@ class MLEResult:
     labels: list = field(default_factory=list)
     num_starts: int = 1
     options: dict = field(default_factory=dict)
+    num_free: int | None = None
 
     @property
     def num_params(self) -> int:
-        return len(self.labels)
+        """Number of free parameters (fewer than ``labels`` when some entries are fixed or symmetric)."""
+        return len(self.labels) if self.num_free is None else self.num_free
 
     @property
     def aic(self) -> float:
@@ -299,12 +304,26 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         return pointwise(model.params_type(**unravel_theta(theta_flat)))
 
     loglik = float(jnp.sum(pointwise_flat(flat_theta)))
-    if differentiable:
-        hessian = np.asarray(jax.hessian(lambda t: jnp.sum(pointwise_flat(t)))(flat_theta))
-        scores = np.asarray(jax.jacfwd(pointwise_flat)(flat_theta))
+    # Structured parameters (fixed entries, symmetric matrices) have fewer free coordinates than entries;
+    # then derivatives are taken in the unconstrained coordinates and mapped back by the delta method.
+    u_hat = jnp.asarray(res.x)
+    structured = u_hat.size != flat_theta.size
+    if structured:
+        def pointwise_coords(u):
+            return pointwise(constrain(unravel(u)))
+        coords = u_hat
     else:
-        hessian, scores = _finite_difference_derivatives(pointwise_flat, np.asarray(flat_theta))
+        pointwise_coords, coords = pointwise_flat, flat_theta
+    if differentiable:
+        hessian = np.asarray(jax.hessian(lambda t: jnp.sum(pointwise_coords(t)))(coords))
+        scores = np.asarray(jax.jacfwd(pointwise_coords)(coords))
+    else:
+        hessian, scores = _finite_difference_derivatives(pointwise_coords, np.asarray(coords))
     cov, robust_cov = _covariances(hessian, scores)
+    if structured:
+        jac = np.asarray(jax.jacfwd(lambda u: ravel_pytree(
+            {n: getattr(constrain(unravel(u)), n) for n in names})[0])(u_hat))
+        cov, robust_cov = jac @ cov @ jac.T, jac @ robust_cov @ jac.T
     se_flat, robust_flat = np.sqrt(np.clip(np.diag(cov), 0, None)), np.sqrt(np.clip(np.diag(robust_cov), 0, None))
     params_out = {n: _to_python(getattr(theta_hat, n)) for n in names}
     se = {n: _to_python(v) for n, v in unravel_theta(jnp.asarray(se_flat)).items()}
@@ -317,7 +336,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     return MLEResult(model=model, method=method, params=params_out, se=se, robust_se=robust_se, cov=cov,
                      robust_cov=robust_cov, loglik=loglik, nobs=nobs, converged=converged, message=message,
                      at_boundary=at_boundary, labels=_labels(model, theta_hat), num_starts=len(starts),
-                     options=dict(options))
+                     options=dict(options), num_free=int(u_hat.size) if structured else None)
 
 
 def _to_python(value):
