@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -95,7 +96,17 @@ def cho_solve(chol, b):
 
 
 def _mv(a, x):
-    return jnp.einsum("...ij,...j->...i", a, x)
+    """Matrix-vector product; for small sizes as a broadcast sum, which XLA fuses with its neighbours."""
+    if a.shape[-1] > SMALL:
+        return jnp.einsum("...ij,...j->...i", a, x)
+    return jnp.sum(a * x[..., None, :], -1)
+
+
+def _mm(a, b):
+    """Matrix product on the last two axes; for small sizes as a broadcast sum (fused by XLA)."""
+    if a.shape[-1] > SMALL:
+        return a @ b
+    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], -2)
 
 
 def _mT(a):
@@ -148,7 +159,7 @@ def update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, num_assets
     k = pred_mean.shape[-1]
     chol_pred = cholesky(pred_cov)
     gram_mean = _mv(gram, pred_mean)
-    chol_m = cholesky(jnp.eye(k) + _mT(chol_pred) @ gram @ chol_pred)
+    chol_m = cholesky(jnp.eye(k) + _mm(_mm(_mT(chol_pred), gram), chol_pred))
     u = _mv(_mT(chol_pred), score - gram_mean)
     half_u = solve_lower(chol_m, u)
     resid_quad = quad - 2.0 * jnp.sum(pred_mean * score, -1) + jnp.sum(pred_mean * gram_mean, -1)
@@ -156,12 +167,12 @@ def update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, num_assets
     loglik = -0.5 * (num_assets * math.log(2.0 * math.pi) + logdet_s + resid_quad - jnp.sum(half_u**2, -1))
     mean = pred_mean + _mv(chol_pred, solve_upper(chol_m, half_u))
     half = solve_lower(chol_m, _mT(chol_pred))
-    return loglik, mean, _mT(half) @ half
+    return loglik, mean, _mm(_mT(half), half)
 
 
 def predict(mean, cov, Phi_f, h_next):
     """Kalman prediction ``(Phi_f m, Phi_f P Phi_f' + diag(exp(h)))``."""
-    pred_cov = Phi_f @ cov @ Phi_f.T + jnp.exp(h_next)[..., :, None] * jnp.eye(h_next.shape[-1])
+    pred_cov = _mm(_mm(Phi_f, cov), Phi_f.T) + jnp.exp(h_next)[..., :, None] * jnp.eye(h_next.shape[-1])
     return _mv(Phi_f, mean), 0.5 * (pred_cov + _mT(pred_cov))
 
 
@@ -197,7 +208,12 @@ def filter_factors(loadings, Phi_f, h, idio_var, y) -> FactorFilterOutput:
         return predict(mean, cov, Phi_f, h_next), (loglik, mean, cov, pred_mean, pred_cov)
 
     first = (jnp.zeros(k), stationary_factor_cov(Phi_f, h[0]))
-    _, outputs = lax.scan(step, first, (stats.gram, stats.score, stats.quad, stats.logdet, next_h))
+    import os
+    mode = os.environ.get("KFMODE", "")
+    if mode == "remat":
+        step = jax.checkpoint(step)
+    _, outputs = lax.scan(step, first, (stats.gram, stats.score, stats.quad, stats.logdet, next_h),
+                          unroll=int(os.environ.get("KFUNROLL", "1")))
     return FactorFilterOutput(*outputs)
 
 
