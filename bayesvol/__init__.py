@@ -6,6 +6,7 @@ from bayesvol import (
     _config,  # noqa: F401  (float64 and CPU devices before anything uses JAX)
     datasets,
     distributions,
+    filters,
     models,
     plots,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "__version__",
     "datasets",
     "distributions",
+    "filters",
     "fit",
     "log_likelihood",
     "models",

@@ -28,17 +28,23 @@ from bayesvol.models import _base
 __all__ = ["MLEResult", "fit", "log_likelihood", "register_loglik"]
 
 _REGISTRY: dict[tuple[type, str], tuple[Callable, bool]] = {}
+_DIAGNOSTICS: dict[tuple[type, str], Callable] = {}
 
 
-def register_loglik(model_type: type, method: str, *, differentiable: bool = True):
+def register_loglik(model_type: type, method: str, *, differentiable: bool = True,
+                    diagnostics: Callable | None = None):
     """Register ``fn(model, params, y, **options) -> pointwise log-likelihood`` for ``model_type``.
 
     ``differentiable=False`` makes :func:`fit` use a derivative-free optimiser (Nelder–Mead) and a
-    finite-difference Hessian for that method.
+    finite-difference Hessian for that method. ``diagnostics(model, params, y, **options) -> dict``, if
+    given, is called by :func:`fit` at the estimate (e.g. the Monte Carlo error of a simulated
+    likelihood); its entries go to :attr:`MLEResult.diagnostics` and the summary.
     """
 
     def decorator(fn):
         _REGISTRY[(model_type, method)] = (fn, differentiable)
+        if diagnostics is not None:
+            _DIAGNOSTICS[(model_type, method)] = diagnostics
         return fn
 
     return decorator
@@ -113,6 +119,9 @@ class MLEResult:
     num_free : int or None
         Number of free coordinates when it differs from the number of entries (structured matrices such as
         identified loadings or covariance matrices); fixed entries get standard error zero.
+    diagnostics : dict
+        Method-specific checks at the estimate, e.g. ``loglik_mc_sd``, the Monte Carlo standard deviation of
+        a simulated log-likelihood.
     """
 
     model: object
@@ -131,6 +140,7 @@ class MLEResult:
     num_starts: int = 1
     options: dict = field(default_factory=dict)
     num_free: int | None = None
+    diagnostics: dict = field(default_factory=dict)
 
     @property
     def num_params(self) -> int:
@@ -176,6 +186,7 @@ class MLEResult:
             self.to_frame(robust).to_string(float_format=lambda v: f"{v: .4f}"),
             "=" * 78,
         ]
+        lines.extend(f"{name}: {value}" for name, value in self.diagnostics.items())
         if self.at_boundary:
             lines.append(f"At the boundary of the support (standard errors unreliable): {', '.join(self.at_boundary)}")
         if not self.converged:
@@ -330,13 +341,17 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     robust_se = {n: _to_python(v) for n, v in unravel_theta(jnp.asarray(robust_flat)).items()}
     at_boundary = [n for n in names if np.any(np.abs(np.asarray(unconstrain(theta_hat)[n])) > 12.0)]
     message = str(res.message)
+    diagnose = next((_DIAGNOSTICS[(cls, method)] for cls in type(model).__mro__ if (cls, method) in _DIAGNOSTICS),
+                    None)
+    diagnostics = dict(diagnose(model, theta_hat, y_values, **options)) if diagnose else {}
     if not converged and warn:
         warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge: {message}",
                       ConvergenceWarning, stacklevel=2)
     return MLEResult(model=model, method=method, params=params_out, se=se, robust_se=robust_se, cov=cov,
                      robust_cov=robust_cov, loglik=loglik, nobs=nobs, converged=converged, message=message,
                      at_boundary=at_boundary, labels=_labels(model, theta_hat), num_starts=len(starts),
-                     options=dict(options), num_free=int(u_hat.size) if structured else None)
+                     options=dict(options), num_free=int(u_hat.size) if structured else None,
+                     diagnostics=diagnostics)
 
 
 def _to_python(value):

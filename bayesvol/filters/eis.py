@@ -1,0 +1,263 @@
+r"""Efficient importance sampling (EIS) for scalar latent-state models with a Gaussian state equation.
+
+Richard & Zhang (2007); the SV application of Liesenfeld & Richard (2003). The sampler for
+:math:`h_{1:T}` is a product of Gaussian kernels fitted by a backward sequence of least-squares
+regressions, iterated to a fixed point with common random numbers; the likelihood estimate is then a
+smooth function of the parameters and is optimised with exact gradients.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpyro.distributions as dist
+from jax import lax
+
+from bayesvol.filters import _common
+
+__all__ = ["EISResult", "efficient_importance_sampling"]
+
+# The sampler's precision is kept above this fraction of the state equation's, so a poorly fitted
+# kernel (a convex regression on few draws) can never make the sampler improper.
+_MIN_PRECISION_FRACTION = 1e-2
+
+
+class EISResult(NamedTuple):
+    """Output of :func:`efficient_importance_sampling` (``T`` time steps, ``S`` draws).
+
+    Attributes
+    ----------
+    log_likelihood : jax.Array
+        EIS estimate of :math:`\\log p(y_{1:T} \\mid \\theta)`.
+    predictive_log_likelihoods : jax.Array
+        Shape ``(T,)``: :math:`\\log \\hat p(y_{1:t}) - \\log \\hat p(y_{1:t-1})`, each partial likelihood
+        estimated from the same draws; they sum to ``log_likelihood`` exactly (see Notes).
+    log_weights : jax.Array
+        Log importance weights of the ``S`` draws, shape ``(S,)``.
+    monte_carlo_sd : jax.Array
+        Delta-method estimate of the Monte Carlo standard deviation of ``log_likelihood`` (antithetic pairs
+        counted as one draw).
+    kernel_linear, kernel_quadratic : jax.Array
+        Fitted kernel coefficients :math:`b_t, c_t` of :math:`\\exp(b_t h_t + c_t h_t^2)`, shape ``(T,)``.
+    smoothed_means, smoothed_variances : jax.Array
+        Importance-sampling estimates of the moments of :math:`h_t \\mid y_{1:T}`, shape ``(T,)``.
+    max_change : jax.Array
+        Largest change of a kernel coefficient in the last iteration (small at the fixed point).
+    """
+
+    log_likelihood: jax.Array
+    predictive_log_likelihoods: jax.Array
+    log_weights: jax.Array
+    monte_carlo_sd: jax.Array
+    kernel_linear: jax.Array
+    kernel_quadratic: jax.Array
+    smoothed_means: jax.Array
+    smoothed_variances: jax.Array
+    max_change: jax.Array
+
+
+def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, *, num_iterations: int = 8,
+                                  antithetic: bool = True) -> EISResult:
+    r"""Log-likelihood of a scalar latent-state model by efficient importance sampling.
+
+    Parameters
+    ----------
+    model : latent-state model
+        With a scalar state whose ``initial`` and ``transition`` return NumPyro ``Normal`` distributions
+        (mean and scale may depend on the previous state and observation, as under leverage) and any
+        ``emission`` (e.g. :class:`bayesvol.models.SV` with normal or t errors, with or without leverage).
+    params : <Model>Params or dict
+    y : array_like, shape (T,)
+    key : int or jax.Array
+        Seed or PRNG key; fixed across parameter values (common random numbers).
+    num_draws : int
+        Number of draws ``S`` (even when ``antithetic``); 30–100 is typical.
+    num_iterations : int
+        Fixed-point iterations of the regressions (a fixed number, so the estimate is differentiable).
+    antithetic : bool
+        Use antithetic pairs :math:`(z, -z)` of standard-normal numbers.
+
+    Returns
+    -------
+    EISResult
+
+    Raises
+    ------
+    ValueError
+        For ``num_draws < 2`` (or odd with ``antithetic``), ``num_iterations < 1``, a non-scalar state or
+        non-Gaussian state equation, or non-finite data.
+
+    Notes
+    -----
+    Write :math:`g_t(h_t) = p(y_t \mid h_t)` and :math:`p_t(h_t \mid h_{t-1}) = N(m_t, s_t^2)` (for
+    :math:`t = 1`, the initial law). The sampler is :math:`\prod_t k_t / \chi_t` with Gaussian kernels
+
+    .. math::
+
+        k_t(h_t; h_{t-1}) = p_t(h_t \mid h_{t-1})\, e^{b_t h_t + c_t h_t^2}, \qquad
+        \chi_t(h_{t-1}) = \int k_t\, dh_t,
+
+    so each conditional is normal with precision :math:`P_t = s_t^{-2} - 2c_t`, mean
+    :math:`(m_t s_t^{-2} + b_t)/P_t`, and :math:`\log\chi_t = -\tfrac12\log(s_t^2 P_t) +
+    \tfrac12 (m_t s_t^{-2} + b_t)^2/P_t - \tfrac12 m_t^2 s_t^{-2}`. Then
+
+    .. math::
+
+        p(y_{1:T}) = \chi_1\, E\Bigl[\prod_t \frac{g_t(h_t)\, \chi_{t+1}(h_t)}{e^{b_t h_t + c_t h_t^2}}\Bigr],
+        \qquad \chi_{T+1} \equiv 1,
+
+    the expectation under the sampler. EIS chooses :math:`(b_t, c_t)` to make each factor nearly constant:
+    for :math:`t = T, \dots, 1` it regresses :math:`\log g_t(h_t^{(s)}) + \log\chi_{t+1}(h_t^{(s)})` on
+    :math:`(1, h_t^{(s)}, (h_t^{(s)})^2)` over the draws by least squares (the weighted least-squares
+    problem of Richard & Zhang, whose weights are the sampler's own density when the draws come from it),
+    using the :math:`\chi_{t+1}` of the coefficients just fitted. The draws are redrawn from the new sampler
+    with the same standard-normal numbers and the regressions repeated, ``num_iterations`` times. The
+    first sampler uses a second-order expansion of :math:`\log g_t` at the stationary mean.
+
+    The partial products up to :math:`t`, divided by :math:`\chi_{t+1}(h_t)`, are unbiased importance
+    weights for :math:`p(y_{1:t})` under the same draws; their log-means give ``predictive_log_likelihoods``
+    by differencing (consistent, noisier than the total for :math:`t \ll T`).
+
+    Cost :math:`O(S T)` per iteration. On SV data of length 1000, ``S = 64`` gives a Monte Carlo standard
+    deviation of the log-likelihood of order 0.01.
+
+    Examples
+    --------
+    >>> import bayesvol
+    >>> from bayesvol.filters import efficient_importance_sampling
+    >>> model = bayesvol.models.SV()
+    >>> params = {"mu": -1.0, "phi": 0.95, "sigma": 0.2}
+    >>> y = bayesvol.simulate(model, params, 300, seed=0).y
+    >>> out = efficient_importance_sampling(model, params, y, key=0, num_draws=32)
+    >>> bool(out.monte_carlo_sd < 0.1)
+    True
+    """
+    num_draws = _common.check_positive_int(num_draws, "num_draws")
+    num_iterations = _common.check_positive_int(num_iterations, "num_iterations")
+    if num_draws < 2 or (antithetic and num_draws % 2):
+        raise ValueError(f"num_draws must be at least 2 (and even with antithetic=True), got {num_draws}")
+    params = _common.model_params(model, params)
+    y = _common.check_observations(y)
+    if y.ndim != 1:
+        raise ValueError(f"EIS here is for univariate observations, shape (T,); got {y.shape}")
+    if _common.state_shape(model, params) != () or not isinstance(model.initial(params), dist.Normal):
+        raise ValueError("EIS needs a scalar latent state with Normal initial and transition laws")
+    key = _common.as_key(key)
+    half = num_draws // 2 if antithetic else num_draws
+    z = jax.random.normal(key, (y.shape[0], half))
+    if antithetic:
+        z = jnp.concatenate([z, -z], axis=1)
+    return _run(model, params, y, z, num_iterations, antithetic)
+
+
+def _sampler(loc, scale, linear, quadratic):
+    """Mean, sd and log integrating constant of N(loc, scale^2) * exp(linear*h + quadratic*h^2)."""
+    prior_precision = 1.0 / scale**2
+    precision = jnp.maximum(prior_precision - 2.0 * quadratic, _MIN_PRECISION_FRACTION * prior_precision)
+    shifted = loc * prior_precision + linear
+    mean = shifted / precision
+    log_chi = -0.5 * jnp.log(precision / prior_precision) + 0.5 * shifted * mean - 0.5 * loc**2 * prior_precision
+    return mean, 1.0 / jnp.sqrt(precision), log_chi
+
+
+def _run(model, params, y, z, num_iterations, antithetic):
+    num_steps, num_draws = z.shape
+    first = model.initial(params)
+
+    def log_g(h, y_t):
+        values = model.emission(params, h).log_prob(y_t)
+        return jnp.where(jnp.isnan(values), -jnp.inf, values)
+
+    def transition_parts(h_prev, y_prev):
+        d = model.transition(params, h_prev, y_prev)
+        return d.loc * jnp.ones_like(h_prev), d.scale * jnp.ones_like(h_prev)
+
+    def draw(linear, quadratic):
+        """Draws (T, S) from the sampler and log chi_t at the previous draw (T, S)."""
+        mean0, sd0, log_chi0 = _sampler(first.loc, first.scale, linear[0], quadratic[0])
+        h0 = mean0 + sd0 * z[0]
+
+        def step(h_prev, inputs):
+            z_t, y_prev, b_t, c_t = inputs
+            loc, scale = transition_parts(h_prev, y_prev)
+            mean, sd, log_chi = _sampler(loc, scale, b_t, c_t)
+            h_t = mean + sd * z_t
+            return h_t, (h_t, log_chi)
+
+        _, (h_rest, chi_rest) = lax.scan(step, h0, (z[1:], y[:-1], linear[1:], quadratic[1:]))
+        h = jnp.concatenate([h0[None], h_rest])
+        log_chi = jnp.concatenate([jnp.broadcast_to(log_chi0, (1, num_draws)), chi_rest])
+        return h, log_chi
+
+    def regress(h, target):
+        """Least squares of target on (1, h, h^2), returned as coefficients (b, c) on h and h^2."""
+        centre = jnp.mean(h)
+        spread = jnp.std(h)
+        spread = jnp.where(spread > 0.0, spread, 1.0)
+        x = (h - centre) / spread
+        design = jnp.stack([jnp.ones_like(x), x, x * x], axis=1)
+        gram = design.T @ design
+        coef = jnp.linalg.solve(gram + 1e-10 * jnp.eye(3), design.T @ target)
+        quadratic = coef[2] / spread**2
+        linear = coef[1] / spread - 2.0 * coef[2] * centre / spread**2
+        return linear, quadratic
+
+    def refit(h):
+        def step(carry, inputs):
+            b_next, c_next = carry
+            h_t, y_t = inputs
+            loc, scale = transition_parts(h_t, y_t)
+            _, _, log_chi_next = _sampler(loc, scale, b_next, c_next)
+            target = log_g(h_t, y_t) + log_chi_next
+            target = jnp.where(jnp.isfinite(target), target, jnp.min(jnp.where(jnp.isfinite(target), target, 0.0)))
+            b_t, c_t = regress(h_t, target)
+            return (b_t, c_t), (b_t, c_t)
+
+        # (b, c) = (0, 0) makes chi identically 1: the convention chi_{T+1} = 1 for the last step.
+        zero = jnp.zeros((), dtype=h.dtype)
+        _, (linear, quadratic) = lax.scan(step, (zero, zero), (h, y), reverse=True)
+        return linear, quadratic
+
+    # Start: second-order expansion of log g_t at the stationary mean (curvature capped at zero).
+    mean_h = jnp.broadcast_to(first.loc, y.shape)
+    grad_fn = jax.grad(lambda h: jnp.sum(log_g(h, y)))
+    slope = grad_fn(mean_h)
+    curvature = jax.jvp(grad_fn, (mean_h,), (jnp.ones_like(mean_h),))[1]
+    quadratic0 = jnp.minimum(0.5 * curvature, 0.0)
+    linear0 = slope - 2.0 * quadratic0 * mean_h
+
+    def iterate(carry, _):
+        linear, quadratic = carry
+        h, _ = draw(linear, quadratic)
+        new_linear, new_quadratic = refit(h)
+        change = jnp.maximum(jnp.max(jnp.abs(new_linear - linear)), jnp.max(jnp.abs(new_quadratic - quadratic)))
+        return (new_linear, new_quadratic), change
+
+    (linear, quadratic), changes = lax.scan(iterate, (linear0, quadratic0), None, length=num_iterations)
+
+    h, log_chi = draw(linear, quadratic)
+    terms = log_g(h, y[:, None]) - linear[:, None] * h - quadratic[:, None] * h**2 + log_chi
+    partial = jnp.cumsum(terms, axis=0)
+    log_mean_partial = jax.scipy.special.logsumexp(partial, axis=1) - jnp.log(num_draws)
+    predictive = jnp.diff(log_mean_partial, prepend=0.0)
+    log_weights = partial[-1]
+    log_likelihood = log_mean_partial[-1]
+    weights = jnp.exp(log_weights - jnp.max(log_weights))
+    normalised = weights / jnp.sum(weights)
+    smoothed_means = h @ normalised
+    smoothed_variances = (h - smoothed_means[:, None]) ** 2 @ normalised
+    pairs = weights.reshape(2, -1).mean(axis=0) if antithetic else weights
+    relative_sd = jnp.std(pairs, ddof=1) / jnp.mean(pairs) / jnp.sqrt(pairs.shape[0])
+    return EISResult(
+        log_likelihood=log_likelihood,
+        predictive_log_likelihoods=predictive,
+        log_weights=log_weights,
+        monte_carlo_sd=relative_sd,
+        kernel_linear=linear,
+        kernel_quadratic=quadratic,
+        smoothed_means=smoothed_means,
+        smoothed_variances=smoothed_variances,
+        max_change=changes[-1],
+    )
