@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from bayesvol.filters._newton import maximise
+from bayesvol.filters.resampling import effective_sample_size, normalise_log_weights, systematic_resample
 from bayesvol.inference.mle import register_loglik
 from bayesvol.models import _base
 from bayesvol.models import _dfsv_kalman as kalman
@@ -29,23 +31,6 @@ from bayesvol.models.dfsv import DFSV, DFSVParams
 __all__ = ["DFSVStates", "bellman_filter", "filter_states", "rao_blackwellised_particle_filter"]
 
 LOG_2PI = math.log(2.0 * math.pi)
-
-
-# TEMPORARY until the shared resampling module lands on this branch.
-def normalise_log_weights(log_weights):
-    log_weights = jnp.where(jnp.isnan(log_weights), -jnp.inf, log_weights)
-    total = jax.scipy.special.logsumexp(log_weights)
-    return log_weights - total, total
-
-
-def effective_sample_size(log_weights):
-    return jnp.exp(-jax.scipy.special.logsumexp(2.0 * log_weights))
-
-
-def systematic_resample(key, log_weights):
-    num = log_weights.shape[0]
-    points = (jax.random.uniform(key) + jnp.arange(num)) / num
-    return jnp.minimum(jnp.searchsorted(jnp.cumsum(jnp.exp(log_weights)), points), num - 1)
 
 
 class LogVarianceDynamics(NamedTuple):
@@ -93,43 +78,38 @@ def _observation_logpdf(model, params, stats_t, y_t, f, g):
     return -0.5 * jnp.sum(LOG_2PI + h_id + resid**2 * jnp.exp(-h_id))
 
 
-# --- Newton's method with a safeguard -------------------------------------------------------------
-_STEP_LENGTHS = jnp.array([1.0, 0.5, 0.25, 0.125, 0.0])
+# --- the update step's maximisation --------------------------------------------------------------
+def _find_mode(objective, inputs, prior_mean, prior_precision, num_steps: int):
+    """Maximise ``objective(x, inputs)`` over ``x``; returns the mode and the curvature ``-Hessian`` there.
 
-
-def _maximise(objective, x0, fallback_precision, num_steps: int):
-    """Maximise ``objective`` from ``x0`` by Newton steps with exact Hessians.
-
-    Where the negative Hessian is not positive definite the step uses ``fallback_precision`` (the
-    predictive precision, positive definite) instead; the best of a few step lengths is kept, so the
-    objective never decreases. The iterations carry no gradient; two final full Newton steps from the
-    optimum do. At a fixed point, one differentiable Newton step already has the first derivative of the
-    implicit maximiser (implicit function theorem) and a second makes the second derivative exact too (for
-    Hessian-based standard errors), at a fraction of the cost of differentiating every iteration.
+    The search is :func:`bayesvol.filters._newton.maximise` (Newton steps with exact Hessians and a
+    backtracking choice of step length, falling back to ``prior_precision`` where the objective is not
+    concave), run on the Gaussian-prior form it expects: ``log_g(x) = objective(x) + (x - m)' P (x - m) / 2``
+    with ``(m, P)`` the moment-matched predictive mean and precision, so that ``log_g(x) - (x - m)' P (x - m)
+    / 2`` is the objective itself. The search carries no gradient; two differentiable full Newton steps
+    from its result follow. At a fixed point one such step already has the first derivative of the implicit
+    maximiser with respect to the parameters (implicit function theorem) and a second makes the second
+    derivative exact too (for Hessian-based standard errors), at a fraction of the cost of differentiating
+    every iteration of the search.
     """
-    grad_fn = jax.grad(objective)
-    hess_fn = jax.hessian(objective)
+    frozen = jax.tree_util.tree_map(lax.stop_gradient, inputs)
+    mean, precision = lax.stop_gradient(prior_mean), lax.stop_gradient(prior_precision)
+
+    def log_g(x):
+        diff = x - mean
+        return objective(x, frozen) + 0.5 * diff @ precision @ diff
+
+    x = lax.stop_gradient(maximise(log_g, mean, precision, num_steps).x)
+    grad_fn, hess_fn = jax.grad(objective), jax.hessian(objective)
 
     def curvature_at(x):
-        curvature = -hess_fn(x)
+        curvature = -hess_fn(x, inputs)
         curvature = 0.5 * (curvature + curvature.T)
-        chol = jnp.linalg.cholesky(lax.stop_gradient(curvature))
-        return jnp.where(jnp.all(jnp.isfinite(chol)), curvature, fallback_precision)
+        positive = jnp.all(jnp.isfinite(jnp.linalg.cholesky(lax.stop_gradient(curvature))))
+        return jnp.where(positive, curvature, prior_precision)
 
-    def safe_objective(x):
-        value = objective(x)
-        return jnp.where(jnp.isfinite(value), value, -jnp.inf)
-
-    def body(x, _):
-        direction = jnp.linalg.solve(curvature_at(x), grad_fn(x))
-        direction = jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0.0)
-        candidates = x[None, :] + _STEP_LENGTHS[:, None] * direction[None, :]
-        return candidates[jnp.argmax(jax.vmap(safe_objective)(candidates))], None
-
-    x, _ = lax.scan(body, lax.stop_gradient(x0), None, length=num_steps)
-    x = lax.stop_gradient(x)
     for _ in range(2):
-        x = x + jnp.linalg.solve(curvature_at(x), grad_fn(x))
+        x = x + jnp.linalg.solve(curvature_at(x), grad_fn(x, inputs))
     return x, curvature_at(x)
 
 
@@ -207,21 +187,23 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
         """Maximise J_t; returns (loglik_t, mode, covariance)."""
         pred_mean, pred_cov = pred
 
-        def objective(x):
+        def objective(x, inputs):
+            theta, stats_t, y_t, mean_g, chol_g, factor_mean, factor_base_cov, factor_slope = inputs
             f, g = x[:k], x[k:]
             h = g[:k]
             if stationary_start:
-                cov_f = kalman.stationary_factor_cov(Phi_f, h)
+                cov_f = kalman.stationary_factor_cov(theta.Phi_f, h)
             else:
                 cov_f = factor_base_cov + jnp.diag(jnp.exp(h))
             loc_f = factor_mean + factor_slope @ (g - mean_g)
-            return (_observation_logpdf(model, params, stats_t, y_t, f, g)
+            return (_observation_logpdf(model, theta, stats_t, y_t, f, g)
                     + _mvn_logpdf_chol(f, loc_f, kalman.cholesky(cov_f)) + _mvn_logpdf_chol(g, mean_g, chol_g))
 
-        fallback = jnp.linalg.inv(pred_cov)
-        mode, curvature = _maximise(objective, pred_mean, 0.5 * (fallback + fallback.T), num_newton_steps)
+        inputs = (params, stats_t, y_t, mean_g, chol_g, factor_mean, factor_base_cov, factor_slope)
+        precision = jnp.linalg.inv(pred_cov)
+        mode, curvature = _find_mode(objective, inputs, pred_mean, 0.5 * (precision + precision.T), num_newton_steps)
         chol_curv = jnp.linalg.cholesky(curvature)
-        loglik = objective(mode) + 0.5 * dim * LOG_2PI - jnp.sum(jnp.log(jnp.diagonal(chol_curv)))
+        loglik = objective(mode, inputs) + 0.5 * dim * LOG_2PI - jnp.sum(jnp.log(jnp.diagonal(chol_curv)))
         cov = jax.scipy.linalg.cho_solve((chol_curv, True), jnp.eye(dim))
         return loglik, mode, 0.5 * (cov + cov.T)
 
