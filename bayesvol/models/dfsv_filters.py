@@ -59,63 +59,51 @@ def log_variance_dynamics(model: DFSV, params: DFSVParams) -> LogVarianceDynamic
     return LogVarianceDynamics(mean - trans @ mean, trans, cov, mean, stationary)
 
 
-def _mvn_logpdf_chol(x, mean, chol):
-    """``log N(x; mean, L L')`` from the lower Cholesky factor ``L``."""
-    z = kalman.solve_lower(chol, x - mean, vector=True)
-    return -0.5 * (x.shape[-1] * LOG_2PI + jnp.sum(z**2, -1)) - jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2,
-                                                                                                    axis2=-1)), -1)
+def _observation_stats_at(model: DFSV, params: DFSVParams, stats_t, y_t, g):
+    """Statistics ``(gram, score, quad, logdet)`` of ``r_t`` for the factor update at log-variances ``g``.
 
-
-def _observation_logpdf(model, params, stats_t, y_t, f, g):
-    """``log N(r_t; Lambda f, Sigma_t)`` (constant variances: from the precomputed statistics)."""
-    k = model.num_factors
+    Constant idiosyncratic variances: the precomputed ``stats_t``; idiosyncratic SV: computed from ``h_id``.
+    """
     if model.idiosyncratic == "constant":
-        gram, score, quad, logdet = stats_t
-        resid_quad = quad - 2.0 * f @ score + f @ gram @ f
-        return -0.5 * (y_t.shape[-1] * LOG_2PI + logdet + resid_quad)
-    h_id = g[k:]
-    resid = y_t - params.lambda_r @ f
-    return -0.5 * jnp.sum(LOG_2PI + h_id + resid**2 * jnp.exp(-h_id))
+        return stats_t
+    k = model.num_factors
+    stats = kalman.observation_stats(params.lambda_r, jnp.exp(g[k:])[None], y_t[None])
+    return stats.gram[0], stats.score[0], stats.quad[0], stats.logdet[0]
 
 
 # --- the update step's maximisation --------------------------------------------------------------
-def _find_mode(objective, inputs, prior_mean, prior_precision, num_steps: int):
-    """Maximise ``objective(x, inputs)`` over ``x``; returns the mode and the curvature ``-Hessian`` there.
+def _find_mode(log_g, inputs, prior_mean, prior_precision, num_steps: int):
+    """Maximise ``log_g(x, inputs) - (x - m)' P (x - m) / 2``; returns the mode and the curvature there.
 
-    The search is :func:`bayesvol.filters._newton.maximise` (Newton steps with exact Hessians and a
-    backtracking choice of step length, falling back to ``prior_precision`` where the objective is not
-    concave), run on the Gaussian-prior form it expects: ``log_g(x) = objective(x) + (x - m)' P (x - m) / 2``
-    with ``(m, P)`` the moment-matched predictive mean and precision, so that ``log_g(x) - (x - m)' P (x - m)
-    / 2`` is the objective itself. The search carries no gradient; two differentiable full Newton steps
-    from its result follow. At a fixed point one such step already has the first derivative of the implicit
-    maximiser with respect to the parameters (implicit function theorem) and a second makes the second
-    derivative exact too (for Hessian-based standard errors), at a fraction of the cost of differentiating
-    every iteration of the search.
+    The search is :func:`bayesvol.filters._newton.maximise` (Newton steps with exact Hessians, a
+    backtracking choice of step length, the prior precision as fallback where the objective is not
+    concave), run without gradients. Two differentiable full Newton steps from its result follow: at a
+    fixed point one such step already has the first derivative of the maximiser with respect to the
+    parameters (implicit function theorem) and a second makes the second derivative exact too (for
+    Hessian-based standard errors), at a fraction of the cost of differentiating every iteration.
     """
     frozen = jax.tree_util.tree_map(lax.stop_gradient, inputs)
     mean, precision = lax.stop_gradient(prior_mean), lax.stop_gradient(prior_precision)
+    x = lax.stop_gradient(maximise(lambda x: log_g(x, frozen), mean, precision, num_steps).x)
 
-    def log_g(x):
-        diff = x - mean
-        return objective(x, frozen) + 0.5 * diff @ precision @ diff
-
-    x = lax.stop_gradient(maximise(log_g, mean, precision, num_steps).x)
-    grad_fn, hess_fn = jax.grad(objective), jax.hessian(objective)
+    def objective(x):
+        diff = x - prior_mean
+        return log_g(x, inputs) - 0.5 * diff @ prior_precision @ diff
 
     def curvature_at(x):
-        curvature = -hess_fn(x, inputs)
+        curvature = -jax.hessian(objective)(x)
         curvature = 0.5 * (curvature + curvature.T)
         positive = jnp.all(jnp.isfinite(jnp.linalg.cholesky(lax.stop_gradient(curvature))))
         return jnp.where(positive, curvature, prior_precision)
 
     for _ in range(2):
-        x = x + jnp.linalg.solve(curvature_at(x), grad_fn(x, inputs))
+        x = x + jnp.linalg.solve(curvature_at(x), jax.grad(objective)(x))
     return x, curvature_at(x)
 
 
 # --- the Bellman filter ---------------------------------------------------------------------------
 class BellmanOutput(NamedTuple):
-    """Bellman filter output: pointwise approximate log-likelihood, filtered modes and covariances of the joint
+    """Bellman filter output: pointwise approximate log-likelihood, filtered means and covariances of the joint
     state ``(f, h[, h_id])``, and the moment-matched predictive means and covariances (for smoothing)."""
 
     loglik: jnp.ndarray
@@ -130,7 +118,7 @@ def _stack_state_cov(ff, fg, gg):
 
 
 def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8) -> BellmanOutput:
-    r"""Bellman filter on the joint state :math:`x_t = (f_t, g_t)`, :math:`g_t = (h_t[, h^{id}_t])`.
+    r"""Bellman filter for the log-variances with the factors integrated out exactly in each step.
 
     Parameters
     ----------
@@ -140,87 +128,106 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
     y : jax.Array
         Returns, shape (T, N).
     num_newton_steps : int
-        Newton iterations per time step (from the predicted mean).
+        Newton iterations per time step (from the predicted mean of the log-variances).
 
     Returns
     -------
     BellmanOutput
+        Filtered means and covariances of the joint state :math:`x_t = (f_t, g_t)`,
+        :math:`g_t = (h_t[, h^{id}_t])`.
 
     Notes
     -----
     The filtered law of :math:`x_{t-1}` is approximated by :math:`N(a_{t-1}, P_{t-1})`. Under it the
-    predictive law of :math:`x_t` is exact and non-Gaussian: :math:`g_t \sim N(m_g, V_g)` with
-    :math:`m_g = c + T a^g_{t-1}`, :math:`V_g = T P^{gg} T' + Q_g`; :math:`f_{t-1} \mid g_t` is Gaussian
-    with mean :math:`a^f + B(g_t - m_g)`, :math:`B = P^{fg} T' V_g^{-1}`, and covariance
-    :math:`P^{ff} - B T P^{gf}`, so
+    predictive law of :math:`x_t` is exact: :math:`g_t \sim N(m_g, V_g)` with :math:`m_g = c + T a^g_{t-1}`,
+    :math:`V_g = T P^{gg} T' + Q_g`, and given :math:`g_t`, :math:`f_{t-1}` is Gaussian with mean
+    :math:`a^f + B(g_t - m_g)`, :math:`B = P^{fg} T' V_g^{-1}`, and covariance :math:`P^{ff} - B T P^{gf}`, so
 
     .. math::
 
-        f_t \mid g_t \sim N\big(\Phi_f (a^f + B (g_t - m_g)),\;
-        \Phi_f (P^{ff} - B T P^{gf}) \Phi_f' + \mathrm{diag}(e^{h_t})\big).
+        f_t \mid g_t \sim N\big(\mu_f(g_t), \Sigma_f(g_t)\big), \quad \mu_f(g) = \Phi_f (a^f + B (g - m_g)),
+        \quad \Sigma_f(g) = \Phi_f (P^{ff} - B T P^{gf}) \Phi_f' + \mathrm{diag}(e^{h}).
 
-    The update maximises :math:`J_t(x) = \log p(r_t \mid x) + \log p(f \mid g) + \log p(g)` over
-    :math:`x` by Newton's method with exact (autodiff) Hessians: :math:`a_t = \arg\max J_t`,
-    :math:`P_t = (-\nabla^2 J_t(a_t))^{-1}`. The log-variances are informed through the :math:`h`-dependent
-    factor covariance: :math:`\log p(r_t \mid x)` does not involve :math:`h`. The log-likelihood
-    contribution is the Laplace approximation of :math:`\int e^{J_t(x)}\,dx`,
+    The factors enter linearly, so :math:`\ell_t(g) = \log p(r_t \mid g, r_{1:t-1}) = \log N(r_t; \Lambda
+    \mu_f(g), \Lambda \Sigma_f(g) \Lambda' + \Sigma_t(g))` is a Kalman update. The Bellman step (Lange
+    2024) then works on the log-variances alone: :math:`\hat g_t = \arg\max_g \ell_t(g) + \log N(g; m_g,
+    V_g)` by Newton's method with exact (autodiff) Hessians, :math:`I_t = V_g^{-1} - \nabla^2 \ell_t(\hat
+    g_t)`, and the log-likelihood contribution is the Laplace approximation
 
     .. math::
 
-        \hat\ell_t = J_t(a_t) + \tfrac{d}{2} \log 2\pi - \tfrac12 \log\det\big(-\nabla^2 J_t(a_t)\big),
+        \hat\ell_t = \ell_t(\hat g_t) - \tfrac12 (\hat g_t - m_g)' V_g^{-1} (\hat g_t - m_g)
+        - \tfrac12 \log\det V_g - \tfrac12 \log\det I_t,
 
-    which with a linear-Gaussian state equation is Lange's (2024) Bellman-filter likelihood; it is exact in
-    :math:`f` (Gaussian given :math:`g`) and approximate in :math:`g` only. At :math:`t = 1`,
-    :math:`g_1` has its stationary law and :math:`f_1 \mid h_1 \sim N(0, \Gamma_f(h_1))`.
+    exact in the factors and approximate only in the log-variances. Maximising jointly over
+    :math:`(f_t, g_t)` instead would meet the funnel of :math:`\log N(f; \mu, e^{h})`, which grows without
+    bound as :math:`f \to \mu`, :math:`h \to -\infty`; its modes pull the log-variances down and bias the
+    estimates of :math:`\Phi_h` and :math:`Q_h`. The filtered factors are the Kalman update at
+    :math:`\hat g_t`, :math:`m_f(\hat g_t)` with covariance :math:`C_f(\hat g_t) + G P^{gg}_t G'`,
+    :math:`G = \partial m_f / \partial g`, :math:`P^{gg}_t = I_t^{-1}` and cross-covariance :math:`G
+    P^{gg}_t` (the delta method). At :math:`t = 1`, :math:`g_1` has its stationary law and
+    :math:`f_1 \mid h_1 \sim N(0, \Gamma_f(h_1))`.
     """
     k = model.num_factors
     y = jnp.asarray(y)
     dyn = log_variance_dynamics(model, params)
     dim_g = dyn.const.shape[0]
-    dim = k + dim_g
-    stats = kalman.observation_stats(params.lambda_r, params.sigma2 if model.idiosyncratic == "constant"
-                                     else jnp.ones(y.shape[1]), y)
-    stats_seq = (stats.gram, stats.score, stats.quad, stats.logdet)
-    Phi_f = params.Phi_f
+    n = y.shape[1]
+    if model.idiosyncratic == "constant":
+        stats = kalman.observation_stats(params.lambda_r, params.sigma2, y)
+        stats_seq = (stats.gram, stats.score, stats.quad, stats.logdet)
+    else:   # computed per step from h_id; placeholders keep the scan inputs uniform
+        stats_seq = (jnp.zeros((y.shape[0],)),) * 4
+    eye_g = jnp.eye(dim_g)
 
-    def update(y_t, stats_t, mean_g, chol_g, factor_mean, factor_base_cov, factor_slope, stationary_start, pred):
-        """Maximise J_t; returns (loglik_t, mode, covariance)."""
-        pred_mean, pred_cov = pred
+    def update(y_t, stats_t, mean_g, cov_g, factor_mean, factor_base_cov, factor_slope, stationary_start):
+        """One Bellman step; returns (loglik_t, filtered mean, filtered covariance) of the joint state."""
+        chol_g = jnp.linalg.cholesky(cov_g)
+        precision = jax.scipy.linalg.cho_solve((chol_g, True), eye_g)
+        precision = 0.5 * (precision + precision.T)
 
-        def objective(x, inputs):
-            theta, stats_t, y_t, mean_g, chol_g, factor_mean, factor_base_cov, factor_slope = inputs
-            f, g = x[:k], x[k:]
+        def factor_update(g, inputs):
+            theta, stats_t, y_t, mean_g, factor_mean, factor_base_cov, factor_slope = inputs
             h = g[:k]
             if stationary_start:
                 cov_f = kalman.stationary_factor_cov(theta.Phi_f, h)
             else:
                 cov_f = factor_base_cov + jnp.diag(jnp.exp(h))
             loc_f = factor_mean + factor_slope @ (g - mean_g)
-            return (_observation_logpdf(model, theta, stats_t, y_t, f, g)
-                    + _mvn_logpdf_chol(f, loc_f, kalman.cholesky(cov_f)) + _mvn_logpdf_chol(g, mean_g, chol_g))
+            obs = _observation_stats_at(model, theta, stats_t, y_t, g)
+            return kalman.update_with_stats(loc_f, 0.5 * (cov_f + cov_f.T), *obs, n)
 
-        inputs = (params, stats_t, y_t, mean_g, chol_g, factor_mean, factor_base_cov, factor_slope)
-        precision = jnp.linalg.inv(pred_cov)
-        mode, curvature = _find_mode(objective, inputs, pred_mean, 0.5 * (precision + precision.T), num_newton_steps)
-        chol_curv = jnp.linalg.cholesky(curvature)
-        loglik = objective(mode, inputs) + 0.5 * dim * LOG_2PI - jnp.sum(jnp.log(jnp.diagonal(chol_curv)))
-        cov = jax.scipy.linalg.cho_solve((chol_curv, True), jnp.eye(dim))
-        return loglik, mode, 0.5 * (cov + cov.T)
+        def log_g(g, inputs):
+            return factor_update(g, inputs)[0]
+
+        inputs = (params, stats_t, y_t, mean_g, factor_mean, factor_base_cov, factor_slope)
+        mode, information = _find_mode(log_g, inputs, mean_g, precision, num_newton_steps)
+        chol_info = jnp.linalg.cholesky(information)
+        diff = mode - mean_g
+        loglik = (log_g(mode, inputs) - 0.5 * diff @ precision @ diff - jnp.sum(jnp.log(jnp.diagonal(chol_g)))
+                  - jnp.sum(jnp.log(jnp.diagonal(chol_info))))
+        cov_gg = jax.scipy.linalg.cho_solve((chol_info, True), eye_g)
+        cov_gg = 0.5 * (cov_gg + cov_gg.T)
+        _, f_mean, f_cov = factor_update(mode, inputs)
+        slope = jax.jacfwd(lambda g: factor_update(g, inputs)[1])(mode)        # G = d m_f / d g
+        cross = slope @ cov_gg
+        cov_ff = f_cov + cross @ slope.T
+        cov = _stack_state_cov(0.5 * (cov_ff + cov_ff.T), cross, cov_gg)
+        return jnp.where(jnp.isnan(loglik), -jnp.inf, loglik), jnp.concatenate([f_mean, mode]), cov
 
     def predictive_moments(mean_g, cov_g, f_mean, cov_ff, cov_fg_next):
-        """Gaussian moments of the predictive law (mean and covariance of x_t), for the fallback and smoother."""
+        """Gaussian moments of the predictive law of x_t (for the smoother), factor variance E[exp(h_t)]."""
         expected_var = jnp.exp(mean_g[:k] + 0.5 * jnp.diagonal(cov_g)[:k])
         return jnp.concatenate([f_mean, mean_g]), _stack_state_cov(cov_ff + jnp.diag(expected_var), cov_fg_next,
                                                                     cov_g)
 
     # t = 1: stationary start.
     mean_g0, cov_g0 = dyn.stationary_mean, dyn.stationary_cov
-    chol_g0 = jnp.linalg.cholesky(cov_g0)
-    # Moment-matched first predictive: Gamma_f at the mean factor variance E[exp(h_1)].
-    f_cov0 = kalman.stationary_factor_cov(Phi_f, params.mu + 0.5 * jnp.diagonal(cov_g0)[:k])
+    f_cov0 = kalman.stationary_factor_cov(params.Phi_f, params.mu + 0.5 * jnp.diagonal(cov_g0)[:k])
     pred0 = (jnp.concatenate([jnp.zeros(k), mean_g0]), _stack_state_cov(f_cov0, jnp.zeros((k, dim_g)), cov_g0))
-    first = update(y[0], tuple(s[0] for s in stats_seq), mean_g0, chol_g0, jnp.zeros(k), None,
-                   jnp.zeros((k, dim_g)), True, pred0)
+    first = update(y[0], tuple(s[0] for s in stats_seq), mean_g0, cov_g0, jnp.zeros(k), jnp.zeros((k, k)),
+                   jnp.zeros((k, dim_g)), True)
+    Phi_f = params.Phi_f
 
     def step(carry, inputs):
         mean_prev, cov_prev = carry
@@ -230,18 +237,17 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
         mean_g = dyn.const + dyn.trans @ a_g
         cov_g = dyn.trans @ p_gg @ dyn.trans.T + dyn.cov
         cov_g = 0.5 * (cov_g + cov_g.T)
-        chol_g = jnp.linalg.cholesky(cov_g)
-        cross = p_fg @ dyn.trans.T                                   # Cov(f_{t-1}, g_t)
-        slope = jax.scipy.linalg.cho_solve((chol_g, True), cross.T).T  # B = Cov(f_{t-1}, g_t) V_g^{-1}
+        cross = p_fg @ dyn.trans.T                                             # Cov(f_{t-1}, g_t)
+        slope = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(cov_g), True), cross.T).T  # B
         base_cov = Phi_f @ (p_ff - slope @ cross.T) @ Phi_f.T
         pred = predictive_moments(mean_g, cov_g, Phi_f @ a_f, Phi_f @ p_ff @ Phi_f.T, Phi_f @ cross)
-        loglik, mode, cov = update(y_t, stats_t, mean_g, chol_g, Phi_f @ a_f, 0.5 * (base_cov + base_cov.T),
-                                   Phi_f @ slope, False, pred)
-        return (mode, cov), (loglik, mode, cov, pred[0], pred[1])
+        loglik, mean, cov = update(y_t, stats_t, mean_g, cov_g, Phi_f @ a_f, 0.5 * (base_cov + base_cov.T),
+                                   Phi_f @ slope, False)
+        return (mean, cov), (loglik, mean, cov, pred[0], pred[1])
 
     _, rest = lax.scan(step, (first[1], first[2]), (y[1:], tuple(s[1:] for s in stats_seq)))
-    loglik, modes, covs, pred_means, pred_covs = rest
-    return BellmanOutput(jnp.concatenate([first[0][None], loglik]), jnp.concatenate([first[1][None], modes]),
+    loglik, means, covs, pred_means, pred_covs = rest
+    return BellmanOutput(jnp.concatenate([first[0][None], loglik]), jnp.concatenate([first[1][None], means]),
                          jnp.concatenate([first[2][None], covs]), jnp.concatenate([pred0[0][None], pred_means]),
                          jnp.concatenate([pred0[1][None], pred_covs]))
 
