@@ -29,19 +29,27 @@ __all__ = ["MLEResult", "fit", "log_likelihood", "register_loglik"]
 
 _REGISTRY: dict[tuple[type, str], tuple[Callable, bool]] = {}
 _DIAGNOSTICS: dict[tuple[type, str], Callable] = {}
+_GRADIENT_DIFFERENCE_HESSIAN: set = set()
 
 
 def register_loglik(model_type: type, method: str, *, differentiable: bool = True,
-                    diagnostics: Callable | None = None):
+                    diagnostics: Callable | None = None, hessian: str = "autodiff"):
     """Register ``fn(model, params, y, **options) -> pointwise log-likelihood`` for ``model_type``.
 
     ``differentiable=False`` makes :func:`fit` use a derivative-free optimiser (Nelder–Mead) and a
     finite-difference Hessian for that method. ``diagnostics(model, params, y, **options) -> dict``, if
     given, is called by :func:`fit` at the estimate (e.g. the Monte Carlo error of a simulated
-    likelihood); its entries go to :attr:`MLEResult.diagnostics` and the summary.
+    likelihood); its entries go to :attr:`MLEResult.diagnostics` and the summary. ``hessian="gradient_differences"``
+    takes the Hessian for standard errors by central differences of the autodiff gradient (and the scores by
+    central differences of the pointwise values) instead of nested autodiff, for likelihoods whose second
+    derivative is costly to compile (e.g. filters with an inner Newton search).
     """
+    if hessian not in ("autodiff", "gradient_differences"):
+        raise ValueError(f"hessian must be 'autodiff' or 'gradient_differences', got {hessian!r}")
 
     def decorator(fn):
+        if hessian == "gradient_differences":
+            _GRADIENT_DIFFERENCE_HESSIAN.add((model_type, method))
         _REGISTRY[(model_type, method)] = (fn, differentiable)
         if diagnostics is not None:
             _DIAGNOSTICS[(model_type, method)] = diagnostics
@@ -165,7 +173,7 @@ class MLEResult:
         est = self.flat(self.params)
         se = self.flat(self.robust_se if robust else self.se)
         with np.errstate(divide="ignore", invalid="ignore"):
-            tstat = est / se
+            tstat = np.where(se > 0, est / se, np.nan)   # entries fixed by identification have se 0
         pvalue = 2.0 * scipy.stats.norm.sf(np.abs(tstat))
         return pd.DataFrame(
             {"coef": est, "std err": se, "t": tstat, "P>|t|": pvalue,
@@ -309,7 +317,11 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
                          "support of the data (see the model's documentation)")
     res, converged = best
     theta_hat = constrain(unravel(jnp.asarray(res.x)))
-    flat_theta, unravel_theta = ravel_pytree({n: jnp.asarray(getattr(theta_hat, n)) for n in names})
+    # A list keeps the order of param_names in cov (a dict would be flattened in sorted key order).
+    flat_theta, unravel_list = ravel_pytree([jnp.asarray(getattr(theta_hat, n)) for n in names])
+
+    def unravel_theta(flat):
+        return dict(zip(names, unravel_list(flat), strict=True))
 
     def pointwise_flat(theta_flat):
         return pointwise(model.params_type(**unravel_theta(theta_flat)))
@@ -325,7 +337,15 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         coords = u_hat
     else:
         pointwise_coords, coords = pointwise_flat, flat_theta
-    if differentiable:
+    by_differences = any((cls, method) in _GRADIENT_DIFFERENCE_HESSIAN for cls in type(model).__mro__)
+    if differentiable and by_differences:
+        if structured:   # the optimiser's compiled gradient is already in these coordinates
+            def total_grad(u):
+                return -nobs * value_and_grad(u)[1]
+        else:
+            total_grad = jax.jit(jax.grad(lambda t: jnp.sum(pointwise_coords(t))))
+        hessian, scores = _gradient_difference_derivatives(total_grad, pointwise_coords, np.asarray(coords))
+    elif differentiable:
         hessian = np.asarray(jax.hessian(lambda t: jnp.sum(pointwise_coords(t)))(coords))
         scores = np.asarray(jax.jacfwd(pointwise_coords)(coords))
     else:
@@ -333,7 +353,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     cov, robust_cov = _covariances(hessian, scores)
     if structured:
         jac = np.asarray(jax.jacfwd(lambda u: ravel_pytree(
-            {n: getattr(constrain(unravel(u)), n) for n in names})[0])(u_hat))
+            [getattr(constrain(unravel(u)), n) for n in names])[0])(u_hat))
         cov, robust_cov = jac @ cov @ jac.T, jac @ robust_cov @ jac.T
     se_flat, robust_flat = np.sqrt(np.clip(np.diag(cov), 0, None)), np.sqrt(np.clip(np.diag(robust_cov), 0, None))
     params_out = {n: _to_python(getattr(theta_hat, n)) for n in names}
@@ -369,6 +389,21 @@ def _covariances(hessian, scores):
         cov = np.linalg.pinv(information)
     outer = scores.T @ scores
     return cov, cov @ outer @ cov
+
+
+def _gradient_difference_derivatives(total_grad, pointwise, theta, rel_step: float = 1e-5):
+    """Hessian by central differences of the gradient (symmetrised) and scores by central differences."""
+    p = theta.size
+    steps = rel_step * np.maximum(np.abs(theta), 1.0)
+    columns, scores = [], []
+    for i in range(p):
+        e_i = np.zeros(p)
+        e_i[i] = steps[i]
+        up, down = jnp.asarray(theta + e_i), jnp.asarray(theta - e_i)
+        columns.append((np.asarray(total_grad(up)) - np.asarray(total_grad(down))) / (2 * steps[i]))
+        scores.append((np.asarray(pointwise(up)) - np.asarray(pointwise(down))) / (2 * steps[i]))
+    hessian = np.stack(columns, axis=1)
+    return 0.5 * (hessian + hessian.T), np.stack(scores, axis=1)
 
 
 def _finite_difference_derivatives(pointwise_flat, theta, rel_step: float = 1e-4):

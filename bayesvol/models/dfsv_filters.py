@@ -77,10 +77,11 @@ def _find_mode(log_g, inputs, prior_mean, prior_precision, num_steps: int):
 
     The search is :func:`bayesvol.filters._newton.maximise` (Newton steps with exact Hessians, a
     backtracking choice of step length, the prior precision as fallback where the objective is not
-    concave), run without gradients. Two differentiable full Newton steps from its result follow: at a
-    fixed point one such step already has the first derivative of the maximiser with respect to the
-    parameters (implicit function theorem) and a second makes the second derivative exact too (for
-    Hessian-based standard errors), at a fraction of the cost of differentiating every iteration.
+    concave), run without gradients. One differentiable full Newton step from its result follows: at a
+    fixed point it has the first derivative of the maximiser with respect to the parameters (implicit
+    function theorem), so the gradient of the filter's log-likelihood is exact, at a fraction of the cost of
+    differentiating every iteration. (Second derivatives are not exact; :func:`bayesvol.fit` takes the
+    Hessian for standard errors by differences of the gradient.)
     """
     frozen = jax.tree_util.tree_map(lax.stop_gradient, inputs)
     mean, precision = lax.stop_gradient(prior_mean), lax.stop_gradient(prior_precision)
@@ -96,8 +97,7 @@ def _find_mode(log_g, inputs, prior_mean, prior_precision, num_steps: int):
         positive = jnp.all(jnp.isfinite(jnp.linalg.cholesky(lax.stop_gradient(curvature))))
         return jnp.where(positive, curvature, prior_precision)
 
-    for _ in range(2):
-        x = x + jnp.linalg.solve(curvature_at(x), jax.grad(objective)(x))
+    x = x + jnp.linalg.solve(curvature_at(x), jax.grad(objective)(x))
     return x, curvature_at(x)
 
 
@@ -431,22 +431,46 @@ def particle_smoother(model: DFSV, params: DFSVParams, y, out: ParticleOutput, k
 
 
 # --- registration with bayesvol.fit / bayesvol.log_likelihood --------------------------------------
-@register_loglik(DFSV, "bellman")
+# Compiled once per model, size and setting; bayesvol.fit traces through them inside its own jit.
+_bellman_jit = jax.jit(bellman_filter, static_argnums=(0, 3))
+_particle_jit = jax.jit(rao_blackwellised_particle_filter, static_argnums=(0, 4, 5, 6))
+_bellman_smoother_jit = jax.jit(bellman_smoother, static_argnums=0)
+_particle_smoother_jit = jax.jit(particle_smoother, static_argnums=(0, 5))
+
+# Independent replications used to measure the Monte Carlo spread of the particle log-likelihood.
+MC_REPLICATIONS = 10
+
+
+@register_loglik(DFSV, "bellman", hessian="gradient_differences")
 def bellman_loglik(model, params, y, num_newton_steps: int = 8):
     """Pointwise Bellman-filter log-likelihood (Laplace approximation per step), shape (T,)."""
     params = model.check_params(params, y.shape[1])
-    return bellman_filter(model, params, y, num_newton_steps).loglik
+    return _bellman_jit(model, params, y, int(num_newton_steps)).loglik
 
 
-@register_loglik(DFSV, "pf")
+def _particle_diagnostics(model, params, y, num_particles: int = 1000, seed: int = 0, ess_threshold: float = 0.5):
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1), MC_REPLICATIONS)
+    params = model.check_params(params, y.shape[1])
+    values = np.asarray([float(_particle_jit(model, params, y, key, int(num_particles), float(ess_threshold),
+                                             False).loglik.sum()) for key in keys])
+    return {"loglik_mc_sd": float(np.std(values, ddof=1)), "loglik_mc_replications": MC_REPLICATIONS,
+            "loglik_note": "the particle-filter log-likelihood is a Monte Carlo estimate with systematic resampling, "
+                           "a piecewise smooth function of the parameters for a fixed seed; BFGS may stop with "
+                           "'precision loss' close to the optimum, and estimates that differ by less than about "
+                           "loglik_mc_sd are not distinguishable"}
+
+
+@register_loglik(DFSV, "pf", diagnostics=_particle_diagnostics, hessian="gradient_differences")
 def particle_loglik(model, params, y, num_particles: int = 1000, seed: int = 0, ess_threshold: float = 0.5):
     """Pointwise Rao-Blackwellised particle-filter estimate of ``log p(r_t | r_{1:t-1})``, shape (T,).
 
-    The random numbers are fixed by ``seed`` (common random numbers across parameter values).
+    The random numbers are fixed by ``seed`` (common random numbers across parameter values). The gradient
+    used by :func:`bayesvol.fit` holds the resampling indices fixed (it is the gradient of the smooth piece
+    of the surface the current point lies on).
     """
     params = model.check_params(params, y.shape[1])
-    return rao_blackwellised_particle_filter(model, params, y, jax.random.PRNGKey(seed), num_particles,
-                                             ess_threshold).loglik
+    return _particle_jit(model, params, y, jax.random.PRNGKey(seed), int(num_particles), float(ess_threshold),
+                         False).loglik
 
 
 # --- the user-facing state estimates ----------------------------------------------------------------
@@ -520,25 +544,24 @@ def filter_states(model: DFSV, params, y, method: str = "bellman", *, smooth: bo
     k = model.num_factors
     sv = model.idiosyncratic == "sv"
     if method == "bellman":
-        out = jax.jit(bellman_filter, static_argnums=(0, 3))(model, params, y, num_newton_steps)
+        out = _bellman_jit(model, params, y, int(num_newton_steps))
         sd = jnp.sqrt(jnp.diagonal(out.filtered_cov, axis1=-2, axis2=-1))
         result = dict(method="bellman", loglik=out.loglik, f_filtered=out.filtered_mean[:, :k], f_filtered_sd=sd[:, :k],
                       h_filtered=out.filtered_mean[:, k:2 * k], h_filtered_sd=sd[:, k:2 * k],
                       h_id_filtered=out.filtered_mean[:, 2 * k:] if sv else None)
         if smooth:
-            mean, cov = jax.jit(bellman_smoother, static_argnums=0)(model, params, out)
+            mean, cov = _bellman_smoother_jit(model, params, out)
             sd = jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1))
             result.update(f_smoothed=mean[:, :k], f_smoothed_sd=sd[:, :k], h_smoothed=mean[:, k:2 * k],
                           h_smoothed_sd=sd[:, k:2 * k], h_id_smoothed=mean[:, 2 * k:] if sv else None)
     else:
         key_filter, key_smooth = jax.random.split(jax.random.PRNGKey(seed))
-        run = jax.jit(rao_blackwellised_particle_filter, static_argnums=(0, 4, 5, 6))
-        out = run(model, params, y, key_filter, int(num_particles), float(ess_threshold), bool(smooth))
+        out = _particle_jit(model, params, y, key_filter, int(num_particles), float(ess_threshold), bool(smooth))
         result = dict(method="pf", loglik=out.loglik, f_filtered=out.f_mean, f_filtered_sd=jnp.sqrt(out.f_var),
                       h_filtered=out.g_mean[:, :k], h_filtered_sd=jnp.sqrt(out.g_var[:, :k]),
                       h_id_filtered=out.g_mean[:, k:] if sv else None)
         if smooth:
-            g_mean, g_var, f_mean, f_var = jax.jit(particle_smoother, static_argnums=(0, 5))(
+            g_mean, g_var, f_mean, f_var = _particle_smoother_jit(
                 model, params, y, out, key_smooth, int(num_trajectories))
             result.update(f_smoothed=f_mean, f_smoothed_sd=jnp.sqrt(f_var), h_smoothed=g_mean[:, :k],
                           h_smoothed_sd=jnp.sqrt(g_var[:, :k]), h_id_smoothed=g_mean[:, k:] if sv else None)
