@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from bayesvol import (
     _config,  # noqa: F401  (float64 and CPU devices before anything uses JAX)
+    compare,
     datasets,
     distributions,
     filters,
@@ -17,6 +18,7 @@ __all__ = [
     "ConvergenceWarning",
     "MLEResult",
     "__version__",
+    "compare",
     "datasets",
     "distributions",
     "filters",

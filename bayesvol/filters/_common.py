@@ -44,6 +44,8 @@ def as_key(key) -> jax.Array:
     """A PRNG key from a key or an integer seed."""
     if isinstance(key, int | np.integer) and not isinstance(key, bool):
         return jax.random.PRNGKey(int(key))
+    if not isinstance(key, jax.Array | np.ndarray):
+        raise ValueError(f"key must be an integer seed or a jax.random.PRNGKey, got {type(key).__name__}")
     key = jnp.asarray(key)
     if key.shape != (2,) or not jnp.issubdtype(key.dtype, jnp.unsignedinteger):
         raise ValueError("key must be an integer seed or a jax.random.PRNGKey")

@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-# Step lengths tried at each iteration; 0 keeps the current point when no step improves the objective.
-_STEP_LENGTHS = jnp.array([1.0, 0.5, 0.25, 0.125, 0.0625, 0.0])
+# Step lengths tried at each iteration, down to very short ones for far-off starts where a full step
+# overflows (e.g. exp(-h) in SV); 0 keeps the current point when no step improves the objective.
+_STEP_LENGTHS = jnp.array([1.0, 0.5, 0.25, 0.125, 2.0**-4, 2.0**-6, 2.0**-9, 2.0**-13, 2.0**-18, 0.0])
 
 
 class NewtonResult(NamedTuple):

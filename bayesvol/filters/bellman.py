@@ -4,6 +4,7 @@ equation, with exact derivatives and Newton's method inside one ``lax.scan``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -163,7 +164,15 @@ def bellman_filter(model, params, y, *, num_newton_steps: int = 10) -> BellmanFi
     >>> out.filtered_means.shape
     (200, 1)
     """
+    num_newton_steps = _common.check_positive_int(num_newton_steps, "num_newton_steps")
     params = _common.model_params(model, params)
+    y = _common.check_observations(y)
+    _common.gaussian_mean(model.initial(params))  # a clear error for a non-Gaussian state equation
+    return _run_model(model, params, y, num_newton_steps)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _run_model(model, params, y, num_newton_steps):
     shape = _common.state_shape(model, params)
     state_ndim = len(shape)
     first = model.initial(params)

@@ -8,6 +8,7 @@ smooth function of the parameters and is optimised with exact gradients.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -16,6 +17,7 @@ import numpyro.distributions as dist
 from jax import lax
 
 from bayesvol.filters import _common
+from bayesvol.filters.bellman import _run_model as _run_bellman
 
 __all__ = ["EISResult", "efficient_importance_sampling"]
 
@@ -114,7 +116,7 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     problem of Richard & Zhang, whose weights are the sampler's own density when the draws come from it),
     using the :math:`\chi_{t+1}` of the coefficients just fitted. The draws are redrawn from the new sampler
     with the same standard-normal numbers and the regressions repeated, ``num_iterations`` times. The
-    first sampler uses a second-order expansion of :math:`\log g_t` at the stationary mean.
+    first sampler uses a second-order expansion of :math:`\log g_t` at the Bellman filter's mode of :math:`h_t`.
 
     The partial products up to :math:`t`, divided by :math:`\chi_{t+1}(h_t)`, are unbiased importance
     weights for :math:`p(y_{1:t})` under the same draws; their log-means give ``predictive_log_likelihoods``
@@ -162,6 +164,7 @@ def _sampler(loc, scale, linear, quadratic):
     return mean, 1.0 / jnp.sqrt(precision), log_chi
 
 
+@functools.partial(jax.jit, static_argnums=(0, 4, 5))
 def _run(model, params, y, z, num_iterations, antithetic):
     num_steps, num_draws = z.shape
     first = model.initial(params)
@@ -220,25 +223,50 @@ def _run(model, params, y, z, num_iterations, antithetic):
         _, (linear, quadratic) = lax.scan(step, (zero, zero), (h, y), reverse=True)
         return linear, quadratic
 
-    # Start: second-order expansion of log g_t at the stationary mean (curvature capped at zero).
-    mean_h = jnp.broadcast_to(first.loc, y.shape)
+    # Start: second-order expansion of log g_t at the Bellman filter's mode of h_t given y_{1:t}
+    # (curvature capped at zero), which keeps the first draws where the posterior mass is even when the
+    # stationary law is very wide (phi near +-1).
+    modes = _run_bellman(model, params, y, 10).filtered_means[:, 0]
+    modes = jnp.where(jnp.isfinite(modes), modes, jnp.broadcast_to(first.loc, y.shape))
     grad_fn = jax.grad(lambda h: jnp.sum(log_g(h, y)))
-    slope = grad_fn(mean_h)
-    curvature = jax.jvp(grad_fn, (mean_h,), (jnp.ones_like(mean_h),))[1]
+    slope = grad_fn(modes)
+    curvature = jax.jvp(grad_fn, (modes,), (jnp.ones_like(modes),))[1]
     quadratic0 = jnp.minimum(0.5 * curvature, 0.0)
-    linear0 = slope - 2.0 * quadratic0 * mean_h
+    linear0 = slope - 2.0 * quadratic0 * modes
+    linear0 = jnp.where(jnp.isfinite(linear0), linear0, 0.0)
+    quadratic0 = jnp.where(jnp.isfinite(quadratic0), quadratic0, 0.0)
+
+    def log_weight_terms(h, log_chi, linear, quadratic):
+        return log_g(h, y[:, None]) - linear[:, None] * h - quadratic[:, None] * h**2 + log_chi
+
+    def spread(h, log_chi, linear, quadratic):
+        """Variance of the log-weights: the EIS criterion, used to keep the best kernel seen."""
+        value = jnp.var(jnp.sum(log_weight_terms(h, log_chi, linear, quadratic), axis=0))
+        return jnp.where(jnp.isnan(value), jnp.inf, value)
 
     def iterate(carry, _):
-        linear, quadratic = carry
-        h, _ = draw(linear, quadratic)
+        linear, quadratic, best = carry
+        h, log_chi = draw(linear, quadratic)
+        current = spread(h, log_chi, linear, quadratic)
+        best = lax.cond(current <= best[2], lambda: (linear, quadratic, current), lambda: best)
         new_linear, new_quadratic = refit(h)
+        # A failed regression (non-finite draws far in the tails) keeps the previous kernel.
+        finite = jnp.isfinite(new_linear) & jnp.isfinite(new_quadratic)
+        new_linear = jnp.where(finite, new_linear, linear)
+        new_quadratic = jnp.where(finite, new_quadratic, quadratic)
         change = jnp.maximum(jnp.max(jnp.abs(new_linear - linear)), jnp.max(jnp.abs(new_quadratic - quadratic)))
-        return (new_linear, new_quadratic), change
+        return (new_linear, new_quadratic, best), change
 
-    (linear, quadratic), changes = lax.scan(iterate, (linear0, quadratic0), None, length=num_iterations)
-
+    start = (linear0, quadratic0, (linear0, quadratic0, jnp.asarray(jnp.inf, dtype=y.dtype)))
+    (linear, quadratic, best), changes = lax.scan(iterate, start, None, length=num_iterations)
+    # At the fixed point the last kernel is the best; if the iteration drifted away (extreme parameters),
+    # fall back to the kernel whose log-weights varied least.
     h, log_chi = draw(linear, quadratic)
-    terms = log_g(h, y[:, None]) - linear[:, None] * h - quadratic[:, None] * h**2 + log_chi
+    last_is_best = spread(h, log_chi, linear, quadratic) <= best[2]
+    linear = jnp.where(last_is_best, linear, best[0])
+    quadratic = jnp.where(last_is_best, quadratic, best[1])
+    h, log_chi = draw(linear, quadratic)
+    terms = log_weight_terms(h, log_chi, linear, quadratic)
     partial = jnp.cumsum(terms, axis=0)
     log_mean_partial = jax.scipy.special.logsumexp(partial, axis=1) - jnp.log(num_draws)
     predictive = jnp.diff(log_mean_partial, prepend=0.0)

@@ -7,6 +7,7 @@ data sets or keys) and ``grad``.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -153,6 +154,7 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
                 num_newton_steps)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8, 9))
 def _run(model, params, y, key, num_particles, proposal, resampling, ess_threshold, state_shape, num_newton_steps):
     state_ndim = len(state_shape)
     num = num_particles
@@ -180,6 +182,7 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
             found = _newton.maximise_elementwise(lambda z: log_g(z, y_t), mean, variance, num_newton_steps)
             return found.x, found.log_g, found.grad_log_g
         precision = jnp.linalg.inv(_common.gaussian_covariance(prior, state_ndim))
+        precision = jnp.broadcast_to(precision, (num, flat_size, flat_size))
 
         def one(mean_i, precision_i):
             def log_g_i(z):
@@ -246,7 +249,9 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         else:
             resample = effective_sample_size(log_first) <= ess_threshold * num
         if resampling == "systematic":
-            ancestors = jnp.where(resample, systematic_resample(resample_key, log_first), jnp.arange(num))
+            # lax.cond skips the resampling work on steps that keep the weights (a select under vmap).
+            ancestors = lax.cond(resample, lambda: systematic_resample(resample_key, log_first),
+                                 lambda: jnp.arange(num, dtype=jnp.int32))
             x_parents = x_prev[ancestors]
             # The expansion points depend on the parent only: reuse them rather than recompute.
             info = None if info is None else jax.tree.map(lambda v: v[ancestors], info)

@@ -326,7 +326,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     def pointwise_flat(theta_flat):
         return pointwise(model.params_type(**unravel_theta(theta_flat)))
 
-    loglik = float(jnp.sum(pointwise_flat(flat_theta)))
+    loglik = float(jnp.sum(jax.jit(pointwise_flat)(flat_theta)))
     # Structured parameters (fixed entries, symmetric matrices) have fewer free coordinates than entries;
     # then derivatives are taken in the unconstrained coordinates and mapped back by the delta method.
     u_hat = jnp.asarray(res.x)
@@ -346,16 +346,22 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
             total_grad = jax.jit(jax.grad(lambda t: jnp.sum(pointwise_coords(t))))
         hessian, scores = _gradient_difference_derivatives(total_grad, pointwise_coords, np.asarray(coords))
     elif differentiable:
-        hessian = np.asarray(jax.hessian(lambda t: jnp.sum(pointwise_coords(t)))(coords))
-        scores = np.asarray(jax.jacfwd(pointwise_coords)(coords))
+        # Compiled once each, rather than run op by op.
+        hessian = np.asarray(jax.jit(jax.hessian(lambda t: jnp.sum(pointwise_coords(t))))(coords))
+        scores = np.asarray(jax.jit(jax.jacfwd(pointwise_coords))(coords))
     else:
         hessian, scores = _finite_difference_derivatives(pointwise_coords, np.asarray(coords))
     cov, robust_cov = _covariances(hessian, scores)
+    fixed = np.zeros(flat_theta.size, dtype=bool)
     if structured:
         jac = np.asarray(jax.jacfwd(lambda u: ravel_pytree(
             [getattr(constrain(unravel(u)), n) for n in names])[0])(u_hat))
         cov, robust_cov = jac @ cov @ jac.T, jac @ robust_cov @ jac.T
-    se_flat, robust_flat = np.sqrt(np.clip(np.diag(cov), 0, None)), np.sqrt(np.clip(np.diag(robust_cov), 0, None))
+        fixed = np.all(jac == 0.0, axis=1)     # entries fixed by the parametrisation (e.g. identification)
+    # A non-positive variance (information not positive definite, e.g. a noisy simulated likelihood) gives
+    # NaN, not a misleading zero standard error; entries fixed by the parametrisation get zero.
+    se_flat, robust_flat = (np.where(fixed, 0.0, np.sqrt(np.where(np.diag(c) > 0, np.diag(c), np.nan)))
+                            for c in (cov, robust_cov))
     params_out = {n: _to_python(getattr(theta_hat, n)) for n in names}
     se = {n: _to_python(v) for n, v in unravel_theta(jnp.asarray(se_flat)).items()}
     robust_se = {n: _to_python(v) for n, v in unravel_theta(jnp.asarray(robust_flat)).items()}

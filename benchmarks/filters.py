@@ -1,0 +1,228 @@
+"""SV log-likelihood by particle filter and EIS: speed against the `particles` package, and Monte Carlo
+accuracy per second.
+
+One simulated SV series (normal errors, mu = -1, phi = 0.97, sigma = 0.18, T = 1000) and, in one run:
+
+1. the bootstrap particle filter (systematic resampling when ESS < N/2) of bayesvol and of ``particles``
+   (``particles.SMC`` with ``state_space_models.Bootstrap`` of ``StochVol``, same resampling rule) for
+   N = 10^3, 10^4, 10^5: seconds per log-likelihood evaluation (bayesvol after compilation; compile time
+   recorded separately) and their ratio;
+2. the Monte Carlo SD of the log-likelihood against seconds per evaluation, for bayesvol's bootstrap and
+   auxiliary particle filters over N and for EIS over the number of draws S (``--reps`` independent seeds
+   each), and the time each needs to reach SD <= 0.1 (the particle filters' N extrapolated with
+   SD ~ N^{-1/2} and time ~ N).
+
+Writes ``filters.json``, ``filters.md`` and ``filters.png`` to ``--out``.
+
+Usage::
+
+    python benchmarks/filters.py                      # about two minutes on a quiet machine
+    python benchmarks/filters.py --quick              # smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import bayesvol
+from bayesvol.filters import efficient_importance_sampling, particle_filter
+
+PARAMS = {"mu": -1.0, "phi": 0.97, "sigma": 0.18}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:4.2f}] {msg}", flush=True)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict:
+    versions = {pkg: importlib.metadata.version(pkg) for pkg in ("jax", "jaxlib", "numpyro", "particles", "numpy")}
+    versions["bayesvol"] = bayesvol.__version__
+    return {"platform": platform.platform(), "python": sys.version.split()[0], "cpu_model": cpu_model(),
+            "cpu_count": os.cpu_count(), "jax_devices": [str(d) for d in jax.devices()],
+            "loadavg_start": list(os.getloadavg()), "versions": versions}
+
+
+def timed(fn, repeats: int) -> float:
+    """Best of ``repeats`` wall-clock times (seconds)."""
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def speed_vs_particles(y, sizes, repeats):
+    from particles import SMC
+    from particles import state_space_models as ssm
+
+    model = bayesvol.models.SV()
+    rows = []
+    for num in sizes:
+        run = jax.jit(lambda key, n=num: particle_filter(model, PARAMS, y, key, n, ess_threshold=0.5).log_likelihood)
+        start = time.perf_counter()
+        jax.block_until_ready(run(jax.random.PRNGKey(0)))
+        compile_s = time.perf_counter() - start
+        ours = timed(lambda run=run: run(jax.random.PRNGKey(1)), repeats)
+
+        def theirs_once(num=num):
+            fk = ssm.Bootstrap(ssm=ssm.StochVol(mu=PARAMS["mu"], rho=PARAMS["phi"], sigma=PARAMS["sigma"]), data=y)
+            smc = SMC(fk=fk, N=num, resampling="systematic", ESSrmin=0.5)
+            smc.run()
+            return smc.logLt
+
+        theirs = timed(theirs_once, repeats)
+        rows.append({"N": num, "bayesvol_s": ours, "bayesvol_compile_s": compile_s, "particles_s": theirs,
+                     "speedup": theirs / ours, "load": os.getloadavg()[0]})
+        log(f"N={num}: bayesvol {ours:.4f}s (compile {compile_s:.1f}s), particles {theirs:.4f}s, "
+            f"x{theirs / ours:.1f}")
+    return rows
+
+
+def accuracy_vs_time(y, label, make_run, sizes, reps):
+    rows = []
+    keys = jax.random.split(jax.random.PRNGKey(123), reps)
+    for size in sizes:
+        run = jax.jit(make_run(size))
+        jax.block_until_ready(run(keys[0]))
+        start = time.perf_counter()
+        values = [float(run(k)) for k in keys]
+        seconds = (time.perf_counter() - start) / reps
+        rows.append({"method": label, "size": size, "seconds": seconds, "sd": float(np.std(values, ddof=1)),
+                     "mean": float(np.mean(values)), "load": os.getloadavg()[0]})
+        log(f"{label} size={size}: sd {rows[-1]['sd']:.4f}, {seconds:.4f}s per evaluation")
+    return rows
+
+
+def time_to_sd(rows, target=0.1, extrapolate=True):
+    """Seconds per evaluation to reach ``target``: the cheapest measured setting that does, or (particle
+    filters) the largest one extrapolated with SD ~ size^{-1/2}, time ~ size."""
+    reached = [r["seconds"] for r in rows if r["sd"] <= target]
+    if reached:
+        return min(reached), "measured"
+    if not extrapolate:
+        return None, "not reached"
+    last = rows[-1]
+    return last["seconds"] * (last["sd"] / target) ** 2, "extrapolated"
+
+
+def render(result) -> str:
+    m = result["machine"]
+    lines = [
+        "# SV log-likelihood: particle filter and EIS",
+        "",
+        f"T = {result['T']}, parameters {result['params']}. Machine: {m['cpu_model']}, {m['cpu_count']} cores, "
+        f"load at start {m['loadavg_start'][0]:.2f} (the machine was shared; the load at each measurement is "
+        f"listed), JAX {m['versions']['jax']} on {m['jax_devices'][0]}, particles {m['versions']['particles']}.",
+        "",
+        "## Bootstrap particle filter, seconds per log-likelihood (best of "
+        f"{result['repeats']})",
+        "",
+        "| N | bayesvol | particles | speed-up | bayesvol compile | load |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["speed"]:
+        lines.append(f"| {r['N']:,} | {r['bayesvol_s']:.4f} | {r['particles_s']:.4f} | {r['speedup']:.1f}x | "
+                     f"{r['bayesvol_compile_s']:.1f} s | {r['load']:.1f} |")
+    lines += ["", f"## Monte Carlo SD of the log-likelihood ({result['reps']} seeds per setting)", "",
+              "| method | N or S | SD | seconds per evaluation |", "|---|---|---|---|"]
+    for r in result["accuracy"]:
+        lines.append(f"| {r['method']} | {r['size']:,} | {r['sd']:.4f} | {r['seconds']:.4f} |")
+    lines += ["", "## Time to reach SD <= 0.1", "", "| method | seconds | how |", "|---|---|---|"]
+    for label, (seconds, how) in result["time_to_sd"].items():
+        lines.append(f"| {label} | {seconds:.4f} | {how} |")
+    lines += ["", f"EIS reaches SD <= 0.1 {result['eis_advantage']:.0f}x faster than the bootstrap particle filter "
+              f"and {result['eis_advantage_auxiliary']:.0f}x faster than the auxiliary one.", ""]
+    return "\n".join(lines)
+
+
+def plot(result, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    speed = result["speed"]
+    left.loglog([r["N"] for r in speed], [r["bayesvol_s"] for r in speed], "o-", label="bayesvol (JAX)")
+    left.loglog([r["N"] for r in speed], [r["particles_s"] for r in speed], "s-", label="particles")
+    left.set_xlabel("particles N")
+    left.set_ylabel("seconds per log-likelihood")
+    left.set_title(f"Bootstrap PF, SV, T = {result['T']}")
+    left.legend()
+    for i, label in enumerate(sorted({r["method"] for r in result["accuracy"]})):
+        rows = [r for r in result["accuracy"] if r["method"] == label]
+        right.loglog([r["seconds"] for r in rows], [r["sd"] for r in rows], "o-", color=f"C{i}", label=label)
+    right.axhline(0.1, color="grey", ls="--", lw=1)
+    right.set_xlabel("seconds per log-likelihood")
+    right.set_ylabel("Monte Carlo SD of log-likelihood")
+    right.set_title("Accuracy against time")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--T", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    sizes = [1000, 10_000, 100_000] if not args.quick else [1000, 10_000]
+    reps = args.reps if not args.quick else 5
+    model = bayesvol.models.SV()
+    y = np.asarray(bayesvol.simulate(model, PARAMS, args.T, seed=2024).y)
+    result = {"T": args.T, "params": PARAMS, "reps": reps, "repeats": args.repeats, "machine": machine_info()}
+    log("particle filter speed against particles")
+    result["speed"] = speed_vs_particles(y, sizes, args.repeats)
+    log("Monte Carlo SD against time")
+    pf_sizes = [250, 1000, 4000] if not args.quick else [250, 1000]
+    accuracy = accuracy_vs_time(
+        y, "PF bootstrap", lambda n: lambda k: particle_filter(model, PARAMS, y, k, n, ess_threshold=0.5)
+        .log_likelihood, pf_sizes, reps)
+    accuracy += accuracy_vs_time(
+        y, "PF auxiliary", lambda n: lambda k: particle_filter(model, PARAMS, y, k, n, proposal="auxiliary",
+                                                               ess_threshold=0.5).log_likelihood, pf_sizes, reps)
+    accuracy += accuracy_vs_time(
+        y, "EIS", lambda s: lambda k: efficient_importance_sampling(model, PARAMS, y, k, s).log_likelihood,
+        [8, 16, 32, 64] if not args.quick else [8, 32], reps)
+    result["accuracy"] = accuracy
+    by_method = {label: time_to_sd([r for r in accuracy if r["method"] == label], extrapolate=label != "EIS")
+                 for label in ("PF bootstrap", "PF auxiliary", "EIS")}
+    result["time_to_sd"] = by_method
+    result["eis_advantage"] = by_method["PF bootstrap"][0] / by_method["EIS"][0]
+    result["eis_advantage_auxiliary"] = by_method["PF auxiliary"][0] / by_method["EIS"][0]
+    result["machine"]["loadavg_end"] = list(os.getloadavg())
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "filters.json").write_text(json.dumps(result, indent=2))
+    (args.out / "filters.md").write_text(render(result))
+    plot(result, args.out / "filters.png")
+    log(f"wrote {args.out / 'filters.json'}, .md, .png")
+    print(render(result))
+
+
+if __name__ == "__main__":
+    main()
