@@ -61,36 +61,35 @@ def test_likelihoods_against_a_grid_filter():
     assert abs(bellman - exact) < 1.0, (bellman, exact)
 
 
-def test_both_filters_are_exact_when_the_log_variances_are_constant():
+@pytest.fixture(scope="module")
+def two_factor_data():
+    return bayesvol.simulate(DFSV(num_factors=2), TWO_FACTORS, 300, seed=2)
+
+
+def test_both_filters_are_exact_when_the_log_variances_are_constant(two_factor_data):
     # Q_h -> 0 with a stationary start: h_t = mu for all t and the model is linear Gaussian, so both
     # likelihoods equal the Kalman filter's (with correlated factor dynamics, K = 2, N = 5).
     params = dict(TWO_FACTORS, Q_h=np.diag([1e-12, 1e-12]))
     model = DFSV(num_factors=2)
-    y = bayesvol.simulate(model, TWO_FACTORS, 120, seed=1).y
-    h = np.broadcast_to(params["mu"], (120, 2))
+    y = two_factor_data.y
+    h = np.broadcast_to(params["mu"], y.shape[:1] + (2,))
     exact = float(kalman.filter_factors(params["lambda_r"], params["Phi_f"], h, params["sigma2"], y).loglik.sum())
     bellman = bayesvol.log_likelihood(model, params, y, method="bellman")
-    pf = bayesvol.log_likelihood(model, params, y, method="pf", num_particles=50)
+    pf = bayesvol.log_likelihood(model, params, y, method="pf", num_particles=1000)
     np.testing.assert_allclose(bellman, exact, rtol=1e-6)
     np.testing.assert_allclose(pf, exact, rtol=1e-6)
-
-
-@pytest.fixture(scope="module")
-def two_factor_data():
-    sim = bayesvol.simulate(DFSV(num_factors=2), TWO_FACTORS, 400, seed=2)
-    return sim
 
 
 def test_filtered_states_track_the_truth(two_factor_data):
     sim = two_factor_data
     model = DFSV(num_factors=2)
     bellman = filter_states(model, TWO_FACTORS, sim.y)
-    pf = filter_states(model, TWO_FACTORS, sim.y, method="pf", num_particles=2000, num_trajectories=50)
+    pf = filter_states(model, TWO_FACTORS, sim.y, method="pf", num_particles=1000, num_trajectories=30)
     # Benchmark for the factors: the Kalman filter given the true log-variances (the best one can do).
     oracle = kalman.filter_factors(TWO_FACTORS["lambda_r"], TWO_FACTORS["Phi_f"], sim.h, TWO_FACTORS["sigma2"],
                                    sim.y).filtered_mean
     for states in (bellman, pf):
-        assert states.f_filtered.shape == states.h_smoothed.shape == (400, 2)
+        assert states.f_filtered.shape == states.h_smoothed.shape == (300, 2)
         for j in range(2):
             best = np.corrcoef(np.asarray(oracle)[:, j], sim.f[:, j])[0, 1]
             assert np.corrcoef(states.f_filtered[:, j], sim.f[:, j])[0, 1] > best - 0.02
@@ -116,10 +115,10 @@ def test_idiosyncratic_sv_filters_agree():
     params = {k: v for k, v in ONE_FACTOR.items() if k != "sigma2"}
     params.update(Phi_f=np.array([[0.3]]), mu_id=np.array([-1.2, -1.0]), phi_id=np.array([0.9, 0.95]),
                   sigma_id=np.array([0.2, 0.15]))
-    sim = bayesvol.simulate(model, params, 200, seed=6)
+    sim = bayesvol.simulate(model, params, 150, seed=6)
     bellman = filter_states(model, params, sim.y)
-    pf = filter_states(model, params, sim.y, method="pf", num_particles=2000, smooth=False)
-    assert bellman.h_id_filtered.shape == pf.h_id_filtered.shape == (200, 2)
+    pf = filter_states(model, params, sim.y, method="pf", num_particles=1000, smooth=False)
+    assert bellman.h_id_filtered.shape == pf.h_id_filtered.shape == (150, 2)
     assert pf.h_id_smoothed is None
     assert abs(bellman.loglik.sum() - pf.loglik.sum()) < 2.0
     assert np.corrcoef(bellman.h_id_filtered[:, 0], pf.h_id_filtered[:, 0])[0, 1] > 0.8
