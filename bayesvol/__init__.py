@@ -13,6 +13,7 @@ from bayesvol import (
 )
 from bayesvol.forecast import Forecast, forecast
 from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, sample
+from bayesvol.models import dfsv_filters  # noqa: F401  (registers the DFSV likelihood methods)
 from bayesvol.simulation import simulate
 
 __all__ = [

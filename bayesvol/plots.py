@@ -6,7 +6,7 @@ import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_rank", "plot_trace", "plot_volatility"]
+__all__ = ["plot_factors", "plot_rank", "plot_trace", "plot_volatility"]
 
 
 def plot_volatility(idata, *, hdi_prob: float = 0.9, ax=None, title: str | None = None):
@@ -59,3 +59,68 @@ def plot_rank(idata, var_names=None, **kwargs):
 def _parameter_names(idata) -> list[str]:
     """Posterior variables without a ``time`` dim: the model's parameters."""
     return [name for name, var in idata.posterior.data_vars.items() if "time" not in var.dims]
+
+
+def plot_factors(source, *, truth=None, time=None, smoothed: bool = True, band: float = 0.9, axes=None,
+                 title: str | None = None):
+    """Factors and factor log-variances of a DFSV model, one row of two panels per factor.
+
+    Parameters
+    ----------
+    source : DFSVStates or arviz.InferenceData
+        Filter output (:func:`bayesvol.models.dfsv_filters.filter_states`: estimate with a normal band of
+        ``band`` mass from its standard deviation) or a posterior from :func:`bayesvol.sample` (median and
+        equal-tailed band of ``h`` and of the factors ``f`` or their smoothed means ``f_mean``).
+    truth : tuple of arrays (f, h), optional
+        True paths (T, K) of simulated data, drawn in black.
+    time : array_like, optional
+        x-axis values (default: the posterior's ``time`` coordinate, else 0..T-1).
+    smoothed : bool
+        For filter output: plot the smoothed (default) or the filtered estimates.
+    band : float
+        Mass of the plotted band.
+    axes : array of matplotlib.axes.Axes, shape (K, 2), optional
+
+    Returns
+    -------
+    numpy.ndarray of matplotlib.axes.Axes
+    """
+    from scipy.stats import norm
+
+    if hasattr(source, "posterior"):
+        post = source.posterior
+        if "h" not in post or not ({"f", "f_mean"} & set(post.data_vars)):
+            raise ValueError("the posterior has no DFSV factors: need 'h' and 'f' or 'f_mean' from bayesvol.sample")
+        f_name = "f" if "f" in post else "f_mean"
+        series = {}
+        for label, name in (("factor", f_name), ("log-variance", "h")):
+            draws = post[name].stack(sample=("chain", "draw")).transpose("time", "factor", "sample").values
+            series[label] = tuple(np.quantile(draws, q, axis=-1) for q in ((1 - band) / 2, 0.5, (1 + band) / 2))
+        time = post["time"].values if time is None else time
+        what = "posterior median"
+    else:
+        kind = "smoothed" if smoothed and source.f_smoothed is not None else "filtered"
+        z = norm.ppf((1 + band) / 2)
+        series = {}
+        for label, name in (("factor", "f"), ("log-variance", "h")):
+            mean, sd = getattr(source, f"{name}_{kind}"), getattr(source, f"{name}_{kind}_sd")
+            series[label] = (mean - z * sd, mean, mean + z * sd)
+        what = f"{kind} ({source.method})"
+    num_timesteps, k = series["factor"][1].shape
+    time = np.arange(num_timesteps) if time is None else np.asarray(time)
+    if axes is None:
+        _, axes = plt.subplots(k, 2, figsize=(12, 2.6 * k), squeeze=False, sharex=True)
+    axes = np.asarray(axes).reshape(k, 2)
+    for j in range(k):
+        for col, label in enumerate(("factor", "log-variance")):
+            ax = axes[j, col]
+            lower, middle, upper = (v[:, j] for v in series[label])
+            if truth is not None:
+                ax.plot(time, np.asarray(truth[col])[:, j], color="k", lw=0.6, label="truth")
+            ax.plot(time, middle, color=f"C{col}", lw=1.0, label=what)
+            ax.fill_between(time, lower, upper, color=f"C{col}", alpha=0.3, lw=0, label=f"{band:.0%} band")
+            ax.set_ylabel(f"{label} {j + 1}")
+            ax.margins(x=0)
+    axes[0, 0].legend(loc="upper right", frameon=False, fontsize="small")
+    axes[0, 0].figure.suptitle(title or f"DFSV factors and factor log-variances: {what}")
+    return axes

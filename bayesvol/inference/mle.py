@@ -47,6 +47,8 @@ def register_loglik(model_type: type, method: str, *, differentiable: bool = Tru
     takes the Hessian and the per-observation scores from central differences of the (compiled) gradient
     and pointwise log-likelihood instead of nested autodiff.
     """
+    if hessian == "gradient_differences":
+        hessian = "differences"
     if hessian not in ("autodiff", "differences"):
         raise ValueError(f"hessian must be 'autodiff' or 'differences', got {hessian!r}")
 
@@ -135,6 +137,9 @@ class MLEResult:
     at_boundary : list of str
         Parameters whose estimate lies (numerically) on the edge of their support; their standard errors
         are not reliable.
+    num_free_params : int or None
+        Number of free coordinates (the unconstrained dimension), fewer than the entries for structured
+        matrices such as identified loadings or covariance matrices; fixed entries get standard error zero.
     diagnostics : dict
         Method-specific checks at the estimate, e.g. ``loglik_mc_sd``, the Monte Carlo standard deviation of
         a simulated log-likelihood.
@@ -181,7 +186,7 @@ class MLEResult:
         est = self.flat(self.params)
         se = self.flat(self.robust_se if robust else self.se)
         with np.errstate(divide="ignore", invalid="ignore"):
-            tstat = est / se
+            tstat = np.where(se > 0, est / se, np.nan)   # entries fixed by identification have se 0
         pvalue = 2.0 * scipy.stats.norm.sf(np.abs(tstat))
         return pd.DataFrame(
             {"coef": est, "std err": se, "t": tstat, "P>|t|": pvalue,
@@ -445,26 +450,48 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         raise ValueError("the log-likelihood is not finite at any start value; give start values inside the "
                          "support of the data (see the model's documentation)")
     res, converged = best
-    flat_theta = _constrain_flat(problem, jnp.asarray(res.x))
+    u_hat = jnp.asarray(res.x)
+    flat_theta = _constrain_flat(problem, u_hat)
+    # Structured parameters (entries fixed for identification, symmetric matrices) have fewer free coordinates
+    # than entries: derivatives are then taken in the unconstrained coordinates and mapped back by the delta
+    # method, so that fixed entries do not enter the information matrix as if they were free.
+    structured = u_hat.size != flat_theta.size
+    if structured:
+        def coords_pointwise(u):
+            return problem.pointwise_flat(_constrain_flat(problem, u), y_values)
+        coords = u_hat
+    else:
+        def coords_pointwise(t):
+            return problem.pointwise_flat(t, y_values)
+        coords = flat_theta
 
     by_differences = any((cls, method) in _GRADIENT_DIFFERENCES for cls in type(model).__mro__)
-    if differentiable and by_differences:
-        loglik = float(_loglik_total(problem, flat_theta, y_values))
-        hessian, scores = _gradient_differences(lambda t: problem.pointwise_flat(t, y_values),
-                                                np.asarray(flat_theta))
-    elif differentiable:
+    if differentiable and not structured and not by_differences:
         loglik, hessian, scores = (np.asarray(v) for v in _loglik_derivatives(problem, flat_theta, y_values))
         loglik = float(loglik)
     else:
         loglik = float(_loglik_total(problem, flat_theta, y_values))
-        hessian, scores = _finite_difference_derivatives(lambda t: problem.pointwise_flat(t, y_values),
-                                                         np.asarray(flat_theta))
+        if differentiable and by_differences:
+            hessian, scores = _gradient_differences(coords_pointwise, np.asarray(coords))
+        elif differentiable:
+            hessian = np.asarray(jax.jit(jax.hessian(lambda u: jnp.sum(coords_pointwise(u))))(coords))
+            scores = np.asarray(jax.jit(jax.jacfwd(coords_pointwise))(coords))
+        else:
+            hessian, scores = _finite_difference_derivatives(coords_pointwise, np.asarray(coords))
     cov, robust_cov = _covariances(hessian, scores)
-    se_flat, robust_flat = _standard_errors(cov), _standard_errors(robust_cov)
+    fixed = np.zeros(flat_theta.size, dtype=bool)
+    if structured:
+        jac = np.asarray(jax.jacfwd(lambda u: _constrain_flat(problem, u))(u_hat))
+        cov, robust_cov = jac @ cov @ jac.T, jac @ robust_cov @ jac.T
+        fixed = np.all(jac == 0.0, axis=1)
+        # Natural-coordinate scores are not defined here; the boundary check then relies on |u| alone.
+        scores = np.zeros((nobs, flat_theta.size))
+    se_flat = np.where(fixed, 0.0, _standard_errors(cov))
+    robust_flat = np.where(fixed, 0.0, _standard_errors(robust_cov))
     params_out = _inside_supports(model, _split(np.asarray(flat_theta), names, problem.shapes))
     se = _split(se_flat, names, problem.shapes)
     robust_se = _split(robust_flat, names, problem.shapes)
-    at_boundary = _at_boundary(problem, transforms, np.asarray(res.x), scores)
+    at_boundary = _at_boundary(problem, transforms, np.asarray(u_hat), scores)
     message = str(res.message)
     diagnose = next((_DIAGNOSTICS[(cls, method)] for cls in type(model).__mro__ if (cls, method) in _DIAGNOSTICS),
                     None)
