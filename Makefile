@@ -37,7 +37,8 @@ docs: $(STAMP_DEV)
 
 bench: $(STAMP_DEV)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python benchmarks/sv_nuts.py
+	for script in sv_nuts garch_mle filters filters_gbpusd_mle dfsv_study wishart_eis; do \
+		$(BIN)/python benchmarks/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) site $(DEMO_OUT) .pytest_cache .ruff_cache
