@@ -23,16 +23,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
+from _machine import machine_info
 
 import bayesvol
 from bayesvol.filters import efficient_importance_sampling, particle_filter
@@ -44,23 +42,8 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:4.2f}] {msg}", flush=True)
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
-def machine_info() -> dict:
-    versions = {pkg: importlib.metadata.version(pkg) for pkg in ("jax", "jaxlib", "numpyro", "particles", "numpy")}
-    versions["bayesvol"] = bayesvol.__version__
-    return {"platform": platform.platform(), "python": sys.version.split()[0], "cpu_model": cpu_model(),
-            "cpu_count": os.cpu_count(), "jax_devices": [str(d) for d in jax.devices()],
-            "loadavg_start": list(os.getloadavg()), "versions": versions}
 
 
 def timed(fn, repeats: int) -> float:
@@ -195,7 +178,8 @@ def main(argv=None):
     reps = args.reps if not args.quick else 5
     model = bayesvol.models.SV()
     y = np.asarray(bayesvol.simulate(model, PARAMS, args.T, seed=2024).y)
-    result = {"T": args.T, "params": PARAMS, "reps": reps, "repeats": args.repeats, "machine": machine_info()}
+    result = {"T": args.T, "params": PARAMS, "reps": reps, "repeats": args.repeats,
+              "machine": machine_info(("jax", "jaxlib", "numpyro", "particles", "numpy"))}
     log("particle filter speed against particles")
     result["speed"] = speed_vs_particles(y, sizes, args.repeats)
     log("Monte Carlo SD against time")

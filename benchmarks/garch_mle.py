@@ -19,11 +19,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -31,6 +28,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _machine import machine_info
 
 import bayesvol
 from bayesvol.models import GARCH, GARCHParams, _observation
@@ -38,25 +36,8 @@ from bayesvol.models import GARCH, GARCHParams, _observation
 TRUE = {"mu": 0.03, "omega": 0.02, "alpha": 0.03, "gamma": 0.09, "beta": 0.9, "nu": 7.0, "skew": -0.15}
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
-def machine_info() -> dict:
-    versions = {pkg: importlib.metadata.version(pkg) for pkg in ("jax", "jaxlib", "numpyro", "arch", "numpy", "scipy")}
-    versions["bayesvol"] = bayesvol.__version__
-    return {"platform": platform.platform(), "python": sys.version.split()[0], "cpu_model": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "jax_devices": [str(d) for d in jax.devices()], "loadavg_start": list(os.getloadavg()),
-            "versions": versions}
 
 
 def simulate_panel(model, num_timesteps, num_series, seed):
@@ -173,7 +154,7 @@ def main(argv=None):
     parser.add_argument("--arch-loop", type=int, default=50, help="arch fits actually timed in the batch comparison")
     args = parser.parse_args(argv)
     model = GARCH(vol="gjr", dist="skewt")
-    machine = machine_info()
+    machine = machine_info(("jax", "jaxlib", "numpyro", "arch", "numpy", "scipy"))
     if args.quick:
         single = single_series(model, 1000, 2)
         many = batch(model, 500, 20, 5)

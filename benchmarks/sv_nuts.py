@@ -32,11 +32,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
-import importlib.metadata
 import inspect
 import json
 import os
-import platform
 import re
 import shutil
 import sys
@@ -50,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from _machine import machine_info
 from jax import lax
 from numpyro.infer import NUTS, init_to_median
 from numpyro.infer.util import initialize_model
@@ -103,36 +102,8 @@ def block(tree):
     return jax.tree.map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
-def machine_info() -> dict:
-    versions = {}
-    for pkg in ("jax", "jaxlib", "numpyro", "pystan", "httpstan", "arviz", "numpy"):
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = None
-    versions["bayesvol"] = bayesvol.__version__
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "jax_devices": [str(d) for d in jax.devices()],
-        "jax_x64": bool(jax.config.jax_enable_x64),
-        "loadavg_start": list(os.getloadavg()),
-        "versions": versions,
-    }
 
 
 def children_cpu_seconds() -> float:
@@ -767,7 +738,7 @@ def main(argv=None):
     settings = nuts_settings()
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": machine_info(),
+        "machine": machine_info(("jax", "jaxlib", "numpyro", "pystan", "httpstan", "arviz", "numpy")),
         "config": {"T": Ts, "num_chains": num_chains, "num_warmup": num_warmup, "num_samples": num_samples,
                    "seed": args.seed, "quick": args.quick, "true_params": TRUE_PARAMS,
                    "bayesvol_chain_method": _chain_method(num_chains), **settings},
