@@ -82,3 +82,20 @@ def as_returns(y, name: str = "y", min_length: int = MIN_OBSERVATIONS) -> Series
     if np.ptp(values) == 0.0:
         raise ValueError(f"{name} is constant (every value is {values[0]!r}); volatility cannot be estimated")
     return Series1D(values, index)
+
+
+def as_panel_values(y, name: str = "y") -> tuple[np.ndarray, pd.Index | None, list | None]:
+    """A return panel as float64 ``(values, index, columns)``, before any model-specific check.
+
+    A Series becomes one column and a 1-D array one column; a DataFrame keeps its index and columns
+    (``None`` for arrays). Missing values become NaN, for the caller to report with its own context.
+    """
+    if isinstance(y, pd.Series):
+        y = y.to_frame()
+    if isinstance(y, pd.DataFrame):
+        return y.to_numpy(dtype=np.float64, na_value=np.nan), y.index, list(y.columns)
+    try:
+        values = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be numeric: {err}") from None
+    return (values[:, None] if values.ndim == 1 else values), None, None

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 import bayesvol
-from bayesvol._validation import as_returns
+from bayesvol._validation import as_panel_values, as_returns
 
 RNG = np.random.default_rng(0)
 
@@ -42,3 +42,17 @@ def test_bad_sampler_arguments(gbpusd):
         bayesvol.sample(bayesvol.models.SV(), gbpusd, num_chains=0)
     with pytest.raises(ValueError, match="guide must be one of"):
         bayesvol.sample(bayesvol.models.SV(), gbpusd, method="svi", guide="flow")
+
+
+def test_panel_values_keep_labels_and_reject_non_numeric():
+    frame = pd.DataFrame(RNG.normal(size=(30, 2)), columns=["a", "b"],
+                         index=pd.date_range("2000-01-03", periods=30, freq="B"))
+    values, index, columns = as_panel_values(frame)
+    np.testing.assert_array_equal(values, frame.to_numpy())
+    assert index.equals(frame.index) and columns == ["a", "b"]
+    values, index, columns = as_panel_values(frame["a"])
+    assert values.shape == (30, 1) and columns == ["a"]
+    values, index, columns = as_panel_values(np.arange(5.0))
+    assert values.shape == (5, 1) and index is None and columns is None
+    with pytest.raises(ValueError, match="panel must be numeric"):
+        as_panel_values([["x", "y"]], name="panel")

@@ -17,7 +17,7 @@ import pandas as pd
 from jax import lax
 from numpyro.distributions import constraints
 
-from bayesvol._validation import MIN_OBSERVATIONS
+from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values
 from bayesvol.distributions.priors import ScaledBeta
 from bayesvol.models import _dfsv_kalman as kalman
 from bayesvol.models._dfsv_priors import (
@@ -279,19 +279,10 @@ class DFSV:
             factors, a constant column, linearly dependent columns, or a column count other than
             ``num_assets``.
         """
-        time = None
-        if isinstance(y, pd.Series):
-            y = y.to_frame()
-        if isinstance(y, pd.DataFrame):
-            time, assets = y.index, tuple(str(c) for c in y.columns)
-            values = y.to_numpy(dtype=np.float64, na_value=np.nan)
+        values, time, columns = as_panel_values(y)
+        if columns is not None:
+            assets = tuple(str(c) for c in columns)
         else:
-            try:
-                values = np.asarray(y, dtype=np.float64)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"y must be numeric: {err}") from None
-            if values.ndim == 1:
-                values = values[:, None]
             assets = tuple(f"asset{i}" for i in range(values.shape[-1])) if values.ndim == 2 else ()
         if values.ndim != 2:
             raise ValueError(f"y must be a T x N panel of returns (time in rows, assets in columns); got shape "

@@ -17,7 +17,7 @@ from jax import lax
 from jax.scipy.linalg import cho_solve, solve_triangular
 from numpyro.distributions import biject_to, constraints
 
-from bayesvol._validation import MIN_OBSERVATIONS
+from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values
 from bayesvol.distributions.priors import ShiftedExponential
 from bayesvol.distributions.wishart import matrix_power_psd, wishart_sv_scale
 from bayesvol.filters.eis_wishart import EISOutput, wishart_eis
@@ -231,19 +231,7 @@ class WishartSV:
 
     def validate_data(self, y):
         """Returns as a (T, k) float64 array with its index; clear errors for bad shapes, NaN, too few rows."""
-        index, columns = None, None
-        if isinstance(y, pd.Series):
-            y = y.to_frame()
-        if isinstance(y, pd.DataFrame):
-            index, columns = y.index, list(y.columns)
-            values = y.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            try:
-                values = np.asarray(y, dtype=np.float64)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"y must be numeric: {err}") from None
-        if values.ndim == 1:
-            values = values[:, None]
+        values, index, columns = as_panel_values(y)
         if values.ndim != 2:
             raise ValueError(f"y must be a (T, k) array of returns, one column per asset; got shape {values.shape}")
         T, k = values.shape
