@@ -29,6 +29,8 @@ from jax import lax
 from numpyro.distributions import constraints
 from numpyro.distributions.util import promote_shapes
 
+from bayesvol.models import _base
+
 LOGLIK_KIND = "one-step-ahead predictive log p(y_t | y_{1:t-1}, theta)"
 
 
@@ -146,3 +148,28 @@ def predictive_draws(model, draws: dict, key):
 
     keys = jax.random.split(key, vol.shape[0])
     return np.asarray(all_draws(keys, flat, vol)).reshape(lead + (vol.shape[-1],))
+
+
+def check_variance_start(model, allowed: tuple[str, ...]) -> None:
+    """Validate ``model.variance_start`` (one of ``allowed`` or a positive number) and store it as a float."""
+    start = model.variance_start
+    if isinstance(start, str):
+        if start not in allowed:
+            names = ", ".join(repr(a) for a in allowed)
+            raise ValueError(f"variance_start must be one of {names} or a positive number, got {start!r}")
+    elif isinstance(start, bool) or not isinstance(start, (int, float)) or not np.isfinite(start) or start <= 0:
+        raise ValueError(f"variance_start must be a positive finite number when numeric, got {start!r}")
+    else:
+        object.__setattr__(model, "variance_start", float(start))
+
+
+def store_priors(model, defaults: dict) -> None:
+    """Merge the user's priors into ``defaults`` and keep them in hashable form on the (frozen) model.
+
+    The user's priors become a tuple because models hash and compare by value (a static ``jit`` argument).
+    """
+    merged = _base.merge_priors(defaults, model.priors, model.param_names)
+    object.__setattr__(model, "_prior_items", tuple((k, merged[k]) for k in model.param_names
+                                                    if model.priors and k in model.priors))
+    object.__setattr__(model, "priors", None)
+    object.__setattr__(model, "_merged", merged)

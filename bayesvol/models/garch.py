@@ -160,21 +160,8 @@ class GARCH:
             raise ValueError(f"dist must be 'normal', 't' or 'skewt', got {self.dist!r}")
         if self.mean not in ("constant", "zero"):
             raise ValueError(f"mean must be 'constant' or 'zero', got {self.mean!r}")
-        start = self.variance_start
-        if isinstance(start, str):
-            if start not in ("backcast", "sample", "unconditional"):
-                raise ValueError("variance_start must be 'backcast', 'sample', 'unconditional' or a positive "
-                                 f"number, got {start!r}")
-        elif isinstance(start, bool) or not isinstance(start, (int, float)) or not np.isfinite(start) or start <= 0:
-            raise ValueError(f"variance_start must be a positive finite number when numeric, got {start!r}")
-        else:
-            object.__setattr__(self, "variance_start", float(start))
-        merged = _base.merge_priors(default_priors(), self.priors, self.param_names)
-        # The user's priors as a tuple: models hash and compare by value (a static jit argument).
-        object.__setattr__(self, "_prior_items", tuple((k, merged[k]) for k in self.param_names
-                                                        if self.priors and k in self.priors))
-        object.__setattr__(self, "priors", None)
-        object.__setattr__(self, "_merged", merged)
+        _observation.check_variance_start(self, ("backcast", "sample", "unconditional"))
+        _observation.store_priors(self, default_priors())
         object.__setattr__(self, "_joint_transform", self._supports_allow_joint_transform())
 
     # --- names and priors --------------------------------------------------------------------------

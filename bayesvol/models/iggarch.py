@@ -263,20 +263,8 @@ class IGGARCH:
         if isinstance(self.r, bool) or not isinstance(self.r, (int, float)) or not np.isfinite(self.r):
             raise ValueError(f"r must be a finite number (risk-free rate per period), got {self.r!r}")
         object.__setattr__(self, "r", float(self.r))
-        start = self.variance_start
-        if isinstance(start, str):
-            if start not in ("sample", "unconditional"):
-                raise ValueError("variance_start must be 'sample', 'unconditional' or a positive number, "
-                                 f"got {start!r}")
-        elif isinstance(start, bool) or not isinstance(start, (int, float)) or not np.isfinite(start) or start <= 0:
-            raise ValueError(f"variance_start must be a positive finite number when numeric, got {start!r}")
-        else:
-            object.__setattr__(self, "variance_start", float(start))
-        merged = _base.merge_priors(default_priors(), self.priors, self.param_names)
-        object.__setattr__(self, "_prior_items", tuple((k, merged[k]) for k in self.param_names
-                                                        if self.priors and k in self.priors))
-        object.__setattr__(self, "priors", None)
-        object.__setattr__(self, "_merged", merged)
+        _observation.check_variance_start(self, ("sample", "unconditional"))
+        _observation.store_priors(self, default_priors())
 
     @property
     def param_names(self) -> tuple[str, ...]:
