@@ -57,22 +57,25 @@ def _cdf_value(df, x):
     return jnp.where(x > 0, 1.0 - tail_beyond_abs_x, tail_beyond_abs_x)
 
 
-@jax.jit
-def _cdf_df_derivative(df, x):
-    step = _RELATIVE_DF_STEP * df
-    return (_cdf_value(df + step, x) - _cdf_value(df - step, x)) / (2.0 * step)
-
-
 @jax.custom_jvp
 def _cdf(df, x):
     return _cdf_value(df, x)
+
+
+@jax.jit
+def _cdf_df_derivative(df, x):
+    # The difference of the differentiable ``_cdf`` (not of ``_cdf_value``), so that the derivative itself
+    # has derivatives: second derivatives in ``df`` are nested central differences (Newton-type optimisers
+    # need Hessians through the GJR persistence), those in ``x`` and across come from the density.
+    step = _RELATIVE_DF_STEP * df
+    return (_cdf(df + step, x) - _cdf(df - step, x)) / (2.0 * step)
 
 
 @_cdf.defjvp
 def _cdf_jvp(primals, tangents):
     df, x = primals
     df_dot, x_dot = tangents
-    value = _cdf_value(df, x)
+    value = _cdf(df, x)  # not _cdf_value: a derivative of this rule then goes through the rule again
     density = jnp.exp(student_t_log_pdf(df, x))
     return value, density * x_dot + _cdf_df_derivative(df, x) * df_dot
 
