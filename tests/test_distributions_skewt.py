@@ -314,6 +314,26 @@ def test_student_t_cdf_df_derivative_against_scipy():
         np.testing.assert_allclose(grad, reference, rtol=1e-6, atol=1e-12)
 
 
+def test_student_t_cdf_second_derivatives_against_scipy():
+    """Hessian in (df, x), as Newton-type optimisers take it through the GJR persistence.
+
+    References: second central differences of scipy's t.cdf in df (step h = 1e-3 df: truncation error of
+    order h^2 relative, about 1e-6, rounding about 1e-16 / h^2 < 1e-10), a central difference of scipy's
+    density in df for the cross term, and the density's closed-form derivative in x.
+    """
+    hessian = jax.jit(jax.hessian(student_t_cdf, argnums=(0, 1)))
+    for df in [2.5, 7.0, 40.0]:
+        for x in [-4.0, -0.7, 0.0, 1.3]:
+            (d_dfdf, d_dfdx), (_, d_xx) = hessian(df, x)
+            h = 1e-3 * df
+            ref_dfdf = (stats.t.cdf(x, df + h) - 2 * stats.t.cdf(x, df) + stats.t.cdf(x, df - h)) / h**2
+            ref_dfdx = (stats.t.pdf(x, df + h) - stats.t.pdf(x, df - h)) / (2 * h)
+            ref_xx = -(df + 1.0) * x / (df + x**2) * stats.t.pdf(x, df)
+            np.testing.assert_allclose(d_dfdf, ref_dfdf, rtol=1e-3, atol=1e-8)
+            np.testing.assert_allclose(d_dfdx, ref_dfdx, rtol=1e-4, atol=1e-10)
+            np.testing.assert_allclose(d_xx, ref_xx, rtol=1e-10, atol=1e-14)
+
+
 def test_sample_is_differentiable_in_df():
     def mean_of_draws(df):
         return jnp.mean(SkewedStudentT(df, 0.3).sample(jax.random.key(0), (64,)) ** 2)

@@ -59,7 +59,7 @@ def test_asymptotic_variance_omega_over_one_minus_persistence(dist):
 
 @pytest.fixture(scope="module")
 def gjr_t_study():
-    """128 GJR-t series of 1200 days fitted at once (vmapped BFGS), with the simulated panel."""
+    """128 GJR-t series of 1200 days fitted at once (batch BFGS), with the simulated panel."""
     model = GARCH(vol="gjr", dist="t")
     panel, _ = simulate_panel(model, GJR_T, num_timesteps=1200, num_series=128, seed=5)
     return model, panel, bayesvol.fit(model, panel, warn=False)
@@ -88,10 +88,15 @@ def test_batch_mle_recovers_parameters_with_nominal_coverage(gjr_t_study):
 def test_batch_fit_equals_column_by_column(gjr_t_study):
     model, panel, batch = gjr_t_study
     assert batch.params.shape == (panel.shape[1], len(model.param_names))
-    for j in (0, 1, 2):
+    # The first series start on the optimiser's lanes, the last ones come from its queue (64 lanes by default).
+    for j in (0, 1, 100, 127):
         single = bayesvol.fit(model, panel[:, j])
         assert bool(batch.converged.iloc[j]) and single.converged
-        assert batch.loglik.iloc[j] == pytest.approx(single.loglik, abs=1e-6)
+        # Both optimisers stop once the largest gradient entry of the mean negative log-likelihood in the
+        # unconstrained space is below gtol = 1e-5 (accepting up to 10 gtol); the log-likelihood left to gain is
+        # then about T g'I^-1 g / 2 with I the per-observation information there, up to ~1e-5 at T = 1200 along
+        # the weakly identified directions (alpha near its edge has I ~ 1e-2), whatever path each optimiser took.
+        assert batch.loglik.iloc[j] == pytest.approx(single.loglik, abs=1e-5)
         for name in model.param_names:
             assert batch.params[name].iloc[j] == pytest.approx(single.params[name], abs=0.02 * single.se[name])
             assert batch.se[name].iloc[j] == pytest.approx(single.se[name], rel=1e-3)
