@@ -70,7 +70,7 @@ def cpu_timed(fn, *args, **kwargs):
 BATCH_STAGES = {
     "_start_objectives": "objective at each start value (pick the best start)",
     "_bfgs_starts": "gradient and outer product of scores at the start (first inverse Hessian)",
-    "_bfgs_queue": "BFGS iterations (queue of series on 64 lanes)",
+    "_bfgs_queue": "BFGS iterations (a queue of series on up to 64 lanes)",
     "_batch_derivatives": "exact Hessian and per-observation scores at the estimates (standard errors)",
 }
 
@@ -213,10 +213,10 @@ def render(report: dict) -> str:
         "Each BFGS iteration needs one reverse-mode gradient (about six times the cost of the objective; "
         "forward-mode gradients with the tangents carried through the recursion cost more, about three and a half "
         "reverse gradients for seven parameters, and a Newton iteration with the exact Hessian about sixteen, more "
-        "than the iterations it saves). The series therefore do not move in step: 64 lanes each run one series and take the "
-        "next from a queue when it converges, so the cost follows the mean number of iterations rather than the "
-        "slowest series; the first inverse Hessian is the inverse outer product of the scores, which cuts the "
-        "iterations about threefold against a scaled identity; the line search evaluates values only.",
+        "than the iterations it saves). The series therefore do not move in step: up to 64 lanes each run one series "
+        "and take the next from a queue when it converges, so the cost follows the mean number of iterations rather "
+        "than that of the slowest series; the first inverse Hessian is the inverse outer product of the scores, "
+        "which cuts the iterations about threefold against a scaled identity; the line search evaluates values only.",
         "",
         f"Data: simulated from GJR-skewed-t with {', '.join(f'{k}={v}' for k, v in TRUE.items())}.",
         "",

@@ -1,10 +1,13 @@
-"""Maximum likelihood for many series at once: one BFGS iteration vmapped over the columns.
+"""Maximum likelihood for many series at once: BFGS written in JAX, vmapped over lanes fed by a queue.
 
 Each series is estimated as :func:`bayesvol.fit` estimates one (same registered likelihood, same
 unconstrained space from the prior supports, same gradient tolerance, same standard errors from the exact
-Hessian and scores), but the optimiser is written in JAX so that every series advances in the same
-compiled step: a BFGS direction, a backtracking line search (Armijo) and the inverse-Hessian update, all
-vmapped; series that have converged stop moving while the others continue.
+Hessian and scores), but the optimiser is written in JAX so that many series advance in one compiled step:
+a BFGS direction, a backtracking line search (Armijo, on values only) and the inverse-Hessian update,
+vmapped over up to ``block_width`` lanes. A lane whose series has converged takes the next series from a
+queue, so the work follows the mean number of iterations, not that of the slowest series. The first inverse
+Hessian of each series is the inverse outer product of its scores at the start value. All derivatives are
+JAX transformations of the model's registered likelihood.
 """
 
 from __future__ import annotations
@@ -321,7 +324,7 @@ def _in_blocks(fn, per_series, y, width: int):
 
 def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | None = None, maxiter: int = 500,
               gtol: float = 1e-5, warn: bool = True, block_width: int = 64, **options) -> BatchMLEResult:
-    """Maximum likelihood for every column of a panel of series, with one compiled, vmapped BFGS.
+    """Maximum likelihood for every column of a panel of series, with one compiled BFGS over a queue of series.
 
     Called by :func:`bayesvol.fit` when ``y`` is 2-D (time x series) and the model is univariate.
 
