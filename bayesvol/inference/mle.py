@@ -352,24 +352,6 @@ def _loglik_derivatives_one(problem: _Problem, theta_flat, y):
 _loglik_derivatives = jax.jit(_loglik_derivatives_one, static_argnums=0)
 
 
-def _inverse_outer_product_of_scores_one(problem: _Problem, u_flat, y):
-    """Inverse mean outer product of the per-observation scores in the unconstrained coordinates.
-
-    By the information equality it approximates the Hessian of the mean negative log-likelihood, and it is
-    positive semi-definite by construction (eigenvalues below ``1e-8`` times the largest are floored): a first
-    inverse Hessian for BFGS, for models that ask for it with ``mle_start_hessian = "scores"``.
-    """
-    scores = jax.jacfwd(lambda u: problem.pointwise(problem.constrain(u), y))(u_flat)
-    outer = scores.T @ scores / y.shape[0]
-    eigenvalues, eigenvectors = jnp.linalg.eigh(0.5 * (outer + outer.T))
-    floor = jnp.maximum(1e-8 * jnp.max(eigenvalues), 1e-12)
-    inverse = (eigenvectors / jnp.maximum(eigenvalues, floor)) @ eigenvectors.T
-    return 0.5 * (inverse + inverse.T)
-
-
-_inverse_outer_product_of_scores = jax.jit(_inverse_outer_product_of_scores_one, static_argnums=0)
-
-
 @partial(jax.jit, static_argnums=0)
 def _loglik_total(problem: _Problem, theta_flat, y):
     return jnp.sum(problem.pointwise_flat(theta_flat, y))
@@ -453,12 +435,8 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         if not np.isfinite(float(_objective_value(problem, jnp.asarray(u0), y_values))):
             continue
         if differentiable:
-            bfgs_options = {"maxiter": maxiter, "gtol": gtol}
-            if getattr(model, "mle_start_hessian", None) == "scores":
-                inverse = np.asarray(_inverse_outer_product_of_scores(problem, jnp.asarray(u0), y_values))
-                if np.all(np.isfinite(inverse)):
-                    bfgs_options["hess_inv0"] = inverse
-            res = scipy.optimize.minimize(scipy_fun, u0, jac=True, method="BFGS", options=bfgs_options)
+            res = scipy.optimize.minimize(scipy_fun, u0, jac=True, method="BFGS",
+                                          options={"maxiter": maxiter, "gtol": gtol})
             grad_norm = float(np.max(np.abs(res.jac)))
             ok = bool(res.success) or (grad_norm < 10 * gtol and np.isfinite(res.fun))
         else:

@@ -152,8 +152,6 @@ class GARCH:
     deterministic_sites = ("vol",)
     # bayesvol.fit on a 2-D array (time x series) estimates every column at once.
     supports_batch_fit = True
-    # bayesvol.fit's BFGS starts from the inverse outer product of the scores (fewer iterations).
-    mle_start_hessian = "scores"
 
     def __post_init__(self):
         if self.vol not in ("garch", "gjr"):
