@@ -176,7 +176,8 @@ def render(report: dict) -> str:
         f"{s['warm_speedup_vs_arch']:.2f} |",
         "",
         f"bayesvol minus arch log-likelihood over the series: min {s['min_loglik_gain_over_arch']:.2e}, "
-        f"max {s['max_loglik_gain_over_arch']:.2e}. Target: warm no slower than arch.",
+        f"max {s['max_loglik_gain_over_arch']:.2e}. Target: warm no slower than arch "
+        f"({'met' if s['warm_speedup_vs_arch'] >= 1 else 'not met'} in this run).",
         "",
         f"## {b['num_series']} series, T = {b['T']}",
         "",
