@@ -65,8 +65,9 @@ def _cdf(df, x):
 @jax.jit
 def _cdf_df_derivative(df, x):
     # The difference of the differentiable ``_cdf`` (not of ``_cdf_value``), so that the derivative itself
-    # has derivatives: second derivatives in ``df`` are nested central differences (Newton-type optimisers
-    # need Hessians through the GJR persistence), those in ``x`` and across come from the density.
+    # has derivatives: second derivatives in ``df`` are nested central differences, those in ``x`` and across
+    # come from the density (e.g. the Hessian of a skewed-t GJR objective in the unconstrained coordinates of
+    # maximum likelihood, where the persistence enters the stick-breaking map).
     step = _RELATIVE_DF_STEP * df
     return (_cdf(df + step, x) - _cdf(df - step, x)) / (2.0 * step)
 
