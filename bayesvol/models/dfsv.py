@@ -428,12 +428,12 @@ class DFSV:
             numpyro.deterministic("vol_id", jnp.exp(0.5 * h_id))
         idio_var = self._idio_var(params, h_id)
         if self.marginalize_factors:
-            out = kalman.filter_factors(params.lambda_r, params.Phi_f, h, idio_var, y)
-            numpyro.factor("y_marginal", out.loglik.sum())
+            # Kalman filter value, gradient by Fisher's identity from the smoothed moments (kalman.marginal_loglik).
+            out = kalman.marginal_loglik(params.lambda_r, params.Phi_f, h, idio_var, y)
+            numpyro.factor("y_marginal", out.total)
             numpyro.deterministic("loglik_y", out.loglik)
-            smoothed_mean, smoothed_cov = kalman.smooth_factors(params.Phi_f, out)
-            numpyro.deterministic("f_mean", smoothed_mean)
-            numpyro.deterministic("f_sd", jnp.sqrt(jnp.diagonal(smoothed_cov, axis1=-2, axis2=-1)))
+            numpyro.deterministic("f_mean", out.smoothed_mean)
+            numpyro.deterministic("f_sd", jnp.sqrt(jnp.diagonal(out.smoothed_cov, axis1=-2, axis2=-1)))
         else:
             z_f = numpyro.sample("f_std", dist.Normal(0.0, 1.0).expand([num_timesteps, k]).to_event(2))
             f = numpyro.deterministic("f", factor_path(params.Phi_f, h, z_f))
