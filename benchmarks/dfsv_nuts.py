@@ -85,7 +85,8 @@ def run(num_assets: int, num_factors: int, num_timesteps: int, num_chains: int, 
     seconds = time.perf_counter() - start
     post = idata.posterior
     names = list(model.param_names)
-    ess_params = np.concatenate([np.ravel(az.ess(post[n].to_dataset(), method="bulk")[n].values) for n in names])
+    ess_by_name = {n: np.ravel(az.ess(post[n].to_dataset(), method="bulk")[n].values) for n in names}
+    ess_params = np.concatenate(list(ess_by_name.values()))
     ess_params = ess_params[np.isfinite(ess_params)]   # fixed entries (identified loadings) have no ESS
     ess_h = np.ravel(az.ess(post["h"].to_dataset(), method="bulk")["h"].values)
     h_mean = post["h"].mean(("chain", "draw")).values
@@ -107,6 +108,7 @@ def run(num_assets: int, num_factors: int, num_timesteps: int, num_chains: int, 
             "ess_bulk_params": {"min": float(ess_params.min()), "median": float(np.median(ess_params)),
                                 "min_per_second": float(ess_params.min() / seconds),
                                 "median_per_second": float(np.median(ess_params) / seconds)},
+            "ess_bulk_min_by_parameter": {n: float(np.nanmin(v)) for n, v in ess_by_name.items()},
             "ess_bulk_h": {"min": float(ess_h.min()), "median": float(np.median(ess_h)),
                            "min_per_second": float(ess_h.min() / seconds),
                            "median_per_second": float(np.median(ess_h) / seconds)},
@@ -136,6 +138,9 @@ def write(results: dict, stem: str) -> None:
     lines += ["", "Recovery (posterior mean, truth, largest |mean - truth| / posterior sd):", ""]
     for r in results["runs"]:
         lines.append(f"N={r['N']}, K={r['K']}, T={r['T']}:")
+        if "ess_bulk_min_by_parameter" in r:
+            lines.append("- minimum bulk ESS by parameter: " + ", ".join(
+                f"`{name}` {value:.0f}" for name, value in r["ess_bulk_min_by_parameter"].items()))
         lines += [f"- `{name}`: max |z| = {v['max_abs_z']:.2f}; mean {v['posterior_mean']}; truth {v['truth']}"
                   for name, v in r["recovery"].items()]
         lines.append("")
