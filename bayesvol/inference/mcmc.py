@@ -123,9 +123,13 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
 
 def _sample_nuts(model, y, index, num_chains, num_warmup, num_samples, seed, target_accept_prob,
                  max_tree_depth, dense_mass, posterior_predictive, progress_bar, warn):
+    # A model may supply NUTS settings of its own (a start from a filter, an initial mass matrix): nuts_options(y).
+    options = {"init_strategy": init_to_median(num_samples=15)}
+    if hasattr(model, "nuts_options"):
+        options.update(model.nuts_options(y, dense_mass=dense_mass))
     kernel = NUTS(model.program, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                   dense_mass=[tuple(getattr(model, "dense_mass_sites", model.param_names))] if dense_mass else False,
-                  init_strategy=init_to_median(num_samples=15))
+                  **options)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=_chain_method(num_chains), progress_bar=progress_bar)
     key_run, key_ppc = jax.random.split(jax.random.PRNGKey(seed))

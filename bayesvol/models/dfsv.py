@@ -6,9 +6,11 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -16,6 +18,7 @@ import numpyro.distributions as dist
 import pandas as pd
 from jax import lax
 from numpyro.distributions import constraints
+from numpyro.infer import init_to_median
 
 from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values
 from bayesvol.distributions.priors import ScaledBeta
@@ -30,6 +33,7 @@ from bayesvol.models._dfsv_priors import (
     num_free_loadings,
     solve_discrete_lyapunov,
     stationary_from_unconstrained,
+    unconstrained_from_stationary,
 )
 
 __all__ = ["DFSV", "DFSVParams", "DFSVSimulation", "default_priors"]
@@ -428,12 +432,12 @@ class DFSV:
             numpyro.deterministic("vol_id", jnp.exp(0.5 * h_id))
         idio_var = self._idio_var(params, h_id)
         if self.marginalize_factors:
-            out = kalman.filter_factors(params.lambda_r, params.Phi_f, h, idio_var, y)
-            numpyro.factor("y_marginal", out.loglik.sum())
+            # Kalman filter value, gradient by Fisher's identity from the smoothed moments (kalman.marginal_loglik).
+            out = kalman.marginal_loglik(params.lambda_r, params.Phi_f, h, idio_var, y)
+            numpyro.factor("y_marginal", out.total)
             numpyro.deterministic("loglik_y", out.loglik)
-            smoothed_mean, smoothed_cov = kalman.smooth_factors(params.Phi_f, out)
-            numpyro.deterministic("f_mean", smoothed_mean)
-            numpyro.deterministic("f_sd", jnp.sqrt(jnp.diagonal(smoothed_cov, axis1=-2, axis2=-1)))
+            numpyro.deterministic("f_mean", out.smoothed_mean)
+            numpyro.deterministic("f_sd", jnp.sqrt(jnp.diagonal(out.smoothed_cov, axis1=-2, axis2=-1)))
         else:
             z_f = numpyro.sample("f_std", dist.Normal(0.0, 1.0).expand([num_timesteps, k]).to_event(2))
             f = numpyro.deterministic("f", factor_path(params.Phi_f, h, z_f))
@@ -546,10 +550,102 @@ class DFSV:
             starts.append(start)
         return starts
 
+    def nuts_options(self, y, dense_mass: bool = True) -> dict:
+        """NUTS settings used by :func:`bayesvol.sample`: a start and an initial mass matrix (marginalised program).
+
+        Start (``init_strategy``): the parameters are the first of :meth:`start_values` (principal
+        components); the log-variance paths are smoothed by the Bellman filter at those parameters
+        (:func:`bayesvol.models.dfsv_filters.filter_states`) and mapped to the program's standardised
+        innovations ``h_std`` (and ``h_id_std``). Real-valued sites get a jitter of standard deviation 0.1
+        drawn with each chain's key, so chains start apart.
+
+        Mass matrix (``inverse_mass_matrix``, with ``dense_mass``): the inverse of the curvature of the
+        negative log density in the parameters' unconstrained coordinates at that start, log-variance
+        innovations held fixed. The curvature is the complete-data one (the derivative of the
+        Fisher-identity gradient with the factors' smoothing moments held fixed), at least the observed one,
+        so the initial momentum scales err on the small side. Warm-up adapts both further.
+
+        Without them warm-up starts at ``h = mu`` with a unit mass matrix, and on ``T = 1000`` its first
+        windows run at the maximum tree depth with step sizes near 1e-3. The full-latent program
+        (``marginalize_factors=False``) keeps the defaults (an empty dict).
+        """
+        if not self.marginalize_factors:
+            return {}
+        init = self._nuts_init_strategy(y)
+        if not dense_mass:
+            return {"init_strategy": init}
+        return {"init_strategy": init, "inverse_mass_matrix": self._initial_inverse_mass(y, init)}
+
+    def _initial_inverse_mass(self, y, init) -> dict:
+        from numpyro.infer.util import initialize_model
+
+        y = jnp.asarray(y, dtype=jnp.float64)
+        info = initialize_model(jax.random.PRNGKey(0), self.program, model_args=(y,), init_strategy=init)
+        sites = tuple(n for n in self.dense_mass_sites if n in info.param_info.z)
+        point = info.param_info.z
+        flat, unravel = jax.flatten_util.ravel_pytree({n: point[n] for n in sites})
+
+        def gradient(x):
+            return jax.grad(lambda x: info.potential_fn({**point, **unravel(x)}))(x)
+
+        curvature = np.asarray(jax.jit(jax.jacfwd(gradient))(flat))
+        curvature = 0.5 * (curvature + curvature.T)
+        eigval, eigvec = np.linalg.eigh(curvature)
+        if not np.all(np.isfinite(eigval)) or eigval.max() <= 0:
+            return {}
+        # Directions of non-positive curvature get the scale of the flattest positive one.
+        eigval = np.maximum(eigval, eigval[eigval > 0].min())
+        return {sites: jnp.asarray((eigvec / eigval) @ eigvec.T)}
+
+    def _nuts_init_strategy(self, y):
+        from bayesvol.models.dfsv_filters import filter_states
+
+        y = np.asarray(y, dtype=np.float64)
+        k, n = self.num_factors, y.shape[1]
+        start = self.start_values(y)[0]
+        states = filter_states(self, start, y, method="bellman")
+        mu, phi_h, q_h = (np.asarray(start[name]) for name in ("mu", "Phi_h", "Q_h"))
+        h = states.h_smoothed
+        chol_q = np.linalg.cholesky(q_h)
+        chol_0 = np.linalg.cholesky(np.asarray(solve_discrete_lyapunov(phi_h, q_h)))
+        z_h = np.vstack([np.linalg.solve(chol_0, h[0] - mu),
+                         np.linalg.solve(chol_q, (h[1:] - mu - (h[:-1] - mu) @ phi_h.T).T).T])
+        rows, cols = np.nonzero(np.tri(n, k, -1, dtype=bool))
+        values = {"h_std": z_h, "mu": mu, "Q_h": q_h, "lambda_r_free": np.asarray(start["lambda_r"])[rows, cols],
+                  "Phi_f_free": np.asarray(unconstrained_from_stationary(start["Phi_f"])),
+                  "Phi_h_free": np.asarray(unconstrained_from_stationary(phi_h))}
+        if self.idiosyncratic == "constant":
+            values["sigma2"] = np.asarray(start["sigma2"])
+        else:
+            mu_id, phi_id, sigma_id = (np.asarray(start[name]) for name in ("mu_id", "phi_id", "sigma_id"))
+            h_id = states.h_id_smoothed
+            values.update(mu_id=mu_id, phi_id=phi_id, sigma_id=sigma_id,
+                          h_id_std=np.vstack([(h_id[0] - mu_id) * np.sqrt(1.0 - phi_id**2) / sigma_id,
+                                              (h_id[1:] - mu_id - phi_id * (h_id[:-1] - mu_id)) / sigma_id]))
+        return partial(_init_near, values={name: jnp.asarray(v) for name, v in values.items()})
+
     def describe(self) -> str:
         """One line naming the model, for titles and attrs."""
         idio = "constant idiosyncratic variances" if self.idiosyncratic == "constant" else "idiosyncratic SV"
         return f"DFSV (K={self.num_factors} factor{'s' if self.num_factors > 1 else ''}, {idio})"
+
+
+# Sites of the program with real support, where a start value can be jittered freely.
+_REAL_SITES = ("h_std", "h_id_std", "mu", "mu_id", "lambda_r_free", "Phi_f_free", "Phi_h_free")
+
+
+def _init_near(site=None, values=None, jitter: float = 0.1):
+    """Init strategy: ``values[name]`` (plus N(0, jitter^2) noise on real-valued sites, from the chain's key);
+    sites not in ``values`` start at their prior median."""
+    if site is None:
+        return partial(_init_near, values=values, jitter=jitter)
+    if site["type"] == "sample" and not site["is_observed"] and site["name"] in values:
+        value = values[site["name"]]
+        key = site["kwargs"].get("rng_key")
+        if site["name"] in _REAL_SITES and key is not None:
+            value = value + jitter * jax.random.normal(key, jnp.shape(value))
+        return value
+    return init_to_median(site, num_samples=15)
 
 
 # --- the joint state law (latent-state protocol) -------------------------------------------------

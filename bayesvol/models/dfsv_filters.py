@@ -28,7 +28,8 @@ from bayesvol.models import _dfsv_kalman as kalman
 from bayesvol.models._dfsv_priors import solve_discrete_lyapunov
 from bayesvol.models.dfsv import DFSV, DFSVParams
 
-__all__ = ["DFSVStates", "bellman_filter", "filter_states", "rao_blackwellised_particle_filter"]
+__all__ = ["DFSVStates", "bellman_filter", "factor_space_data", "filter_states",
+           "rao_blackwellised_particle_filter"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -101,6 +102,177 @@ def _find_mode(log_g, inputs, prior_mean, prior_precision, num_steps: int):
     return x, curvature_at(x)
 
 
+# --- the update step in factor space (constant idiosyncratic variances) ----------------------------
+class FactorSpaceData(NamedTuple):
+    r"""The returns reduced to ``K`` dimensions for constant :math:`D = \mathrm{diag}(\sigma^2)`.
+
+    ``gls`` (T, K): :math:`\hat f_t = W^{-1} \Lambda' D^{-1} r_t` with :math:`W = \Lambda' D^{-1} \Lambda`;
+    ``gls_cov`` (K, K): :math:`W^{-1}`; ``const`` (T,): :math:`\log p(r_t \mid f_t) - \log N(\hat f_t; f_t,
+    W^{-1})`, which does not depend on :math:`f_t`.
+    """
+
+    gls: jnp.ndarray
+    gls_cov: jnp.ndarray
+    const: jnp.ndarray
+
+
+def factor_space_data(lambda_r, sigma2, y) -> FactorSpaceData:
+    r""":class:`FactorSpaceData` of a panel ``y`` (T, N).
+
+    Notes
+    -----
+    Completing the square in :math:`f`,
+
+    .. math::
+
+        N(r; \Lambda f, D) = (2\pi)^{-(N-K)/2} |D|^{-1/2} |W|^{-1/2}
+        \exp\{-\tfrac12 (r - \Lambda \hat f)' D^{-1} (r - \Lambda \hat f)\}\, N(\hat f; f, W^{-1}),
+
+    so for any Gaussian law :math:`f \sim N(m, \Sigma)`,
+    :math:`\log N(r; \Lambda m, \Lambda \Sigma \Lambda' + D) = c_t + \log N(\hat f; m, \Sigma + W^{-1})`:
+    a ``K``-dimensional density, the ``N``-dimensional work done once before the recursion. The residual
+    :math:`r - \Lambda \hat f` is formed directly, so no cancellation occurs in :math:`c_t`.
+    """
+    n, k = lambda_r.shape
+    scaled = lambda_r / sigma2[:, None]
+    gram = lambda_r.T @ scaled
+    chol = jnp.linalg.cholesky(0.5 * (gram + gram.T))
+    gls_cov = jax.scipy.linalg.cho_solve((chol, True), jnp.eye(k))
+    gls = jax.scipy.linalg.cho_solve((chol, True), (y @ scaled).T).T
+    resid = y - gls @ lambda_r.T
+    const = -0.5 * ((n - k) * LOG_2PI + jnp.sum(jnp.log(sigma2)) + 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
+                    + jnp.sum(resid**2 / sigma2, -1))
+    return FactorSpaceData(gls, 0.5 * (gls_cov + gls_cov.T), const)
+
+
+class _FactorSpaceStep(NamedTuple):
+    r"""Inputs of the factor-space objective :math:`l(h) = \log N(\hat f; a + S(h - c), B + \sum_j e^{h_j} G_j)`.
+
+    ``basis`` holds :math:`G_1, \dots, G_K` (K, K, K): the unit matrices :math:`e_j e_j'` for
+    :math:`f_t \mid h_t` with variance :math:`\mathrm{diag}(e^{h_t})`, and :math:`\Gamma_f(e_j e_j')` for the
+    stationary start (:math:`\Gamma_f(h)` is linear in :math:`e^h`).
+    """
+
+    gls: jnp.ndarray
+    loc: jnp.ndarray
+    slope: jnp.ndarray
+    base: jnp.ndarray
+    centre: jnp.ndarray
+    basis: jnp.ndarray
+
+
+def _prior_factor_cov(h, inp: _FactorSpaceStep):
+    """``B + sum_j e^{h_j} G_j``; ``h`` may carry leading batch axes."""
+    return inp.base + jnp.einsum("...j,jab->...ab", jnp.exp(h), inp.basis)
+
+
+def _factor_space_loglik(h, inp: _FactorSpaceStep):
+    """``l(h)`` without the constant ``c_t``; ``h`` may carry leading batch axes (line-search candidates)."""
+    k = h.shape[-1]
+    chol = kalman.cholesky(_prior_factor_cov(h, inp))
+    resid = inp.gls - inp.loc - (h - inp.centre) @ inp.slope.T
+    half = kalman.solve_lower(chol, resid)
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), -1)
+    return -0.5 * (k * LOG_2PI + logdet + jnp.sum(half**2, -1))
+
+
+class _FactorSpaceDerivatives(NamedTuple):
+    value: jnp.ndarray
+    grad: jnp.ndarray
+    hessian: jnp.ndarray
+    precision: jnp.ndarray     # P = C(h)^{-1}
+    alpha: jnp.ndarray         # P (gls - loc - slope (h - centre))
+    basis_alpha: jnp.ndarray   # rows G_j alpha
+
+
+def _factor_space_derivatives(h, inp: _FactorSpaceStep) -> _FactorSpaceDerivatives:
+    r"""Value, gradient and Hessian of ``l(h)`` in closed form.
+
+    With :math:`u = e^h`, :math:`C = B + \sum_j u_j G_j`, :math:`P = C^{-1}`, :math:`e = \hat f - a - S(h -
+    c)`, :math:`\alpha = P e` (so :math:`\partial_j C = u_j G_j`, :math:`\partial_j \alpha = -u_j P G_j \alpha
+    - P S_{\cdot j}`):
+
+    .. math::
+
+        \partial_j l &= d_j + (S'\alpha)_j, \qquad d_j = \tfrac12 u_j (\alpha' G_j \alpha - \mathrm{tr}\, P G_j), \\
+        \partial_i \partial_j l &= \delta_{ij} d_j + u_i u_j \big(\tfrac12 \mathrm{tr}(P G_i P G_j)
+        - \alpha' G_i P G_j \alpha\big) - u_i \alpha' G_i P S_{\cdot j} - u_j \alpha' G_j P S_{\cdot i}
+        - (S'PS)_{ij}.
+    """
+    k = h.shape[-1]
+    u = jnp.exp(h)
+    chol = kalman.cholesky(_prior_factor_cov(h, inp))
+    precision = kalman.cho_solve(chol, jnp.eye(k))
+    precision = 0.5 * (precision + precision.T)
+    resid = inp.gls - inp.loc - inp.slope @ (h - inp.centre)
+    alpha = precision @ resid
+    value = -0.5 * (k * LOG_2PI + 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol))) + resid @ alpha)
+    p_basis = jnp.einsum("ab,jbc->jac", precision, inp.basis)              # P G_j
+    basis_alpha = jnp.einsum("jab,b->ja", inp.basis, alpha)                # G_j alpha
+    diag_term = 0.5 * u * (basis_alpha @ alpha - jnp.trace(p_basis, axis1=-2, axis2=-1))
+    grad = diag_term + inp.slope.T @ alpha
+    ps = precision @ inp.slope
+    cross = basis_alpha @ ps                                               # alpha' G_i P S_j
+    hessian = (jnp.diag(diag_term)
+               + jnp.outer(u, u) * (0.5 * jnp.einsum("iab,jba->ij", p_basis, p_basis)
+                                    - basis_alpha @ precision @ basis_alpha.T)
+               - u[:, None] * cross - (u[:, None] * cross).T - inp.slope.T @ ps)
+    return _FactorSpaceDerivatives(value, grad, 0.5 * (hessian + hessian.T), precision, alpha, basis_alpha)
+
+
+def _newton_direction(deriv, x, prior_mean, prior_precision):
+    """Newton direction for ``l(x) - (x - m)' P (x - m) / 2`` and the curvature used (prior precision where the
+    objective is not concave at ``x``)."""
+    gradient = deriv.grad - prior_precision @ (x - prior_mean)
+    curvature = prior_precision - deriv.hessian
+    chol = kalman.cholesky(lax.stop_gradient(curvature))
+    positive = jnp.all(jnp.isfinite(chol))
+    curvature = jnp.where(positive, curvature, prior_precision)
+    chol = kalman.cholesky(curvature)
+    return kalman.cho_solve(chol, gradient), curvature, chol
+
+
+def _factor_space_mode(inp: _FactorSpaceStep, prior_mean, prior_precision, max_steps: int, tol: float = 1e-9):
+    """Maximise ``l(h) - (h - m)' P (h - m) / 2``: Newton with closed-form Hessians, stopping once a step moves no
+    coordinate by more than ``tol`` (at most ``max_steps`` steps), then one differentiable Newton step.
+
+    The search runs on values without gradients (a ``while_loop`` with a convergence test); the final
+    step carries the derivative of the maximiser with respect to the parameters (implicit function
+    theorem), as in :func:`_find_mode`. Step lengths are chosen by the same backtracking as
+    :func:`bayesvol.filters._newton.maximise`.
+    """
+    from bayesvol.filters._newton import _STEP_LENGTHS
+
+    frozen = jax.tree_util.tree_map(lax.stop_gradient, inp)
+    mean, precision = lax.stop_gradient(prior_mean), lax.stop_gradient(prior_precision)
+
+    def objective(x):
+        diff = x - mean
+        value = _factor_space_loglik(x, frozen) - 0.5 * jnp.sum((diff @ precision) * diff, -1)
+        return jnp.where(jnp.isnan(value), -jnp.inf, value)
+
+    def cond(state):
+        step, _, moved = state
+        return (step < max_steps) & (moved > tol)
+
+    def body(state):
+        step, x, _ = state
+        direction, _, _ = _newton_direction(_factor_space_derivatives(x, frozen), x, mean, precision)
+        direction = jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0.0)
+        candidates = x[None, :] + _STEP_LENGTHS[:, None] * direction[None, :]
+        new = candidates[jnp.argmax(objective(candidates))]
+        return step + 1, new, jnp.max(jnp.abs(new - x))
+
+    _, x, _ = lax.while_loop(cond, body, (0, mean, jnp.inf))
+    x = lax.stop_gradient(x)
+    direction, _, _ = _newton_direction(_factor_space_derivatives(x, inp), x, prior_mean, prior_precision)
+    x = x + direction
+    deriv = _factor_space_derivatives(x, inp)
+    _, information, chol_info = _newton_direction(deriv, x, prior_mean, prior_precision)
+    return x, deriv, information, chol_info
+
+
+
 # --- the Bellman filter ---------------------------------------------------------------------------
 class BellmanOutput(NamedTuple):
     """Bellman filter output: pointwise approximate log-likelihood, filtered means and covariances of the joint
@@ -128,7 +300,8 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
     y : jax.Array
         Returns, shape (T, N).
     num_newton_steps : int
-        Newton iterations per time step (from the predicted mean of the log-variances).
+        Newton iterations per time step (from the predicted mean of the log-variances); with constant
+        idiosyncratic variances at most this many, stopping once a step moves no coordinate by 1e-9.
 
     Returns
     -------
@@ -167,6 +340,12 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
     :math:`G = \partial m_f / \partial g`, :math:`P^{gg}_t = I_t^{-1}` and cross-covariance :math:`G
     P^{gg}_t` (the delta method). At :math:`t = 1`, :math:`g_1` has its stationary law and
     :math:`f_1 \mid h_1 \sim N(0, \Gamma_f(h_1))`.
+
+    With constant idiosyncratic variances every step works in ``K`` dimensions (:func:`factor_space_data`):
+    :math:`\ell_t(h) = c_t + \log N(\hat f_t; \mu_f(h), \Sigma_f(h) + W^{-1})`, whose gradient and Hessian
+    are written in closed form (:func:`_factor_space_derivatives`), so a Newton iteration costs
+    :math:`O(K^3)` whatever ``N``. With idiosyncratic SV the log-variances of all ``N`` assets are part of
+    the mode search and the general step (autodiff Hessians) is used.
     """
     k = model.num_factors
     y = jnp.asarray(y)
@@ -221,12 +400,49 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
         return jnp.concatenate([f_mean, mean_g]), _stack_state_cov(cov_ff + jnp.diag(expected_var), cov_fg_next,
                                                                     cov_g)
 
+    # Constant idiosyncratic variances: steps after the first work in the K-dimensional form of
+    # factor_space_data, with closed-form derivatives (O(K^3) per Newton iteration whatever N).
+    fast = model.idiosyncratic == "constant"
+    if fast:
+        reduced = factor_space_data(params.lambda_r, params.sigma2, y)
+    scan_seq = (reduced.gls, reduced.const) if fast else stats_seq
+
+    def factor_space_update(stats_t, mean_g, cov_g, factor_mean, factor_base_cov, factor_slope, basis):
+        """The Bellman step of ``update`` through :func:`_factor_space_mode`."""
+        gls_t, const_t = stats_t
+        chol_g = kalman.cholesky(cov_g)
+        precision = kalman.cho_solve(chol_g, eye_g)
+        precision = 0.5 * (precision + precision.T)
+        inp = _FactorSpaceStep(gls_t, factor_mean, factor_slope, factor_base_cov + reduced.gls_cov, mean_g, basis)
+        mode, deriv, _, chol_info = _factor_space_mode(inp, mean_g, precision, num_newton_steps)
+        diff = mode - mean_g
+        loglik = (const_t + deriv.value - 0.5 * diff @ precision @ diff - jnp.sum(jnp.log(jnp.diagonal(chol_g)))
+                  - jnp.sum(jnp.log(jnp.diagonal(chol_info))))
+        cov_gg = kalman.cho_solve(chol_info, eye_g)
+        cov_gg = 0.5 * (cov_gg + cov_gg.T)
+        # Factor moments at the mode: f | g ~ N(m + Sigma alpha, Sigma P W^{-1}), Sigma the prior covariance.
+        u = jnp.exp(mode)
+        prior_cov = factor_base_cov + jnp.einsum("j,jab->ab", u, basis)
+        f_mean = factor_mean + factor_slope @ diff + prior_cov @ deriv.alpha
+        f_cov = prior_cov @ deriv.precision @ reduced.gls_cov
+        gain = reduced.gls_cov @ deriv.precision @ (u * deriv.basis_alpha.T + factor_slope)   # G = d m_f / d g
+        cross = gain @ cov_gg
+        cov_ff = 0.5 * (f_cov + f_cov.T) + cross @ gain.T
+        cov = _stack_state_cov(0.5 * (cov_ff + cov_ff.T), cross, cov_gg)
+        return jnp.where(jnp.isnan(loglik), -jnp.inf, loglik), jnp.concatenate([f_mean, mode]), cov
+
+    unit_basis = jnp.eye(k)[:, :, None] * jnp.eye(k)[:, None, :]            # e_j e_j'
+
     # t = 1: stationary start.
     mean_g0, cov_g0 = dyn.stationary_mean, dyn.stationary_cov
     f_cov0 = kalman.stationary_factor_cov(params.Phi_f, params.mu + 0.5 * jnp.diagonal(cov_g0)[:k])
     pred0 = (jnp.concatenate([jnp.zeros(k), mean_g0]), _stack_state_cov(f_cov0, jnp.zeros((k, dim_g)), cov_g0))
-    first = update(y[0], tuple(s[0] for s in stats_seq), mean_g0, cov_g0, jnp.zeros(k), jnp.zeros((k, k)),
-                   jnp.zeros((k, dim_g)), True)
+    if fast:   # f_1 | h_1 ~ N(0, Gamma_f(h_1)), Gamma_f(h) = sum_j e^{h_j} Gamma_f(e_j e_j')
+        first = factor_space_update(tuple(s[0] for s in scan_seq), mean_g0, cov_g0, jnp.zeros(k), jnp.zeros((k, k)),
+                                    jnp.zeros((k, dim_g)), solve_discrete_lyapunov(params.Phi_f, unit_basis))
+    else:
+        first = update(y[0], tuple(s[0] for s in stats_seq), mean_g0, cov_g0, jnp.zeros(k), jnp.zeros((k, k)),
+                       jnp.zeros((k, dim_g)), True)
     Phi_f = params.Phi_f
 
     def step(carry, inputs):
@@ -241,11 +457,15 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
         slope = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(cov_g), True), cross.T).T  # B
         base_cov = Phi_f @ (p_ff - slope @ cross.T) @ Phi_f.T
         pred = predictive_moments(mean_g, cov_g, Phi_f @ a_f, Phi_f @ p_ff @ Phi_f.T, Phi_f @ cross)
-        loglik, mean, cov = update(y_t, stats_t, mean_g, cov_g, Phi_f @ a_f, 0.5 * (base_cov + base_cov.T),
-                                   Phi_f @ slope, False)
+        base_cov = 0.5 * (base_cov + base_cov.T)
+        if fast:
+            loglik, mean, cov = factor_space_update(stats_t, mean_g, cov_g, Phi_f @ a_f, base_cov, Phi_f @ slope,
+                                                    unit_basis)
+        else:
+            loglik, mean, cov = update(y_t, stats_t, mean_g, cov_g, Phi_f @ a_f, base_cov, Phi_f @ slope, False)
         return (mean, cov), (loglik, mean, cov, pred[0], pred[1])
 
-    _, rest = lax.scan(step, (first[1], first[2]), (y[1:], tuple(s[1:] for s in stats_seq)))
+    _, rest = lax.scan(step, (first[1], first[2]), (y[1:], tuple(s[1:] for s in scan_seq)))
     loglik, means, covs, pred_means, pred_covs = rest
     return BellmanOutput(jnp.concatenate([first[0][None], loglik]), jnp.concatenate([first[1][None], means]),
                          jnp.concatenate([first[2][None], covs]), jnp.concatenate([pred0[0][None], pred_means]),
