@@ -25,7 +25,7 @@ __all__ = ["EISResult", "efficient_importance_sampling"]
 # kernel (a convex regression on few draws) can never make the sampler improper.
 _MIN_PRECISION_FRACTION = 1e-2
 # Newton steps per time step of the Bellman filter that places the first kernel (only a starting point).
-_START_NEWTON_STEPS = 3
+_START_NEWTON_STEPS = 2
 
 
 class EISResult(NamedTuple):
@@ -85,8 +85,11 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
         Most fixed-point iterations of the regressions.
     antithetic : bool
         Use antithetic pairs :math:`(z, -z)` of standard-normal numbers.
-    tolerance : float
-        Stop iterating once no kernel coefficient :math:`b_t, c_t` moves by more than this.
+    tolerance : float or None
+        Stop iterating once no kernel coefficient :math:`b_t, c_t` moves by more than this; the search
+        then runs without derivatives and only the last regression is differentiated (fast, for
+        evaluation). ``None`` runs exactly ``num_iterations`` iterations, all differentiated, so the
+        gradient is exactly that of the estimate (what :func:`bayesvol.fit` uses).
 
     Returns
     -------
@@ -124,10 +127,11 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     using the :math:`\chi_{t+1}` of the coefficients just fitted. The draws are redrawn from the new sampler
     with the same standard-normal numbers and the regressions repeated until no coefficient moves by more
     than ``tolerance`` (at most ``num_iterations`` times; typically 4–6). The first sampler uses a
-    second-order expansion of :math:`\log g_t` at the (rough, three Newton steps) Bellman filter's mode of
-    :math:`h_t`. The search runs without derivatives; gradients of the estimate go through the last
-    regression from the converged kernel, a one-step approximation of the derivative of the fixed point
-    (the estimate is unbiased for every kernel, so its sensitivity to the kernel is small).
+    second-order expansion of :math:`\log g_t` at the (rough, two Newton steps) Bellman filter's mode of
+    :math:`h_t`. With a ``tolerance``, the search runs without derivatives and gradients go through the
+    last regression from the converged kernel, a one-step approximation of the derivative of the fixed
+    point (the estimate is unbiased for every kernel, so its sensitivity to the kernel is small); with
+    ``tolerance=None`` all ``num_iterations`` iterations are differentiated.
 
     Per iteration, the emission densities, transition moments and the regressions' (3, S) projection
     matrices are computed for all :math:`t` at once; the backward scan only evaluates
@@ -166,9 +170,10 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     z = jax.random.normal(key, (y.shape[0], half))
     if antithetic:
         z = jnp.concatenate([z, -z], axis=1)
-    if not isinstance(tolerance, int | float) or not float(tolerance) >= 0.0:
-        raise ValueError(f"tolerance must be a non-negative number, got {tolerance!r}")
-    return _run(model, params, y, z, num_iterations, antithetic, float(tolerance), _START_NEWTON_STEPS)
+    if tolerance is not None and (not isinstance(tolerance, int | float) or not float(tolerance) >= 0.0):
+        raise ValueError(f"tolerance must be None or a non-negative number, got {tolerance!r}")
+    tolerance = None if tolerance is None else float(tolerance)
+    return _run(model, params, y, z, num_iterations, antithetic, tolerance, _START_NEWTON_STEPS)
 
 
 def _sampler(loc, scale, linear, quadratic):
@@ -290,16 +295,23 @@ def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_s
         _, _, _, change, count = carry
         return (count < num_iterations - 1) & (change > tolerance)
 
-    def search_step(carry):
+    def search_step(carry, search_params):
         linear, quadratic, best, _, count = carry
-        new_linear, new_quadratic, current, change = iterate(fixed, linear, quadratic)
-        better = current <= best[2]
+        new_linear, new_quadratic, current, change = iterate(search_params, linear, quadratic)
+        better = lax.stop_gradient(current) <= lax.stop_gradient(best[2])
         best = jax.tree.map(lambda a, b: jnp.where(better, a, b), (linear, quadratic, current), best)
         return new_linear, new_quadratic, best, change, count + 1
 
     infinity = jnp.asarray(jnp.inf, dtype=y.dtype)
     start = (linear0, quadratic0, (linear0, quadratic0, infinity), infinity, 0)
-    searched_linear, searched_quadratic, best, _, num_done = lax.while_loop(search_continues, search_step, start)
+    if tolerance is None:
+        # Every iteration differentiable: the gradient is exactly that of the computed estimate (for
+        # gradient-based maximisation, whose line searches need a consistent value and gradient).
+        searched_linear, searched_quadratic, best, _, num_done = lax.fori_loop(
+            0, num_iterations - 1, lambda _, carry: search_step(carry, params), start)
+    else:
+        searched_linear, searched_quadratic, best, _, num_done = lax.while_loop(
+            search_continues, lambda carry: search_step(carry, fixed), start)
     linear, quadratic, _, last_change = iterate(params, searched_linear, searched_quadratic)
     # At the fixed point the last kernel is the best; if the iteration drifted away (extreme parameters),
     # fall back to the kernel whose log-weights varied least.
