@@ -22,7 +22,7 @@ from bayesvol.filters.resampling import (
     systematic_ancestors,
 )
 
-__all__ = ["PROPOSALS", "RESAMPLING_SCHEMES", "ParticleFilterResult", "particle_filter"]
+__all__ = ["PROPOSALS", "RANDOM_DTYPES", "RESAMPLING_SCHEMES", "ParticleFilterResult", "particle_filter"]
 
 PROPOSALS = ("bootstrap", "auxiliary")
 RESAMPLING_SCHEMES = ("systematic", "smooth")
