@@ -25,7 +25,7 @@ __all__ = ["EISResult", "efficient_importance_sampling"]
 # kernel (a convex regression on few draws) can never make the sampler improper.
 _MIN_PRECISION_FRACTION = 1e-2
 # Newton steps per time step of the Bellman filter that places the first kernel (only a starting point).
-_START_NEWTON_STEPS = 2
+_START_NEWTON_STEPS = 5
 
 
 class EISResult(NamedTuple):
@@ -127,7 +127,7 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     using the :math:`\chi_{t+1}` of the coefficients just fitted. The draws are redrawn from the new sampler
     with the same standard-normal numbers and the regressions repeated until no coefficient moves by more
     than ``tolerance`` (at most ``num_iterations`` times; typically 4–6). The first sampler uses a
-    second-order expansion of :math:`\log g_t` at the (rough, two Newton steps) Bellman filter's mode of
+    second-order expansion of :math:`\log g_t` at the (rough, five Newton steps) Bellman filter's mode of
     :math:`h_t`. With a ``tolerance``, the search runs without derivatives and gradients go through the
     last regression from the converged kernel, a one-step approximation of the derivative of the fixed
     point (the estimate is unbiased for every kernel, so its sensitivity to the kernel is small); with
