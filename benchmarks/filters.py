@@ -46,14 +46,16 @@ def log(msg: str) -> None:
 
 
 
-def timed(fn, repeats: int) -> float:
-    """Best of ``repeats`` wall-clock times (seconds)."""
-    best = np.inf
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """Best of ``repeats`` wall-clock and process-CPU times (seconds). On a shared machine the CPU time is the
+    steadier figure: it does not count the time the process waits for a core."""
+    best_wall = best_cpu = np.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - start)
-    return best
+        best_wall = min(best_wall, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
+    return best_wall, best_cpu
 
 
 def speed_vs_particles(y, sizes, repeats):
@@ -63,11 +65,14 @@ def speed_vs_particles(y, sizes, repeats):
     model = bayesvol.models.SV()
     rows = []
     for num in sizes:
-        run = jax.jit(lambda key, n=num: particle_filter(model, PARAMS, y, key, n, ess_threshold=0.5).log_likelihood)
-        start = time.perf_counter()
-        jax.block_until_ready(run(jax.random.PRNGKey(0)))
-        compile_s = time.perf_counter() - start
-        ours = timed(lambda run=run: run(jax.random.PRNGKey(1)), repeats)
+        row = {"N": num}
+        for label, random_dtype in (("bayesvol", "float64"), ("bayesvol_f32", "float32")):
+            run = jax.jit(lambda key, n=num, d=random_dtype: particle_filter(
+                model, PARAMS, y, key, n, ess_threshold=0.5, random_dtype=d).log_likelihood)
+            start = time.perf_counter()
+            jax.block_until_ready(run(jax.random.PRNGKey(0)))
+            row[f"{label}_compile_s"] = time.perf_counter() - start
+            row[f"{label}_s"], row[f"{label}_cpu_s"] = timed(lambda run=run: run(jax.random.PRNGKey(1)), repeats)
 
         def theirs_once(num=num):
             fk = ssm.Bootstrap(ssm=ssm.StochVol(mu=PARAMS["mu"], rho=PARAMS["phi"], sigma=PARAMS["sigma"]), data=y)
@@ -75,11 +80,16 @@ def speed_vs_particles(y, sizes, repeats):
             smc.run()
             return smc.logLt
 
-        theirs = timed(theirs_once, repeats)
-        rows.append({"N": num, "bayesvol_s": ours, "bayesvol_compile_s": compile_s, "particles_s": theirs,
-                     "speedup": theirs / ours, "load": os.getloadavg()[0]})
-        log(f"N={num}: bayesvol {ours:.4f}s (compile {compile_s:.1f}s), particles {theirs:.4f}s, "
-            f"x{theirs / ours:.1f}")
+        row["particles_s"], row["particles_cpu_s"] = timed(theirs_once, repeats)
+        for label in ("bayesvol", "bayesvol_f32"):
+            row[f"{label}_speedup"] = row["particles_s"] / row[f"{label}_s"]
+            row[f"{label}_speedup_cpu"] = row["particles_cpu_s"] / row[f"{label}_cpu_s"]
+        row["load"] = os.getloadavg()[0]
+        rows.append(row)
+        log(f"N={num}: bayesvol {row['bayesvol_s']:.4f}s (cpu {row['bayesvol_cpu_s']:.4f}s), float32 normals "
+            f"{row['bayesvol_f32_s']:.4f}s (cpu {row['bayesvol_f32_cpu_s']:.4f}s), particles "
+            f"{row['particles_s']:.4f}s (cpu {row['particles_cpu_s']:.4f}s), x{row['bayesvol_speedup']:.1f} "
+            f"(cpu x{row['bayesvol_speedup_cpu']:.1f})")
     return rows
 
 
@@ -89,25 +99,27 @@ def accuracy_vs_time(y, label, make_run, sizes, reps):
     for size in sizes:
         run = jax.jit(make_run(size))
         jax.block_until_ready(run(keys[0]))
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         values = [float(run(k)) for k in keys]
         seconds = (time.perf_counter() - start) / reps
-        rows.append({"method": label, "size": size, "seconds": seconds, "sd": float(np.std(values, ddof=1)),
-                     "mean": float(np.mean(values)), "load": os.getloadavg()[0]})
+        cpu_seconds = (time.process_time() - start_cpu) / reps
+        rows.append({"method": label, "size": size, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                     "sd": float(np.std(values, ddof=1)), "mean": float(np.mean(values)),
+                     "load": os.getloadavg()[0]})
         log(f"{label} size={size}: sd {rows[-1]['sd']:.4f}, {seconds:.4f}s per evaluation")
     return rows
 
 
-def time_to_sd(rows, target=0.1, extrapolate=True):
+def time_to_sd(rows, target=0.1, extrapolate=True, field="seconds"):
     """Seconds per evaluation to reach ``target``: the cheapest measured setting that does, or (particle
     filters) the largest one extrapolated with SD ~ size^{-1/2}, time ~ size."""
-    reached = [r["seconds"] for r in rows if r["sd"] <= target]
+    reached = [r[field] for r in rows if r["sd"] <= target]
     if reached:
         return min(reached), "measured"
     if not extrapolate:
         return None, "not reached"
     last = rows[-1]
-    return last["seconds"] * (last["sd"] / target) ** 2, "extrapolated"
+    return last[field] * (last["sd"] / target) ** 2, "extrapolated"
 
 
 def render(result) -> str:
@@ -120,23 +132,32 @@ def render(result) -> str:
         f"listed), JAX {m['versions']['jax']} on {m['jax_devices'][0]}, particles {m['versions']['particles']}.",
         "",
         "## Bootstrap particle filter, seconds per log-likelihood (best of "
-        f"{result['repeats']})",
+        f"{result['repeats']}; wall clock, process CPU in brackets)",
         "",
-        "| N | bayesvol | particles | speed-up | bayesvol compile | load |",
-        "|---|---|---|---|---|---|",
+        "bayesvol with float64 normals (the default) and with `random_dtype=\"float32\"`; speed-ups are "
+        "`particles` time over bayesvol time (wall; CPU in brackets).",
+        "",
+        "| N | bayesvol | bayesvol float32 | particles | speed-up | speed-up float32 | compile | load |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["speed"]:
-        lines.append(f"| {r['N']:,} | {r['bayesvol_s']:.4f} | {r['particles_s']:.4f} | {r['speedup']:.1f}x | "
-                     f"{r['bayesvol_compile_s']:.1f} s | {r['load']:.1f} |")
+        lines.append(
+            f"| {r['N']:,} | {r['bayesvol_s']:.4f} ({r['bayesvol_cpu_s']:.4f}) | {r['bayesvol_f32_s']:.4f} "
+            f"({r['bayesvol_f32_cpu_s']:.4f}) | {r['particles_s']:.4f} ({r['particles_cpu_s']:.4f}) | "
+            f"{r['bayesvol_speedup']:.1f}x ({r['bayesvol_speedup_cpu']:.1f}x) | {r['bayesvol_f32_speedup']:.1f}x "
+            f"({r['bayesvol_f32_speedup_cpu']:.1f}x) | {r['bayesvol_compile_s']:.1f} s | {r['load']:.1f} |")
     lines += ["", f"## Monte Carlo SD of the log-likelihood ({result['reps']} seeds per setting)", "",
-              "| method | N or S | SD | seconds per evaluation |", "|---|---|---|---|"]
+              "| method | N or S | SD | seconds per evaluation | CPU seconds | load |", "|---|---|---|---|---|---|"]
     for r in result["accuracy"]:
-        lines.append(f"| {r['method']} | {r['size']:,} | {r['sd']:.4f} | {r['seconds']:.4f} |")
-    lines += ["", "## Time to reach SD <= 0.1", "", "| method | seconds | how |", "|---|---|---|"]
+        lines.append(f"| {r['method']} | {r['size']:,} | {r['sd']:.4f} | {r['seconds']:.4f} | {r['cpu_seconds']:.4f} "
+                     f"| {r['load']:.1f} |")
+    lines += ["", "## Time to reach SD <= 0.1", "", "| method | seconds | CPU seconds | how |", "|---|---|---|---|"]
     for label, (seconds, how) in result["time_to_sd"].items():
-        lines.append(f"| {label} | {seconds:.4f} | {how} |")
+        cpu = result["time_to_sd_cpu"][label][0]
+        lines.append(f"| {label} | {seconds:.4f} | {cpu:.4f} | {how} |")
     lines += ["", f"EIS reaches SD <= 0.1 {result['eis_advantage']:.0f}x faster than the bootstrap particle filter "
-              f"and {result['eis_advantage_auxiliary']:.0f}x faster than the auxiliary one.", ""]
+              f"({result['eis_advantage_cpu']:.0f}x in CPU time) and {result['eis_advantage_auxiliary']:.0f}x "
+              "faster than the auxiliary one.", ""]
     return "\n".join(lines)
 
 
@@ -149,6 +170,8 @@ def plot(result, path):
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     speed = result["speed"]
     left.loglog([r["N"] for r in speed], [r["bayesvol_s"] for r in speed], "o-", label="bayesvol (JAX)")
+    left.loglog([r["N"] for r in speed], [r["bayesvol_f32_s"] for r in speed], "^--",
+                label="bayesvol, float32 normals")
     left.loglog([r["N"] for r in speed], [r["particles_s"] for r in speed], "s-", label="particles")
     left.set_xlabel("particles N")
     left.set_ylabel("seconds per log-likelihood")
@@ -192,11 +215,15 @@ def main(argv=None):
                                                                ess_threshold=0.5).log_likelihood, pf_sizes, reps)
     accuracy += accuracy_vs_time(
         y, "EIS", lambda s: lambda k: efficient_importance_sampling(model, PARAMS, y, k, s).log_likelihood,
-        [8, 16, 32, 64] if not args.quick else [8, 32], reps)
+        [6, 8, 16, 32, 64] if not args.quick else [8, 32], reps)
     result["accuracy"] = accuracy
     by_method = {label: time_to_sd([r for r in accuracy if r["method"] == label], extrapolate=label != "EIS")
                  for label in ("PF bootstrap", "PF auxiliary", "EIS")}
     result["time_to_sd"] = by_method
+    result["time_to_sd_cpu"] = {
+        label: time_to_sd([r for r in accuracy if r["method"] == label], extrapolate=label != "EIS",
+                          field="cpu_seconds") for label in ("PF bootstrap", "PF auxiliary", "EIS")}
+    result["eis_advantage_cpu"] = result["time_to_sd_cpu"]["PF bootstrap"][0] / result["time_to_sd_cpu"]["EIS"][0]
     result["eis_advantage"] = by_method["PF bootstrap"][0] / by_method["EIS"][0]
     result["eis_advantage_auxiliary"] = by_method["PF auxiliary"][0] / by_method["EIS"][0]
     result["machine"]["loadavg_end"] = list(os.getloadavg())

@@ -24,6 +24,8 @@ __all__ = ["EISResult", "efficient_importance_sampling"]
 # The sampler's precision is kept above this fraction of the state equation's, so a poorly fitted
 # kernel (a convex regression on few draws) can never make the sampler improper.
 _MIN_PRECISION_FRACTION = 1e-2
+# Newton steps per time step of the Bellman filter that places the first kernel (only a starting point).
+_START_NEWTON_STEPS = 5
 
 
 class EISResult(NamedTuple):
@@ -47,6 +49,8 @@ class EISResult(NamedTuple):
         Importance-sampling estimates of the moments of :math:`h_t \\mid y_{1:T}`, shape ``(T,)``.
     max_change : jax.Array
         Largest change of a kernel coefficient in the last iteration (small at the fixed point).
+    num_iterations : jax.Array
+        Fixed-point iterations run (at most the ``num_iterations`` asked for; fewer once converged).
     """
 
     log_likelihood: jax.Array
@@ -58,10 +62,11 @@ class EISResult(NamedTuple):
     smoothed_means: jax.Array
     smoothed_variances: jax.Array
     max_change: jax.Array
+    num_iterations: jax.Array
 
 
-def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, *, num_iterations: int = 8,
-                                  antithetic: bool = True) -> EISResult:
+def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, *, num_iterations: int = 10,
+                                  antithetic: bool = True, tolerance: float = 1e-2) -> EISResult:
     r"""Log-likelihood of a scalar latent-state model by efficient importance sampling.
 
     Parameters
@@ -77,9 +82,14 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     num_draws : int
         Number of draws ``S`` (even when ``antithetic``); 30–100 is typical.
     num_iterations : int
-        Fixed-point iterations of the regressions (a fixed number, so the estimate is differentiable).
+        Most fixed-point iterations of the regressions.
     antithetic : bool
         Use antithetic pairs :math:`(z, -z)` of standard-normal numbers.
+    tolerance : float or None
+        Stop iterating once no kernel coefficient :math:`b_t, c_t` moves by more than this; the search
+        then runs without derivatives and only the last regression is differentiated (fast, for
+        evaluation). ``None`` runs exactly ``num_iterations`` iterations, all differentiated, so the
+        gradient is exactly that of the estimate (what :func:`bayesvol.fit` uses).
 
     Returns
     -------
@@ -115,8 +125,17 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     :math:`(1, h_t^{(s)}, (h_t^{(s)})^2)` over the draws by least squares (the weighted least-squares
     problem of Richard & Zhang, whose weights are the sampler's own density when the draws come from it),
     using the :math:`\chi_{t+1}` of the coefficients just fitted. The draws are redrawn from the new sampler
-    with the same standard-normal numbers and the regressions repeated, ``num_iterations`` times. The
-    first sampler uses a second-order expansion of :math:`\log g_t` at the Bellman filter's mode of :math:`h_t`.
+    with the same standard-normal numbers and the regressions repeated until no coefficient moves by more
+    than ``tolerance`` (at most ``num_iterations`` times; typically 4–6). The first sampler uses a
+    second-order expansion of :math:`\log g_t` at the (rough, five Newton steps) Bellman filter's mode of
+    :math:`h_t`. With a ``tolerance``, the search runs without derivatives and gradients go through the
+    last regression from the converged kernel, a one-step approximation of the derivative of the fixed
+    point (the estimate is unbiased for every kernel, so its sensitivity to the kernel is small); with
+    ``tolerance=None`` all ``num_iterations`` iterations are differentiated.
+
+    Per iteration, the emission densities, transition moments and the regressions' (3, S) projection
+    matrices are computed for all :math:`t` at once; the backward scan only evaluates
+    :math:`\log\chi_{t+1}` at the draws and applies the projection.
 
     The partial products up to :math:`t`, divided by :math:`\chi_{t+1}(h_t)`, are unbiased importance
     weights for :math:`p(y_{1:t})` under the same draws; their log-means give ``predictive_log_likelihoods``
@@ -151,7 +170,10 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     z = jax.random.normal(key, (y.shape[0], half))
     if antithetic:
         z = jnp.concatenate([z, -z], axis=1)
-    return _run(model, params, y, z, num_iterations, antithetic)
+    if tolerance is not None and (not isinstance(tolerance, int | float) or not float(tolerance) >= 0.0):
+        raise ValueError(f"tolerance must be None or a non-negative number, got {tolerance!r}")
+    tolerance = None if tolerance is None else float(tolerance)
+    return _run(model, params, y, z, num_iterations, antithetic, tolerance, _START_NEWTON_STEPS)
 
 
 def _sampler(loc, scale, linear, quadratic):
@@ -164,27 +186,27 @@ def _sampler(loc, scale, linear, quadratic):
     return mean, 1.0 / jnp.sqrt(precision), log_chi
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5))
-def _run(model, params, y, z, num_iterations, antithetic):
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7))
+def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_steps):
     num_steps, num_draws = z.shape
-    first = model.initial(params)
 
-    def log_g(h, y_t):
-        values = model.emission(params, h).log_prob(y_t)
+    def log_g(p, h, y_t):
+        values = model.emission(p, h).log_prob(y_t)
         return jnp.where(jnp.isnan(values), -jnp.inf, values)
 
-    def transition_parts(h_prev, y_prev):
-        d = model.transition(params, h_prev, y_prev)
+    def transition_parts(p, h_prev, y_prev):
+        d = model.transition(p, h_prev, y_prev)
         return d.loc * jnp.ones_like(h_prev), d.scale * jnp.ones_like(h_prev)
 
-    def draw(linear, quadratic):
+    def draw(p, linear, quadratic):
         """Draws (T, S) from the sampler and log chi_t at the previous draw (T, S)."""
+        first = model.initial(p)
         mean0, sd0, log_chi0 = _sampler(first.loc, first.scale, linear[0], quadratic[0])
         h0 = mean0 + sd0 * z[0]
 
         def step(h_prev, inputs):
             z_t, y_prev, b_t, c_t = inputs
-            loc, scale = transition_parts(h_prev, y_prev)
+            loc, scale = transition_parts(p, h_prev, y_prev)
             mean, sd, log_chi = _sampler(loc, scale, b_t, c_t)
             h_t = mean + sd * z_t
             return h_t, (h_t, log_chi)
@@ -194,42 +216,74 @@ def _run(model, params, y, z, num_iterations, antithetic):
         log_chi = jnp.concatenate([jnp.broadcast_to(log_chi0, (1, num_draws)), chi_rest])
         return h, log_chi
 
-    def regress(h, target):
-        """Least squares of target on (1, h, h^2), returned as coefficients (b, c) on h and h^2."""
-        centre = jnp.mean(h)
-        spread = jnp.std(h)
-        spread = jnp.where(spread > 0.0, spread, 1.0)
-        x = (h - centre) / spread
-        design = jnp.stack([jnp.ones_like(x), x, x * x], axis=1)
-        gram = design.T @ design
-        coef = jnp.linalg.solve(gram + 1e-10 * jnp.eye(3), design.T @ target)
-        quadratic = coef[2] / spread**2
-        linear = coef[1] / spread - 2.0 * coef[2] * centre / spread**2
-        return linear, quadratic
+    def refit(p, h):
+        """Backward least-squares regressions of log g_t + log chi_{t+1} on (1, h_t, h_t^2).
 
-    def refit(h):
+        Everything that does not depend on the next step's kernel is computed for all t at once: the
+        emission log-densities, the transition moments out of each draw and the regressions' projection
+        matrices (the design is standardised per step for conditioning); the backward scan only evaluates
+        log chi_{t+1} at the draws and applies a (3, S) projection.
+        """
+        log_g_all = log_g(p, h, y[:, None])
+        loc_all, scale_all = transition_parts(p, h, y[:, None])
+        centre = jnp.mean(h, axis=1)
+        spread = jnp.std(h, axis=1)
+        spread = jnp.where(spread > 0.0, spread, 1.0)
+        x = (h - centre[:, None]) / spread[:, None]
+        design = jnp.stack([jnp.ones_like(x), x, x * x], axis=-1)
+        gram = jnp.einsum("tsi,tsj->tij", design, design) + 1e-10 * jnp.eye(3)
+        projection = jnp.linalg.solve(gram, jnp.swapaxes(design, 1, 2))
+
         def step(carry, inputs):
             b_next, c_next = carry
-            h_t, y_t = inputs
-            loc, scale = transition_parts(h_t, y_t)
-            _, _, log_chi_next = _sampler(loc, scale, b_next, c_next)
-            target = log_g(h_t, y_t) + log_chi_next
+            log_g_t, loc_t, scale_t, projection_t, centre_t, spread_t = inputs
+            _, _, log_chi_next = _sampler(loc_t, scale_t, b_next, c_next)
+            target = log_g_t + log_chi_next
             target = jnp.where(jnp.isfinite(target), target, jnp.min(jnp.where(jnp.isfinite(target), target, 0.0)))
-            b_t, c_t = regress(h_t, target)
+            coef = projection_t @ target
+            c_t = coef[2] / spread_t**2
+            b_t = coef[1] / spread_t - 2.0 * coef[2] * centre_t / spread_t**2
             return (b_t, c_t), (b_t, c_t)
 
         # (b, c) = (0, 0) makes chi identically 1: the convention chi_{T+1} = 1 for the last step.
         zero = jnp.zeros((), dtype=h.dtype)
-        _, (linear, quadratic) = lax.scan(step, (zero, zero), (h, y), reverse=True)
+        _, (linear, quadratic) = lax.scan(step, (zero, zero), (log_g_all, loc_all, scale_all, projection, centre,
+                                                               spread), reverse=True)
         return linear, quadratic
+
+    def log_weight_terms(p, h, log_chi, linear, quadratic):
+        return log_g(p, h, y[:, None]) - linear[:, None] * h - quadratic[:, None] * h**2 + log_chi
+
+    def spread_of(p, h, log_chi, linear, quadratic):
+        """Variance of the log-weights: the EIS criterion, used to keep the best kernel seen."""
+        value = jnp.var(jnp.sum(log_weight_terms(p, h, log_chi, linear, quadratic), axis=0))
+        return jnp.where(jnp.isnan(value), jnp.inf, value)
+
+    def iterate(p, linear, quadratic):
+        """One fixed-point step: draws from the current kernel, their spread, and the refitted kernel."""
+        h, log_chi = draw(p, linear, quadratic)
+        current = spread_of(p, h, log_chi, linear, quadratic)
+        new_linear, new_quadratic = refit(p, h)
+        # A failed regression (non-finite draws far in the tails) keeps the previous kernel.
+        finite = jnp.isfinite(new_linear) & jnp.isfinite(new_quadratic)
+        new_linear = jnp.where(finite, new_linear, linear)
+        new_quadratic = jnp.where(finite, new_quadratic, quadratic)
+        change = jnp.maximum(jnp.max(jnp.abs(new_linear - linear)), jnp.max(jnp.abs(new_quadratic - quadratic)))
+        return new_linear, new_quadratic, current, change
+
+    # The search for the fixed point only sets the kernel; it runs without derivatives and stops once no
+    # coefficient moves by more than ``tolerance``. Derivatives then flow through one last refit from that
+    # kernel (a one-step approximation of the implicit derivative of the fixed point; the likelihood
+    # estimate is unbiased for any kernel, so its sensitivity to the kernel is small).
+    fixed = lax.stop_gradient(params)
 
     # Start: second-order expansion of log g_t at the Bellman filter's mode of h_t given y_{1:t}
     # (curvature capped at zero), which keeps the first draws where the posterior mass is even when the
     # stationary law is very wide (phi near +-1).
-    # The start only sets where the fixed-point iteration begins: no derivatives through it.
-    modes = _run_bellman(model, jax.lax.stop_gradient(params), y, 10).filtered_means[:, 0]
-    modes = jnp.where(jnp.isfinite(modes), modes, jnp.broadcast_to(first.loc, y.shape))
-    grad_fn = jax.grad(lambda h: jnp.sum(log_g(h, y)))
+    first_fixed = model.initial(fixed)
+    modes = _run_bellman(model, fixed, y, num_start_steps).filtered_means[:, 0]
+    modes = jnp.where(jnp.isfinite(modes), modes, jnp.broadcast_to(first_fixed.loc, y.shape))
+    grad_fn = jax.grad(lambda h: jnp.sum(log_g(fixed, h, y)))
     slope = grad_fn(modes)
     curvature = jax.jvp(grad_fn, (modes,), (jnp.ones_like(modes),))[1]
     quadratic0 = jnp.minimum(0.5 * curvature, 0.0)
@@ -237,37 +291,37 @@ def _run(model, params, y, z, num_iterations, antithetic):
     linear0 = jnp.where(jnp.isfinite(linear0), linear0, 0.0)
     quadratic0 = jnp.where(jnp.isfinite(quadratic0), quadratic0, 0.0)
 
-    def log_weight_terms(h, log_chi, linear, quadratic):
-        return log_g(h, y[:, None]) - linear[:, None] * h - quadratic[:, None] * h**2 + log_chi
+    def search_continues(carry):
+        _, _, _, change, count = carry
+        return (count < num_iterations - 1) & (change > tolerance)
 
-    def spread(h, log_chi, linear, quadratic):
-        """Variance of the log-weights: the EIS criterion, used to keep the best kernel seen."""
-        value = jnp.var(jnp.sum(log_weight_terms(h, log_chi, linear, quadratic), axis=0))
-        return jnp.where(jnp.isnan(value), jnp.inf, value)
+    def search_step(carry, search_params):
+        linear, quadratic, best, _, count = carry
+        new_linear, new_quadratic, current, change = iterate(search_params, linear, quadratic)
+        better = lax.stop_gradient(current) <= lax.stop_gradient(best[2])
+        best = jax.tree.map(lambda a, b: jnp.where(better, a, b), (linear, quadratic, current), best)
+        return new_linear, new_quadratic, best, change, count + 1
 
-    def iterate(carry, _):
-        linear, quadratic, best = carry
-        h, log_chi = draw(linear, quadratic)
-        current = spread(h, log_chi, linear, quadratic)
-        best = lax.cond(current <= best[2], lambda: (linear, quadratic, current), lambda: best)
-        new_linear, new_quadratic = refit(h)
-        # A failed regression (non-finite draws far in the tails) keeps the previous kernel.
-        finite = jnp.isfinite(new_linear) & jnp.isfinite(new_quadratic)
-        new_linear = jnp.where(finite, new_linear, linear)
-        new_quadratic = jnp.where(finite, new_quadratic, quadratic)
-        change = jnp.maximum(jnp.max(jnp.abs(new_linear - linear)), jnp.max(jnp.abs(new_quadratic - quadratic)))
-        return (new_linear, new_quadratic, best), change
-
-    start = (linear0, quadratic0, (linear0, quadratic0, jnp.asarray(jnp.inf, dtype=y.dtype)))
-    (linear, quadratic, best), changes = lax.scan(iterate, start, None, length=num_iterations)
+    infinity = jnp.asarray(jnp.inf, dtype=y.dtype)
+    start = (linear0, quadratic0, (linear0, quadratic0, infinity), infinity, 0)
+    if tolerance is None:
+        # Every iteration differentiable: the gradient is exactly that of the computed estimate (for
+        # gradient-based maximisation, whose line searches need a consistent value and gradient).
+        searched_linear, searched_quadratic, best, _, num_done = lax.fori_loop(
+            0, num_iterations - 1, lambda _, carry: search_step(carry, params), start)
+    else:
+        searched_linear, searched_quadratic, best, _, num_done = lax.while_loop(
+            search_continues, lambda carry: search_step(carry, fixed), start)
+    linear, quadratic, _, last_change = iterate(params, searched_linear, searched_quadratic)
     # At the fixed point the last kernel is the best; if the iteration drifted away (extreme parameters),
     # fall back to the kernel whose log-weights varied least.
-    h, log_chi = draw(linear, quadratic)
-    last_is_best = spread(h, log_chi, linear, quadratic) <= best[2]
+    h, log_chi = draw(params, linear, quadratic)
+    last_is_best = spread_of(fixed, lax.stop_gradient(h), lax.stop_gradient(log_chi), lax.stop_gradient(linear),
+                             lax.stop_gradient(quadratic)) <= best[2]
     linear = jnp.where(last_is_best, linear, best[0])
     quadratic = jnp.where(last_is_best, quadratic, best[1])
-    h, log_chi = draw(linear, quadratic)
-    terms = log_weight_terms(h, log_chi, linear, quadratic)
+    h, log_chi = lax.cond(last_is_best, lambda: (h, log_chi), lambda: draw(params, linear, quadratic))
+    terms = log_weight_terms(params, h, log_chi, linear, quadratic)
     partial = jnp.cumsum(terms, axis=0)
     log_mean_partial = jax.scipy.special.logsumexp(partial, axis=1) - jnp.log(num_draws)
     predictive = jnp.diff(log_mean_partial, prepend=0.0)
@@ -288,5 +342,6 @@ def _run(model, params, y, z, num_iterations, antithetic):
         kernel_quadratic=quadratic,
         smoothed_means=smoothed_means,
         smoothed_variances=smoothed_variances,
-        max_change=changes[-1],
+        max_change=last_change,
+        num_iterations=num_done + 1,
     )

@@ -9,7 +9,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["effective_sample_size", "normalise_log_weights", "smooth_resample", "systematic_resample"]
+__all__ = [
+    "effective_sample_size",
+    "normalise_log_weights",
+    "smooth_resample",
+    "smooth_resample_from_uniform",
+    "systematic_ancestors",
+    "systematic_resample",
+]
 
 
 def normalise_log_weights(log_weights):
@@ -66,9 +73,16 @@ def systematic_resample(key, log_weights, num_samples: int | None = None):
     >>> systematic_resample(jax.random.PRNGKey(0), log_w).tolist()
     [0, 0, 2, 3]
     """
+    return systematic_ancestors(jax.random.uniform(key, dtype=log_weights.dtype), log_weights, num_samples)
+
+
+def systematic_ancestors(uniform, log_weights, num_samples: int | None = None):
+    """:func:`systematic_resample` given its uniform draw ``uniform`` in [0, 1) instead of a key.
+
+    Lets a filter draw the uniforms of all its steps in one vectorised call before its scan.
+    """
     num = log_weights.shape[0]
     num_samples = num if num_samples is None else num_samples
-    uniform = jax.random.uniform(key, dtype=log_weights.dtype)
     cumulative = jnp.cumsum(jnp.exp(log_weights))
     counts_up_to = jnp.clip(jnp.floor(num_samples * cumulative - uniform).astype(jnp.int32) + 1, 0, num_samples)
     marks = jnp.zeros(num_samples + 1, dtype=jnp.int32).at[counts_up_to].add(1)
@@ -118,6 +132,11 @@ def smooth_resample(key, particles, log_weights):
     >>> bool(jnp.all((new >= 0.0) & (new <= 3.0)))
     True
     """
+    return smooth_resample_from_uniform(jax.random.uniform(key, dtype=particles.dtype), particles, log_weights)
+
+
+def smooth_resample_from_uniform(uniform, particles, log_weights):
+    """:func:`smooth_resample` given its uniform draw ``uniform`` in [0, 1) instead of a key."""
     if particles.ndim != 1:
         raise ValueError(f"smooth resampling needs scalar particles (shape (N,)), got shape {particles.shape}")
     num = particles.shape[0]
@@ -127,7 +146,7 @@ def smooth_resample(key, particles, log_weights):
     masses = jnp.concatenate([sorted_w[:1] / 2.0, (sorted_w[:-1] + sorted_w[1:]) / 2.0, sorted_w[-1:] / 2.0])
     upper_edges = jnp.cumsum(masses)
     lower_edges = upper_edges - masses
-    points = (jax.random.uniform(key, dtype=particles.dtype) + jnp.arange(num)) / num
+    points = (uniform + jnp.arange(num)) / num
     region = jnp.clip(jnp.searchsorted(upper_edges, points, side="right"), 0, num)
     padded = jnp.concatenate([sorted_x[:1], sorted_x, sorted_x[-1:]])
     left, right = padded[region], padded[region + 1]

@@ -56,24 +56,29 @@ def sv_particle_filter(model, params, y, *, num_particles: int = 1000, seed: int
                            ess_threshold=ess_threshold).predictive_log_likelihoods
 
 
-def _eis_diagnostics(model, params, y, *, num_draws=64, seed=0, num_iterations=8, antithetic=True):
+def _eis_diagnostics(model, params, y, *, num_draws=64, seed=0, num_iterations=8, antithetic=True,
+                     tolerance=None):
     def one(key):
         return efficient_importance_sampling(model, params, y, key, num_draws, num_iterations=num_iterations,
-                                             antithetic=antithetic).log_likelihood
+                                             antithetic=antithetic, tolerance=tolerance).log_likelihood
 
     out = _spread(jax.lax.map(one, jax.random.split(jax.random.PRNGKey(seed + 1), MC_REPLICATIONS)))
     at_seed = efficient_importance_sampling(model, params, y, seed, num_draws, num_iterations=num_iterations,
-                                            antithetic=antithetic)
+                                            antithetic=antithetic, tolerance=tolerance)
     out["eis_max_kernel_change"] = float(at_seed.max_change)
     return out
 
 
 @register_loglik(SV, "eis", differentiable=True, diagnostics=_eis_diagnostics, hessian="differences")
 def sv_eis(model, params, y, *, num_draws: int = 64, seed: int = 0, num_iterations: int = 8,
-           antithetic: bool = True):
-    """EIS log-likelihood terms (see :func:`bayesvol.filters.efficient_importance_sampling`)."""
+           antithetic: bool = True, tolerance: float | None = None):
+    """EIS log-likelihood terms (see :func:`bayesvol.filters.efficient_importance_sampling`).
+
+    By default a fixed number of fixed-point iterations, all differentiated (``tolerance=None``), so the
+    estimate is a smooth function of the parameters with exact gradients for :func:`bayesvol.fit`.
+    """
     return efficient_importance_sampling(model, params, y, seed, num_draws, num_iterations=num_iterations,
-                                         antithetic=antithetic).predictive_log_likelihoods
+                                         antithetic=antithetic, tolerance=tolerance).predictive_log_likelihoods
 
 
 @register_loglik(SV, "bellman", differentiable=True)
