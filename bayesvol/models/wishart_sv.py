@@ -2,6 +2,8 @@ r"""Wishart multivariate stochastic volatility (Philipov & Glickman 2006), estim
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,7 +23,8 @@ from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values
 from bayesvol.distributions.priors import ShiftedExponential
 from bayesvol.distributions.wishart import matrix_power_psd, wishart_sv_scale
 from bayesvol.filters.eis_wishart import EISOutput, wishart_eis
-from bayesvol.inference.mle import register_loglik
+from bayesvol.inference.diagnostics import ConvergenceWarning
+from bayesvol.inference.mle import register_fitter, register_loglik
 from bayesvol.models import _base
 from bayesvol.models._wishart_linalg import LOG_2PI, logdet_from_cholesky, scale_matrix, steady_state
 
@@ -298,8 +301,9 @@ class WishartSV:
     def eis(self, params, y, **options) -> EISOutput:
         """Run the EIS sampler at ``params`` and return its full output (weights, paths, diagnostics).
 
-        Options as for ``log_likelihood(..., method="eis")``: ``num_particles``, ``num_iterations``, ``seed``,
-        ``antithetic``, ``resample``. See :mod:`bayesvol.filters.eis_wishart` for the algorithm and
+        Options as for ``log_likelihood(..., method="eis")``: ``num_particles``, ``num_iterations``,
+        ``tolerance``, ``seed``, ``antithetic``, ``resample``. See :mod:`bayesvol.filters.eis_wishart` for the
+        algorithm and
         :meth:`forecast_covariance` for forecasts.
         """
         params = _base.as_params(self, params)
@@ -393,9 +397,12 @@ class WishartSV:
         noise = jax.random.normal(key, cov.shape[:-1], dtype=cov.dtype)
         return np.asarray(jnp.einsum("...ij,...j->...i", jnp.linalg.cholesky(cov), noise))
 
-    def posterior_forecast_covariance(self, idata) -> np.ndarray:
+    def posterior_forecast_covariance(self, idata, y=None) -> np.ndarray:
         r"""Posterior mean of :math:`E[\Omega_{T+1}^{-1} \mid \Omega_T, \theta] = S_T^{-1}/(\nu-k-1)` over draws.
 
+        This is the posterior predictive covariance of :math:`y_{T+1}`. ``y`` is not needed (the draws hold
+        :math:`\Omega_T`); it is accepted so that the call matches
+        :meth:`bayesvol.models.DCC.posterior_forecast_covariance`.
         Draws with :math:`\nu \le k + 1` (infinite conditional mean) are an error.
         """
         post = idata.posterior
@@ -484,8 +491,9 @@ def _gaussian_loglik_from_factors(factors, y):
     return -0.5 * k * LOG_2PI + logdet_half - 0.5 * jnp.sum(projected**2, axis=-1)
 
 
-@partial(jax.jit, static_argnames=("num_particles", "num_iterations", "antithetic", "resample"))
-def _run_eis(params, y, seed, *, num_particles, num_iterations, antithetic, resample):
+@partial(jax.jit, static_argnames=("num_particles", "num_iterations", "tolerance", "antithetic", "resample"))
+def _run_eis(params, y, seed, initial_kernels=None, *, num_particles, num_iterations, tolerance, antithetic,
+             resample):
     T, k = y.shape
     half = num_particles // 2 if antithetic else num_particles
     key_diag, key_off, key_unif = jax.random.split(jax.random.PRNGKey(seed), 3)
@@ -496,23 +504,52 @@ def _run_eis(params, y, seed, *, num_particles, num_iterations, antithetic, resa
     chol_a = jnp.linalg.cholesky(params.A)
     omega0 = steady_state(chol_a, params.d)
     return wishart_eis(y, params.nu, params.d, chol_a, omega0, num_particles=num_particles,
-                       num_iterations=num_iterations, z_diag=z_diag, z_offdiag=z_off,
-                       resample_keys=jax.random.split(key_unif, T), resample=resample)
+                       num_iterations=num_iterations, tolerance=tolerance, z_diag=z_diag, z_offdiag=z_off,
+                       resample_keys=jax.random.split(key_unif, T), resample=resample,
+                       initial_kernels=initial_kernels)
 
 
-def _eis_options(num_particles=128, num_iterations=3, seed=0, antithetic=True, resample=False):
+def _eis_options(num_particles=128, num_iterations=10, tolerance=1e-2, seed=0, antithetic=True, resample=False):
     if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 2:
         raise ValueError(f"num_particles must be an integer >= 2, got {num_particles!r}")
     if antithetic and num_particles % 2:
         raise ValueError(f"antithetic draws need an even num_particles, got {num_particles}")
     if isinstance(num_iterations, bool) or not isinstance(num_iterations, int) or num_iterations < 0:
         raise ValueError(f"num_iterations must be a non-negative integer, got {num_iterations!r}")
-    return seed, {"num_particles": num_particles, "num_iterations": num_iterations,
+    if not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and tolerance >= 0.0):
+        raise ValueError(f"tolerance must be a non-negative number, got {tolerance!r}")
+    return seed, {"num_particles": num_particles, "num_iterations": num_iterations, "tolerance": float(tolerance),
                   "antithetic": bool(antithetic), "resample": bool(resample)}
+
+
+class EISKernels:
+    r"""EIS auxiliary kernels :math:`(c_t, C_t)` held fixed: the ``kernels`` option of the ``"eis"`` likelihood.
+
+    Compares and hashes by identity, so it can be a (static) likelihood option.
+    """
+
+    __slots__ = ("c", "C")
+
+    def __init__(self, c, C):
+        self.c, self.C = np.asarray(c, dtype=np.float64), np.asarray(C, dtype=np.float64)
+
+
+def _eis_loglik_output(params, y, options) -> EISOutput:
+    options = dict(options)
+    kernels = options.pop("kernels", None)
+    seed, static = _eis_options(**options)
+    if kernels is None:
+        return _run_eis(params, y, seed, **static)
+    if not isinstance(kernels, EISKernels) or kernels.c.shape != y.shape[:1] or kernels.C.shape != y.shape[:1] + (
+            y.shape[1], y.shape[1]):
+        raise ValueError("kernels must be EISKernels with c of shape (T,) and C of shape (T, k, k)")
+    return _run_eis(params, y, seed, (jnp.asarray(kernels.c), jnp.asarray(kernels.C)),
+                    **dict(static, num_iterations=0))
 
 
 def _wishart_eis_diagnostics(model, params, y, num_replications: int = 5, **options):
     """At the estimate: MC SD of the plain EIS log-likelihood over seeds, and the sequential EIS value."""
+    options.pop("kernels", None)
     seed, static = _eis_options(**options)
     values = np.array([float(_run_eis(params, y, seed + 1 + r, **static).loglik) for r in range(num_replications)])
     sequential = float(_run_eis(params, y, seed, **dict(static, resample=True)).loglik)
@@ -524,13 +561,70 @@ def _wishart_eis_diagnostics(model, params, y, num_replications: int = 5, **opti
 def _wishart_eis_loglik(model, params, y, **options):
     """EIS log-likelihood split into T terms that add up to it (see :class:`~bayesvol.filters.eis_wishart.EISOutput`).
 
-    Options: ``num_particles`` (128), ``num_iterations`` (3), ``seed`` (0), ``antithetic`` (True),
+    Options: ``num_particles`` (128), ``num_iterations`` (10: the most EIS passes), ``tolerance`` (0.01: the
+    passes stop when the kernels change by less, relatively), ``seed`` (0), ``antithetic`` (True),
     ``resample`` (False; True runs the final pass as a particle filter, see
-    :func:`~bayesvol.filters.eis_wishart.wishart_eis`).
+    :func:`~bayesvol.filters.eis_wishart.wishart_eis`), ``kernels`` (an :class:`EISKernels` to use instead of
+    running the EIS passes). Derivatives hold the EIS kernels fixed at their values for the given
+    parameters (see :func:`~bayesvol.filters.eis_wishart.eis_kernels`).
     """
-    seed, static = _eis_options(**options)
     model.check_parameters(params)
-    return _run_eis(params, y, seed, **static).pointwise
+    return _eis_loglik_output(params, y, options).pointwise
+
+
+@register_fitter(WishartSV, "eis")
+def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, warn=True, max_rounds: int = 6,
+             round_tolerance: float = 0.05, **options):
+    r"""EIS maximum likelihood in rounds: optimise with the EIS sampler fixed, refit the sampler, repeat.
+
+    Round r holds the kernels :math:`(c_t, C_t)` fitted at :math:`\theta_{r-1}` fixed, so the objective
+    :math:`\hat L(\theta; c, C)` is one smooth function (common random numbers, an unbiased likelihood
+    estimate at every :math:`\theta`) with an exact gradient, and each evaluation is a single simulation
+    pass; then the kernels are refitted at the new estimate (warm-started from the old ones). The rounds
+    stop when no estimate moves by more than ``round_tolerance`` standard errors. Standard errors are
+    those of the last round.
+    """
+    from bayesvol.inference.mle import fit
+
+    if options.get("resample"):
+        raise ValueError("fit(method='eis') needs the plain (smooth) EIS estimate; resample=True is piecewise "
+                         "constant in the parameters")
+    if "kernels" in options:
+        return fit(model, y, "eis", start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol, warn=warn,
+                   direct=True, **options)
+    model = model.bind_data(y)
+    values = model.validate_data(y).values
+    data = jnp.asarray(values)
+    seed, static = _eis_options(**options)
+    if start is None:
+        starts = list(model.start_values(values))
+    else:
+        starts = [start] if isinstance(start, Mapping) else list(start)
+    starts = [_base.as_params(model, s) for s in starts[: num_starts or len(starts)]]
+    for s in starts:
+        model.check_parameters(s)
+    at_starts = [float(_run_eis(s, data, seed, **static).loglik) for s in starts]
+    current = starts[int(np.nanargmax(at_starts))]
+    kernels, result, moved, rounds = None, None, np.inf, 0
+    while rounds < max_rounds:
+        rounds += 1
+        warm = None if kernels is None else (jnp.asarray(kernels.c), jnp.asarray(kernels.C))
+        out = _run_eis(current, data, seed, warm, **static)
+        kernels = EISKernels(out.c, out.C)
+        result = fit(model, y, "eis", start={n: np.asarray(getattr(current, n)) for n in model.param_names},
+                     maxiter=maxiter, gtol=gtol, warn=False, direct=True, kernels=kernels, **options)
+        new = _base.as_params(model, result.params)
+        moved = max(float(np.max(np.abs(np.asarray(getattr(new, n)) - np.asarray(getattr(current, n)))
+                                 / np.maximum(np.asarray(result.se[n]), 1e-12))) for n in model.param_names)
+        current = new
+        if moved < round_tolerance:
+            break
+    converged = bool(result.converged) and moved < round_tolerance
+    if not converged and warn:
+        warnings.warn(f"EIS maximum likelihood did not converge in {rounds} rounds (last move {moved:.3g} "
+                      f"standard errors; optimiser: {result.message})", ConvergenceWarning, stacklevel=3)
+    diagnostics = dict(result.diagnostics, eis_rounds=rounds, eis_last_move_in_se=moved)
+    return dataclasses.replace(result, converged=converged, options=dict(options), diagnostics=diagnostics)
 
 
 @register_loglik(WishartSV, "pf", differentiable=False)
