@@ -611,7 +611,8 @@ def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, 
     inverse Hessian) or after ``max_rounds``. Refitting the sampler changes the simulated likelihood a
     little (Monte Carlo noise), so the moves do not shrink to zero: a move above ``round_tolerance`` after
     the last round is warned about (use more particles). A last call of the ordinary optimiser with the
-    final kernels fixed (it starts at the optimum) gives the standard errors and diagnostics. ``diagnostics`` records ``eis_rounds``,
+    final kernels fixed (it starts at the optimum) gives the standard errors and diagnostics.
+    ``diagnostics`` records ``eis_rounds``,
     ``eis_last_move_in_se`` and ``eis_optimiser_iterations``.
     """
     import scipy.optimize
