@@ -369,3 +369,50 @@ def test_kernel_passes_stop_on_convergence_and_warm_start():
     assert int(passes2) == 1 and float(change2) < 1e-2
     # relative change below 1e-2 per entry, measured as |new - old| / (1 + |old|)
     assert np.all(np.abs(np.asarray(C2) - np.asarray(C)) <= 1e-2 * (1.0 + np.abs(np.asarray(C))))
+
+
+def test_eis_mle_recovers_d_and_nu_from_seed_parameters():
+    """EIS-MLE on T = 400 returns simulated with seed 003's parameters (k = 3), from the generic start.
+
+    Wald-type check: each estimate within 3.5 of its reported standard errors of the truth (a two-sided
+    normal tail of 5e-4 if the SEs are right; the Monte Carlo error of the simulated likelihood, SD about
+    0.4 with 32 draws, adds a small fraction of an SE).
+    """
+    truth = reference_params()
+    y = bayesvol.simulate(MODEL, truth, num_timesteps=400, seed=21).y
+    fit = bayesvol.fit(MODEL, y, method="eis", num_particles=32, num_starts=1, max_rounds=3, warn=False)
+    print(fit.summary())
+    assert fit.diagnostics["eis_rounds"] <= 3
+    for name in ("d", "nu"):
+        assert np.isfinite(fit.se[name]) and fit.se[name] > 0
+        assert abs(fit.params[name] - truth[name]) < 3.5 * fit.se[name], name
+
+
+# ---------------------------------------------------------------- NUTS (tiny)
+
+
+def test_nuts_runs_on_a_short_panel():
+    """NUTS over the Bartlett variables (k = 2, T = 25, 1 chain, 100 + 100 draws).
+
+    Checks the InferenceData groups and dims, a finite pointwise log-likelihood, and that the posterior mean
+    variances, averaged over time, are within a factor exp(+-1.2) of the sample variances: the sample variance
+    of 25 returns with stochastic volatility has a relative SE of about 0.4 (sqrt(2/25) inflated for the
+    excess kurtosis of the mixture), so the band is 3 such SEs on the log scale.
+    """
+    y = bayesvol.simulate(MODEL, PARAMS_2, num_timesteps=25, seed=4).y
+    idata = bayesvol.sample(MODEL, y, num_chains=1, num_warmup=100, num_samples=100, seed=0, progress_bar=False,
+                            warn=False, posterior_predictive=True)
+    assert {"posterior", "log_likelihood", "observed_data", "posterior_predictive"} <= set(idata.groups())
+    post = idata.posterior
+    assert post["A"].dims == ("chain", "draw", "asset", "asset2")
+    assert post["cov"].dims == ("chain", "draw", "time", "asset", "asset2") and post["cov"].shape[2] == 25
+    assert post["nu"].shape == (1, 100) and np.all(post["nu"].values > 1.0)
+    assert np.all((post["d"].values > 0) & (post["d"].values < 1))
+    assert idata.log_likelihood["y"].shape == (1, 100, 25) and np.all(np.isfinite(idata.log_likelihood["y"].values))
+    assert idata.posterior_predictive["y"].shape == (1, 100, 25, 2)
+    mean_variance = post["cov"].values.mean(axis=(0, 1, 2)).diagonal()
+    ratio = mean_variance / y.var(axis=0)
+    assert np.all(np.abs(np.log(ratio)) < 1.2), ratio
+    if np.all(post["nu"].values > 3.0):
+        forecast = MODEL.posterior_forecast_covariance(idata)
+        assert np.all(np.linalg.eigvalsh(forecast) > 0)
