@@ -557,7 +557,7 @@ def _wishart_eis_diagnostics(model, params, y, num_replications: int = 5, **opti
             "loglik_sequential_eis": sequential}
 
 
-@register_loglik(WishartSV, "eis", diagnostics=_wishart_eis_diagnostics, hessian="differences")
+@register_loglik(WishartSV, "eis", diagnostics=_wishart_eis_diagnostics)
 def _wishart_eis_loglik(model, params, y, **options):
     """EIS log-likelihood split into T terms that add up to it (see :class:`~bayesvol.filters.eis_wishart.EISOutput`).
 
@@ -611,7 +611,8 @@ def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, 
     inverse Hessian) or after ``max_rounds``. Refitting the sampler changes the simulated likelihood a
     little (Monte Carlo noise), so the moves do not shrink to zero: a move above ``round_tolerance`` after
     the last round is warned about (use more particles). A last call of the ordinary optimiser with the
-    final kernels fixed (it starts at the optimum) gives the standard errors and diagnostics.
+    final kernels fixed (it starts at the optimum) gives the standard errors (exact Hessian
+    of the fixed-kernel estimate) and diagnostics.
     ``diagnostics`` records ``eis_rounds``,
     ``eis_last_move_in_se`` and ``eis_optimiser_iterations``.
     """
