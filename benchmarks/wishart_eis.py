@@ -6,38 +6,51 @@ steady-state precision is 400 I, i.e. standard deviations of 5 %) and, back to b
 
 * times the EIS log-likelihood (plain whole-path estimate, and the resampled sequential version) after
   compilation, and its Monte Carlo SD over ``--reps`` seeds;
-* times the gradient of the plain EIS estimate (what the optimiser calls);
+* times the gradient of the plain EIS estimate, both with the EIS kernels refitted at the parameters and with
+  them held fixed (the objective that ``fit(method="eis")`` optimises within a round: one simulation pass);
 * times the peer: bayesvol's generic bootstrap particle filter (no package we know of implements EIS for
   Wishart SV), with as many particles as it takes to reach about the same MC SD as resampled EIS
   (``--pf-particles``), and reports the ratio of the two times;
-* optionally (``--mle``) runs ``bayesvol.fit(..., method="eis")`` from one start and records the time,
-  the estimates of d and nu with their standard errors, and the truth.
+* for k in ``--mle-k`` runs ``bayesvol.fit(..., method="eis")`` from one (generic) start and records the
+  time, rounds, optimiser iterations, the estimates of d and nu with their standard errors, and the truth;
+* for k in ``--mle-iter-k`` (sizes where a full fit does not fit the time at hand) runs one round of the
+  same optimisation (kernels fitted at the start, BFGS from the same generic start) for at most
+  ``--mle-budget`` seconds and records the optimiser iterations done, the time per iteration and per
+  objective evaluation, and whether it converged within the budget.
 
 Results go to ``<out>/wishart_eis.json`` and ``wishart_eis.md`` with machine information and load.
 
 Usage::
 
     python benchmarks/wishart_eis.py --quick
-    python benchmarks/wishart_eis.py --T 1000 --k 3 5 10 --mle-k 3 --out benchmarks/results
+    python benchmarks/wishart_eis.py --T 1000 --k 3 5 10 --mle-k 3 5 --mle-iter-k 10 --out benchmarks/results
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import scipy.optimize
+from _machine import machine_info
 
 import bayesvol
 from bayesvol.filters import particle_filter
 from bayesvol.models._base import as_params
-from bayesvol.models.wishart_sv import _wishart_eis_loglik, reference_params
+from bayesvol.models.wishart_sv import (
+    _constrained,
+    _fixed_kernel_objective,
+    _free_parameters,
+    _run_eis,
+    _wishart_eis_loglik,
+    reference_params,
+)
 
 
 def design(k):
@@ -61,11 +74,11 @@ def eis_loglik(model, params, y, seed, **options):
     return float(bayesvol.log_likelihood(model, params, y, method="eis", seed=seed, **options))
 
 
-def run_one(k, T, reps, num_particles, pf_particles, mle):
+def run_one(k, T, reps, num_particles, pf_particles, mle, mle_iterations, mle_budget):
     model = bayesvol.models.WishartSV()
     params = design(k)
     y = bayesvol.simulate(model, params, num_timesteps=T, seed=11).y
-    row = {"k": k, "T": T, "num_particles": num_particles}
+    row = {"k": k, "T": T, "num_particles": num_particles, "load_at_start": os.getloadavg()[0]}
     for label, options in (("plain", {}), ("resampled", {"resample": True})):
         seconds, _ = timed(lambda options=options: eis_loglik(model, params, y, 0, num_particles=num_particles,
                                                               **options))
@@ -75,10 +88,22 @@ def run_one(k, T, reps, num_particles, pf_particles, mle):
         row[f"eis_{label}_loglik_sd"] = float(np.std(values, ddof=1))
     bound = model.bind_data(y)
     p = as_params(bound, params)
-    jy = jax.numpy.asarray(y)
+    jy = jnp.asarray(y)
+    out = _run_eis(p, jy, 0, num_particles=num_particles, num_iterations=10, tolerance=1e-2, antithetic=True,
+                   resample=False)
+    row["eis_passes"] = int(out.iterations)
     grad = jax.jit(jax.grad(lambda q: _wishart_eis_loglik(bound, q, jy, num_particles=num_particles).sum()))
     seconds, _ = timed(lambda: jax.block_until_ready(grad(p)))
     row["eis_gradient_seconds"] = seconds
+    u0 = jnp.asarray(_free_parameters(bound, p))
+    kernels = (out.c, out.C)
+
+    def objective(u):
+        return jax.block_until_ready(_fixed_kernel_objective(jnp.asarray(u), bound, jy, jnp.asarray(0), kernels,
+                                                             num_particles=num_particles, antithetic=True))
+
+    seconds, _ = timed(lambda: objective(u0))
+    row["fixed_kernel_value_and_gradient_seconds"] = seconds
     run_pf = jax.jit(lambda key: particle_filter(bound, p, jy, key=key, num_particles=pf_particles).log_likelihood)
     seconds, _ = timed(lambda: float(run_pf(jax.random.PRNGKey(0))))
     values = [float(run_pf(jax.random.PRNGKey(s))) for s in range(reps)]
@@ -89,41 +114,100 @@ def run_one(k, T, reps, num_particles, pf_particles, mle):
         start = time.perf_counter()
         fit = bayesvol.fit(model, y, method="eis", num_particles=num_particles, num_starts=1)
         row["mle"] = {"seconds": time.perf_counter() - start, "converged": bool(fit.converged),
+                      "rounds": fit.diagnostics["eis_rounds"],
+                      "iterations": fit.diagnostics["eis_optimiser_iterations"],
+                      "last_move_in_se": fit.diagnostics["eis_last_move_in_se"],
                       "loglik": fit.loglik, "d": fit.params["d"], "d_se": fit.se["d"], "nu": fit.params["nu"],
                       "nu_se": fit.se["nu"], "true_d": params["d"], "true_nu": params["nu"]}
+    elif mle_iterations:
+        row["mle_round"] = one_round(bound, y, num_particles, mle_budget)
     print(json.dumps(row), flush=True)
     return row
 
 
-def machine():
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version(),
-            "jax": jax.__version__, "jax_backend": jax.default_backend(),
-            "numpyro": importlib.metadata.version("numpyro"), "bayesvol": bayesvol.__version__}
+def one_round(model, y, num_particles, budget):
+    """One round of the EIS-MLE optimisation (kernels fixed at the generic start), stopped after ``budget`` s."""
+    jy = jnp.asarray(y)
+    start = as_params(model, model.start_values(y)[0])
+    u0 = _free_parameters(model, start)
+    began = time.perf_counter()
+    out = _run_eis(start, jy, 0, num_particles=num_particles, num_iterations=10, tolerance=1e-2, antithetic=True,
+                   resample=False)
+    kernels = (out.c, out.C)
+    evaluations = []
+
+    def fun(u):
+        t0 = time.perf_counter()
+        v, g = _fixed_kernel_objective(jnp.asarray(u), model, jy, jnp.asarray(0), kernels,
+                                       num_particles=num_particles, antithetic=True)
+        v, g = float(v), np.asarray(g, dtype=np.float64)
+        evaluations.append(time.perf_counter() - t0)
+        return (v, g) if np.isfinite(v) and np.all(np.isfinite(g)) else (1e10, np.zeros_like(g))
+
+    fun(u0)  # compile
+    setup = time.perf_counter() - began
+    began = time.perf_counter()
+    iterations = []
+
+    def stop_on_budget(intermediate_result):
+        iterations.append(time.perf_counter() - began)
+        if time.perf_counter() - began > budget:
+            raise StopIteration
+
+    res = scipy.optimize.minimize(fun, u0, jac=True, method="BFGS", callback=stop_on_budget,
+                                  options={"maxiter": 2000, "gtol": 1e-5})
+    theta = _constrained(model, jnp.asarray(res.x))
+    return {"setup_seconds": setup, "seconds": time.perf_counter() - began, "iterations": int(res.nit),
+            "evaluations": len(evaluations) - 1, "seconds_per_evaluation": float(np.median(evaluations[1:])),
+            "seconds_per_iteration": (iterations[-1] / len(iterations)) if iterations else None,
+            "converged": bool(res.success), "message": str(res.message), "budget_seconds": budget,
+            "max_abs_gradient": float(np.max(np.abs(res.jac))), "d": float(theta.d), "nu": float(theta.nu),
+            "free_parameters": int(u0.size)}
 
 
 def render(result) -> str:
+    m = result["machine"]
     lines = ["# Wishart SV: EIS likelihood and maximum likelihood", "",
-             f"Machine: {result['machine']['processor']}, {result['machine']['cpu_count']} cores, load average "
-             f"{', '.join(f'{v:.1f}' for v in result['machine']['load_average'])} at the start "
-             f"(shared machine), jax {result['machine']['jax']} on {result['machine']['jax_backend']}.", "",
-             "| k | T | N | EIS s | EIS SD | EIS+resampling s | SD | gradient s | bootstrap PF (particles) s "
-             "| SD | PF / EIS time |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"Machine: {m['cpu_model']}, {m['cpu_count']} cores, load average "
+             f"{', '.join(f'{v:.1f}' for v in m['loadavg_start'])} at the start (shared machine; each row "
+             f"records the 1-minute load when it started), jax {m['versions']['jax']} on {m['jax_devices'][0]}.",
+             "",
+             "| k | T | N | load | EIS s | EIS SD | EIS+resampling s | SD | EIS passes | gradient s (kernels refitted) "
+             "| value+gradient s (kernels fixed) | bootstrap PF (particles) s | SD | PF / EIS time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        lines.append(f"| {r['k']} | {r['T']} | {r['num_particles']} | {r['eis_plain_seconds']:.2f} | "
-                     f"{r['eis_plain_loglik_sd']:.2f} | {r['eis_resampled_seconds']:.2f} | "
-                     f"{r['eis_resampled_loglik_sd']:.2f} | {r['eis_gradient_seconds']:.2f} | "
+        lines.append(f"| {r['k']} | {r['T']} | {r['num_particles']} | {r.get('load_at_start', float('nan')):.1f} | "
+                     f"{r['eis_plain_seconds']:.2f} | {r['eis_plain_loglik_sd']:.2f} | "
+                     f"{r['eis_resampled_seconds']:.2f} | {r['eis_resampled_loglik_sd']:.2f} | "
+                     f"{r.get('eis_passes', '')} | {r['eis_gradient_seconds']:.2f} | "
+                     f"{r.get('fixed_kernel_value_and_gradient_seconds', float('nan')):.2f} | "
                      f"{r['pf_seconds']:.2f} ({r['pf_particles']}) | {r['pf_loglik_sd']:.2f} | "
                      f"{r['ratio_pf_over_resampled_eis_seconds']:.1f} |")
     mles = [r for r in result["rows"] if "mle" in r]
     if mles:
-        lines += ["", "| k | T | MLE s | converged | d (se) | true d | nu (se) | true nu |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "Full EIS maximum likelihood (`bayesvol.fit(model, y, method=\"eis\")`, one generic start, "
+                  "standard errors included):", "",
+                  "| k | T | MLE s | rounds | BFGS iterations | converged | d (se) | true d | nu (se) | true nu |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in mles:
-            m = r["mle"]
-            lines.append(f"| {r['k']} | {r['T']} | {m['seconds']:.0f} | {m['converged']} | {m['d']:.3f} "
-                         f"({m['d_se']:.3f}) | {m['true_d']} | {m['nu']:.1f} ({m['nu_se']:.1f}) | "
-                         f"{m['true_nu']} |")
+            e = r["mle"]
+            lines.append(f"| {r['k']} | {r['T']} | {e['seconds']:.0f} | {e.get('rounds', '')} | "
+                         f"{e.get('iterations', '')} | {e['converged']} | {e['d']:.3f} ({e['d_se']:.3f}) | "
+                         f"{e['true_d']} | {e['nu']:.1f} ({e['nu_se']:.1f}) | {e['true_nu']} |")
+    rounds = [r for r in result["rows"] if "mle_round" in r]
+    if rounds:
+        lines += ["", "One round of the EIS-MLE optimisation only (kernels fitted at the generic start, then BFGS "
+                  "with them fixed), stopped after the time budget:", "",
+                  "| k | T | free parameters | setup s | budget s | BFGS iterations done | s per iteration | "
+                  "s per evaluation | converged in budget | max abs gradient | d | nu |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rounds:
+            e = r["mle_round"]
+            per_iteration = "" if e["seconds_per_iteration"] is None else f"{e['seconds_per_iteration']:.1f}"
+            lines.append(f"| {r['k']} | {r['T']} | {e['free_parameters']} | {e['setup_seconds']:.0f} | "
+                         f"{e['budget_seconds']:.0f} | {e['iterations']} | {per_iteration} | "
+                         f"{e['seconds_per_evaluation']:.2f} | {e['converged']} | {e['max_abs_gradient']:.2g} | "
+                         f"{e['d']:.3f} | {e['nu']:.1f} |")
     lines += ["", "SD: Monte Carlo standard deviation of the log-likelihood over seeds at fixed parameters."]
     if result.get("note"):
         lines += ["", result["note"]]
@@ -134,8 +218,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--T", type=int, default=1000)
     parser.add_argument("--k", type=int, nargs="+", default=[3, 5, 10])
-    parser.add_argument("--mle-k", type=int, nargs="*", default=[3])
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--mle-k", type=int, nargs="*", default=[3, 5])
+    parser.add_argument("--mle-iter-k", type=int, nargs="*", default=[10])
+    parser.add_argument("--mle-budget", type=float, default=600.0, help="seconds for the --mle-iter-k round")
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--num-particles", type=int, default=128)
     parser.add_argument("--pf-particles", type=int, default=4000)
     parser.add_argument("--quick", action="store_true", help="T = 100, k = 2 and 3, no MLE")
@@ -145,16 +231,17 @@ def main():
     args = parser.parse_args()
     if args.quick:
         args.T, args.k, args.mle_k, args.reps, args.pf_particles = 100, [3], [], 3, 500
+        args.mle_iter_k, args.mle_budget = [3], 20.0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"machine": machine(), "settings": vars(args), "rows": [], "note": args.note}
+    result = {"machine": machine_info(), "settings": vars(args), "rows": [], "note": args.note}
     if args.rows:
         # re-render rows printed by an earlier run (one JSON object per line), e.g. one stopped early
         result["rows"] = [json.loads(line) for line in Path(args.rows).read_text().splitlines()
                           if line.startswith("{")]
     for k in [] if args.rows else args.k:
         result["rows"].append(run_one(k, args.T, args.reps, args.num_particles, args.pf_particles,
-                                      k in args.mle_k))
+                                      k in args.mle_k, k in args.mle_iter_k, args.mle_budget))
         # written after every row, so a long run stopped early keeps what it measured
         (out / "wishart_eis.json").write_text(json.dumps(result, indent=2, default=float))
         (out / "wishart_eis.md").write_text(render(result))

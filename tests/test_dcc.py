@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import jax
 import numpy as np
 import pytest
 from scipy import optimize, stats
@@ -127,3 +128,71 @@ def test_bad_input_is_reported():
         MODEL.validate_data(y[:5])
     with pytest.raises(ValueError, match="NaN"):
         MODEL.validate_data(np.where(np.arange(200).reshape(100, 2) == 7, np.nan, y))
+
+
+# ---------------------------------------------------------------- posterior predictive and NUTS
+
+
+def point_mass_draws(model, params, y, num_draws):
+    """Posterior draws that all equal ``params`` (chain, draw leading axes), with the program's ``cov`` site."""
+    cov = model.filtered_covariances(params, y)[:-1]
+    draws = {k: np.broadcast_to(np.asarray(v, dtype=float), (1, num_draws) + np.shape(v)) for k, v in params.items()}
+    draws["cov"] = np.broadcast_to(cov, (1, num_draws) + cov.shape)
+    return draws
+
+
+@pytest.mark.parametrize("law", ["normal", "t"])
+def test_predictive_draws_have_the_one_step_covariances(data, law):
+    """y_rep_t from a point-mass posterior: the Monte Carlo covariance of y_rep_t is H_t.
+
+    Tolerance: 4.5 standard errors of each mean of products y_i y_j, the SE estimated from the draws
+    themselves (so it also covers the t law's heavier tails).
+    """
+    model = DCC(dist=law)
+    params = dict(TRUE, nu=8.0) if law == "t" else TRUE
+    y = data[:50]
+    draws = point_mass_draws(model, params, y, 20000)
+    y_rep = model.predictive_draws(draws, jax.random.PRNGKey(0))
+    assert y_rep.shape == (1, 20000, 50, 3)
+    for t in (0, 49):
+        products = y_rep[0, :, t, :, None] * y_rep[0, :, t, None, :]
+        se = products.std(axis=0) / np.sqrt(products.shape[0])
+        assert np.all(np.abs(products.mean(axis=0) - draws["cov"][0, 0, t]) < 4.5 * se)
+
+
+def test_posterior_forecast_of_a_point_mass_is_the_plug_in_forecast(data):
+    import arviz as az
+
+    y = data[:80]
+    draws = point_mass_draws(MODEL, TRUE, y, 4)
+    idata = az.from_dict(posterior={k: v for k, v in draws.items() if k != "cov"})
+    np.testing.assert_allclose(MODEL.posterior_forecast_covariance(idata, y), MODEL.forecast_covariance(TRUE, y),
+                               rtol=1e-10)
+
+
+def test_nuts_runs_and_agrees_with_maximum_likelihood(data):
+    """A short NUTS run (1 chain, 100 + 100 draws, T = 250, k = 2): InferenceData groups and dims, finite
+    pointwise log-likelihood, posterior predictive draws, and posterior means of the GARCH parameters within
+    3 posterior SDs plus 3 Monte Carlo SEs (SD / sqrt(ESS)) of the joint maximum-likelihood estimate (the
+    posterior is roughly normal around the MLE; the priors shift it by well under one SD)."""
+    import arviz as az
+
+    model = DCC()
+    y = data[:250, :2]
+    idata = bayesvol.sample(model, y, num_chains=1, num_warmup=100, num_samples=100, seed=1, progress_bar=False,
+                            warn=False, posterior_predictive=True)
+    assert {"posterior", "log_likelihood", "observed_data", "posterior_predictive"} <= set(idata.groups())
+    assert idata.posterior["cov"].dims == ("chain", "draw", "time", "asset", "asset2")
+    assert idata.posterior["omega"].dims == ("chain", "draw", "asset")
+    assert idata.posterior_predictive["y"].shape == (1, 100, 250, 2)
+    assert np.all(np.isfinite(idata.log_likelihood["y"].values))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mle = bayesvol.fit(model, y)
+    for name in ("alpha", "beta", "dcc_b"):
+        draws = idata.posterior[name].values.reshape(100, -1)
+        ess = np.asarray(az.ess(idata, var_names=[name])[name].values).reshape(-1)
+        band = 3 * draws.std(axis=0) * (1 + 1 / np.sqrt(ess))
+        assert np.all(np.abs(draws.mean(axis=0) - np.asarray(mle.params[name])) < band), name
+    forecast = model.posterior_forecast_covariance(idata, y)
+    assert np.all(np.linalg.eigvalsh(forecast) > 0)

@@ -20,9 +20,12 @@ EIS regressions. Going backwards from :math:`t = T` (where :math:`\chi_{T+1} \eq
 :math:`c_T = 0, C_T = 0`), :math:`\log\chi_{t+1}(\Omega_t^{(i)})` is regressed by least squares on
 :math:`(1, \log|\Omega_t^{(i)}|, \mathrm{vech}\,\Omega_t^{(i)})` over the draws; the slopes give
 :math:`c_t/2` and :math:`-C_t/2` (:math:`-C_{t,ij}` off the diagonal). Draws are redrawn forward from the
-new samplers with the same random numbers, and the two passes are repeated a fixed number of times
-(a fixed-point iteration that starts from :math:`c_t = 0, C_t = 0`, the conjugate "prior times
-likelihood" sampler).
+new samplers with the same random numbers, and the two passes are repeated until the kernels stop
+changing (largest relative change below a tolerance, or a maximum number of passes), starting from
+:math:`c_t = 0, C_t = 0`, the conjugate "prior times likelihood" sampler (or from given kernels, a warm
+start). The kernels are computed with the parameters' gradients stopped: the final estimate is unbiased
+for any fixed kernels, and its derivative is taken with the kernels held fixed (the derivative of the
+common-random-numbers estimate with that sampler), which avoids differentiating through the passes.
 
 Draws and weights. :math:`\Omega_t = R\,B B' R'` with :math:`R = M_t^{-1/2}` (inverse transposed Cholesky
 factor) and Bartlett's lower-triangular :math:`B`. Its diagonal squares should be :math:`\chi^2_{m_t-i+1}`;
@@ -58,7 +61,7 @@ from jax.scipy.special import gammaln, logsumexp, multigammaln
 from bayesvol.filters.resampling import effective_sample_size, normalise_log_weights, systematic_resample
 from bayesvol.models._wishart_linalg import LOG_2, LOG_2PI, logdet_from_cholesky, scale_inverse
 
-__all__ = ["EISOutput", "bartlett_chi_square_log_density", "wishart_eis"]
+__all__ = ["EISOutput", "bartlett_chi_square_log_density", "eis_kernels", "wishart_eis"]
 
 _RIDGE = 1e-9
 
@@ -92,6 +95,8 @@ class EISOutput(NamedTuple):
     filtered_scale_inverse : (T, k, k) or None
         With resampling: :math:`E[S_t^{-1} \\mid y_{1:t}]` under the filtering law, so that
         :math:`E[\\Omega_{t+1}^{-1} \\mid y_{1:t}]` is it divided by :math:`\\nu - k - 1`; None without.
+    iterations : ()
+        Number of forward/backward EIS passes run before the final pass.
     """
 
     pointwise: jax.Array
@@ -106,6 +111,7 @@ class EISOutput(NamedTuple):
     ess: jax.Array
     resample_rate: jax.Array
     filtered_scale_inverse: jax.Array | None = None
+    iterations: jax.Array | None = None
 
 
 def _chi_square_from_normal(z, df):
@@ -208,13 +214,19 @@ def _initial_carry(omega0, num_particles, nu, d, chol_a):
     return jnp.broadcast_to(s_inv0, (num_particles, k, k)), jnp.broadcast_to(logdet_s0, (num_particles,))
 
 
-def _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0):
-    """Draw whole paths from the samplers (c, C) with fixed normals (no resampling)."""
+def _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0, checkpoint=True):
+    """Draw whole paths from the samplers (c, C) with fixed normals (no resampling).
 
-    @jax.checkpoint
+    ``checkpoint`` recomputes each step in the backward pass of reverse-mode differentiation instead of
+    storing its intermediates (memory T x N x k x k instead of many times that).
+    """
+
     def step(carry, inputs):
         omega, s_inv, logdet_s, logdet_omega, log_w, _, ok = _propagate(*carry, *inputs, nu, d, chol_a)
         return (s_inv, logdet_s), (omega, s_inv, logdet_s, logdet_omega, log_w, ok)
+
+    if checkpoint:
+        step = jax.checkpoint(step)
 
     carry0 = _initial_carry(omega0, z_diag.shape[1], nu, d, chol_a)
     _, outputs = lax.scan(step, carry0, (y, c, C, z_diag, z_offdiag))
@@ -303,8 +315,53 @@ def _backward(y, paths, nu):
     return jnp.concatenate([c_head, zero[0][None]]), jnp.concatenate([C_head, zero[1][None]])
 
 
-def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterations: int = 3, key=None,
-                z_diag=None, z_offdiag=None, resample_keys=None, resample: bool = False) -> EISOutput:
+def eis_kernels(y, z_diag, z_offdiag, nu, d, chol_a, omega0, *, num_iterations: int = 10, tolerance: float = 1e-2,
+                initial=None):
+    r"""EIS auxiliary kernels :math:`(c_t, C_t)` by fixed-point iteration, stopped on convergence.
+
+    Forward pass (draws from the current samplers with the fixed normals), backward pass (the
+    regressions), repeated until the largest relative change of :math:`(c_t, C_t)` falls below
+    ``tolerance`` or after ``num_iterations`` passes. ``initial`` = ``(c, C)`` warm-starts the iteration
+    (e.g. from the kernels at nearby parameters); by default it starts from :math:`c_t = 0, C_t = 0`.
+
+    The kernels are computed from ``lax.stop_gradient`` of the parameters, so derivatives of a likelihood
+    estimate that uses them are taken with the kernels held fixed: the estimate is unbiased for any fixed
+    kernels, and its derivative with fixed kernels and common random numbers is the derivative of one
+    smooth function of the parameters (the importance-sampling estimate with that sampler).
+
+    Returns
+    -------
+    c, C, change, iterations
+        Kernels (T,), (T, k, k), the last relative change and the number of passes run.
+    """
+    T, k = y.shape
+    nu, d, chol_a, omega0 = (lax.stop_gradient(v) for v in (nu, d, chol_a, omega0))
+    if initial is None:
+        c0, C0 = jnp.zeros((T,), dtype=y.dtype), jnp.zeros((T, k, k), dtype=y.dtype)
+    else:
+        c0, C0 = (lax.stop_gradient(jnp.asarray(v, dtype=y.dtype)) for v in initial)
+    if num_iterations == 0:
+        return c0, C0, jnp.asarray(jnp.inf, dtype=y.dtype), jnp.zeros((), dtype=jnp.int32)
+
+    def one_pass(state):
+        c, C, _, count = state
+        paths = _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0, checkpoint=False)
+        c_new, C_new = _backward(y, paths, nu)
+        change = jnp.maximum(jnp.max(jnp.abs(c_new - c) / (1.0 + jnp.abs(c))),
+                             jnp.max(jnp.abs(C_new - C) / (1.0 + jnp.abs(C))))
+        return c_new, C_new, change, count + 1
+
+    def not_done(state):
+        _, _, change, count = state
+        return (count < num_iterations) & ~(change < tolerance)
+
+    state0 = (c0, C0, jnp.asarray(jnp.inf, dtype=y.dtype), jnp.zeros((), dtype=jnp.int32))
+    return lax.while_loop(not_done, one_pass, state0)
+
+
+def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterations: int = 10,
+                tolerance: float = 1e-2, key=None, z_diag=None, z_offdiag=None, resample_keys=None,
+                resample: bool = False, initial_kernels=None) -> EISOutput:
     r"""EIS estimate of the Wishart SV log-likelihood (pure JAX).
 
     Parameters
@@ -320,8 +377,11 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
     num_particles : int
         Simulated paths N (common random numbers: the same normals for every parameter value).
     num_iterations : int
-        Forward/backward EIS passes before the final pass (0 gives the conjugate sampler
-        :math:`c_t = 0, C_t = 0`).
+        Largest number of forward/backward EIS passes before the final pass (0 gives the conjugate
+        sampler :math:`c_t = 0, C_t = 0`, or ``initial_kernels``).
+    tolerance : float
+        The passes stop once the largest relative change of the kernels is below it (see
+        :func:`eis_kernels`).
     key : jax.random.PRNGKey
         Seed of the common random numbers (or give ``z_diag`` (T, N, k), ``z_offdiag`` (T, N, k(k-1)/2)
         standard normals and ``resample_keys`` (T PRNG keys, for the resampling steps) yourself).
@@ -330,10 +390,14 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
         resampling): much smaller variance for long series, but piecewise constant in the parameters
         (resampling indices jump), so not for gradient-based optimisation. Without it the estimate is the
         plain importance-sampling average over whole paths, smooth in the parameters.
+    initial_kernels : tuple (c, C), optional
+        Warm start of the kernel iteration.
 
     Returns
     -------
     EISOutput
+        Derivatives of ``loglik`` with respect to the parameters hold the kernels fixed (see
+        :func:`eis_kernels`).
     """
     T, k = y.shape
     if z_diag is None:
@@ -341,22 +405,16 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
         z_diag = jax.random.normal(key_diag, (T, num_particles, k), dtype=y.dtype)
         z_offdiag = jax.random.normal(key_off, (T, num_particles, k * (k - 1) // 2), dtype=y.dtype)
         resample_keys = jax.random.split(key_unif, T)
-    c = jnp.zeros((T,), dtype=y.dtype)
-    C = jnp.zeros((T, k, k), dtype=y.dtype)
-    change = jnp.asarray(jnp.inf, dtype=y.dtype)
-    for _ in range(num_iterations):
-        paths = _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0)
-        c_new, C_new = _backward(y, paths, nu)
-        change = jnp.maximum(jnp.max(jnp.abs(c_new - c) / (1.0 + jnp.abs(c))),
-                             jnp.max(jnp.abs(C_new - C) / (1.0 + jnp.abs(C))))
-        c, C = c_new, C_new
+    c, C, change, passes = eis_kernels(y, z_diag, z_offdiag, nu, d, chol_a, omega0, num_iterations=num_iterations,
+                                       tolerance=tolerance, initial=initial_kernels)
     if resample:
         pointwise, filtered, s_inv_last, log_w_last, rate = _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys,
                                                                          nu, d, chol_a, omega0)
         normalised = jnp.exp(log_w_last)
         return EISOutput(pointwise=pointwise, loglik=jnp.sum(pointwise), log_weights=log_w_last, precision=None,
                          scale_inverse_last=s_inv_last, c=c, C=C, change=change, fallback_rate=jnp.nan,
-                         ess=1.0 / jnp.sum(normalised**2), resample_rate=rate, filtered_scale_inverse=filtered)
+                         ess=1.0 / jnp.sum(normalised**2), resample_rate=rate, filtered_scale_inverse=filtered,
+                         iterations=passes)
     omega, s_inv, _, _, log_w, ok = _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0)
     cumulative = jnp.cumsum(log_w, axis=0)                       # (T, N)
     running = logsumexp(cumulative, axis=1) - jnp.log(num_particles)
@@ -366,4 +424,4 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
     return EISOutput(pointwise=pointwise, loglik=running[-1], log_weights=path_log_w, precision=omega,
                      scale_inverse_last=s_inv[-1], c=c, C=C, change=change,
                      fallback_rate=1.0 - jnp.mean(ok), ess=1.0 / jnp.sum(normalised**2),
-                     resample_rate=jnp.zeros((), dtype=y.dtype))
+                     resample_rate=jnp.zeros((), dtype=y.dtype), iterations=passes)

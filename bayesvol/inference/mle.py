@@ -34,6 +34,23 @@ _DIAGNOSTICS: dict[tuple[type, str], Callable] = {}
 # log-likelihood rather than nested autodiff (for deep simulated likelihoods, whose second-order programs
 # are slow to compile).
 _GRADIENT_DIFFERENCES: set[tuple[type, str]] = set()
+# Model-specific estimation drivers that replace fit()'s single optimisation for one method (e.g. rounds of
+# optimisation with an importance sampler held fixed within each round).
+_FITTERS: dict[tuple[type, str], Callable] = {}
+
+
+def register_fitter(model_type: type, method: str):
+    """Register ``fitter(model, y, **fit_arguments) -> MLEResult`` to run ``fit(model, y, method)``.
+
+    The fitter may call :func:`fit` with ``direct=True`` to run the ordinary optimisation (e.g. once per
+    round with some options changed).
+    """
+
+    def decorator(fn):
+        _FITTERS[(model_type, method)] = fn
+        return fn
+
+    return decorator
 
 
 def register_loglik(model_type: type, method: str, *, differentiable: bool = True,
@@ -398,6 +415,10 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
 
         return fit_batch(model, y, method, start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol,
                          warn=warn, **options)
+    fitter = None if options.pop("direct", False) else next(
+        (_FITTERS[(cls, method)] for cls in type(model).__mro__ if (cls, method) in _FITTERS), None)
+    if fitter is not None:
+        return fitter(model, y, start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol, warn=warn, **options)
     _, differentiable = _lookup(model, method)
     model = _bind(model, y)
     data = _prepare_data(model, y)

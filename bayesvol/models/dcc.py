@@ -155,7 +155,7 @@ class DCC:
     loglik_kind = _observation.LOGLIK_KIND
     latent_sites = ()
     hidden_sites = ()
-    deterministic_sites = ("vol",)
+    deterministic_sites = ("vol", "cov")
 
     def __post_init__(self):
         if self.dist not in ("normal", "t"):
@@ -275,12 +275,18 @@ class DCC:
 
     def pointwise_loglik(self, params, y):
         r"""Exact :math:`\log p(y_t \mid y_{1:t-1}, \theta)`: correlation part minus :math:`\sum_i\log\sigma_{t,i}`."""
+        return self._loglik_and_covariance(params, y)[0]
+
+    def _loglik_and_covariance(self, params, y):
+        """Pointwise exact log-likelihood (T,) and the one-step covariances :math:`H_t` (T, k, k) in one pass."""
         u, variances = self.standardised_residuals(params, y)
         q_bar = u.T @ u / u.shape[0]
-        terms, _, _ = correlation_loglik(u, q_bar, params.dcc_a, params.dcc_b,
-                                         params.nu if self.dist == "t" else None)
+        terms, corr, _ = correlation_loglik(u, q_bar, params.dcc_a, params.dcc_b,
+                                            params.nu if self.dist == "t" else None)
         terms = terms - 0.5 * jnp.sum(jnp.log(variances[:-1]), axis=-1)
-        return jnp.where(self.in_parameter_space(params), terms, -jnp.inf)
+        sd = jnp.sqrt(variances[:-1])
+        cov = corr * sd[:, :, None] * sd[:, None, :]
+        return jnp.where(self.in_parameter_space(params), terms, -jnp.inf), cov
 
     # --- forecasts and simulation -------------------------------------------------------------------------
     def filtered_covariances(self, params, y, *, q_bar=None) -> np.ndarray:
@@ -337,7 +343,11 @@ class DCC:
         return [{n: np.asarray(v) for n, v in result.params.items()}]
 
     def program(self, y):
-        """NumPyro program: per-asset GARCH and DCC priors, the exact likelihood as factor ``y``, ``vol``."""
+        """NumPyro program: per-asset GARCH and DCC priors, the exact likelihood as factor ``y``, ``vol``, ``cov``.
+
+        ``cov`` holds the one-step-ahead covariances :math:`H_t` (given :math:`y_{1:t-1}`) of each draw, which
+        the posterior predictive draws use.
+        """
         k = y.shape[1]
         priors = self.prior_distributions()
         values = {}
@@ -346,18 +356,20 @@ class DCC:
             per_asset = name in ("mu", "omega", "alpha", "beta")
             values[name] = numpyro.sample(name, prior.expand([k]).to_event(1) if per_asset else prior)
         params = DCCParams(**values)
-        variances = self.garch_variances(params, y)
-        numpyro.deterministic("vol", jnp.sqrt(variances[:-1]))
-        numpyro.factor("y", self.pointwise_loglik(params, y))
+        terms, cov = self._loglik_and_covariance(params, y)
+        numpyro.deterministic("vol", jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1)))
+        numpyro.deterministic("cov", cov)
+        numpyro.factor("y", terms)
 
     def site_dims(self, index, y):
-        """ArviZ dims: ``asset`` for per-asset parameters, ``time``/``asset`` for ``vol`` and ``y``."""
+        """ArviZ dims: ``asset`` for per-asset parameters, ``time``/``asset`` for ``vol`` and ``y``, and
+        ``time``/``asset``/``asset2`` for ``cov``."""
         from bayesvol.inference._idata import time_coords
 
         T, k = y.shape
         dims = {name: ["asset"] for name in ("mu", "omega", "alpha", "beta")}
-        dims.update({"vol": ["time", "asset"], "y": ["time", "asset"]})
-        return dims, {"time": time_coords(index, T), "asset": np.arange(k)}
+        dims.update({"vol": ["time", "asset"], "y": ["time", "asset"], "cov": ["time", "asset", "asset2"]})
+        return dims, {"time": time_coords(index, T), "asset": np.arange(k), "asset2": np.arange(k)}
 
     def pointwise_loglik_draws(self, draws: dict, y):
         """Exact one-step-ahead log-likelihood per draw, dims (chain, draw, time)."""
@@ -369,8 +381,24 @@ class DCC:
         return np.asarray(values).reshape(lead + (y.shape[0],))
 
     def predictive_draws(self, draws: dict, key):
-        """Replicated returns from each draw's one-step-ahead laws along the data."""
-        raise NotImplementedError("posterior predictive draws are not implemented for DCC")
+        r"""Replicated returns :math:`y^{rep}_t \sim p(y_t \mid y_{1:t-1}, \theta)` per draw, from its ``cov`` path.
+
+        The one-step law is :math:`N(\mu, H_t)` or the multivariate t with covariance :math:`H_t`; ``draws``
+        holds the posterior draws (``chain, draw`` leading axes) including the ``cov`` site of the program.
+        """
+        cov = jnp.asarray(draws["cov"])
+        lead = cov.shape[:2]
+        k = cov.shape[-1]
+        chol = jnp.linalg.cholesky(cov)
+        mu = jnp.zeros(lead + (k,), dtype=cov.dtype) if self.mean == "zero" else jnp.asarray(draws["mu"])
+        key_z, key_g = jax.random.split(key)
+        z = jax.random.normal(key_z, cov.shape[:-1], dtype=cov.dtype)
+        if self.dist == "t":
+            nu = jnp.asarray(draws["nu"])[..., None]                                   # (chain, draw, 1)
+            gamma = jax.random.gamma(key_g, 0.5 * jnp.broadcast_to(nu, cov.shape[:-2]), dtype=cov.dtype)
+            # t with nu degrees of freedom scaled to covariance H: sqrt((nu - 2) / (2 g)) H^{1/2} z, g ~ Gamma(nu/2).
+            z = z * jnp.sqrt(0.5 * (nu - 2.0) / gamma)[..., None]
+        return np.asarray(mu[:, :, None, :] + jnp.einsum("...ij,...j->...i", chol, z))
 
     def posterior_forecast_covariance(self, idata, y) -> np.ndarray:
         r"""Posterior mean of :math:`H_{T+1}` (each draw filtered through ``y``)."""

@@ -2,6 +2,8 @@ r"""Wishart multivariate stochastic volatility (Philipov & Glickman 2006), estim
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,7 +23,8 @@ from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values
 from bayesvol.distributions.priors import ShiftedExponential
 from bayesvol.distributions.wishart import matrix_power_psd, wishart_sv_scale
 from bayesvol.filters.eis_wishart import EISOutput, wishart_eis
-from bayesvol.inference.mle import register_loglik
+from bayesvol.inference.diagnostics import ConvergenceWarning
+from bayesvol.inference.mle import register_fitter, register_loglik
 from bayesvol.models import _base
 from bayesvol.models._wishart_linalg import LOG_2PI, logdet_from_cholesky, scale_matrix, steady_state
 
@@ -298,8 +301,9 @@ class WishartSV:
     def eis(self, params, y, **options) -> EISOutput:
         """Run the EIS sampler at ``params`` and return its full output (weights, paths, diagnostics).
 
-        Options as for ``log_likelihood(..., method="eis")``: ``num_particles``, ``num_iterations``, ``seed``,
-        ``antithetic``, ``resample``. See :mod:`bayesvol.filters.eis_wishart` for the algorithm and
+        Options as for ``log_likelihood(..., method="eis")``: ``num_particles``, ``num_iterations``,
+        ``tolerance``, ``seed``, ``antithetic``, ``resample``. See :mod:`bayesvol.filters.eis_wishart` for the
+        algorithm and
         :meth:`forecast_covariance` for forecasts.
         """
         params = _base.as_params(self, params)
@@ -393,9 +397,12 @@ class WishartSV:
         noise = jax.random.normal(key, cov.shape[:-1], dtype=cov.dtype)
         return np.asarray(jnp.einsum("...ij,...j->...i", jnp.linalg.cholesky(cov), noise))
 
-    def posterior_forecast_covariance(self, idata) -> np.ndarray:
+    def posterior_forecast_covariance(self, idata, y=None) -> np.ndarray:
         r"""Posterior mean of :math:`E[\Omega_{T+1}^{-1} \mid \Omega_T, \theta] = S_T^{-1}/(\nu-k-1)` over draws.
 
+        This is the posterior predictive covariance of :math:`y_{T+1}`. ``y`` is not needed (the draws hold
+        :math:`\Omega_T`); it is accepted so that the call matches
+        :meth:`bayesvol.models.DCC.posterior_forecast_covariance`.
         Draws with :math:`\nu \le k + 1` (infinite conditional mean) are an error.
         """
         post = idata.posterior
@@ -484,8 +491,9 @@ def _gaussian_loglik_from_factors(factors, y):
     return -0.5 * k * LOG_2PI + logdet_half - 0.5 * jnp.sum(projected**2, axis=-1)
 
 
-@partial(jax.jit, static_argnames=("num_particles", "num_iterations", "antithetic", "resample"))
-def _run_eis(params, y, seed, *, num_particles, num_iterations, antithetic, resample):
+@partial(jax.jit, static_argnames=("num_particles", "num_iterations", "tolerance", "antithetic", "resample"))
+def _run_eis(params, y, seed, initial_kernels=None, *, num_particles, num_iterations, tolerance, antithetic,
+             resample):
     T, k = y.shape
     half = num_particles // 2 if antithetic else num_particles
     key_diag, key_off, key_unif = jax.random.split(jax.random.PRNGKey(seed), 3)
@@ -496,23 +504,52 @@ def _run_eis(params, y, seed, *, num_particles, num_iterations, antithetic, resa
     chol_a = jnp.linalg.cholesky(params.A)
     omega0 = steady_state(chol_a, params.d)
     return wishart_eis(y, params.nu, params.d, chol_a, omega0, num_particles=num_particles,
-                       num_iterations=num_iterations, z_diag=z_diag, z_offdiag=z_off,
-                       resample_keys=jax.random.split(key_unif, T), resample=resample)
+                       num_iterations=num_iterations, tolerance=tolerance, z_diag=z_diag, z_offdiag=z_off,
+                       resample_keys=jax.random.split(key_unif, T), resample=resample,
+                       initial_kernels=initial_kernels)
 
 
-def _eis_options(num_particles=128, num_iterations=3, seed=0, antithetic=True, resample=False):
+def _eis_options(num_particles=128, num_iterations=10, tolerance=1e-2, seed=0, antithetic=True, resample=False):
     if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 2:
         raise ValueError(f"num_particles must be an integer >= 2, got {num_particles!r}")
     if antithetic and num_particles % 2:
         raise ValueError(f"antithetic draws need an even num_particles, got {num_particles}")
     if isinstance(num_iterations, bool) or not isinstance(num_iterations, int) or num_iterations < 0:
         raise ValueError(f"num_iterations must be a non-negative integer, got {num_iterations!r}")
-    return seed, {"num_particles": num_particles, "num_iterations": num_iterations,
+    if not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and tolerance >= 0.0):
+        raise ValueError(f"tolerance must be a non-negative number, got {tolerance!r}")
+    return seed, {"num_particles": num_particles, "num_iterations": num_iterations, "tolerance": float(tolerance),
                   "antithetic": bool(antithetic), "resample": bool(resample)}
+
+
+class EISKernels:
+    r"""EIS auxiliary kernels :math:`(c_t, C_t)` held fixed: the ``kernels`` option of the ``"eis"`` likelihood.
+
+    Compares and hashes by identity, so it can be a (static) likelihood option.
+    """
+
+    __slots__ = ("c", "C")
+
+    def __init__(self, c, C):
+        self.c, self.C = np.asarray(c, dtype=np.float64), np.asarray(C, dtype=np.float64)
+
+
+def _eis_loglik_output(params, y, options) -> EISOutput:
+    options = dict(options)
+    kernels = options.pop("kernels", None)
+    seed, static = _eis_options(**options)
+    if kernels is None:
+        return _run_eis(params, y, seed, **static)
+    if not isinstance(kernels, EISKernels) or kernels.c.shape != y.shape[:1] or kernels.C.shape != y.shape[:1] + (
+            y.shape[1], y.shape[1]):
+        raise ValueError("kernels must be EISKernels with c of shape (T,) and C of shape (T, k, k)")
+    return _run_eis(params, y, seed, (jnp.asarray(kernels.c), jnp.asarray(kernels.C)),
+                    **dict(static, num_iterations=0))
 
 
 def _wishart_eis_diagnostics(model, params, y, num_replications: int = 5, **options):
     """At the estimate: MC SD of the plain EIS log-likelihood over seeds, and the sequential EIS value."""
+    options.pop("kernels", None)
     seed, static = _eis_options(**options)
     values = np.array([float(_run_eis(params, y, seed + 1 + r, **static).loglik) for r in range(num_replications)])
     sequential = float(_run_eis(params, y, seed, **dict(static, resample=True)).loglik)
@@ -524,13 +561,118 @@ def _wishart_eis_diagnostics(model, params, y, num_replications: int = 5, **opti
 def _wishart_eis_loglik(model, params, y, **options):
     """EIS log-likelihood split into T terms that add up to it (see :class:`~bayesvol.filters.eis_wishart.EISOutput`).
 
-    Options: ``num_particles`` (128), ``num_iterations`` (3), ``seed`` (0), ``antithetic`` (True),
+    Options: ``num_particles`` (128), ``num_iterations`` (10: the most EIS passes), ``tolerance`` (0.01: the
+    passes stop when the kernels change by less, relatively), ``seed`` (0), ``antithetic`` (True),
     ``resample`` (False; True runs the final pass as a particle filter, see
-    :func:`~bayesvol.filters.eis_wishart.wishart_eis`).
+    :func:`~bayesvol.filters.eis_wishart.wishart_eis`), ``kernels`` (an :class:`EISKernels` to use instead of
+    running the EIS passes). Derivatives hold the EIS kernels fixed at their values for the given
+    parameters (see :func:`~bayesvol.filters.eis_wishart.eis_kernels`).
     """
-    seed, static = _eis_options(**options)
     model.check_parameters(params)
-    return _run_eis(params, y, seed, **static).pointwise
+    return _eis_loglik_output(params, y, options).pointwise
+
+
+def _free_parameters(model, params):
+    """Unconstrained coordinates (nu, d, then A's k(k+1)/2 free entries) of concrete parameters."""
+    transforms = model.param_transforms()
+    return np.concatenate([np.atleast_1d(np.asarray(transforms[n].inv(jnp.asarray(getattr(params, n)))))
+                           for n in model.param_names])
+
+
+def _constrained(model, u_flat):
+    transforms = model.param_transforms()
+    return WishartSVParams(nu=transforms["nu"](u_flat[0]), d=transforms["d"](u_flat[1]), A=transforms["A"](u_flat[2:]))
+
+
+@partial(jax.jit, static_argnames=("model", "num_particles", "antithetic"))
+def _fixed_kernel_objective(u_flat, model, y, seed, kernels, *, num_particles, antithetic):
+    """-(EIS log-likelihood)/T with the kernels fixed, and its gradient, in unconstrained coordinates."""
+
+    def objective(u):
+        out = _run_eis(_constrained(model, u), y, seed, kernels, num_particles=num_particles, num_iterations=0,
+                       tolerance=0.0, antithetic=antithetic, resample=False)
+        value = -out.loglik / y.shape[0]
+        return jnp.where(jnp.isfinite(value), value, jnp.inf)
+
+    return jax.value_and_grad(objective)(u_flat)
+
+
+@register_fitter(WishartSV, "eis")
+def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, warn=True, max_rounds: int = 4,
+             round_tolerance: float = 0.25, **options):
+    r"""EIS maximum likelihood in rounds: optimise with the EIS sampler fixed, refit the sampler, repeat.
+
+    Round r holds the kernels :math:`(c_t, C_t)` fitted at :math:`\theta_{r-1}` fixed, so the objective
+    :math:`\hat L(\theta; c, C)` is one smooth function (common random numbers, an unbiased likelihood
+    estimate at every :math:`\theta`) with an exact gradient, and each evaluation is a single simulation
+    pass; the kernels are arguments of one compiled function, so rounds do not recompile. Then the kernels
+    are refitted at the new estimate, warm-started from the old ones. The rounds stop when no unconstrained
+    coordinate moves by more than ``round_tolerance`` of its approximate standard error (from the BFGS
+    inverse Hessian) or after ``max_rounds``. Refitting the sampler changes the simulated likelihood a
+    little (Monte Carlo noise), so the moves do not shrink to zero: a move above ``round_tolerance`` after
+    the last round is warned about (use more particles). A last call of the ordinary optimiser with the
+    final kernels fixed (it starts at the optimum) gives the standard errors (exact Hessian
+    of the fixed-kernel estimate) and diagnostics.
+    ``diagnostics`` records ``eis_rounds``,
+    ``eis_last_move_in_se`` and ``eis_optimiser_iterations``.
+    """
+    import scipy.optimize
+
+    from bayesvol.inference.mle import fit
+
+    if options.get("resample"):
+        raise ValueError("fit(method='eis') needs the plain (smooth) EIS estimate; resample=True is piecewise "
+                         "constant in the parameters")
+    if "kernels" in options:
+        return fit(model, y, "eis", start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol, warn=warn,
+                   direct=True, **options)
+    model = model.bind_data(y)
+    values = model.validate_data(y).values
+    data = jnp.asarray(values)
+    seed, static = _eis_options(**options)
+    if start is None:
+        starts = list(model.start_values(values))
+    else:
+        starts = [start] if isinstance(start, Mapping) else list(start)
+    starts = [_base.as_params(model, s) for s in starts[: num_starts or len(starts)]]
+    for s in starts:
+        model.check_parameters(s)
+    at_starts = [float(_run_eis(s, data, seed, **static).loglik) for s in starts]
+    current = starts[int(np.nanargmax(at_starts))]
+    u = _free_parameters(model, current)
+    kernels, moved, rounds, iterations = None, np.inf, 0, 0
+    seed_array = jnp.asarray(seed)
+
+    while rounds < max_rounds and not moved < round_tolerance:
+        rounds += 1
+        out = _run_eis(_constrained(model, jnp.asarray(u)), data, seed, kernels, **static)
+        kernels = (out.c, out.C)
+
+        def scipy_fun(x, kernels=kernels):
+            v, g = _fixed_kernel_objective(jnp.asarray(x), model, data, seed_array, kernels,
+                                           num_particles=static["num_particles"], antithetic=static["antithetic"])
+            v, g = float(v), np.asarray(g, dtype=np.float64)
+            return (v, g) if np.isfinite(v) and np.all(np.isfinite(g)) else (1e10, np.zeros_like(g))
+
+        res = scipy.optimize.minimize(scipy_fun, u, jac=True, method="BFGS", options={"maxiter": maxiter,
+                                                                                       "gtol": gtol})
+        iterations += int(res.nit)
+        se_u = np.sqrt(np.maximum(np.diag(np.atleast_2d(res.hess_inv)), 1e-300) / data.shape[0])
+        moved = float(np.max(np.abs(res.x - u) / se_u))
+        u = res.x
+    theta = _constrained(model, jnp.asarray(u))
+    result = fit(model, y, "eis", start={n: np.asarray(getattr(theta, n)) for n in model.param_names},
+                 maxiter=maxiter, gtol=gtol, warn=False, direct=True, kernels=EISKernels(*kernels), **options)
+    if not result.converged and warn:
+        warnings.warn(f"EIS maximum likelihood did not converge: {result.message}", ConvergenceWarning,
+                      stacklevel=3)
+    if moved >= round_tolerance and warn:
+        warnings.warn(f"the EIS estimate still moved by {moved:.3g} standard errors when the sampler was refitted "
+                      f"after {rounds} rounds (Monte Carlo noise of the simulated likelihood); more particles "
+                      "reduce it", ConvergenceWarning, stacklevel=3)
+    diagnostics = dict(result.diagnostics, eis_rounds=rounds, eis_last_move_in_se=moved,
+                       eis_optimiser_iterations=iterations)
+    return dataclasses.replace(result, options=dict(options), diagnostics=diagnostics)
 
 
 @register_loglik(WishartSV, "pf", differentiable=False)
