@@ -37,7 +37,7 @@ docs: $(STAMP_DEV)
 
 bench: $(STAMP_DEV)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	for script in sv_nuts garch_mle filters filters_gbpusd_mle dfsv_study wishart_eis; do \
+	for script in sv_nuts garch_mle filters filters_gbpusd_mle dfsv_study dfsv_nuts wishart_eis; do \
 		$(BIN)/python benchmarks/$$script.py || exit 1; done
 
 clean:
