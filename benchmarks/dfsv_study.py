@@ -4,7 +4,9 @@ For each (N, K) of the grid, simulate T observations from a DFSV model, run each
 parameters and record the RMSE and correlation of the filtered factors and factor log-variances against the
 truth, the log-likelihood and the time per filter pass (after compilation; median of repeated passes).
 Optionally (``--nuts``) run NUTS on one data set and report the minimum bulk ESS per second over the
-parameters. Results go to ``benchmarks/results/dfsv_study.json`` and ``.md`` with machine information.
+parameters, and (``--mle N:K ...``) fit Bellman-filter maximum likelihood on simulated data and record the
+estimates, standard errors, z-scores against the truth, the joint Wald statistic and the fit time.
+Results go to ``benchmarks/results/dfsv_study.json`` and ``.md`` with machine information.
 
 There is no peer package for this model (factorstochvol has independent factors and log-variances and no
 Bellman filter), so the comparison is between the package's two estimators.
@@ -14,6 +16,7 @@ Usage::
     python benchmarks/dfsv_study.py                       # the full grid (N 5, 10, 50; K 1, 2, 3, 5)
     python benchmarks/dfsv_study.py --assets 5 50 --factors 1 3 --particles 1000
     python benchmarks/dfsv_study.py --nuts --nuts-timesteps 1000
+    python benchmarks/dfsv_study.py --skip-filters --mle 5:1 10:2 --stem dfsv_mle
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 import arviz as az
 import jax
 import numpy as np
+import scipy.stats
 
 import bayesvol
 from bayesvol.models import DFSV
@@ -120,6 +124,34 @@ def run_nuts(num_assets: int, num_factors: int, num_timesteps: int, num_warmup: 
             "recovery": recovery}
 
 
+def run_mle(num_assets: int, num_factors: int, num_timesteps: int) -> dict:
+    """Bellman-filter MLE on one simulated data set: recovery of every free parameter and a joint Wald test."""
+    model = DFSV(num_factors=num_factors)
+    truth = true_params(num_assets, num_factors)
+    sim = bayesvol.simulate(model, truth, num_timesteps, seed=3)
+    start = time.perf_counter()
+    res = bayesvol.fit(model, sim.y, method="bellman", num_starts=1, warn=False)
+    seconds = time.perf_counter() - start
+    est = np.concatenate([np.ravel(res.params[n]) for n in model.param_names])
+    true = np.concatenate([np.ravel(truth[n]) for n in model.param_names])
+    se = np.concatenate([np.ravel(res.se[n]) for n in model.param_names])
+    free = se > 0
+    diff = (est - true)[free]
+    # Symmetric matrices (Q_h) list each off-diagonal entry twice, so the covariance of the listed entries is
+    # singular; the Wald statistic uses its pseudo-inverse with degrees of freedom equal to its rank.
+    cov = res.cov[np.ix_(free, free)]
+    wald = float(diff @ np.linalg.pinv(cov, hermitian=True) @ diff)
+    dof = int(np.linalg.matrix_rank(cov, hermitian=True))
+    z = np.abs(diff / se[free])
+    per_param = {n: {"estimate": np.round(np.asarray(res.params[n], float), 3).tolist(),
+                     "se": np.round(np.asarray(res.se[n], float), 3).tolist(),
+                     "truth": np.round(np.asarray(truth[n], float), 3).tolist()} for n in model.param_names}
+    return {"N": num_assets, "K": num_factors, "T": num_timesteps, "seconds": seconds,
+            "converged": bool(res.converged), "num_free_params": dof, "max_abs_z": float(z.max()),
+            "share_abs_z_below_1.96": float(np.mean(z < 1.96)), "wald": wald,
+            "wald_p_value": float(scipy.stats.chi2(dof).sf(wald)), "params": per_param}
+
+
 def machine() -> dict:
     import numpyro
 
@@ -149,6 +181,14 @@ def write(results: dict, stem: str) -> None:
     if ratios:
         lines += ["", "Particle filter against the Bellman filter (time ratio; log-likelihood PF minus Bellman):", "",
                   "| N | K | particles | time PF / Bellman | loglik PF - Bellman |", "|---|---|---|---|---|"] + ratios
+    if results.get("mle"):
+        lines += ["", "## Bellman-filter MLE on simulated data", "",
+                  "| N | K | T | free params | seconds | converged | max abs z | share abs z < 1.96 | Wald | p-value |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in results["mle"]:
+            lines.append(f"| {r['N']} | {r['K']} | {r['T']} | {r['num_free_params']} | {r['seconds']:.1f} | "
+                         f"{r['converged']} | {r['max_abs_z']:.2f} | {r['share_abs_z_below_1.96']:.2f} | "
+                         f"{r['wald']:.1f} | {r['wald_p_value']:.3f} |")
     if results.get("nuts"):
         nuts = results["nuts"]
         lines += ["", "## NUTS", "", "```", json.dumps(nuts, indent=1), "```"]
@@ -170,15 +210,21 @@ def main():
     parser.add_argument("--nuts-warmup", type=int, default=500)
     parser.add_argument("--nuts-samples", type=int, default=500)
     parser.add_argument("--skip-filters", action="store_true")
+    parser.add_argument("--mle", nargs="*", default=[], metavar="N:K",
+                        help="Bellman-filter MLE recovery on simulated data for these sizes")
     parser.add_argument("--note", default="")
     parser.add_argument("--stem", default="dfsv_study")
     args = parser.parse_args()
-    results = {"machine": machine(), "note": args.note, "filters": [], "nuts": None}
+    results = {"machine": machine(), "note": args.note, "filters": [], "nuts": None, "mle": []}
     if not args.skip_filters:
         for n in args.assets:
             for k in args.factors:
                 if k <= n:
                     results["filters"] += run_filters(n, k, args.timesteps, args.particles, args.repeats)
+    for size in args.mle:
+        num_assets, num_factors = (int(v) for v in size.split(":"))
+        results["mle"].append(run_mle(num_assets, num_factors, args.timesteps))
+        print(json.dumps(results["mle"][-1]), flush=True)
     if args.nuts:
         results["nuts"] = run_nuts(args.nuts_assets, args.nuts_factors, args.nuts_timesteps, args.nuts_warmup,
                                    args.nuts_samples, args.nuts_chains)
