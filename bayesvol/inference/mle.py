@@ -353,17 +353,19 @@ def _constrain_flat(problem: _Problem, u_flat):
 def _loglik_derivatives_one(problem: _Problem, theta_flat, y):
     """Total log-likelihood, its Hessian and the per-observation scores at the natural parameters.
 
-    One forward-mode pass over (pointwise terms, gradient of their sum) gives both the scores and the
-    Hessian, so the compiled graph holds the likelihood once.
+    The scores come from forward mode over the pointwise log-likelihood (the parameter tangents carried
+    through the recursion alongside the values), the Hessian from forward mode over the reverse-mode
+    gradient of the total. Two separate passes are cheaper than one forward pass over (pointwise terms,
+    gradient), whose tangents would run through both programs at once.
     """
 
-    def terms_and_gradient(t):
-        pointwise = problem.pointwise_flat(t, y)
-        gradient = jax.grad(lambda v: jnp.sum(problem.pointwise_flat(v, y)))(t)
-        return (pointwise, gradient), jnp.sum(pointwise)
+    def terms_twice(t):
+        terms = problem.pointwise_flat(t, y)
+        return terms, terms
 
-    (scores, hessian), total = jax.jacfwd(terms_and_gradient, has_aux=True)(theta_flat)
-    return total, hessian, scores
+    scores, terms = jax.jacfwd(terms_twice, has_aux=True)(theta_flat)
+    hessian = jax.hessian(lambda t: jnp.sum(problem.pointwise_flat(t, y)))(theta_flat)
+    return jnp.sum(terms), hessian, scores
 
 
 _loglik_derivatives = jax.jit(_loglik_derivatives_one, static_argnums=0)
