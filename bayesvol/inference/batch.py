@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from jax import lax
+from numpyro.distributions.transforms import IdentityTransform
 
 from bayesvol.inference.diagnostics import ConvergenceWarning
 from bayesvol.inference.mle import (
@@ -35,7 +36,6 @@ from bayesvol.inference.mle import (
     _options_key,
     _prepare_data,
     _Problem,
-    _standard_errors,
     _transforms,
 )
 from bayesvol.models import _base
@@ -326,6 +326,49 @@ def _in_blocks(fn, per_series, y, width: int):
     return [np.concatenate(parts, axis=0) for parts in zip(*outputs, strict=True)]
 
 
+def _stacked_covariances(hessians, scores):
+    """:func:`~bayesvol.inference.mle._covariances` for every series at once (N, p, p); a series whose
+    information matrix is singular or badly conditioned falls back to the single-series routine."""
+    information = -0.5 * (hessians + np.swapaxes(hessians, 1, 2))
+    try:
+        covs = np.linalg.inv(information)
+    except np.linalg.LinAlgError:
+        covs = np.full_like(information, np.nan)
+    eye = np.eye(information.shape[1])
+    ok = np.all(np.isfinite(covs), axis=(1, 2))
+    ok[ok] = np.all(np.isclose(information[ok] @ covs[ok], eye, rtol=1e-5, atol=1e-6), axis=(1, 2))
+    outer = np.einsum("ntp,ntq->npq", scores, scores)
+    robust = covs @ outer @ covs
+    for j in np.flatnonzero(~ok):
+        covs[j], robust[j] = _covariances(hessians[j], scores[j])
+    return covs, robust
+
+
+def _standard_errors_stacked(covs):
+    """Square roots of the variances of each series (N, p); NaN where a variance is not positive."""
+    variances = np.diagonal(covs, axis1=1, axis2=2)
+    return np.where(variances > 0, np.sqrt(np.abs(variances)), np.nan)
+
+
+def _boundaries(problem, transforms, u_hat, scores, names_series) -> dict:
+    """Series name -> parameters on the edge of their support, by the rule of
+    :func:`~bayesvol.inference.mle._at_boundary`, for all series at once when every parameter is a scalar."""
+    if any(shape != () for shape in problem.free_shapes + problem.shapes):
+        edges = {name: _at_boundary(problem, transforms, u_hat[j], scores[j]) for j, name in enumerate(names_series)}
+        return {name: edge for name, edge in edges.items() if edge}
+    if hasattr(problem.model, "bounded_free_names"):
+        bounded = set(problem.model.bounded_free_names())
+    else:
+        bounded = {n for n in problem.names if not isinstance(transforms[n], IdentityTransform)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pressure = np.abs(scores.sum(axis=1)) / np.sqrt(np.sum(scores**2, axis=1))
+    far_out = np.abs(u_hat)
+    edge = (far_out > 12.0) | ((far_out > 6.0) & (np.nan_to_num(pressure) > 0.05))
+    edge &= np.array([n in bounded for n in problem.names])
+    return {name: [n for n, flag in zip(problem.names, edge[j], strict=True) if flag]
+            for j, name in enumerate(names_series) if edge[j].any()}
+
+
 def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | None = None, maxiter: int = 500,
               gtol: float = 1e-5, warn: bool = True, block_width: int = 64, **options) -> BatchMLEResult:
     """Maximum likelihood for every column of a panel of series, with one compiled BFGS over a queue of series.
@@ -435,17 +478,12 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
     grad_max = np.max(np.abs(grad), axis=1)
     converged = grad_max < 10 * gtol  # the same acceptance as bayesvol.fit's BFGS
 
-    covs, robust_covs = zip(*(_covariances(hessians[j], scores[j]) for j in range(num_series)), strict=True)
-    covs, robust_covs = np.stack(covs), np.stack(robust_covs)
+    covs, robust_covs = _stacked_covariances(hessians, scores)
     labels = _labels(model, problem.shapes)
-    se = np.stack([_standard_errors(c) for c in covs])
-    robust_se = np.stack([_standard_errors(c) for c in robust_covs])
+    se = _standard_errors_stacked(covs)
+    robust_se = _standard_errors_stacked(robust_covs)
     u_hat = np.asarray(u_hat)
-    at_boundary = {}
-    for j, name in enumerate(names_series):
-        edge = _at_boundary(problem, transforms, u_hat[j], scores[j])
-        if edge:
-            at_boundary[name] = edge
+    at_boundary = _boundaries(problem, transforms, u_hat, scores, names_series)
 
     def frame(values_2d):
         return pd.DataFrame(values_2d, index=names_series, columns=list(names))
