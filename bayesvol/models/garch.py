@@ -152,6 +152,8 @@ class GARCH:
     deterministic_sites = ("vol",)
     # bayesvol.fit on a 2-D array (time x series) estimates every column at once.
     supports_batch_fit = True
+    # bayesvol.fit starts BFGS from the inverse outer product of the scores (see inference/mle.py).
+    mle_opg_start = True
 
     def __post_init__(self):
         if self.vol not in ("garch", "gjr"):
