@@ -70,7 +70,7 @@ def cpu_timed(fn, *args, **kwargs):
 BATCH_STAGES = {
     "_start_objectives": "objective at each start value (pick the best start)",
     "_bfgs_starts": "gradient and outer product of scores at the start (first inverse Hessian)",
-    "_bfgs_queue": "BFGS iterations (a queue of series on up to 64 lanes)",
+    "_queue_on_devices": "BFGS iterations (a queue of series on up to 64 lanes per host device)",
     "_batch_derivatives": "exact Hessian and per-observation scores at the estimates (standard errors)",
 }
 

@@ -62,7 +62,8 @@ def gjr_t_study():
     """128 GJR-t series of 1200 days fitted at once (batch BFGS), with the simulated panel."""
     model = GARCH(vol="gjr", dist="t")
     panel, _ = simulate_panel(model, GJR_T, num_timesteps=1200, num_series=128, seed=5)
-    return model, panel, bayesvol.fit(model, panel, warn=False)
+    # 32 lanes: with one queue per host device, each device's queue then feeds its lanes with later series.
+    return model, panel, bayesvol.fit(model, panel, warn=False, block_width=32)
 
 
 def test_batch_mle_recovers_parameters_with_nominal_coverage(gjr_t_study):
@@ -88,7 +89,7 @@ def test_batch_mle_recovers_parameters_with_nominal_coverage(gjr_t_study):
 def test_batch_fit_equals_column_by_column(gjr_t_study):
     model, panel, batch = gjr_t_study
     assert batch.params.shape == (panel.shape[1], len(model.param_names))
-    # The first series start on the optimiser's lanes, the last ones come from its queue (64 lanes by default).
+    # The first series of each device's chunk start on its 32 lanes, the later ones come from its queue.
     for j in (0, 1, 100, 127):
         single = bayesvol.fit(model, panel[:, j])
         assert bool(batch.converged.iloc[j]) and single.converged
@@ -103,6 +104,36 @@ def test_batch_fit_equals_column_by_column(gjr_t_study):
         assert batch[j].loglik == pytest.approx(batch.loglik.iloc[j])
     with pytest.raises(ValueError, match="column 1"):
         bayesvol.fit(model, np.column_stack([panel[:, 0], np.r_[panel[:-1, 1], np.nan]]))
+
+
+def test_stacked_covariances_and_boundaries_equal_single_series_routines():
+    """The batch's vectorised covariances, standard errors and boundary flags against the per-series ones."""
+    from bayesvol.inference import batch as batch_module
+    from bayesvol.inference import mle
+
+    rng = np.random.default_rng(0)
+    model = GARCH(vol="gjr", dist="t")
+    p, num_obs = len(model.param_names), 50
+    scores = rng.standard_normal((4, num_obs, p))
+    hessians = -np.einsum("ntp,ntq->npq", scores, scores) - 0.1 * np.eye(p)
+    hessians[2] = np.diag([-1.0] * (p - 1) + [0.0])  # singular information: the single-series fallback
+    covs, robust = batch_module._stacked_covariances(hessians, scores)
+    for j in range(4):
+        cov_j, robust_j = mle._covariances(hessians[j], scores[j])
+        np.testing.assert_allclose(covs[j], cov_j, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(robust[j], robust_j, rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(batch_module._standard_errors_stacked(covs)[j], mle._standard_errors(cov_j))
+    problem = mle._Problem(model=model, method="exact", free_shapes=((),) * p, shapes=((),) * p, options=())
+    transforms = mle._transforms(model)
+    u_hat = rng.normal(0.0, 8.0, (4, p))
+    u_hat[:, 0] = 20.0  # mu is unbounded: never on an edge
+    scores[1, :, 1] += 1.0  # omega of series 1 pushed outwards: flagged when |u| > 6
+    u_hat[1, 1] = 7.0
+    flags = batch_module._boundaries(problem, transforms, u_hat, scores, ["a", "b", "c", "d"])
+    expected = {name: mle._at_boundary(problem, transforms, u_hat[j], scores[j])
+                for j, name in enumerate("abcd")}
+    assert flags == {name: edge for name, edge in expected.items() if edge}
+    assert "omega" in flags["b"] and all("mu" not in edge for edge in flags.values())
 
 
 def test_analytic_variance_forecast_equals_simulation(gbpusd):

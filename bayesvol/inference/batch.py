@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -243,8 +243,7 @@ def _bfgs_starts(problem: _Problem, u0, y):
     return jax.vmap(one, in_axes=(0, 1))(u0, y)
 
 
-@partial(jax.jit, static_argnums=(0, 5, 6))
-def _bfgs_queue(problem: _Problem, u0, value0, grad0, inv_hessian0, maxiter: int, num_lanes: int, y, gtol):
+def _bfgs_queue_impl(problem: _Problem, u0, value0, grad0, inv_hessian0, maxiter: int, num_lanes: int, y, gtol):
     """BFGS for every column of ``y`` (T, N) from the starts of :func:`_bfgs_starts`, on ``num_lanes`` lanes.
 
     The lanes run one vmapped BFGS iteration at a time; a lane whose series has converged (or stalled, or
@@ -296,6 +295,36 @@ def _bfgs_queue(problem: _Problem, u0, value0, grad0, inv_hessian0, maxiter: int
              jnp.asarray(0))
     _, _, _, u_out, grad_out, iterations_out, _ = lax.while_loop(cond, body, carry)
     return u_out, grad_out, iterations_out
+
+
+_bfgs_queue = jax.jit(_bfgs_queue_impl, static_argnums=(0, 5, 6))
+
+
+@lru_cache(maxsize=32)
+def _bfgs_queue_per_device(problem: _Problem, maxiter: int, num_lanes: int):
+    """:func:`_bfgs_queue` mapped over host devices (``jax.pmap``): one queue of series per device."""
+    return jax.pmap(lambda u0, value0, grad0, inv_hessian0, y, gtol: _bfgs_queue_impl(
+        problem, u0, value0, grad0, inv_hessian0, maxiter, num_lanes, y, gtol), in_axes=(0, 0, 0, 0, 0, None))
+
+
+def _queue_on_devices(problem: _Problem, u0, starts, maxiter: int, num_lanes: int, y, gtol: float):
+    """Run the BFGS queue, the series split into one queue per host device when there are several.
+
+    XLA runs one program on one core; with several host devices (bayesvol exposes one per core) the series
+    are dealt into equal contiguous chunks (the last padded by repeating its last series, whose results are
+    dropped) and each device runs the queue on its chunk at the same time. Returns numpy arrays.
+    """
+    num_series = y.shape[1]
+    chunks = min(jax.local_device_count(), -(-num_series // num_lanes))
+    if chunks <= 1:
+        return [np.asarray(v) for v in _bfgs_queue(problem, jnp.asarray(u0), *(jnp.asarray(v) for v in starts),
+                                                   maxiter, num_lanes, jnp.asarray(y), gtol)]
+    per_chunk = -(-num_series // chunks)
+    index = np.minimum(np.arange(chunks * per_chunk), num_series - 1).reshape(chunks, per_chunk)
+    y_chunks = np.moveaxis(np.asarray(y)[:, index], 1, 0)  # (chunks, T, per_chunk)
+    outputs = _bfgs_queue_per_device(problem, maxiter, num_lanes)(
+        *(np.asarray(v)[index] for v in (u0, *starts)), y_chunks, gtol)
+    return [np.asarray(v).reshape((chunks * per_chunk,) + v.shape[2:])[:num_series] for v in outputs]
 
 
 @partial(jax.jit, static_argnums=0)
@@ -469,9 +498,8 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
 
     starts = _in_blocks(lambda u_block, y_block: _bfgs_starts(problem, u_block, y_block), np.asarray(u0), values,
                         min(int(block_width), num_series))
-    u_hat, grad, iterations = (np.asarray(v) for v in _bfgs_queue(
-        problem, u0, *(jnp.asarray(v) for v in starts), int(maxiter), min(int(block_width), num_series), y_panel,
-        float(gtol)))
+    u_hat, grad, iterations = _queue_on_devices(problem, np.asarray(u0), starts, int(maxiter),
+                                                min(int(block_width), num_series), values, float(gtol))
     derivative_width = max(1, min(int(block_width), num_series, _DERIVATIVE_BLOCK_OBSERVATIONS // values.shape[0]))
     theta, loglik, hessians, scores = _in_blocks(lambda u_block, y_block: _batch_derivatives(problem, u_block, y_block),
                                                  u_hat, values, derivative_width)
