@@ -499,11 +499,17 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
             return 1e10, np.zeros_like(g)
         return v, g
 
-    best = None
+    candidates = []
     for params0 in starts:
         u0 = np.asarray(_unconstrain_flat(problem, params0), dtype=np.float64)
-        if not np.isfinite(float(_objective_value(problem, jnp.asarray(u0), y_values))):
-            continue
+        value0 = float(_objective_value(problem, jnp.asarray(u0), y_values))
+        if np.isfinite(value0):
+            candidates.append((value0, u0))
+    if getattr(model, "mle_screen_starts", False) and candidates:
+        # Screen the start values by their log-likelihood and optimise from the best one only (as arch does).
+        candidates = [min(candidates, key=lambda c: c[0])]
+    best = None
+    for _, u0 in candidates:
         if differentiable and getattr(model, "mle_opg_start", False):
             res = _bfgs_from_opg(scipy_fun, problem, u0, y_values, nobs, maxiter, gtol)
             grad_norm = float(np.max(np.abs(res.jac)))

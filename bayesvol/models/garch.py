@@ -152,8 +152,10 @@ class GARCH:
     deterministic_sites = ("vol",)
     # bayesvol.fit on a 2-D array (time x series) estimates every column at once.
     supports_batch_fit = True
-    # bayesvol.fit starts BFGS from the inverse outer product of the scores (see inference/mle.py).
+    # bayesvol.fit starts BFGS from the inverse outer product of the scores (see inference/mle.py), from the
+    # start value with the highest log-likelihood (the batch fit does the same).
     mle_opg_start = True
+    mle_screen_starts = True
 
     def __post_init__(self):
         if self.vol not in ("garch", "gjr"):
@@ -397,7 +399,10 @@ class GARCH:
         return _observation.predictive_draws(self, draws, key)
 
     def start_values(self, y) -> list[dict]:
-        """Start values for maximum likelihood: typical (alpha, gamma, beta), omega from the sample variance."""
+        """Start values for maximum likelihood: typical (alpha, gamma, beta), omega from the sample variance.
+
+        :func:`bayesvol.fit` screens them by their log-likelihood and optimises from the best one.
+        """
         y = np.asarray(y, dtype=np.float64)
         mu0 = float(np.mean(y)) if self.mean == "constant" else 0.0
         variance = float(np.mean((y - mu0) ** 2))
