@@ -433,7 +433,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     (the model's own ``start_values(y)``, or ``start``) and the best optimum is kept; a model with
     ``mle_screen_starts = True`` is optimised from the start value with the highest log-likelihood only,
     and one with ``mle_opg_start = True`` starts BFGS from the inverse outer product of the scores and
-    restarts it while the predicted gain in log-likelihood exceeds 1e-6 (see :func:`_bfgs_from_opg`). Standard errors
+    restarts it while the predicted gain in log-likelihood exceeds 1e-6. Standard errors
     come from the exact Hessian of the log-likelihood at the optimum (inverse observed information) and,
     robust to misspecification, from the sandwich with the outer product of per-observation scores.
     Compiled functions are cached per model, method and options, so repeated fits skip compilation.
