@@ -18,6 +18,7 @@ from jax import lax
 
 from bayesvol.filters import _common
 from bayesvol.filters.bellman import _run_model as _run_bellman
+from bayesvol.models._dfsv_kalman import cho_solve, cholesky
 
 __all__ = ["EISResult", "efficient_importance_sampling"]
 
@@ -232,7 +233,7 @@ def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_s
         x = (h - centre[:, None]) / spread[:, None]
         design = jnp.stack([jnp.ones_like(x), x, x * x], axis=-1)
         gram = jnp.einsum("tsi,tsj->tij", design, design) + 1e-10 * jnp.eye(3)
-        projection = jnp.linalg.solve(gram, jnp.swapaxes(design, 1, 2))
+        projection = cho_solve(cholesky(gram), jnp.swapaxes(design, 1, 2))
 
         def step(carry, inputs):
             b_next, c_next = carry
