@@ -3,7 +3,8 @@ particle filter's likelihood estimate in place of the intractable likelihood (An
 
 The chain moves by a Gaussian random walk on the unconstrained scale (the bijections of the priors' supports, as
 NUTS and :func:`bayesvol.fit` use), with a proposal covariance adapted during warm-up only (Haario, Saksman &
-Tamminen 2001), re-estimated over doubling windows. Each chain is one ``lax.scan`` over iterations; chains are ``vmap``-ped.
+Tamminen 2001), re-estimated over doubling windows. Each chain is one ``lax.scan`` over iterations; chains
+are ``vmap``-ped.
 """
 
 from __future__ import annotations
