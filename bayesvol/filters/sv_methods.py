@@ -96,7 +96,7 @@ def _qml_diagnostics(model, params, y, *, offset=None):
                            "(with robust standard errors), not log-likelihood values, with other methods"}
 
 
-@register_loglik(SV, "qml", differentiable=True, diagnostics=_qml_diagnostics)
+@register_loglik(SV, "qml", differentiable=True, diagnostics=_qml_diagnostics, hessian="differences")
 def sv_qml(model, params, y, *, offset=None):
     """Quasi-log-likelihood terms of ``log y_t^2`` (see :func:`bayesvol.filters.sv_qml_filter`)."""
     return sv_qml_filter(model, params, y, offset=offset).predictive_log_likelihoods
