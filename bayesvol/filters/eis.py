@@ -142,8 +142,9 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     weights for :math:`p(y_{1:t})` under the same draws; their log-means give ``predictive_log_likelihoods``
     by differencing (consistent, noisier than the total for :math:`t \ll T`).
 
-    Cost :math:`O(S T)` per iteration. On SV data of length 1000, ``S = 64`` gives a Monte Carlo standard
-    deviation of the log-likelihood of order 0.01.
+    Cost :math:`O(S T)` per iteration. On simulated SV data of length 1000 (``mu = -1, phi = 0.97,
+    sigma = 0.18``), the Monte Carlo standard deviation of the log-likelihood is about 0.05 for ``S`` from 6 to
+    64 and 0.03 at ``S = 256``; the benchmark ``benchmarks/filters.py`` records it.
 
     Examples
     --------
