@@ -238,3 +238,10 @@ def test_models_without_latent_state_are_refused(data):
         bayesvol.sample(bayesvol.models.GARCH(), data, method="pmmh")
     with pytest.raises(ValueError, match="'pmmh'"):
         bayesvol.sample(NoisyAR1(), data, method="pmm")
+
+
+def test_non_finite_data_is_refused(data):
+    bad = np.array(data)
+    bad[5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        sample_pmmh(NoisyAR1(), bad, num_samples=5, num_warmup=0)

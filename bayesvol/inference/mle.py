@@ -623,19 +623,23 @@ _constrain_jacobian = jax.jit(_constrain_jacobian_one, static_argnums=0)
 def _compiled_gradient(problem: _Problem, y, nobs: int, structured: bool):
     """Gradient of the total log-likelihood from the optimiser's compiled gradient, so that no further
     derivative of the likelihood is compiled: in the unconstrained coordinates as it is (``structured``), else
-    in the natural ones through the Jacobian of the (small) transform, ``J' grad_theta = grad_u``."""
+    in the natural ones through the slopes of the elementwise bijections, ``grad_theta = grad_u / (d theta / d u)``.
+    ``None`` for models with transforms of their own (the caller then compiles the gradient)."""
 
     def in_unconstrained(u_flat):
         return -nobs * np.asarray(_objective_value_and_grad(problem, jnp.asarray(u_flat), y)[1])
 
     if structured:
         return in_unconstrained
+    if hasattr(problem.model, "from_unconstrained") or hasattr(problem.model, "param_transforms"):
+        return None  # joint or model-owned transforms: compile the natural-coordinate gradient instead
 
     def in_natural(theta_flat):
         params = problem.model.params_type(**problem.unravel(jnp.asarray(theta_flat)))
         u_flat = _unconstrain_flat(problem, params)
-        jacobian = np.asarray(_constrain_jacobian(problem, u_flat))
-        return np.linalg.solve(jacobian.T, in_unconstrained(u_flat))
+        # Elementwise bijections (the priors' supports): a diagonal Jacobian.
+        slopes = np.diag(np.asarray(_constrain_jacobian(problem, u_flat)))
+        return in_unconstrained(u_flat) / slopes
 
     return in_natural
 

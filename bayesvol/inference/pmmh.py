@@ -246,8 +246,19 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
         :math:`\log \hat p(y_t \mid y_{1:t-1}, \theta)` at each draw, so ``arviz.compare`` can rank the model
         against others on predictive terms) and ``observed_data``; ``attrs`` record the method, particle count,
         warm-up and mean acceptance.
+
+    Examples
+    --------
+    >>> import bayesvol
+    >>> from bayesvol.inference.pmmh import sample_pmmh
+    >>> model = bayesvol.models.SV()
+    >>> y = bayesvol.simulate(model, {"mu": -1.0, "phi": 0.95, "sigma": 0.2}, 100, seed=0).y
+    >>> idata = sample_pmmh(model, y, num_particles=50, num_warmup=40, num_samples=40, num_chains=1, warn=False)
+    >>> idata.posterior["phi"].dims, idata.posterior.attrs["inference"]
+    (('chain', 'draw'), 'pmmh')
     """
     from bayesvol.filters import particle_filter
+    from bayesvol.filters._common import check_observations
     from bayesvol.inference.diagnostics import check_convergence
 
     _check_latent_state_model(model)
@@ -257,7 +268,7 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
     num_chains = _check_count(num_chains, "num_chains", 1)
     if not (isinstance(init_scale, int | float) and math.isfinite(init_scale) and init_scale > 0):
         raise ValueError(f"init_scale must be a positive number, got {init_scale!r}")
-    y = jnp.asarray(y, dtype=jnp.float64)
+    y = check_observations(y)
     names = tuple(model.param_names)
     transforms = _transforms(model)
     priors = model.prior_distributions()
