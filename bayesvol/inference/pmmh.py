@@ -168,10 +168,9 @@ def run_pmmh(log_likelihood: Callable, log_prior: Callable, init_position, key, 
                   accept)
         return new_state, record
 
-    if num_warmup:
-        state, _ = lax.scan(lambda s, i: (step(s, i)[0], None), state, jnp.arange(num_warmup))
-    state, (positions, logliks, pointwise, probabilities, accepted) = lax.scan(
-        step, state, jnp.arange(num_warmup, num_warmup + num_samples))
+    # One scan over warm-up and kept iterations (the likelihood is compiled once); warm-up records are dropped.
+    state, records = lax.scan(step, state, jnp.arange(num_warmup + num_samples))
+    positions, logliks, pointwise, probabilities, accepted = (r[num_warmup:] for r in records)
     return PMMHTrace(positions, logliks, pointwise, probabilities, accepted, state.covariance,
                      state.num_accepted_warmup / max(num_warmup, 1))
 
