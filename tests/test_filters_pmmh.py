@@ -203,8 +203,7 @@ def test_pmmh_with_particle_filter_matches_quadrature(data, grid_posterior):
     assert idata.log_likelihood["y"].shape == (2, 2500, NUM_T)
     attrs = idata.posterior.attrs
     assert attrs["inference"] == "pmmh" and attrs["num_particles"] == 100
-    # Random walk in 2-D with a noisy likelihood: acceptance well inside (0.05, 0.6) (0.13 here; 0.35 with the
-    # exact likelihood).
+    # Random walk in 2-D with a noisy likelihood: acceptance well inside (0.05, 0.6) (0.13 here).
     assert 0.05 < attrs["acceptance"] < 0.6
     assert attrs["acceptance"] == pytest.approx(float(idata.sample_stats["accepted"].mean()))
     # The stored log-likelihood is the particle filter's sum of predictive terms at each draw, close to the exact
