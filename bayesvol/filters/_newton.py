@@ -18,6 +18,24 @@ from jax import lax
 _STEP_LENGTHS = jnp.array([1.0, 0.5, 0.25, 0.125, 2.0**-4, 2.0**-6, 2.0**-9, 2.0**-13, 2.0**-18, 0.0])
 
 
+def cholesky(a):
+    """Lower Cholesky factor of a symmetric matrix (NaN where it is not positive definite).
+
+    A ``1 x 1`` matrix (a scalar state, as in SV) is factorised as its square root: inside ``lax.scan`` XLA fuses
+    that with its neighbours, where a LAPACK call on CPU costs more than the arithmetic.
+    """
+    if a.shape[-1] == 1:
+        return jnp.sqrt(a)
+    return jnp.linalg.cholesky(a)
+
+
+def cho_solve(chol, b):
+    """Solve ``(L L') x = b`` given the lower Cholesky factor ``L`` (``b`` a vector or a matrix)."""
+    if chol.shape[-1] == 1:
+        return b / chol[0, 0] ** 2
+    return jax.scipy.linalg.cho_solve((chol, True), b)
+
+
 class NewtonResult(NamedTuple):
     """Maximiser ``x`` and the value, gradient and Hessian of ``log g`` there."""
 
@@ -47,10 +65,9 @@ def maximise(log_g, prior_mean, prior_precision, num_steps: int, x0=None) -> New
     def body(x, _):
         gradient = grad_fn(x) - prior_precision @ (x - prior_mean)
         curvature = prior_precision - hess_fn(x)
-        chol = jnp.linalg.cholesky(lax.stop_gradient(curvature))
-        positive = jnp.all(jnp.isfinite(chol))
+        positive = jnp.all(jnp.isfinite(cholesky(lax.stop_gradient(curvature))))
         curvature = jnp.where(positive, curvature, prior_precision)
-        direction = jnp.linalg.solve(curvature, gradient)
+        direction = cho_solve(cholesky(curvature), gradient)
         direction = jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0.0)
         candidates = x[None, :] + _STEP_LENGTHS[:, None] * direction[None, :]
         values = jax.vmap(objective)(candidates)

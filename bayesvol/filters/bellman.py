@@ -71,17 +71,17 @@ def run_bellman_filter(log_observation_density: Callable, predict: Callable, ini
     identity = jnp.eye(size)
 
     def update(pred_mean, pred_cov, y_t):
-        pred_chol = jnp.linalg.cholesky(pred_cov)
-        precision = jax.scipy.linalg.cho_solve((pred_chol, True), identity)
+        pred_chol = _newton.cholesky(pred_cov)
+        precision = _newton.cho_solve(pred_chol, identity)
         found = _newton.maximise(lambda x: log_observation_density(x, y_t), pred_mean, precision, num_newton_steps)
         information = precision - found.hessian_log_g
         information = 0.5 * (information + information.T)
-        info_chol = jnp.linalg.cholesky(lax.stop_gradient(information))
+        info_chol = _newton.cholesky(lax.stop_gradient(information))
         # At a maximum the information is positive semi-definite; guard the numerically singular case.
         positive = jnp.all(jnp.isfinite(info_chol))
         information = jnp.where(positive, information, precision)
-        info_chol = jnp.linalg.cholesky(information)
-        covariance = jax.scipy.linalg.cho_solve((info_chol, True), identity)
+        info_chol = _newton.cholesky(information)
+        covariance = _newton.cho_solve(info_chol, identity)
         diff = found.x - pred_mean
         log_det_pred = 2.0 * jnp.sum(jnp.log(jnp.diag(pred_chol)))
         log_det_info = 2.0 * jnp.sum(jnp.log(jnp.diag(info_chol)))

@@ -18,6 +18,7 @@ from jax import lax
 
 from bayesvol.filters import _common
 from bayesvol.filters.bellman import _run_model as _run_bellman
+from bayesvol.models._dfsv_kalman import cho_solve, cholesky
 
 __all__ = ["EISResult", "efficient_importance_sampling"]
 
@@ -141,8 +142,9 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     weights for :math:`p(y_{1:t})` under the same draws; their log-means give ``predictive_log_likelihoods``
     by differencing (consistent, noisier than the total for :math:`t \ll T`).
 
-    Cost :math:`O(S T)` per iteration. On SV data of length 1000, ``S = 64`` gives a Monte Carlo standard
-    deviation of the log-likelihood of order 0.01.
+    Cost :math:`O(S T)` per iteration. On simulated SV data of length 1000 (``mu = -1, phi = 0.97,
+    sigma = 0.18``), the Monte Carlo standard deviation of the log-likelihood is about 0.05 for ``S`` from 6 to
+    64 and 0.03 at ``S = 256``; the benchmark ``benchmarks/filters.py`` records it.
 
     Examples
     --------
@@ -232,7 +234,7 @@ def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_s
         x = (h - centre[:, None]) / spread[:, None]
         design = jnp.stack([jnp.ones_like(x), x, x * x], axis=-1)
         gram = jnp.einsum("tsi,tsj->tij", design, design) + 1e-10 * jnp.eye(3)
-        projection = jnp.linalg.solve(gram, jnp.swapaxes(design, 1, 2))
+        projection = cho_solve(cholesky(gram), jnp.swapaxes(design, 1, 2))
 
         def step(carry, inputs):
             b_next, c_next = carry

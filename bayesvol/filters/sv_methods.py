@@ -9,6 +9,7 @@ deterministic surface, and report their Monte Carlo error at the estimate in ``M
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from bayesvol.filters.bellman import bellman_filter
@@ -59,13 +60,16 @@ def sv_particle_filter(model, params, y, *, num_particles: int = 1000, seed: int
 def _eis_diagnostics(model, params, y, *, num_draws=64, seed=0, num_iterations=8, antithetic=True,
                      tolerance=None):
     def one(key):
-        return efficient_importance_sampling(model, params, y, key, num_draws, num_iterations=num_iterations,
-                                             antithetic=antithetic, tolerance=tolerance).log_likelihood
-
-    out = _spread(jax.lax.map(one, jax.random.split(jax.random.PRNGKey(seed + 1), MC_REPLICATIONS)))
-    at_seed = efficient_importance_sampling(model, params, y, seed, num_draws, num_iterations=num_iterations,
+        out = efficient_importance_sampling(model, params, y, key, num_draws, num_iterations=num_iterations,
                                             antithetic=antithetic, tolerance=tolerance)
-    out["eis_max_kernel_change"] = float(at_seed.max_change)
+        return out.log_likelihood, out.max_change
+
+    # One compiled program: the run at ``seed`` (its kernel's last change) and the replications (the spread).
+    keys = jnp.concatenate([jax.random.PRNGKey(seed)[None], jax.random.split(jax.random.PRNGKey(seed + 1),
+                                                                            MC_REPLICATIONS)])
+    values, changes = jax.lax.map(one, keys)
+    out = _spread(values[1:])
+    out["eis_max_kernel_change"] = float(changes[0])
     return out
 
 
@@ -81,7 +85,7 @@ def sv_eis(model, params, y, *, num_draws: int = 64, seed: int = 0, num_iteratio
                                          antithetic=antithetic, tolerance=tolerance).predictive_log_likelihoods
 
 
-@register_loglik(SV, "bellman", differentiable=True)
+@register_loglik(SV, "bellman", differentiable=True, hessian="differences")
 def sv_bellman(model, params, y, *, num_newton_steps: int = 10):
     """Bellman-filter approximate log-likelihood terms (see :func:`bayesvol.filters.bellman_filter`)."""
     return bellman_filter(model, params, y, num_newton_steps=num_newton_steps).predictive_log_likelihoods
@@ -92,7 +96,7 @@ def _qml_diagnostics(model, params, y, *, offset=None):
                            "(with robust standard errors), not log-likelihood values, with other methods"}
 
 
-@register_loglik(SV, "qml", differentiable=True, diagnostics=_qml_diagnostics)
+@register_loglik(SV, "qml", differentiable=True, diagnostics=_qml_diagnostics, hessian="differences")
 def sv_qml(model, params, y, *, offset=None):
     """Quasi-log-likelihood terms of ``log y_t^2`` (see :func:`bayesvol.filters.sv_qml_filter`)."""
     return sv_qml_filter(model, params, y, offset=offset).predictive_log_likelihoods

@@ -55,7 +55,7 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
            num_samples: int = 1000, seed: int = 0, target_accept_prob: float = 0.95,
            max_tree_depth: int = 10, dense_mass: bool = True, posterior_predictive: bool = False,
            progress_bar: bool = True, warn: bool = True, num_steps: int = 20_000, guide: str = "lowrank",
-           learning_rate: float = 0.01):
+           learning_rate: float = 0.01, num_particles: int = 1000):
     """Draw from the posterior of ``model`` given returns ``y``.
 
     Parameters
@@ -64,8 +64,10 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
         E.g. :class:`bayesvol.models.SV`.
     y : array_like or pandas.Series
         Returns (percent log returns in the examples). A Series' dates become the ``time`` coordinates.
-    method : {"nuts", "svi"}
-        NUTS (NumPyro's No-U-Turn sampler) or stochastic variational inference.
+    method : {"nuts", "svi", "pmmh"}
+        NUTS (NumPyro's No-U-Turn sampler), stochastic variational inference, or particle marginal
+        Metropolis-Hastings for latent-state models (:func:`bayesvol.inference.pmmh.sample_pmmh`, which takes
+        further tuning options).
     num_chains, num_warmup, num_samples : int
         NUTS chains, warm-up (adaptation) iterations and kept draws per chain. With SVI, ``num_samples``
         draws are taken from the fitted guide (one "chain").
@@ -86,6 +88,8 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
     num_steps, guide, learning_rate :
         SVI only: optimisation steps, the guide (``"normal"``: mean field; ``"lowrank"``: low-rank
         multivariate normal; ``"mvn"``: full multivariate normal) and the Adam step size.
+    num_particles : int
+        PMMH only: particles of the bootstrap filter whose likelihood estimate drives the chain.
 
     Returns
     -------
@@ -118,7 +122,12 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
         return sample_svi(model, y_values, series.index, num_samples=num_samples, seed=seed,
                           posterior_predictive=posterior_predictive, progress_bar=progress_bar,
                           num_steps=num_steps, guide=guide, learning_rate=learning_rate)
-    raise ValueError(f"method must be 'nuts' or 'svi', got {method!r}")
+    if method == "pmmh":
+        from bayesvol.inference.pmmh import sample_pmmh
+
+        return sample_pmmh(model, y_values, series.index, num_particles=num_particles, num_samples=num_samples,
+                           num_warmup=num_warmup, num_chains=num_chains, seed=seed, warn=warn)
+    raise ValueError(f"method must be 'nuts', 'svi' or 'pmmh', got {method!r}")
 
 
 def _sample_nuts(model, y, index, num_chains, num_warmup, num_samples, seed, target_accept_prob,

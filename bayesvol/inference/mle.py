@@ -553,9 +553,12 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         loglik, hessian, scores = (np.asarray(v) for v in _loglik_derivatives(problem, flat_theta, y_values))
         loglik = float(loglik)
     else:
-        loglik = float(_loglik_total(problem, flat_theta, y_values))
+        total = float(_objective_value(problem, u_hat, y_values)) if by_differences else np.inf
+        # The optimiser's compiled objective gives the total log-likelihood without a further compilation.
+        loglik = -total * nobs if np.isfinite(total) else float(_loglik_total(problem, flat_theta, y_values))
         if differentiable and by_differences:
-            hessian, scores = _gradient_differences(coords_pointwise, np.asarray(coords))
+            hessian, scores = _gradient_differences(coords_pointwise, np.asarray(coords),
+                                                    _compiled_gradient(problem, y_values, nobs, structured))
         elif differentiable:
             hessian = np.asarray(jax.jit(jax.hessian(lambda u: jnp.sum(coords_pointwise(u))))(coords))
             scores = np.asarray(jax.jit(jax.jacfwd(coords_pointwise))(coords))
@@ -672,10 +675,42 @@ def _covariances(hessian, scores):
     return cov, cov @ outer @ cov
 
 
-def _gradient_differences(pointwise_flat, theta, rel_step: float = 1e-5):
-    """Hessian from central differences of the exact gradient; scores from central differences of the
-    pointwise log-likelihood (one compiled gradient and one compiled forward pass)."""
-    grad_fn = jax.jit(jax.grad(lambda t: jnp.sum(pointwise_flat(t))))
+def _constrain_jacobian_one(problem: _Problem, u_flat):
+    return jax.jacfwd(lambda u: problem.ravel(problem.constrain(u)._asdict()))(u_flat)
+
+
+_constrain_jacobian = jax.jit(_constrain_jacobian_one, static_argnums=0)
+
+
+def _compiled_gradient(problem: _Problem, y, nobs: int, structured: bool):
+    """Gradient of the total log-likelihood from the optimiser's compiled gradient, so that no further
+    derivative of the likelihood is compiled: in the unconstrained coordinates as it is (``structured``), else
+    in the natural ones through the slopes of the elementwise bijections, ``grad_theta = grad_u / (d theta / d u)``.
+    ``None`` for models with transforms of their own (the caller then compiles the gradient)."""
+
+    def in_unconstrained(u_flat):
+        return -nobs * np.asarray(_objective_value_and_grad(problem, jnp.asarray(u_flat), y)[1])
+
+    if structured:
+        return in_unconstrained
+    if hasattr(problem.model, "from_unconstrained") or hasattr(problem.model, "param_transforms"):
+        return None  # joint or model-owned transforms: compile the natural-coordinate gradient instead
+
+    def in_natural(theta_flat):
+        params = problem.model.params_type(**problem.unravel(jnp.asarray(theta_flat)))
+        u_flat = _unconstrain_flat(problem, params)
+        # Elementwise bijections (the priors' supports): a diagonal Jacobian.
+        slopes = np.diag(np.asarray(_constrain_jacobian(problem, u_flat)))
+        return in_unconstrained(u_flat) / slopes
+
+    return in_natural
+
+
+def _gradient_differences(pointwise_flat, theta, grad_fn=None, rel_step: float = 1e-5):
+    """Hessian from central differences of the exact gradient (``grad_fn``, by default compiled here); scores
+    from central differences of the pointwise log-likelihood (one compiled forward pass)."""
+    if grad_fn is None:
+        grad_fn = jax.jit(jax.grad(lambda t: jnp.sum(pointwise_flat(t))))
     point_fn = jax.jit(pointwise_flat)
     p = theta.size
     steps = rel_step * np.maximum(np.abs(theta), 1e-2)
