@@ -307,10 +307,53 @@ def test_eis_mle_maximises_the_simulated_likelihood_k1():
     y = bayesvol.simulate(MODEL, truth, num_timesteps=80, seed=3).y
     fit = bayesvol.fit(MODEL, y, method="eis", num_particles=16, num_starts=1)
     at_truth = float(bayesvol.log_likelihood(MODEL, truth, y, method="eis", num_particles=16))
-    assert fit.converged
+    assert fit.converged and fit.diagnostics["eis_settled"]
+    assert fit.diagnostics["eis_distance_in_se"] < 0.2
     assert fit.loglik >= at_truth - 1e-6
     assert np.isfinite(fit.se["d"]) and np.isfinite(fit.se["nu"])
     assert fit.diagnostics["loglik_mc_sd"] < 0.2
+
+
+def test_round_rule_on_a_linear_fixed_point_iteration():
+    """The rounds rule: ratio, distance to the fixed point and Aitken's extrapolation, on G(s) = x* + rho (s - x*).
+
+    For that map (with equal standard errors) two plain rounds give rho exactly, the step extrapolated by
+    rho / (1 - rho) lands on the fixed point, and the distance move / (1 - rho) is the true distance of the
+    last round's start from it, a bound for its optimum's (all exact up to round-off).
+    """
+    from bayesvol.models.wishart_sv import _round_schedule_step
+
+    fixed, rho, se = np.array([0.3, -1.0, 2.0]), 0.6, np.full(3, 0.1)
+
+    def round_from(start, plain):
+        return {"start": start, "optimum": fixed + rho * (start - fixed), "se": se, "plain": plain}
+
+    history = [round_from(np.array([1.0, 0.0, 0.0]), True)]
+    _, ratio, distance, settled, _ = _round_schedule_step(history, 0.2)
+    assert np.isnan(ratio) and distance == np.inf and not settled          # one round cannot settle
+    history.append(round_from(history[-1]["optimum"], True))
+    next_start, ratio, distance, settled, move = _round_schedule_step(history, 0.2)
+    true_distance = np.max(np.abs(history[-1]["start"] - fixed) / se)    # of the start: a bound for the optimum
+    assert ratio == pytest.approx(rho, rel=1e-12)
+    assert distance == pytest.approx(true_distance, rel=1e-12) and not settled
+    np.testing.assert_allclose(next_start, fixed, atol=1e-12)
+    history.append(round_from(next_start, False))
+    _, ratio, distance, settled, _ = _round_schedule_step(history, 0.2)
+    assert ratio == pytest.approx(rho, rel=1e-12) and distance < 1e-9 and settled
+
+
+def test_eis_mle_rounds_stopping_on_their_limit_warn_and_do_not_converge():
+    """One round cannot settle (no contraction ratio yet): a warning, converged False, diagnostics say why."""
+    from bayesvol.inference.diagnostics import ConvergenceWarning
+
+    truth = {"nu": 14.0, "d": 0.5, "A": np.array([[1.0]])}
+    y = bayesvol.simulate(MODEL, truth, num_timesteps=80, seed=3).y
+    with pytest.warns(ConvergenceWarning, match="stopped on their limit"):
+        fit = bayesvol.fit(MODEL, y, method="eis", num_particles=16, num_starts=1, max_rounds=1)
+    assert not fit.converged
+    assert fit.diagnostics["eis_rounds"] == 1 and not fit.diagnostics["eis_settled"]
+    with pytest.raises(ValueError, match="round_tolerance"):
+        bayesvol.fit(MODEL, y, method="eis", num_particles=16, round_tolerance=0.0)
 
 
 # ---------------------------------------------------------------- gradients with the EIS kernels held fixed
