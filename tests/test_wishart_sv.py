@@ -356,6 +356,39 @@ def test_eis_mle_rounds_stopping_on_their_limit_warn_and_do_not_converge():
         bayesvol.fit(MODEL, y, method="eis", num_particles=16, round_tolerance=0.0)
 
 
+def test_indefinite_kernels_fall_back_to_the_conjugate_sampler_with_finite_gradients():
+    """Draws whose auxiliary kernel makes M_t indefinite use C_t = 0, c_t = 0 (and their own weight).
+
+    With C_t = -1e6 I every draw falls back, so the estimate equals the one with zero kernels exactly; with
+    C_t = -s_t I (s_t near the typical size of S_{t-1}^{-1}) only some draws fall back, and value and
+    gradient stay finite (the factor of the indefinite matrix must not leak NaN into the derivative).
+    """
+    from bayesvol.filters.eis_wishart import wishart_eis
+    from bayesvol.models._wishart_linalg import steady_state
+
+    y = jnp.asarray(bayesvol.simulate(MODEL, PARAMS_2, num_timesteps=30, seed=2).y)
+    T, k = y.shape
+    key = jax.random.PRNGKey(4)
+
+    def estimate(nu, C):
+        chol_a = jnp.linalg.cholesky(jnp.asarray(PARAMS_2["A"]))
+        out = wishart_eis(y, nu, PARAMS_2["d"], chol_a, steady_state(chol_a, PARAMS_2["d"]), num_particles=16,
+                          num_iterations=0, key=key, initial_kernels=(jnp.zeros(T), C))
+        return out.loglik, out.fallback_rate
+
+    zero = estimate(PARAMS_2["nu"], jnp.zeros((T, k, k)))
+    all_back = estimate(PARAMS_2["nu"], jnp.broadcast_to(-1e6 * jnp.eye(k), (T, k, k)))
+    assert float(all_back[1]) == 1.0 and float(zero[1]) == 0.0
+    assert float(all_back[0]) == float(zero[0])
+    s_inv_size = PARAMS_2["nu"] * np.trace(np.linalg.inv(np.asarray(bayesvol.models.WishartSV().steady_state(
+        as_params(MODEL.bind_data(np.asarray(y)), PARAMS_2))))) / k
+    mixed_kernel = jnp.broadcast_to(-s_inv_size * jnp.eye(k), (T, k, k))
+    value, rate = estimate(PARAMS_2["nu"], mixed_kernel)
+    gradient = jax.grad(lambda nu: estimate(nu, mixed_kernel)[0])(PARAMS_2["nu"])
+    assert 0.0 < float(rate) < 1.0
+    assert np.isfinite(float(value)) and np.isfinite(float(gradient))
+
+
 # ---------------------------------------------------------------- gradients with the EIS kernels held fixed
 
 

@@ -158,14 +158,10 @@ def _sampler(s_inv_prev, y_t, c_t, C_t, nu):
     base = s_inv_prev + jnp.outer(y_t, y_t)
     full = base + C_t
     df_full = nu + 1.0 + c_t
-    chol_full = jnp.linalg.cholesky(full)
-    ok = jnp.all(jnp.isfinite(chol_full), axis=(-2, -1)) & (df_full > k - 1.0)
+    ok = jnp.all(jnp.isfinite(jnp.linalg.cholesky(full)), axis=(-2, -1)) & (df_full > k - 1.0)
     inv_scale = jnp.where(ok[:, None, None], full, base)
     df = jnp.where(ok, df_full, nu + 1.0)
-    # Usually every draw keeps its kernel and the factor of ``full`` is the one needed; otherwise factor the
-    # mixture again (not a ``where`` on ``chol_full``, whose NaN entries would poison the derivatives).
-    chol = lax.cond(jnp.all(ok), lambda: chol_full, lambda: jnp.linalg.cholesky(inv_scale))
-    return inv_scale, chol, df, ok
+    return inv_scale, jnp.linalg.cholesky(inv_scale), df, ok
 
 
 def _log_normalizers(df, chol_m, logdet_s_prev, nu, k):
