@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -249,6 +250,9 @@ def main():
     parser.add_argument("--mle-only", action="store_true",
                         help="only the full EIS-MLE of each k (no likelihood, gradient or PF timings)")
     args = parser.parse_args()
+    # the EIS-MLE rounds report their progress (time, iterations, moves, estimates) on the log
+    logging.basicConfig(format="%(asctime)s %(message)s", level=logging.WARNING)
+    logging.getLogger("bayesvol.models.wishart_sv").setLevel(logging.INFO)
     if args.quick:
         args.T, args.k, args.mle_k, args.reps, args.pf_particles = 100, [3], [], 3, 500
         args.mle_iter_k, args.mle_budget = [3], 20.0

@@ -3,6 +3,8 @@ r"""Wishart multivariate stochastic volatility (Philipov & Glickman 2006), estim
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ from bayesvol.models import _base
 from bayesvol.models._wishart_linalg import LOG_2PI, logdet_from_cholesky, scale_matrix, steady_state
 
 __all__ = ["WishartSV", "WishartSVParams", "WishartSVSimulation", "reference_params"]
+
+_LOGGER = logging.getLogger(__name__)
 
 LOGLIK_KIND = "conditional: log p(y_t | Omega_t, theta), given the latent precision path"
 
@@ -691,6 +695,7 @@ def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, 
     ratio, distance, move, settled = np.nan, np.inf, np.inf, False
     seed_array = jnp.asarray(seed)
 
+    began = time.perf_counter()
     while len(history) < max_rounds and not settled:
         out = _run_eis(_constrained(model, jnp.asarray(u)), data, seed, kernels, **static)
         if not np.isfinite(float(out.loglik)) and not plain:
@@ -713,12 +718,19 @@ def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, 
         history.append({"start": np.asarray(u, dtype=np.float64), "optimum": np.asarray(res.x, dtype=np.float64),
                         "se": se_u, "plain": plain})
         next_start, ratio, distance, settled, move = _round_schedule_step(history, round_tolerance)
+        optimum = _constrained(model, jnp.asarray(res.x))
+        _LOGGER.info("EIS-MLE round %d: %.1f s, %d BFGS iterations, move %.3g SE, ratio %.3g, distance %.3g SE, "
+                     "d %.4f, nu %.3f, log-likelihood %.3f", len(history), time.perf_counter() - began, res.nit,
+                     move, ratio, distance, float(optimum.d), float(optimum.nu), -res.fun * data.shape[0])
         plain = bool(np.array_equal(next_start, res.x))
         u = next_start
     u = history[-1]["optimum"]
     theta = _constrained(model, jnp.asarray(u))
+    rounds_done = time.perf_counter()
     result = fit(model, y, "eis", start={n: np.asarray(getattr(theta, n)) for n in model.param_names},
                  maxiter=maxiter, gtol=gtol, warn=False, direct=True, kernels=EISKernels(*kernels), **options)
+    _LOGGER.info("EIS-MLE: final optimisation, standard errors and diagnostics in %.1f s",
+                 time.perf_counter() - rounds_done)
     if not result.converged and warn:
         warnings.warn(f"EIS maximum likelihood did not converge: {result.message}", ConvergenceWarning,
                       stacklevel=3)
