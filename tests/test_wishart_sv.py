@@ -340,6 +340,15 @@ def test_round_rule_on_a_linear_fixed_point_iteration():
     history.append(round_from(next_start, False))
     _, ratio, distance, settled, _ = _round_schedule_step(history, 0.2)
     assert ratio == pytest.approx(rho, rel=1e-12) and distance < 1e-9 and settled
+    # A later pair contracting much faster does not shrink the bound: it uses the largest ratio seen (0.8).
+    one = np.ones(1)
+    history = [{"start": 0.0 * one, "optimum": 1.0 * one, "se": one, "plain": True},
+               {"start": 1.0 * one, "optimum": 1.8 * one, "se": one, "plain": True},
+               {"start": 1.8 * one, "optimum": 1.81 * one, "se": one, "plain": True}]
+    _round_schedule_step(history[:2], 0.04)
+    _, ratio, distance, settled, move = _round_schedule_step(history, 0.04)
+    assert ratio == pytest.approx(0.0125) and move == pytest.approx(0.01)
+    assert distance == pytest.approx(0.01 / (1.0 - 0.8)) and not settled
 
 
 def test_eis_mle_rounds_stopping_on_their_limit_warn_and_do_not_converge():

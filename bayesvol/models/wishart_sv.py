@@ -606,10 +606,10 @@ def _round_schedule_step(history, round_tolerance):
 
     ``history`` holds one dict per round: ``start`` and ``optimum`` (unconstrained coordinates), ``se`` (their
     approximate standard errors) and ``plain`` (whether the round started at the previous round's optimum).
-    Returns ``(next_start, ratio, distance, settled)``: the contraction ratio estimated from the last two
+    Returns ``(next_start, ratio, distance, settled, move)``: the contraction ratio estimated from the last two
     rounds when they form a plain pair (else the last estimate, or NaN), the estimated distance of the last
-    round's start from the fixed point in standard errors, ``move / (1 - ratio)`` (a bound for the distance of
-    its optimum, which is ``ratio`` times that), whether it is below
+    round's start from the fixed point in standard errors, ``move / (1 - largest ratio so far)`` (a bound for
+    the distance of its optimum, which is about ``ratio`` times that), whether it is below
     ``round_tolerance``, and the last move. After a plain pair the next start is extrapolated along the last
     step by ``ratio / (1 - ratio)`` (Aitken's scalar acceleration of a linearly convergent iteration).
     """
@@ -625,7 +625,11 @@ def _round_schedule_step(history, round_tolerance):
         if denominator > 0.0:
             ratio, fresh = float(np.clip((residual @ before) / denominator, 0.0, _MAX_ROUND_RATIO)), True
     last["ratio"] = ratio
-    distance = move / (1.0 - ratio) if np.isfinite(ratio) else np.inf
+    # The iteration is only roughly linear (coordinates contract at different rates), so the distance uses
+    # the largest ratio estimated so far: a conservative bound.
+    ratios = np.array([h.get("ratio", np.nan) for h in history])
+    largest = np.max(ratios[np.isfinite(ratios)]) if np.any(np.isfinite(ratios)) else np.nan
+    distance = move / (1.0 - largest) if np.isfinite(largest) else np.inf
     settled = bool(distance < round_tolerance)
     next_start = last["optimum"]
     if fresh and not settled:
@@ -653,12 +657,13 @@ def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, 
 
     Rule. With the move :math:`m_r = \max_j |G(s_r) - s_r|_j / \mathrm{se}_j` (unconstrained coordinates,
     approximate standard errors from the BFGS inverse Hessian) and :math:`\rho` estimated from two
-    consecutive plain rounds (:math:`s_{r} = G(s_{r-1})`), the start :math:`s_r` is about
-    :math:`m_r / (1 - \rho)` standard errors from the fixed point and the estimate :math:`G(s_r)` about
-    :math:`\rho` times that; the rounds stop (``settled``) when the former (a bound for the latter) is below
-    ``round_tolerance``, so at least two rounds run. After each plain pair the next start is extrapolated by
-    :math:`\rho/(1-\rho)` times the last step (Aitken's acceleration). ``converged`` in the result means the
-    last optimiser run converged *and* the rounds settled; stopping on ``max_rounds`` gives a warning.
+    consecutive plain rounds (:math:`s_{r} = G(s_{r-1})`; the largest such estimate so far, to be safe),
+    the start :math:`s_r` is about :math:`m_r / (1 - \rho)` standard errors from the fixed point and the
+    estimate :math:`G(s_r)` about :math:`\rho` times that; the rounds stop (``settled``) when the former
+    (a bound for the latter) is below ``round_tolerance``, so at least two rounds run. After each plain
+    pair the next start is extrapolated by :math:`\rho/(1-\rho)` times the last step (Aitken's
+    acceleration). ``converged`` in the result means the last optimiser run converged *and* the rounds
+    settled; stopping on ``max_rounds`` gives a warning.
     A last call of the ordinary optimiser with the final kernels fixed (it starts at the optimum) gives the
     standard errors (exact Hessian of the fixed-kernel estimate) and diagnostics. ``diagnostics`` records
     ``eis_rounds``, ``eis_settled``, ``eis_last_move_in_se``, ``eis_distance_in_se``, ``eis_round_ratio``
