@@ -88,7 +88,11 @@ def run_mle(model, params, y, num_particles):
             "last_move_in_se": diag["eis_last_move_in_se"], "loglik": fit.loglik,
             "loglik_mc_sd": diag.get("loglik_mc_sd"), "loglik_sequential_eis": diag.get("loglik_sequential_eis"),
             "d": fit.params["d"], "d_se": fit.se["d"], "nu": fit.params["nu"], "nu_se": fit.se["nu"],
-            "true_d": params["d"], "true_nu": params["nu"], "load_at_end": os.getloadavg()[0]}
+            "true_d": params["d"], "true_nu": params["nu"], "A": np.asarray(fit.params["A"]).tolist(),
+            # the low-noise (resampled) EIS log-likelihood at the truth, to compare with the one at the estimate
+            "loglik_sequential_eis_at_truth": eis_loglik(model, params, y, 0, num_particles=num_particles,
+                                                         resample=True),
+            "load_at_end": os.getloadavg()[0]}
 
 
 def run_one(k, T, reps, num_particles, pf_particles, mle, mle_iterations, mle_budget, mle_only=False):
