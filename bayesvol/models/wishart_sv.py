@@ -561,7 +561,7 @@ def _wishart_eis_diagnostics(model, params, y, num_replications: int = 5, **opti
             "loglik_sequential_eis": sequential}
 
 
-@register_loglik(WishartSV, "eis", diagnostics=_wishart_eis_diagnostics)
+@register_loglik(WishartSV, "eis", diagnostics=_wishart_eis_diagnostics, hessian="differences")
 def _wishart_eis_loglik(model, params, y, **options):
     """EIS log-likelihood split into T terms that add up to it (see :class:`~bayesvol.filters.eis_wishart.EISOutput`).
 
