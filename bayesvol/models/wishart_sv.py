@@ -665,7 +665,8 @@ def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, 
     acceleration). ``converged`` in the result means the last optimiser run converged *and* the rounds
     settled; stopping on ``max_rounds`` gives a warning.
     A last call of the ordinary optimiser with the final kernels fixed (it starts at the optimum) gives the
-    standard errors (exact Hessian of the fixed-kernel estimate) and diagnostics. ``diagnostics`` records
+    standard errors (Hessian of the fixed-kernel estimate from central differences of its exact gradient) and
+    diagnostics. ``diagnostics`` records
     ``eis_rounds``, ``eis_settled``, ``eis_last_move_in_se``, ``eis_distance_in_se``, ``eis_round_ratio``
     and ``eis_optimiser_iterations``.
     """
