@@ -13,6 +13,7 @@ steady-state precision is 400 I, i.e. standard deviations of 5 %) and, back to b
   (``--pf-particles``), and reports the ratio of the two times;
 * for k in ``--mle-k`` runs ``bayesvol.fit(..., method="eis")`` from one (generic) start and records the
   time, rounds, optimiser iterations, the estimates of d and nu with their standard errors, and the truth;
+* with ``--mle-only``, only the full EIS maximum likelihood for each k in ``--k``;
 * for k in ``--mle-iter-k`` (sizes where a full fit does not fit the time at hand) runs one round of the
   same optimisation (kernels fitted at the start, BFGS from the same generic start) for at most
   ``--mle-budget`` seconds and records the optimiser iterations done, the time per iteration and per
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -74,11 +76,34 @@ def eis_loglik(model, params, y, seed, **options):
     return float(bayesvol.log_likelihood(model, params, y, method="eis", seed=seed, **options))
 
 
-def run_one(k, T, reps, num_particles, pf_particles, mle, mle_iterations, mle_budget):
+def run_mle(model, params, y, num_particles):
+    """Full EIS maximum likelihood from one generic start, timed, with the rounds' diagnostics."""
+    start = time.perf_counter()
+    fit = bayesvol.fit(model, y, method="eis", num_particles=num_particles, num_starts=1)
+    seconds = time.perf_counter() - start
+    diag = fit.diagnostics
+    return {"seconds": seconds, "converged": bool(fit.converged), "rounds": diag["eis_rounds"],
+            "settled": bool(diag["eis_settled"]), "distance_in_se": diag["eis_distance_in_se"],
+            "round_ratio": diag["eis_round_ratio"], "iterations": diag["eis_optimiser_iterations"],
+            "last_move_in_se": diag["eis_last_move_in_se"], "loglik": fit.loglik,
+            "loglik_mc_sd": diag.get("loglik_mc_sd"), "loglik_sequential_eis": diag.get("loglik_sequential_eis"),
+            "d": fit.params["d"], "d_se": fit.se["d"], "nu": fit.params["nu"], "nu_se": fit.se["nu"],
+            "true_d": params["d"], "true_nu": params["nu"], "A": np.asarray(fit.params["A"]).tolist(),
+            # the low-noise (resampled) EIS log-likelihood at the truth, to compare with the one at the estimate
+            "loglik_sequential_eis_at_truth": eis_loglik(model, params, y, 0, num_particles=num_particles,
+                                                         resample=True),
+            "load_at_end": os.getloadavg()[0]}
+
+
+def run_one(k, T, reps, num_particles, pf_particles, mle, mle_iterations, mle_budget, mle_only=False):
     model = bayesvol.models.WishartSV()
     params = design(k)
     y = bayesvol.simulate(model, params, num_timesteps=T, seed=11).y
     row = {"k": k, "T": T, "num_particles": num_particles, "load_at_start": os.getloadavg()[0]}
+    if mle_only:
+        row["mle"] = run_mle(model, params, y, num_particles)
+        print(json.dumps(row, default=float), flush=True)
+        return row
     for label, options in (("plain", {}), ("resampled", {"resample": True})):
         seconds, _ = timed(lambda options=options: eis_loglik(model, params, y, 0, num_particles=num_particles,
                                                               **options))
@@ -111,17 +136,10 @@ def run_one(k, T, reps, num_particles, pf_particles, mle, mle_iterations, mle_bu
                 "pf_loglik_sd": float(np.std(values, ddof=1)),
                 "ratio_pf_over_resampled_eis_seconds": seconds / row["eis_resampled_seconds"]})
     if mle:
-        start = time.perf_counter()
-        fit = bayesvol.fit(model, y, method="eis", num_particles=num_particles, num_starts=1)
-        row["mle"] = {"seconds": time.perf_counter() - start, "converged": bool(fit.converged),
-                      "rounds": fit.diagnostics["eis_rounds"],
-                      "iterations": fit.diagnostics["eis_optimiser_iterations"],
-                      "last_move_in_se": fit.diagnostics["eis_last_move_in_se"],
-                      "loglik": fit.loglik, "d": fit.params["d"], "d_se": fit.se["d"], "nu": fit.params["nu"],
-                      "nu_se": fit.se["nu"], "true_d": params["d"], "true_nu": params["nu"]}
+        row["mle"] = run_mle(model, params, y, num_particles)
     elif mle_iterations:
         row["mle_round"] = one_round(bound, y, num_particles, mle_budget)
-    print(json.dumps(row), flush=True)
+    print(json.dumps(row, default=float), flush=True)
     return row
 
 
@@ -175,7 +193,7 @@ def render(result) -> str:
              "| k | T | N | load | EIS s | EIS SD | EIS+resampling s | SD | EIS passes | gradient s (kernels refitted) "
              "| value+gradient s (kernels fixed) | bootstrap PF (particles) s | SD | PF / EIS time |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in result["rows"]:
+    for r in (r for r in result["rows"] if "eis_plain_seconds" in r):
         lines.append(f"| {r['k']} | {r['T']} | {r['num_particles']} | {r.get('load_at_start', float('nan')):.1f} | "
                      f"{r['eis_plain_seconds']:.2f} | {r['eis_plain_loglik_sd']:.2f} | "
                      f"{r['eis_resampled_seconds']:.2f} | {r['eis_resampled_loglik_sd']:.2f} | "
@@ -187,13 +205,18 @@ def render(result) -> str:
     if mles:
         lines += ["", "Full EIS maximum likelihood (`bayesvol.fit(model, y, method=\"eis\")`, one generic start, "
                   "standard errors included):", "",
-                  "| k | T | MLE s | rounds | BFGS iterations | converged | d (se) | true d | nu (se) | true nu |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| k | T | N | load | MLE s | rounds | BFGS iterations | settled (distance in SE) | converged | "
+                  "d (se) | true d | nu (se) | true nu | MC SD of log-lik |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in mles:
             e = r["mle"]
-            lines.append(f"| {r['k']} | {r['T']} | {e['seconds']:.0f} | {e.get('rounds', '')} | "
-                         f"{e.get('iterations', '')} | {e['converged']} | {e['d']:.3f} ({e['d_se']:.3f}) | "
-                         f"{e['true_d']} | {e['nu']:.1f} ({e['nu_se']:.1f}) | {e['true_nu']} |")
+            settled = (f"{e['settled']} ({e['distance_in_se']:.2f})" if "settled" in e
+                       else f"(last move {e['last_move_in_se']:.2f})" if "last_move_in_se" in e else "")
+            mc_sd = f"{e['loglik_mc_sd']:.2f}" if e.get("loglik_mc_sd") is not None else ""
+            lines.append(f"| {r['k']} | {r['T']} | {r['num_particles']} | {r.get('load_at_start', float('nan')):.1f} | "
+                         f"{e['seconds']:.0f} | {e.get('rounds', '')} | {e.get('iterations', '')} | {settled} | "
+                         f"{e['converged']} | {e['d']:.3f} ({e['d_se']:.3f}) | {e['true_d']} | "
+                         f"{e['nu']:.1f} ({e['nu_se']:.1f}) | {e['true_nu']} | {mc_sd} |")
     rounds = [r for r in result["rows"] if "mle_round" in r]
     if rounds:
         lines += ["", "One round of the EIS-MLE optimisation only (kernels fitted at the generic start, then BFGS "
@@ -228,7 +251,12 @@ def main():
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--rows", help="file of JSON rows printed by an earlier run: only re-render them")
     parser.add_argument("--note", default="", help="text appended to the Markdown report")
+    parser.add_argument("--mle-only", action="store_true",
+                        help="only the full EIS-MLE of each k (no likelihood, gradient or PF timings)")
     args = parser.parse_args()
+    # the EIS-MLE rounds report their progress (time, iterations, moves, estimates) on the log
+    logging.basicConfig(format="%(asctime)s %(message)s", level=logging.WARNING)
+    logging.getLogger("bayesvol.models.wishart_sv").setLevel(logging.INFO)
     if args.quick:
         args.T, args.k, args.mle_k, args.reps, args.pf_particles = 100, [3], [], 3, 500
         args.mle_iter_k, args.mle_budget = [3], 20.0
@@ -241,7 +269,7 @@ def main():
                           if line.startswith("{")]
     for k in [] if args.rows else args.k:
         result["rows"].append(run_one(k, args.T, args.reps, args.num_particles, args.pf_particles,
-                                      k in args.mle_k, k in args.mle_iter_k, args.mle_budget))
+                                      k in args.mle_k, k in args.mle_iter_k, args.mle_budget, args.mle_only))
         # written after every row, so a long run stopped early keeps what it measured
         (out / "wishart_eis.json").write_text(json.dumps(result, indent=2, default=float))
         (out / "wishart_eis.md").write_text(render(result))

@@ -3,6 +3,8 @@ r"""Wishart multivariate stochastic volatility (Philipov & Glickman 2006), estim
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ from bayesvol.models import _base
 from bayesvol.models._wishart_linalg import LOG_2PI, logdet_from_cholesky, scale_matrix, steady_state
 
 __all__ = ["WishartSV", "WishartSVParams", "WishartSVSimulation", "reference_params"]
+
+_LOGGER = logging.getLogger(__name__)
 
 LOGLIK_KIND = "conditional: log p(y_t | Omega_t, theta), given the latent precision path"
 
@@ -557,7 +561,7 @@ def _wishart_eis_diagnostics(model, params, y, num_replications: int = 5, **opti
             "loglik_sequential_eis": sequential}
 
 
-@register_loglik(WishartSV, "eis", diagnostics=_wishart_eis_diagnostics)
+@register_loglik(WishartSV, "eis", diagnostics=_wishart_eis_diagnostics, hessian="differences")
 def _wishart_eis_loglik(model, params, y, **options):
     """EIS log-likelihood split into T terms that add up to it (see :class:`~bayesvol.filters.eis_wishart.EISOutput`).
 
@@ -597,24 +601,74 @@ def _fixed_kernel_objective(u_flat, model, y, seed, kernels, *, num_particles, a
     return jax.value_and_grad(objective)(u_flat)
 
 
+def _round_schedule_step(history, round_tolerance):
+    """Decide the start of the next EIS-MLE round from the rounds so far (a fixed-point iteration).
+
+    ``history`` holds one dict per round: ``start`` and ``optimum`` (unconstrained coordinates), ``se`` (their
+    approximate standard errors) and ``plain`` (whether the round started at the previous round's optimum).
+    Returns ``(next_start, ratio, distance, settled, move)``: the contraction ratio estimated from the last two
+    rounds when they form a plain pair (else the last estimate, or NaN), the estimated distance of the last
+    round's start from the fixed point in standard errors, ``move / (1 - largest ratio so far)`` (a bound for
+    the distance of its optimum, which is about ``ratio`` times that), whether it is below
+    ``round_tolerance``, and the last move. After a plain pair the next start is extrapolated along the last
+    step by ``ratio / (1 - ratio)`` (Aitken's scalar acceleration of a linearly convergent iteration).
+    """
+    last = history[-1]
+    residual = (last["optimum"] - last["start"]) / last["se"]
+    move = float(np.max(np.abs(residual)))
+    ratio = next((h["ratio"] for h in reversed(history[:-1]) if np.isfinite(h.get("ratio", np.nan))), np.nan)
+    fresh = False
+    if last["plain"] and len(history) >= 2:
+        previous = history[-2]
+        before = (previous["optimum"] - previous["start"]) / last["se"]
+        denominator = float(before @ before)
+        if denominator > 0.0:
+            ratio, fresh = float(np.clip((residual @ before) / denominator, 0.0, _MAX_ROUND_RATIO)), True
+    last["ratio"] = ratio
+    # The iteration is only roughly linear (coordinates contract at different rates), so the distance uses
+    # the largest ratio estimated so far: a conservative bound.
+    ratios = np.array([h.get("ratio", np.nan) for h in history])
+    largest = np.max(ratios[np.isfinite(ratios)]) if np.any(np.isfinite(ratios)) else np.nan
+    distance = move / (1.0 - largest) if np.isfinite(largest) else np.inf
+    settled = bool(distance < round_tolerance)
+    next_start = last["optimum"]
+    if fresh and not settled:
+        next_start = last["optimum"] + ratio / (1.0 - ratio) * (last["optimum"] - last["start"])
+    return next_start, ratio, distance, settled, move
+
+
+_MAX_ROUND_RATIO = 0.95
+
+
 @register_fitter(WishartSV, "eis")
-def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, warn=True, max_rounds: int = 4,
-             round_tolerance: float = 0.25, **options):
+def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, warn=True, max_rounds: int = 10,
+             round_tolerance: float = 0.2, **options):
     r"""EIS maximum likelihood in rounds: optimise with the EIS sampler fixed, refit the sampler, repeat.
 
-    Round r holds the kernels :math:`(c_t, C_t)` fitted at :math:`\theta_{r-1}` fixed, so the objective
-    :math:`\hat L(\theta; c, C)` is one smooth function (common random numbers, an unbiased likelihood
-    estimate at every :math:`\theta`) with an exact gradient, and each evaluation is a single simulation
-    pass; the kernels are arguments of one compiled function, so rounds do not recompile. Then the kernels
-    are refitted at the new estimate, warm-started from the old ones. The rounds stop when no unconstrained
-    coordinate moves by more than ``round_tolerance`` of its approximate standard error (from the BFGS
-    inverse Hessian) or after ``max_rounds``. Refitting the sampler changes the simulated likelihood a
-    little (Monte Carlo noise), so the moves do not shrink to zero: a move above ``round_tolerance`` after
-    the last round is warned about (use more particles). A last call of the ordinary optimiser with the
-    final kernels fixed (it starts at the optimum) gives the standard errors (exact Hessian
-    of the fixed-kernel estimate) and diagnostics.
-    ``diagnostics`` records ``eis_rounds``,
-    ``eis_last_move_in_se`` and ``eis_optimiser_iterations``.
+    Round r fits the kernels :math:`(c_t, C_t)` at its start :math:`s_r` (warm-started from the last ones)
+    and holds them fixed, so the objective :math:`\hat L(\theta; c, C)` is one smooth function (common
+    random numbers, an unbiased likelihood estimate at every :math:`\theta`) with an exact gradient; each
+    evaluation is a single simulation pass, and the kernels are arguments of one compiled function, so rounds
+    do not recompile. BFGS starts from the previous round's inverse-Hessian approximation. The estimate is
+    the fixed point :math:`\theta^* = G(\theta^*)` of the map :math:`G(s) = \arg\max_\theta \hat L(\theta;
+    c(s), C(s))`; with the same random numbers in every round, :math:`G` is deterministic and the rounds
+    converge linearly (kernels fitted at :math:`s` favour :math:`\theta` near :math:`s`, which makes the
+    steps shrink by a ratio :math:`\rho < 1` per round rather than stop at once).
+
+    Rule. With the move :math:`m_r = \max_j |G(s_r) - s_r|_j / \mathrm{se}_j` (unconstrained coordinates,
+    approximate standard errors from the BFGS inverse Hessian) and :math:`\rho` estimated from two
+    consecutive plain rounds (:math:`s_{r} = G(s_{r-1})`; the largest such estimate so far, to be safe),
+    the start :math:`s_r` is about :math:`m_r / (1 - \rho)` standard errors from the fixed point and the
+    estimate :math:`G(s_r)` about :math:`\rho` times that; the rounds stop (``settled``) when the former
+    (a bound for the latter) is below ``round_tolerance``, so at least two rounds run. After each plain
+    pair the next start is extrapolated by :math:`\rho/(1-\rho)` times the last step (Aitken's
+    acceleration). ``converged`` in the result means the last optimiser run converged *and* the rounds
+    settled; stopping on ``max_rounds`` gives a warning.
+    A last call of the ordinary optimiser with the final kernels fixed (it starts at the optimum) gives the
+    standard errors (Hessian of the fixed-kernel estimate from central differences of its exact gradient) and
+    diagnostics. ``diagnostics`` records
+    ``eis_rounds``, ``eis_settled``, ``eis_last_move_in_se``, ``eis_distance_in_se``, ``eis_round_ratio``
+    and ``eis_optimiser_iterations``.
     """
     import scipy.optimize
 
@@ -623,6 +677,10 @@ def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, 
     if options.get("resample"):
         raise ValueError("fit(method='eis') needs the plain (smooth) EIS estimate; resample=True is piecewise "
                          "constant in the parameters")
+    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+        raise ValueError(f"max_rounds must be a positive integer, got {max_rounds!r}")
+    if not (isinstance(round_tolerance, (int, float)) and round_tolerance > 0.0):
+        raise ValueError(f"round_tolerance must be a positive number of standard errors, got {round_tolerance!r}")
     if "kernels" in options:
         return fit(model, y, "eis", start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol, warn=warn,
                    direct=True, **options)
@@ -638,14 +696,18 @@ def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, 
     for s in starts:
         model.check_parameters(s)
     at_starts = [float(_run_eis(s, data, seed, **static).loglik) for s in starts]
-    current = starts[int(np.nanargmax(at_starts))]
-    u = _free_parameters(model, current)
-    kernels, moved, rounds, iterations = None, np.inf, 0, 0
+    u = _free_parameters(model, starts[int(np.nanargmax(at_starts))])
+    kernels, hess_inv, history, iterations, plain = None, None, [], 0, True
+    ratio, distance, move, settled = np.nan, np.inf, np.inf, False
     seed_array = jnp.asarray(seed)
 
-    while rounds < max_rounds and not moved < round_tolerance:
-        rounds += 1
+    began = time.perf_counter()
+    while len(history) < max_rounds and not settled:
         out = _run_eis(_constrained(model, jnp.asarray(u)), data, seed, kernels, **static)
+        if not np.isfinite(float(out.loglik)) and not plain:
+            # the extrapolated start left the region where the simulated likelihood is finite: step back
+            u, plain = history[-1]["optimum"], True
+            out = _run_eis(_constrained(model, jnp.asarray(u)), data, seed, kernels, **static)
         kernels = (out.c, out.C)
 
         def scipy_fun(x, kernels=kernels):
@@ -654,25 +716,39 @@ def _fit_eis(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, 
             v, g = float(v), np.asarray(g, dtype=np.float64)
             return (v, g) if np.isfinite(v) and np.all(np.isfinite(g)) else (1e10, np.zeros_like(g))
 
-        res = scipy.optimize.minimize(scipy_fun, u, jac=True, method="BFGS", options={"maxiter": maxiter,
-                                                                                       "gtol": gtol})
+        res = scipy.optimize.minimize(scipy_fun, u, jac=True, method="BFGS",
+                                      options={"maxiter": maxiter, "gtol": gtol, "hess_inv0": hess_inv})
         iterations += int(res.nit)
-        se_u = np.sqrt(np.maximum(np.diag(np.atleast_2d(res.hess_inv)), 1e-300) / data.shape[0])
-        moved = float(np.max(np.abs(res.x - u) / se_u))
-        u = res.x
+        hess_inv = 0.5 * (res.hess_inv + res.hess_inv.T)
+        se_u = np.sqrt(np.maximum(np.diag(hess_inv), 1e-300) / data.shape[0])
+        history.append({"start": np.asarray(u, dtype=np.float64), "optimum": np.asarray(res.x, dtype=np.float64),
+                        "se": se_u, "plain": plain})
+        next_start, ratio, distance, settled, move = _round_schedule_step(history, round_tolerance)
+        optimum = _constrained(model, jnp.asarray(res.x))
+        _LOGGER.info("EIS-MLE round %d: %.1f s, %d BFGS iterations, move %.3g SE, ratio %.3g, distance %.3g SE, "
+                     "d %.4f, nu %.3f, log-likelihood %.3f", len(history), time.perf_counter() - began, res.nit,
+                     move, ratio, distance, float(optimum.d), float(optimum.nu), -res.fun * data.shape[0])
+        plain = bool(np.array_equal(next_start, res.x))
+        u = next_start
+    u = history[-1]["optimum"]
     theta = _constrained(model, jnp.asarray(u))
+    rounds_done = time.perf_counter()
     result = fit(model, y, "eis", start={n: np.asarray(getattr(theta, n)) for n in model.param_names},
                  maxiter=maxiter, gtol=gtol, warn=False, direct=True, kernels=EISKernels(*kernels), **options)
+    _LOGGER.info("EIS-MLE: final optimisation, standard errors and diagnostics in %.1f s",
+                 time.perf_counter() - rounds_done)
     if not result.converged and warn:
         warnings.warn(f"EIS maximum likelihood did not converge: {result.message}", ConvergenceWarning,
                       stacklevel=3)
-    if moved >= round_tolerance and warn:
-        warnings.warn(f"the EIS estimate still moved by {moved:.3g} standard errors when the sampler was refitted "
-                      f"after {rounds} rounds (Monte Carlo noise of the simulated likelihood); more particles "
-                      "reduce it", ConvergenceWarning, stacklevel=3)
-    diagnostics = dict(result.diagnostics, eis_rounds=rounds, eis_last_move_in_se=moved,
-                       eis_optimiser_iterations=iterations)
-    return dataclasses.replace(result, options=dict(options), diagnostics=diagnostics)
+    if not settled and warn:
+        warnings.warn(f"the EIS-MLE rounds stopped on their limit (max_rounds={max_rounds}): the estimate is about "
+                      f"{distance:.3g} standard errors from the fixed point of the rounds (last move {move:.3g}, "
+                      f"contraction ratio {ratio:.3g}), above round_tolerance={round_tolerance}; allow more rounds",
+                      ConvergenceWarning, stacklevel=3)
+    diagnostics = dict(result.diagnostics, eis_rounds=len(history), eis_settled=settled, eis_last_move_in_se=move,
+                       eis_distance_in_se=distance, eis_round_ratio=ratio, eis_optimiser_iterations=iterations)
+    return dataclasses.replace(result, converged=bool(result.converged and settled), options=dict(options),
+                               diagnostics=diagnostics)
 
 
 @register_loglik(WishartSV, "pf", differentiable=False)
