@@ -36,7 +36,7 @@ def test_nan_position_reported_by_date():
 
 
 def test_bad_sampler_arguments(gbpusd):
-    with pytest.raises(ValueError, match="method must be 'nuts' or 'svi'"):
+    with pytest.raises(ValueError, match="method must be 'nuts', 'svi' or 'pmmh'"):
         bayesvol.sample(bayesvol.models.SV(), gbpusd, method="mh")
     with pytest.raises(ValueError, match="num_chains must be a positive integer"):
         bayesvol.sample(bayesvol.models.SV(), gbpusd, num_chains=0)
