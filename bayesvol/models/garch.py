@@ -335,13 +335,24 @@ class GARCH:
         b = self._presample(params, y)
         return params.omega + (params.alpha + 0.5 * self._gamma(params) + params.beta) * b
 
-    def update(self, params, variance, y_t):
-        """:math:`\\sigma^2_{t+1}` from :math:`\\sigma^2_t` and :math:`y_t` (GJR term with the indicator)."""
-        shock = y_t - self._mu(params)
+    def affine_coefficients(self, params, y):
+        r"""Slope and offset of the variance recursion, :math:`\sigma^2_{t+1} = a_t \sigma^2_t + b_t`.
+
+        :math:`a_t = \beta` and :math:`b_t = \omega + (\alpha + \gamma 1\{\varepsilon_t < 0\})\varepsilon_t^2`
+        with :math:`\varepsilon_t = y_t - \mu` (GJR term with the indicator). ``y`` is one observation or a
+        whole series (the coefficients broadcast over it); :meth:`update` applies them for one step, and
+        filtering composes them for all steps at once (a parallel prefix scan).
+        """
+        shock = y - self._mu(params)
         response = params.alpha
         if self.vol == "gjr":
             response = response + params.gamma * (shock < 0.0)
-        return params.omega + response * shock**2 + params.beta * variance
+        return jnp.broadcast_to(params.beta, jnp.shape(shock)), params.omega + response * shock**2
+
+    def update(self, params, variance, y_t):
+        """:math:`\\sigma^2_{t+1}` from :math:`\\sigma^2_t` and :math:`y_t` by :meth:`affine_coefficients`."""
+        slope, offset = self.affine_coefficients(params, y_t)
+        return slope * variance + offset
 
     def emission(self, params, variance):
         """Law of :math:`y_t` given :math:`\\sigma^2_t`: :math:`\\mu + \\sigma_t z_t`."""
