@@ -155,6 +155,22 @@ def render(report):
         cells = " | ".join(f"{row[k]['cpu_ms']:.2f} / {row[k]['wall_ms']:.2f}" for k in kernels_)
         lines.append(f"| {VARIANTS[variant]} | {cells} |")
     lines.append("")
+    base = report["results"]["sequential"]
+    for kernel in kernels_:
+        ratio = report["results"]["associative"][kernel]["cpu_ms"] / base[kernel]["cpu_ms"]
+        fastest = min(report["results"], key=lambda v: report["results"][v][kernel]["cpu_ms"])
+        lines.append(f"* {titles[kernel]}: associative / sequential CPU time {ratio:.2f}; fastest: "
+                     f"{VARIANTS[fastest]}.")
+    lines += [
+        "",
+        "All variants compute the same numbers (checked before timing, to 1e-9 relative; the tests check the "
+        "paths to 1e-12). On CPU the prefix scan does about twice the arithmetic of the loop (the compositions "
+        "of the up-sweep and the down-sweep) and each step of the loop is already a few vector operations, so "
+        "it does not pay off here; `filter_states` keeps the sequential loop on CPU and takes the prefix scan "
+        "on an accelerator, where it replaces T dependent steps by about 2 log2 T passes (not measured here: no "
+        "accelerator on this machine).",
+        "",
+    ]
     return "\n".join(lines)
 
 

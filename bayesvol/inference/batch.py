@@ -38,7 +38,7 @@ from bayesvol.inference.mle import (
     _Problem,
     _transforms,
 )
-from bayesvol.models import _base
+from bayesvol.models import _base, _observation
 
 __all__ = ["BatchMLEResult", "fit_batch"]
 
@@ -50,6 +50,10 @@ _EIGENVALUE_FLOOR = 1e-8
 # Hessian carries one tangent per parameter through the reverse pass, so its working set is several times
 # that of the optimiser's; at T = 1000, blocks of 32 series took half the time per series of blocks of 64.
 _DERIVATIVE_BLOCK_OBSERVATIONS = 32_000
+# Steps per loop iteration of a sequential recursion (lax.scan unroll) in the BFGS programs: vmapped over 64
+# series, a value and gradient of GJR-skew-t at T = 1000 took 4.2 ms of CPU unrolled by 8 against 5.3 ms
+# (benchmarks/garch_recursion.py); a single series of T = 5000 did not gain, so other fits keep 1.
+_BFGS_SCAN_UNROLL = 8
 
 
 @dataclass
@@ -498,8 +502,11 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
 
     starts = _in_blocks(lambda u_block, y_block: _bfgs_starts(problem, u_block, y_block), np.asarray(u0), values,
                         min(int(block_width), num_series))
-    u_hat, grad, iterations = _queue_on_devices(problem, np.asarray(u0), starts, int(maxiter),
-                                                min(int(block_width), num_series), values, float(gtol))
+    # The optimiser's programs are traced with the sequential recursions unrolled (only here: see
+    # _BFGS_SCAN_UNROLL).
+    with _observation.scan_unroll(_BFGS_SCAN_UNROLL):
+        u_hat, grad, iterations = _queue_on_devices(problem, np.asarray(u0), starts, int(maxiter),
+                                                    min(int(block_width), num_series), values, float(gtol))
     derivative_width = max(1, min(int(block_width), num_series, _DERIVATIVE_BLOCK_OBSERVATIONS // values.shape[0]))
     theta, loglik, hessians, scores = _in_blocks(lambda u_block, y_block: _batch_derivatives(problem, u_block, y_block),
                                                  u_hat, values, derivative_width)

@@ -13,7 +13,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -423,6 +423,29 @@ def _loglik_total(problem: _Problem, theta_flat, y):
     return jnp.sum(problem.pointwise_flat(theta_flat, y))
 
 
+def _free_shapes_uncached(model, shapes: tuple) -> tuple:
+    transforms = _transforms(model)
+    names = model.param_names
+    structs = {n: jax.ShapeDtypeStruct(shape, jnp.float64) for n, shape in zip(names, shapes, strict=True)}
+    free = jax.eval_shape(lambda p: {n: transforms[n].inv(p[n]) for n in names}, structs)
+    return tuple(tuple(free[n].shape) for n in names)
+
+
+_free_shapes_cached = lru_cache(maxsize=64)(_free_shapes_uncached)
+
+
+def _free_shapes(model, shapes: tuple) -> tuple:
+    """Shapes of the unconstrained coordinates of natural parameters of the given shapes.
+
+    Tracing the transforms costs a few milliseconds, a tenth of a warm GARCH fit, so the answer is cached
+    per (hashable) model.
+    """
+    try:
+        return _free_shapes_cached(model, shapes)
+    except TypeError:  # a model that does not hash
+        return _free_shapes_uncached(model, shapes)
+
+
 def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None = None, maxiter: int = 2000,
         gtol: float = 1e-5, warn: bool = True, **options) -> MLEResult:
     """Maximum-likelihood estimation.
@@ -489,10 +512,8 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     starts = [_base.as_params(model, s) for s in starts]
     names = model.param_names
 
-    free = jax.eval_shape(lambda p: {n: transforms[n].inv(getattr(p, n)) for n in names}, starts[0])
-    problem = _Problem(model=model, method=method,
-                       free_shapes=tuple(tuple(free[n].shape) for n in names),
-                       shapes=tuple(tuple(jnp.shape(getattr(starts[0], n))) for n in names),
+    shapes = tuple(tuple(jnp.shape(getattr(starts[0], n))) for n in names)
+    problem = _Problem(model=model, method=method, free_shapes=_free_shapes(model, shapes), shapes=shapes,
                        options=_options_key(options))
 
     def scipy_fun(u):
