@@ -130,3 +130,16 @@ def test_non_stationary_trial_points(y_fx):
     assert not np.any(np.isnan(np.asarray(states))) and float(last) == np.inf
     assert 0 < np.sum(np.isinf(np.asarray(states))) < y_fx.shape[0]
     np.testing.assert_array_equal(np.isinf(np.asarray(states)), np.isinf(np.asarray(states_seq)))
+
+
+def test_unrolled_sequential_scan_is_the_same_recursion(y_fx):
+    """The batch optimiser traces the loop unrolled by 8 (``scan_unroll``): the same path, setting restored."""
+    model = GARCH(vol="gjr", dist="skewt")
+    params = model.params_type(**{n: v[0] for n, v in random_params(model, 1, seed=5).items()})
+    states, last = _observation.sequential_filter_states(model, params, y_fx)
+    with _observation.scan_unroll(8):
+        assert _observation._SCAN_UNROLL == 8
+        unrolled, last_unrolled = _observation.sequential_filter_states(model, params, y_fx)
+    assert _observation._SCAN_UNROLL == 1
+    assert_relative(unrolled, states, 1e-14)
+    assert_relative(last_unrolled, last, 1e-14)
