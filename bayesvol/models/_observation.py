@@ -87,8 +87,8 @@ def filter_states(model, params, y):
     ``update`` is affine in the state (it has ``affine_coefficients``) gets the parallel prefix scan of
     :func:`affine_filter_states` instead, which replaces ``T`` dependent steps by about ``2 log2 T`` passes
     over the whole series. On CPU the prefix scan does about twice the arithmetic of the loop and was not
-    faster (``benchmarks/garch_recursion.py``: equal for one value and gradient, 2.5 times slower for the
-    forward-over-reverse Hessian), because each step of the loop is already a few vector operations.
+    faster (``benchmarks/garch_recursion.py``: about 1.1 times the CPU time for one value and gradient, 2.5
+    times for the forward-over-reverse Hessian), because each step of the loop is already a few vector operations.
     """
     if hasattr(model, "affine_coefficients") and jax.default_backend() != "cpu":
         return affine_filter_states(model, params, y)

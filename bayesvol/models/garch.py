@@ -341,13 +341,15 @@ class GARCH:
         :math:`a_t = \beta` and :math:`b_t = \omega + (\alpha + \gamma 1\{\varepsilon_t < 0\})\varepsilon_t^2`
         with :math:`\varepsilon_t = y_t - \mu` (GJR term with the indicator). ``y`` is one observation or a
         whole series (the coefficients broadcast over it); :meth:`update` applies them for one step, and
-        filtering composes them for all steps at once (a parallel prefix scan).
+        on an accelerator filtering composes them for all steps at once (a parallel prefix scan, see
+        :func:`bayesvol.models._observation.filter_states`).
         """
         shock = y - self._mu(params)
         response = params.alpha
         if self.vol == "gjr":
             response = response + params.gamma * (shock < 0.0)
-        return jnp.broadcast_to(params.beta, jnp.shape(shock)), params.omega + response * shock**2
+        offset = params.omega + response * shock**2
+        return jnp.broadcast_to(params.beta, jnp.broadcast_shapes(jnp.shape(params.beta), jnp.shape(offset))), offset
 
     def update(self, params, variance, y_t):
         """:math:`\\sigma^2_{t+1}` from :math:`\\sigma^2_t` and :math:`y_t` by :meth:`affine_coefficients`."""
