@@ -45,6 +45,9 @@ class ParticleFilterResult(NamedTuple):
         Effective sample size of the weights after step ``t`` (1 to ``num_particles``), shape ``(T,)``.
     resampled : jax.Array
         Whether the particles were resampled before moving to ``t`` (always ``False`` at ``t = 0``).
+    latent_path : jax.Array or None
+        With ``latent_path=True``: one path :math:`x_{1:T}` drawn from the filter's final weights and traced
+        back through the particles' ancestors, shape ``(T, *state_shape)``; else ``None``.
     """
 
     log_likelihood: jax.Array
@@ -53,11 +56,13 @@ class ParticleFilterResult(NamedTuple):
     filtered_variances: jax.Array
     ess: jax.Array
     resampled: jax.Array
+    latent_path: jax.Array | None = None
 
 
 def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, proposal: str = "bootstrap",
                     resampling: str = "systematic", ess_threshold: float = 0.5,
-                    num_newton_steps: int = 2, random_dtype: str = "float64") -> ParticleFilterResult:
+                    num_newton_steps: int = 2, random_dtype: str = "float64",
+                    latent_path: bool = False) -> ParticleFilterResult:
     r"""Particle filter for a latent-state model: likelihood estimate and filtered moments.
 
     Parameters
@@ -95,6 +100,12 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
         of normals rounded to float32 (relative error about 1e-7, tails cut beyond about 5.3 SD — far
         below the Monte Carlo error of the likelihood). Weights and likelihood stay in float64.
 
+    latent_path : bool
+        Also draw one latent path from the final weights by ancestor tracing (needs systematic resampling;
+        keeps the particles and ancestors of every step, memory :math:`O(NT)`). Inside particle marginal
+        Metropolis-Hastings, this draw attached to each state of the chain makes the joint draws of
+        :math:`(\theta, x_{1:T})` exact posterior draws (Andrieu, Doucet & Holenstein 2010).
+
     Returns
     -------
     ParticleFilterResult
@@ -125,6 +136,13 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
     emission density is concave in :math:`h`, so :math:`w \le 1`: bounded weights. The product of the
     per-step estimates is unbiased for :math:`p(y_{1:T})` under systematic resampling. Cost
     :math:`O(NT)` (plus a sort per step for smooth resampling).
+
+    Random numbers: one uniform per step for resampling, drawn before the scan; for Gaussian moves (a
+    Normal or MultivariateNormal state equation, and every auxiliary proposal) the standard normals
+    :math:`z` with :math:`x_t = m + L z` are drawn for a block of steps at a time (about :math:`2^{18}`
+    numbers, at most 100 steps) by an outer scan over blocks around the inner scan over steps, so that
+    generating them is one large vectorised call rather than one small call per step; other state laws
+    draw from one key per step. On CPU the normals are most of the cost of the bootstrap filter.
 
     Examples
     --------
@@ -159,8 +177,12 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
         raise ValueError("resampling='smooth' needs a scalar latent state; use 'systematic' for vector states")
     num_newton_steps = _common.check_nonnegative_int(num_newton_steps, "num_newton_steps")
     _common.check_choice(random_dtype, "random_dtype", RANDOM_DTYPES)
+    if not isinstance(latent_path, bool):
+        raise ValueError(f"latent_path must be True or False, got {latent_path!r}")
+    if latent_path and resampling != "systematic":
+        raise ValueError("latent_path=True needs resampling='systematic' (smooth resampling keeps no ancestry)")
     return _run(model, params, y, key, num_particles, proposal, resampling, float(ess_threshold), shape,
-                num_newton_steps, random_dtype)
+                num_newton_steps, random_dtype, latent_path)
 
 
 # The moves' standard normals are drawn for a block of steps at a time: about this many numbers per call (a
@@ -174,9 +196,9 @@ def _block_length(numbers_per_step: int, num_moves: int) -> int:
     return max(1, min(_MAX_BLOCK_STEPS, _BLOCK_NUMBERS // numbers_per_step, num_moves))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8, 9, 10))
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8, 9, 10, 11))
 def _run(model, params, y, key, num_particles, proposal, resampling, ess_threshold, state_shape, num_newton_steps,
-         random_dtype):
+         random_dtype, trace_path):
     state_ndim = len(state_shape)
     num = num_particles
     log_num = jnp.log(float(num))
@@ -308,9 +330,10 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
             # Bootstrap: the first-stage weights are the filter weights, whose ESS the last step computed.
             info, log_first, log_c, ess_first = None, log_weights_prev, 0.0, ess_prev
         resample = jnp.array(True) if ess_threshold >= 1.0 else ess_first <= ess_threshold * num
+        ancestors = None
         if resampling == "systematic":
             # lax.cond skips the resampling work on steps that keep the weights (a select under vmap).
-            if proposal == "bootstrap":
+            if proposal == "bootstrap" and not trace_path:
                 x_parents = lax.cond(resample, lambda: x_prev[systematic_ancestors(uniform, log_first)],
                                      lambda: x_prev)
                 prior = model.transition(params, x_parents, y_prev)
@@ -327,7 +350,8 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         log_post = jnp.where(resample, -log_num, log_first)
         x, log_w = move(prior, y_t, noise, info)
         increment, log_weights, ess, (mean, var) = weigh(log_post, log_w, x)
-        return (x, log_weights, ess), (increment + log_c, mean, var, ess, resample)
+        history = (x, ancestors) if trace_path else None
+        return (x, log_weights, ess), (increment + log_c, mean, var, ess, resample, history)
 
     def run_block(carry, block_inputs):
         block_key, step_inputs = block_inputs
@@ -348,7 +372,20 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
     if tail or not num_blocks:
         carry, out = run_block(carry, (tail_key, jax.tree.map(lambda v: v[num_blocks * block:], step_inputs)))
         outputs.append(out)
-    increments, means, variances, ess, resampled = jax.tree.map(lambda *v: jnp.concatenate(v), *outputs)
+    increments, means, variances, ess, resampled, history = jax.tree.map(lambda *v: jnp.concatenate(v), *outputs)
+    path = None
+    if trace_path:
+        # One index drawn from the final weights, then back through the ancestors: particle b_t of step t
+        # descends from particle ancestors_t[b_t] of step t - 1.
+        particles, ancestors = history
+        last = jax.random.categorical(jax.random.fold_in(key, 1), carry[1]).astype(jnp.int32)
+
+        def trace_back(index, step_history):
+            x_t, ancestors_t = step_history
+            return ancestors_t[index], x_t[index]
+
+        first, later = lax.scan(trace_back, last, (particles, ancestors), reverse=True)
+        path = jnp.concatenate([x0[first][None], later])
     increments = jnp.concatenate([increment0[None], increments])
     return ParticleFilterResult(
         log_likelihood=jnp.sum(increments),
@@ -357,4 +394,5 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         filtered_variances=jnp.concatenate([var0[None], variances]),
         ess=jnp.concatenate([ess0[None], ess]),
         resampled=jnp.concatenate([jnp.array([False]), resampled]),
+        latent_path=path,
     )
