@@ -6,8 +6,12 @@ One simulated SV series (normal errors, mu = -1, phi = 0.97, sigma = 0.18, T = 1
 1. the bootstrap particle filter (systematic resampling when ESS < N/2) of bayesvol and of ``particles``
    (``particles.SMC`` with ``state_space_models.Bootstrap`` of ``StochVol``, same resampling rule) for
    N = 10^3, 10^4, 10^5: seconds per log-likelihood evaluation (bayesvol after compilation; compile time
-   recorded separately) and their ratio;
-2. the Monte Carlo SD of the log-likelihood against seconds per evaluation, for bayesvol's bootstrap and
+   recorded separately) and their ratio, with the fraction of steps that resampled;
+2. what bounds that ratio: the time to generate the N x T standard normals alone, in NumPy (as ``particles``
+   draws them, and with a ``Generator``) and in JAX (threefry and RngBitGenerator keys, float64 and float32);
+3. the Monte Carlo SD of the EIS log-likelihood over 40 seeds at S = 8, 32, 128, with and without antithetic
+   pairs;
+4. the Monte Carlo SD of the log-likelihood against seconds per evaluation, for bayesvol's bootstrap and
    auxiliary particle filters over N and for EIS over the number of draws S (``--reps`` independent seeds
    each), and the time each needs to reach SD <= 0.1: the smallest N or S on the grid that reaches it
    (the bootstrap filter is measured up to N = 20,000; where the largest N misses, N is extrapolated with
@@ -18,7 +22,7 @@ Writes ``filters.json``, ``filters.md`` and ``filters.png`` to ``--out``.
 
 Usage::
 
-    python benchmarks/filters.py                      # about two minutes on a quiet machine
+    python benchmarks/filters.py                      # about four minutes on a quiet machine
     python benchmarks/filters.py --quick              # smoke check
 """
 
