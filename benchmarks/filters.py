@@ -6,8 +6,12 @@ One simulated SV series (normal errors, mu = -1, phi = 0.97, sigma = 0.18, T = 1
 1. the bootstrap particle filter (systematic resampling when ESS < N/2) of bayesvol and of ``particles``
    (``particles.SMC`` with ``state_space_models.Bootstrap`` of ``StochVol``, same resampling rule) for
    N = 10^3, 10^4, 10^5: seconds per log-likelihood evaluation (bayesvol after compilation; compile time
-   recorded separately) and their ratio;
-2. the Monte Carlo SD of the log-likelihood against seconds per evaluation, for bayesvol's bootstrap and
+   recorded separately) and their ratio, with the fraction of steps that resampled;
+2. what bounds that ratio: the time to generate the N x T standard normals alone, in NumPy (as ``particles``
+   draws them, and with a ``Generator``) and in JAX (threefry and RngBitGenerator keys, float64 and float32);
+3. the Monte Carlo SD of the EIS log-likelihood over 40 seeds at S = 8, 32, 128, with and without antithetic
+   pairs;
+4. the Monte Carlo SD of the log-likelihood against seconds per evaluation, for bayesvol's bootstrap and
    auxiliary particle filters over N and for EIS over the number of draws S (``--reps`` independent seeds
    each), and the time each needs to reach SD <= 0.1: the smallest N or S on the grid that reaches it
    (the bootstrap filter is measured up to N = 20,000; where the largest N misses, N is extrapolated with
@@ -18,7 +22,7 @@ Writes ``filters.json``, ``filters.md`` and ``filters.png`` to ``--out``.
 
 Usage::
 
-    python benchmarks/filters.py                      # about two minutes on a quiet machine
+    python benchmarks/filters.py                      # about four minutes on a quiet machine
     python benchmarks/filters.py --quick              # smoke check
 """
 
@@ -44,10 +48,6 @@ EIS_DRAWS = [4, 6, 8, 16, 32, 64]
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:4.2f}] {msg}", flush=True)
-
-
-
-
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -85,6 +85,7 @@ def speed_vs_particles(y, sizes, repeats):
             return smc.logLt
 
         row["particles_s"], row["particles_cpu_s"] = timed(theirs_once, repeats)
+        row["resampled_fraction"] = float(particle_filter(model, PARAMS, y, 1, num, ess_threshold=0.5).resampled.mean())
         for label in ("bayesvol", "bayesvol_f32"):
             row[f"{label}_speedup"] = row["particles_s"] / row[f"{label}_s"]
             row[f"{label}_speedup_cpu"] = row["particles_cpu_s"] / row[f"{label}_cpu_s"]
@@ -94,6 +95,64 @@ def speed_vs_particles(y, sizes, repeats):
             f"{row['bayesvol_f32_s']:.4f}s (cpu {row['bayesvol_f32_cpu_s']:.4f}s), particles "
             f"{row['particles_s']:.4f}s (cpu {row['particles_cpu_s']:.4f}s), x{row['bayesvol_speedup']:.1f} "
             f"(cpu x{row['bayesvol_speedup_cpu']:.1f})")
+    return rows
+
+
+def normals_floor(sizes, num_steps, repeats):
+    """Seconds to generate the N x T standard normals of one filter run, and nothing else: NumPy's legacy
+    generator called once per step (what ``particles`` does), NumPy's ``Generator`` likewise, and JAX's
+    threefry (the default) and RngBitGenerator (``impl="rbg"``) keys in float64 and float32, drawn in blocks of
+    steps as the filter draws them (each block summed so nothing is stored)."""
+    from bayesvol.filters.particle import _block_length
+
+    rows = []
+    for num in sizes:
+        row = {"N": num}
+        generator = np.random.default_rng(0)
+        row["numpy_legacy_s"], row["numpy_legacy_cpu_s"] = timed(
+            lambda n=num: [np.random.normal(size=n) for _ in range(num_steps)], repeats)  # noqa: NPY002
+        row["numpy_generator_s"], row["numpy_generator_cpu_s"] = timed(
+            lambda n=num, g=generator: [g.standard_normal(n) for _ in range(num_steps)], repeats)
+        block = _block_length(num, num_steps)
+        num_blocks = -(-num_steps // block)
+        for impl in ("threefry2x32", "rbg"):
+            for dtype in ("float64", "float32"):
+                def total(key, n=num, d=dtype, b=block, nb=num_blocks):
+                    draws = jax.lax.map(lambda k: jax.random.normal(k, (b, n), dtype=d).sum(),
+                                        jax.random.split(key, nb))
+                    return draws.sum()
+
+                run = jax.jit(total)
+                key = jax.random.key(0, impl=impl)
+                jax.block_until_ready(run(key))
+                wall, cpu = timed(lambda run=run, key=key: run(key), repeats)
+                # Blocks may overshoot T by less than one block: scale to exactly N x T normals.
+                scale = num_steps / (num_blocks * block)
+                row[f"jax_{impl}_{dtype}_s"], row[f"jax_{impl}_{dtype}_cpu_s"] = wall * scale, cpu * scale
+        row["load"] = os.getloadavg()[0]
+        rows.append(row)
+        log(f"N={num}: normals alone, numpy legacy {row['numpy_legacy_cpu_s']:.4f}s cpu, jax threefry float64 "
+            f"{row['jax_threefry2x32_float64_cpu_s']:.4f}s cpu, float32 {row['jax_threefry2x32_float32_cpu_s']:.4f}s")
+    return rows
+
+
+def eis_antithetic(y, draws, reps):
+    """Monte Carlo SD of the EIS log-likelihood over ``reps`` seeds, with and without antithetic pairs."""
+    model = bayesvol.models.SV()
+    keys = jax.random.split(jax.random.PRNGKey(321), reps)
+    rows = []
+    for size in draws:
+        for antithetic in (True, False):
+            run = jax.jit(lambda k, s=size, a=antithetic: efficient_importance_sampling(
+                model, PARAMS, y, k, s, antithetic=a).log_likelihood)
+            jax.block_until_ready(run(keys[0]))
+            start, start_cpu = time.perf_counter(), time.process_time()
+            values = np.array([float(run(k)) for k in keys])
+            rows.append({"S": size, "antithetic": antithetic, "sd": float(np.std(values, ddof=1)),
+                         "mean": float(np.mean(values)), "max_minus_median": float(values.max() - np.median(values)),
+                         "seconds": (time.perf_counter() - start) / reps,
+                         "cpu_seconds": (time.process_time() - start_cpu) / reps, "load": os.getloadavg()[0]})
+            log(f"EIS S={size} antithetic={antithetic}: sd {rows[-1]['sd']:.4f}")
     return rows
 
 
@@ -142,17 +201,48 @@ def render(result) -> str:
         f"{result['repeats']}; wall clock, process CPU in brackets)",
         "",
         "bayesvol with float64 normals (the default) and with `random_dtype=\"float32\"`; speed-ups are "
-        "`particles` time over bayesvol time (wall; CPU in brackets).",
+        "`particles` time over bayesvol time (wall; CPU in brackets). Same rule on both sides: systematic "
+        "resampling whenever the ESS falls below N/2 (`particles.SMC(resampling=\"systematic\", ESSrmin=0.5)`, "
+        "its default; bayesvol `ess_threshold=0.5`); resampled: fraction of steps that resampled in bayesvol.",
         "",
-        "| N | bayesvol | bayesvol float32 | particles | speed-up | speed-up float32 | compile | load |",
-        "|---|---|---|---|---|---|---|---|",
+        "| N | bayesvol | bayesvol float32 | particles | speed-up | speed-up float32 | compile | resampled | load |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["speed"]:
         lines.append(
             f"| {r['N']:,} | {r['bayesvol_s']:.4f} ({r['bayesvol_cpu_s']:.4f}) | {r['bayesvol_f32_s']:.4f} "
             f"({r['bayesvol_f32_cpu_s']:.4f}) | {r['particles_s']:.4f} ({r['particles_cpu_s']:.4f}) | "
             f"{r['bayesvol_speedup']:.1f}x ({r['bayesvol_speedup_cpu']:.1f}x) | {r['bayesvol_f32_speedup']:.1f}x "
-            f"({r['bayesvol_f32_speedup_cpu']:.1f}x) | {r['bayesvol_compile_s']:.1f} s | {r['load']:.1f} |")
+            f"({r['bayesvol_f32_speedup_cpu']:.1f}x) | {r['bayesvol_compile_s']:.1f} s | "
+            f"{r['resampled_fraction']:.2f} | {r['load']:.1f} |")
+    lines += ["", "### What bounds the speed-up: the normals alone", "",
+              f"Process-CPU seconds to generate the N x T = N x {result['T']} standard normals of one run and nothing "
+              "else (best of the same repeats). NumPy legacy: `np.random.normal(size=N)` once per step, as "
+              "`particles` draws them; NumPy Generator: `default_rng().standard_normal(N)` per step; JAX: "
+              "threefry (default keys) or RngBitGenerator (`jax.random.key(seed, impl=\"rbg\")`) in the "
+              "filter's blocks of steps. Share: the normals' share of the whole filter's CPU time on the same "
+              "side (particles: legacy NumPy; bayesvol: threefry in the same precision).", "",
+              "| N | NumPy legacy | NumPy Generator | JAX threefry float64 | JAX threefry float32 | JAX rbg float64 "
+              "| JAX rbg float32 | share particles | share bayesvol | share bayesvol float32 | load |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    speed_by_n = {r["N"]: r for r in result["speed"]}
+
+    def bound(r, dtype):
+        return speed_by_n[r["N"]]["particles_cpu_s"] / r[f"jax_threefry2x32_{dtype}_cpu_s"]
+
+    for r in result["normals"]:
+        sp = speed_by_n[r["N"]]
+        lines.append(
+            f"| {r['N']:,} | {r['numpy_legacy_cpu_s']:.4f} | {r['numpy_generator_cpu_s']:.4f} | "
+            f"{r['jax_threefry2x32_float64_cpu_s']:.4f} | {r['jax_threefry2x32_float32_cpu_s']:.4f} | "
+            f"{r['jax_rbg_float64_cpu_s']:.4f} | {r['jax_rbg_float32_cpu_s']:.4f} | "
+            f"{r['numpy_legacy_cpu_s'] / sp['particles_cpu_s']:.0%} | "
+            f"{r['jax_threefry2x32_float64_cpu_s'] / sp['bayesvol_cpu_s']:.0%} | "
+            f"{r['jax_threefry2x32_float32_cpu_s'] / sp['bayesvol_f32_cpu_s']:.0%} | {r['load']:.1f} |")
+    lines += ["", "Upper bound on the CPU speed-up if everything but the normals cost nothing on the bayesvol side: "
+              "particles CPU time over the JAX normals alone, "
+              + ", ".join(f"N = {r['N']:,}: {bound(r, 'float64'):.1f}x (float32 {bound(r, 'float32'):.1f}x)"
+                          for r in result["normals"]) + "."]
     lines += ["", f"## Monte Carlo SD of the log-likelihood ({result['reps']} seeds per setting)", "",
               "Seconds per evaluation after compilation (each setting compiled once, then evaluated at "
               f"{result['reps']} seeds). EIS iterations: fixed-point iterations run (mean over the seeds; stopping "
@@ -163,6 +253,14 @@ def render(result) -> str:
         its = f"{r['mean_iterations']:.1f}" if "mean_iterations" in r else ""
         lines.append(f"| {r['method']} | {r['size']:,} | {r['sd']:.4f} | {r['seconds']:.4f} | {r['cpu_seconds']:.4f} "
                      f"| {its} | {r['load']:.1f} |")
+    lines += ["", f"### EIS with and without antithetic draws ({result['eis_antithetic_reps']} seeds per setting)", "",
+              "S draws in all (antithetic: S/2 pairs (z, -z) of the common random numbers). max - median: "
+              "distance of the largest of the seeds' estimates from their median (the right tail).", "",
+              "| S | antithetic | SD | max - median | mean | CPU seconds per evaluation | load |",
+              "|---|---|---|---|---|---|---|"]
+    for r in result["eis_antithetic"]:
+        lines.append(f"| {r['S']} | {'yes' if r['antithetic'] else 'no'} | {r['sd']:.4f} | "
+                     f"{r['max_minus_median']:.3f} | {r['mean']:.3f} | {r['cpu_seconds']:.4f} | {r['load']:.1f} |")
     lines += ["", "## Time to reach SD <= 0.1", "", "| method | seconds | CPU seconds | how |", "|---|---|---|---|"]
     for label, (seconds, how) in result["time_to_sd"].items():
         cpu = result["time_to_sd_cpu"][label][0]
@@ -205,7 +303,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--T", type=int, default=1000)
     parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
@@ -217,6 +315,11 @@ def main(argv=None):
               "machine": machine_info(("jax", "jaxlib", "numpyro", "particles", "numpy"))}
     log("particle filter speed against particles")
     result["speed"] = speed_vs_particles(y, sizes, args.repeats)
+    log("the normals alone")
+    result["normals"] = normals_floor(sizes, args.T, args.repeats)
+    log("EIS with and without antithetic draws")
+    result["eis_antithetic_reps"] = 40 if not args.quick else 5
+    result["eis_antithetic"] = eis_antithetic(y, [8, 32, 128] if not args.quick else [8], result["eis_antithetic_reps"])
     log("Monte Carlo SD against time")
     pf_sizes = [250, 1000, 4000] if not args.quick else [250, 1000]
     accuracy = accuracy_vs_time(

@@ -221,6 +221,34 @@ def test_particle_filter_filtered_moments_match_kalman(ar_data):
     assert np.max(np.abs(np.asarray(out.predictive_log_likelihoods - kf.predictive_log_likelihoods))) < 0.05
 
 
+def test_particle_filter_latent_path_matches_kalman_smoother(ar_data):
+    y = ar_data[:40]
+    smoother = kalman_smoother(ar_ssm(AR_PARAMS), y)
+    reps = 400
+
+    def run(key):
+        out = particle_filter(NoisyAR1(), AR_PARAMS, y, key, 200, latent_path=True)
+        return out.log_likelihood, out.latent_path
+
+    logliks, paths = (np.asarray(v) for v in jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(11), reps)))
+    assert paths.shape == (reps, 40)
+    # A path traced from the final weights, weighted by the likelihood estimate, is an exact draw from
+    # p(x_{1:T} | y): E[p_hat x_{1:T}] / E[p_hat] is the smoothed mean. Self-normalised over the runs, with
+    # Monte Carlo SE sqrt(sum_r w_r^2 (x_r - mean)^2) per time step; allow 4 of those.
+    weights = np.exp(logliks - logliks.max())
+    weights /= weights.sum()
+    mean = weights @ paths
+    se = np.sqrt(weights**2 @ (paths - mean) ** 2)
+    assert np.all(np.abs(mean - np.asarray(smoother.smoothed_means[:, 0])) < 4.0 * se)
+    # Spread: the weighted variance matches the smoothed variance on average over time (relative SD of a
+    # variance from about 1 / sum(w^2) draws is sqrt(2 / that), shrunk further by averaging over the steps).
+    variance = weights @ (paths - mean) ** 2
+    ratio = np.mean(variance / np.asarray(smoother.smoothed_covariances[:, 0, 0]))
+    assert abs(ratio - 1.0) < 4.0 * np.sqrt(2.0 * np.sum(weights**2))
+    with pytest.raises(ValueError, match="latent_path"):
+        particle_filter(NoisyAR1(), AR_PARAMS, y, 0, 10, resampling="smooth", latent_path=True)
+
+
 def test_eis_and_bellman_are_exact_for_linear_gaussian(ar_data):
     exact = kalman_filter(ar_ssm(AR_PARAMS), ar_data)
     eis = efficient_importance_sampling(NoisyAR1(), AR_PARAMS, ar_data, key=0, num_draws=8)

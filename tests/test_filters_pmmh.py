@@ -216,6 +216,36 @@ def test_pmmh_with_particle_filter_matches_quadrature(data, grid_posterior):
                                idata.log_likelihood["y"].values.sum(-1), rtol=1e-10)
 
 
+def test_pmmh_latent_path_matches_kalman_smoother(data):
+    y = data[:30]
+    idata = sample_pmmh(NoisyAR1(), y, num_particles=100, num_warmup=100, num_samples=400, num_chains=1, seed=3,
+                        warn=False, latent_path=True)
+    latent = idata.posterior["latent"]
+    assert latent.dims == ("chain", "draw", "time") and latent.shape == (1, 400, 30)
+    paths = latent.values[0]
+    phi, sigma = idata.posterior["phi"].values[0], idata.posterior["sigma"].values[0]
+    # Each kept path is an exact draw of x_{1:T} given y and the kept (phi, sigma), so path minus the Kalman
+    # smoother's mean at those parameters has mean zero. The chain repeats a state (path included) until the
+    # next acceptance: residuals are independent between accepted states, so the Monte Carlo SE of their average
+    # is sqrt(sum over runs of (run's residual sum)^2) / draws. Allow 4 SEs per time step.
+    ssm_means = jax.jit(jax.vmap(lambda p, s: _smoothed_means(p, s, y)))(phi, sigma)
+    residuals = paths - np.asarray(ssm_means)
+    new_run = np.concatenate([[True], np.any(paths[1:] != paths[:-1], axis=1)])
+    run_sums = np.add.reduceat(residuals, np.flatnonzero(new_run), axis=0)
+    assert run_sums.shape[0] > 30  # enough accepted states for the SE to mean something
+    se = np.sqrt(np.sum(run_sums**2, axis=0)) / paths.shape[0]
+    assert np.all(np.abs(residuals.mean(axis=0)) < 4.0 * se)
+
+
+def _smoothed_means(phi, sigma, y):
+    from bayesvol.filters import kalman_smoother
+
+    ssm = LinearGaussianSSM(jnp.zeros(1), jnp.reshape(sigma**2 / (1 - phi**2), (1, 1)), jnp.reshape(phi, (1, 1)),
+                            jnp.zeros(1), jnp.reshape(sigma**2, (1, 1)), jnp.eye(1), jnp.zeros(1),
+                            jnp.array([[NOISE_SD**2]]))
+    return kalman_smoother(ssm, y).smoothed_means[:, 0]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

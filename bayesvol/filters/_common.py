@@ -149,17 +149,19 @@ def check_nonnegative_int(value, name: str) -> int:
     return int(value)
 
 
-def gaussian_sample(d, key, dtype):
-    """One draw from a Gaussian state law with standard normals generated in ``dtype`` (e.g. float32, about
-    twice as fast on CPU), then shifted and scaled in the law's own precision; other laws use ``d.sample``."""
+def is_gaussian(d) -> bool:
+    """True for a Normal or multivariate normal state law (possibly wrapped in ``Independent``)."""
+    base, _ = _unwrap(d)
+    return isinstance(base, dist.Normal | dist.MultivariateNormal)
+
+
+def gaussian_from_normals(d, z):
+    """``loc + scale z`` for a Gaussian state law ``d`` and standard normals ``z`` of the law's full shape,
+    computed in the law's own precision (``z`` may come in a lower one)."""
     base, _ = _unwrap(d)
     if isinstance(base, dist.Normal):
         loc, scale = base.loc, base.scale
-        shape = jnp.broadcast_shapes(jnp.shape(loc), jnp.shape(scale))
-        z = jax.random.normal(key, shape, dtype=dtype).astype(jnp.result_type(loc, scale))
-        return loc + scale * z
+        return loc + scale * z.astype(jnp.result_type(loc, scale))
     if isinstance(base, dist.MultivariateNormal):
-        shape = base.batch_shape + base.event_shape
-        z = jax.random.normal(key, shape, dtype=dtype).astype(base.loc.dtype)
-        return base.loc + jnp.einsum("...ij,...j->...i", base.scale_tril, z)
-    return d.sample(key)
+        return base.loc + jnp.einsum("...ij,...j->...i", base.scale_tril, z.astype(base.loc.dtype))
+    raise TypeError(_NOT_GAUSSIAN.format(type(base).__name__))

@@ -45,6 +45,9 @@ class ParticleFilterResult(NamedTuple):
         Effective sample size of the weights after step ``t`` (1 to ``num_particles``), shape ``(T,)``.
     resampled : jax.Array
         Whether the particles were resampled before moving to ``t`` (always ``False`` at ``t = 0``).
+    latent_path : jax.Array or None
+        With ``latent_path=True``: one path :math:`x_{1:T}` drawn from the filter's final weights and traced
+        back through the particles' ancestors, shape ``(T, *state_shape)``; else ``None``.
     """
 
     log_likelihood: jax.Array
@@ -53,11 +56,13 @@ class ParticleFilterResult(NamedTuple):
     filtered_variances: jax.Array
     ess: jax.Array
     resampled: jax.Array
+    latent_path: jax.Array | None = None
 
 
 def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, proposal: str = "bootstrap",
                     resampling: str = "systematic", ess_threshold: float = 0.5,
-                    num_newton_steps: int = 2, random_dtype: str = "float64") -> ParticleFilterResult:
+                    num_newton_steps: int = 2, random_dtype: str = "float64",
+                    latent_path: bool = False) -> ParticleFilterResult:
     r"""Particle filter for a latent-state model: likelihood estimate and filtered moments.
 
     Parameters
@@ -95,6 +100,12 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
         of normals rounded to float32 (relative error about 1e-7, tails cut beyond about 5.3 SD — far
         below the Monte Carlo error of the likelihood). Weights and likelihood stay in float64.
 
+    latent_path : bool
+        Also draw one latent path from the final weights by ancestor tracing (needs systematic resampling;
+        keeps the particles and ancestors of every step, memory :math:`O(NT)`). Inside particle marginal
+        Metropolis-Hastings, this draw attached to each state of the chain makes the joint draws of
+        :math:`(\theta, x_{1:T})` exact posterior draws (Andrieu, Doucet & Holenstein 2010).
+
     Returns
     -------
     ParticleFilterResult
@@ -125,6 +136,13 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
     emission density is concave in :math:`h`, so :math:`w \le 1`: bounded weights. The product of the
     per-step estimates is unbiased for :math:`p(y_{1:T})` under systematic resampling. Cost
     :math:`O(NT)` (plus a sort per step for smooth resampling).
+
+    Random numbers: one uniform per step for resampling, drawn before the scan; for Gaussian moves (a
+    Normal or MultivariateNormal state equation, and every auxiliary proposal) the standard normals
+    :math:`z` with :math:`x_t = m + L z` are drawn for a block of steps at a time (about :math:`2^{18}`
+    numbers, at most 100 steps) by an outer scan over blocks around the inner scan over steps, so that
+    generating them is one large vectorised call rather than one small call per step; other state laws
+    draw from one key per step. On CPU the normals are most of the cost of the bootstrap filter.
 
     Examples
     --------
@@ -159,13 +177,28 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
         raise ValueError("resampling='smooth' needs a scalar latent state; use 'systematic' for vector states")
     num_newton_steps = _common.check_nonnegative_int(num_newton_steps, "num_newton_steps")
     _common.check_choice(random_dtype, "random_dtype", RANDOM_DTYPES)
+    if not isinstance(latent_path, bool):
+        raise ValueError(f"latent_path must be True or False, got {latent_path!r}")
+    if latent_path and resampling != "systematic":
+        raise ValueError("latent_path=True needs resampling='systematic' (smooth resampling keeps no ancestry)")
     return _run(model, params, y, key, num_particles, proposal, resampling, float(ess_threshold), shape,
-                num_newton_steps, random_dtype)
+                num_newton_steps, random_dtype, latent_path)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8, 9, 10))
+# The moves' standard normals are drawn for a block of steps at a time: about this many numbers per call (a
+# few MB, so the block stays in cache), and at most this many steps per block.
+_BLOCK_NUMBERS = 2**18
+_MAX_BLOCK_STEPS = 100
+
+
+def _block_length(numbers_per_step: int, num_moves: int) -> int:
+    """Steps per block of random draws (at least 1, at most the number of moves when there are any)."""
+    return max(1, min(_MAX_BLOCK_STEPS, _BLOCK_NUMBERS // numbers_per_step, num_moves))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8, 9, 10, 11))
 def _run(model, params, y, key, num_particles, proposal, resampling, ess_threshold, state_shape, num_newton_steps,
-         random_dtype):
+         random_dtype, trace_path):
     state_ndim = len(state_shape)
     num = num_particles
     log_num = jnp.log(float(num))
@@ -204,11 +237,22 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         reshape = (num,) + state_shape
         return found.x.reshape(reshape), found.log_g, found.grad_log_g.reshape(reshape)
 
-    def draw(d, draw_key):
-        """One draw per particle from a state law; Gaussian laws from float32 normals when asked."""
-        if random_dtype == "float64":
-            return d.sample(draw_key)
-        return _common.gaussian_sample(d, draw_key, jnp.dtype(random_dtype))
+    # Gaussian moves (the auxiliary proposal, or a Gaussian state equation) are loc + scale z with standard
+    # normals z drawn for a block of steps in one vectorised call; other state laws draw from per-step keys.
+    gaussian_moves = proposal == "auxiliary" or _common.is_gaussian(
+        model.transition(params, jnp.zeros((num,) + state_shape), y[0]))
+
+    def block_noise(block_key, length):
+        """Random input of ``length`` steps: standard normals, or one key per step."""
+        if gaussian_moves:
+            return jax.random.normal(block_key, (length, num) + state_shape, dtype=jnp.dtype(random_dtype))
+        return jax.random.split(block_key, length)
+
+    def draw(d, noise):
+        """One draw per particle from a state law, given the step's random input."""
+        if gaussian_moves:
+            return _common.gaussian_from_normals(d, noise)
+        return d.sample(noise)
 
     def first_stage(prior, tangent_info):
         if proposal == "bootstrap":
@@ -217,60 +261,66 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         _, _, half_quad = _common.tangent_proposal(prior, grad, state_ndim)
         return log_g_point + sum_state(grad * (_common.gaussian_mean(prior) - point)) + half_quad
 
-    def move(prior, y_t, move_key, tangent_info):
+    def move(prior, y_t, noise, tangent_info):
         """New particles and their second-stage log-weights."""
         if proposal == "bootstrap":
-            x = draw(prior, move_key)
+            x = draw(prior, noise)
             return x, log_g(x, y_t)
         point, log_g_point, grad = tangent_info
         tilted, _, _ = _common.tangent_proposal(prior, grad, state_ndim)
-        x = draw(tilted, move_key)
+        x = draw(tilted, noise)
         log_w = log_g(x, y_t) - log_g_point - sum_state(grad * (x - point))
         return x, jnp.where(jnp.isnan(log_w), -jnp.inf, log_w)
 
     def weigh(log_post, log_w, x):
-        # Predictive log-likelihood term, normalised log-weights, ESS and weighted moments from one exp:
-        # with m = max_i(log Wbar_i + log w_i) and e_i = exp(. - m), log sum_i Wbar_i w_i = m + log sum e,
-        # the normalised weights are e / sum e and the ESS is (sum e)^2 / sum e^2.
+        # Predictive log-likelihood term, normalised log-weights, ESS and weighted moments from one exp and
+        # sums over the particles (sibling reductions that XLA fuses into one pass): with
+        # m = max_i(log Wbar_i + log w_i) and e_i = exp(. - m), log sum_i Wbar_i w_i = m + log sum e, the
+        # normalised weights are e / sum e and the ESS is (sum e)^2 / sum e^2.
         log_unnormalised = log_post + log_w
         log_unnormalised = jnp.where(jnp.isnan(log_unnormalised), -jnp.inf, log_unnormalised)
         top = jnp.max(log_unnormalised)
         finite = jnp.isfinite(top)
-        shifted = log_unnormalised - jnp.where(finite, top, 0.0)
+        # All weights zero: the estimate of p(y_t | ...) is zero; carry uniform weights (e = 1) so later steps
+        # stay finite.
+        shifted = jnp.where(finite, log_unnormalised - top, 0.0)
         scaled = jnp.exp(shifted)
         total = jnp.sum(scaled)
-        # All weights zero: the estimate of p(y_t | ...) is zero; carry uniform weights so later steps stay finite.
-        log_total = jnp.where(finite, jnp.log(total), 0.0)
+        log_total = jnp.log(total)
         increment = jnp.where(finite, top + log_total, -jnp.inf)
-        log_weights = jnp.where(finite, shifted - log_total, -log_num)
-        weights = jnp.where(finite, scaled / total, 1.0 / num)
-        ess = jnp.where(finite, total**2 / jnp.sum(scaled**2), float(num))
-        mean = jnp.tensordot(weights, x, axes=1)
-        variance = jnp.tensordot(weights, (x - mean) ** 2, axes=1)
-        return increment, log_weights, ess, (mean, variance)
+        ess = total**2 / jnp.sum(scaled**2)
+        # Moments about the first particle (a point of the cloud), so that the variance as a difference of
+        # weighted sums loses no precision to a large mean.
+        flat = x.reshape(num, -1)
+        deviation = flat - flat[0]
+        mean_deviation = jnp.sum(scaled[:, None] * deviation, axis=0) / total
+        variance = jnp.sum(scaled[:, None] * deviation**2, axis=0) / total - mean_deviation**2
+        mean = (flat[0] + mean_deviation).reshape(state_shape)
+        variance = jnp.maximum(variance, 0.0).reshape(state_shape)
+        return increment, shifted - log_total, ess, (mean, variance)
 
-    # All random numbers come from keys split once, outside the scan: per step one key for the move and
-    # one uniform for systematic resampling. Fixed ``key`` gives common random numbers across parameters.
+    # Random input, split from ``key`` outside the scan: one uniform per step for systematic resampling, and
+    # the moves' normals (or keys) drawn block by block (see ``_block_length``). Fixed ``key`` gives common
+    # random numbers across parameters.
     num_steps = y.shape[0]
-    resample_key, move_root = jax.random.split(key)
-    move_keys = jax.random.split(move_root, num_steps)
+    resample_key, initial_key, block_root, tail_key = jax.random.split(key, 4)
     uniforms = jax.random.uniform(resample_key, (num_steps,), dtype=y.dtype)
 
     # t = 0: N identical "parents", so no resampling; first-stage weights are equal.
     if proposal == "bootstrap":
-        x0 = model.initial(params).sample(move_keys[0], (num,))
+        x0 = model.initial(params).sample(initial_key, (num,))
         log_w0, log_c0 = log_g(x0, y[0]), 0.0
     else:
         prior0 = _common.broadcast_gaussian(model.initial(params), num)
         info0 = tangent(prior0, y[0])
-        x0, log_w0 = move(prior0, y[0], move_keys[0], info0)
+        x0, log_w0 = move(prior0, y[0], block_noise(initial_key, 1)[0], info0)
         log_c0 = first_stage(prior0, info0)[0]
     increment0, log_weights0, ess0, (mean0, var0) = weigh(jnp.full(num, -log_num), log_w0, x0)
     increment0 = increment0 + log_c0
 
     def step(carry, inputs):
         x_prev, log_weights_prev, ess_prev = carry
-        y_t, y_prev, move_key, uniform = inputs
+        y_t, y_prev, uniform, noise = inputs
         prior_prev = model.transition(params, x_prev, y_prev)
         if proposal == "auxiliary":
             info = tangent(prior_prev, y_t)
@@ -280,9 +330,10 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
             # Bootstrap: the first-stage weights are the filter weights, whose ESS the last step computed.
             info, log_first, log_c, ess_first = None, log_weights_prev, 0.0, ess_prev
         resample = jnp.array(True) if ess_threshold >= 1.0 else ess_first <= ess_threshold * num
+        ancestors = None
         if resampling == "systematic":
             # lax.cond skips the resampling work on steps that keep the weights (a select under vmap).
-            if proposal == "bootstrap":
+            if proposal == "bootstrap" and not trace_path:
                 x_parents = lax.cond(resample, lambda: x_prev[systematic_ancestors(uniform, log_first)],
                                      lambda: x_prev)
                 prior = model.transition(params, x_parents, y_prev)
@@ -297,12 +348,44 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
             prior = model.transition(params, x_parents, y_prev)
             info = tangent(prior, y_t) if proposal == "auxiliary" else None
         log_post = jnp.where(resample, -log_num, log_first)
-        x, log_w = move(prior, y_t, move_key, info)
+        x, log_w = move(prior, y_t, noise, info)
         increment, log_weights, ess, (mean, var) = weigh(log_post, log_w, x)
-        return (x, log_weights, ess), (increment + log_c, mean, var, ess, resample)
+        history = (x, ancestors) if trace_path else None
+        return (x, log_weights, ess), (increment + log_c, mean, var, ess, resample, history)
 
-    _, (increments, means, variances, ess, resampled) = lax.scan(
-        step, (x0, log_weights0, ess0), (y[1:], y[:-1], move_keys[1:], uniforms[1:]))
+    def run_block(carry, block_inputs):
+        block_key, step_inputs = block_inputs
+        length = step_inputs[0].shape[0]
+        return lax.scan(step, carry, (*step_inputs, block_noise(block_key, length)))
+
+    # Outer scan over whole blocks of steps, then the remaining steps as one shorter block.
+    step_inputs = (y[1:], y[:-1], uniforms[1:])
+    num_moves = num_steps - 1
+    block = _block_length(num * flat_size, num_moves)
+    num_blocks, tail = divmod(num_moves, block)
+    carry, outputs = (x0, log_weights0, ess0), []
+    if num_blocks:
+        head = jax.tree.map(lambda v: v[: num_blocks * block].reshape((num_blocks, block) + v.shape[1:]),
+                            step_inputs)
+        carry, out = lax.scan(run_block, carry, (jax.random.split(block_root, num_blocks), head))
+        outputs.append(jax.tree.map(lambda v: v.reshape((num_blocks * block,) + v.shape[2:]), out))
+    if tail or not num_blocks:
+        carry, out = run_block(carry, (tail_key, jax.tree.map(lambda v: v[num_blocks * block:], step_inputs)))
+        outputs.append(out)
+    increments, means, variances, ess, resampled, history = jax.tree.map(lambda *v: jnp.concatenate(v), *outputs)
+    path = None
+    if trace_path:
+        # One index drawn from the final weights, then back through the ancestors: particle b_t of step t
+        # descends from particle ancestors_t[b_t] of step t - 1.
+        particles, ancestors = history
+        last = jax.random.categorical(jax.random.fold_in(key, 1), carry[1]).astype(jnp.int32)
+
+        def trace_back(index, step_history):
+            x_t, ancestors_t = step_history
+            return ancestors_t[index], x_t[index]
+
+        first, later = lax.scan(trace_back, last, (particles, ancestors), reverse=True)
+        path = jnp.concatenate([x0[first][None], later])
     increments = jnp.concatenate([increment0[None], increments])
     return ParticleFilterResult(
         log_likelihood=jnp.sum(increments),
@@ -311,4 +394,5 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         filtered_variances=jnp.concatenate([var0[None], variances]),
         ess=jnp.concatenate([ess0[None], ess]),
         resampled=jnp.concatenate([jnp.array([False]), resampled]),
+        latent_path=path,
     )

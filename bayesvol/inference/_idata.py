@@ -8,7 +8,7 @@ import pandas as pd
 
 import bayesvol
 
-TIME_SITES = ("h", "vol", "h_std")
+TIME_SITES = ("h", "vol", "h_std", "latent")
 
 
 def time_coords(index, num_timesteps: int):

@@ -49,6 +49,9 @@ class PMMHTrace(NamedTuple):
         The random walk's covariance after warm-up (used for all kept draws), shape ``(d, d)``.
     warmup_acceptance : jax.Array
         Fraction of proposals accepted during warm-up.
+    latent_paths : jax.Array or None
+        The latent path drawn with the likelihood estimate of the current state, shape ``(M, T, ...)``, when
+        ``log_likelihood`` returns one; else ``None``.
     """
 
     positions: jax.Array
@@ -58,12 +61,14 @@ class PMMHTrace(NamedTuple):
     accepted: jax.Array
     proposal_covariance: jax.Array
     warmup_acceptance: jax.Array
+    latent_paths: jax.Array | None = None
 
 
 class _State(NamedTuple):
     position: jax.Array
     log_likelihood: jax.Array
     pointwise: jax.Array
+    latent: jax.Array | None
     log_prior: jax.Array
     covariance: jax.Array
     window_mean: jax.Array
@@ -91,9 +96,11 @@ def run_pmmh(log_likelihood: Callable, log_prior: Callable, init_position, key, 
     Parameters
     ----------
     log_likelihood : callable
-        ``(position, key) -> (total, pointwise)``: an estimate of the log-likelihood at the unconstrained
-        ``position`` (shape ``(d,)``) and its ``(T,)`` pointwise terms. For PMMH, the particle filter's (whose
-        exponential is unbiased); an exact log-likelihood gives plain random-walk Metropolis-Hastings.
+        ``(position, key) -> (total, pointwise)`` or ``(total, pointwise, latent_path)``: an estimate of the
+        log-likelihood at the unconstrained ``position`` (shape ``(d,)``), its ``(T,)`` pointwise terms and,
+        optionally, a latent path drawn by the same particle filter (kept with the state, like the estimate).
+        For PMMH, the particle filter's (whose exponential is unbiased); an exact log-likelihood gives plain
+        random-walk Metropolis-Hastings.
     log_prior : callable
         ``position -> log density`` of the prior on the unconstrained scale (Jacobian included).
     init_position : array_like, shape (d,)
@@ -126,8 +133,8 @@ def run_pmmh(log_likelihood: Callable, log_prior: Callable, init_position, key, 
     init_covariance = jnp.asarray(init_covariance, dtype=jnp.float64)
     window_ends = jnp.asarray(adaptation_windows(num_warmup) or (-1,))
     key_start, key_chain = jax.random.split(key)
-    loglik0, pointwise0 = _finite_loglik(log_likelihood, init_position, key_start)
-    state = _State(init_position, loglik0, pointwise0, log_prior(init_position), init_covariance,
+    loglik0, pointwise0, latent0 = _finite_loglik(log_likelihood, init_position, key_start)
+    state = _State(init_position, loglik0, pointwise0, latent0, log_prior(init_position), init_covariance,
                    jnp.zeros(dim), jnp.zeros((dim, dim)), jnp.zeros(()), jnp.zeros((), dtype=jnp.int32),
                    jnp.zeros((), dtype=jnp.int32))
 
@@ -136,7 +143,7 @@ def run_pmmh(log_likelihood: Callable, log_prior: Callable, init_position, key, 
         chol = jnp.linalg.cholesky(state.covariance)
         proposal = state.position + chol @ jax.random.normal(key_prop, (dim,))
         prior_new = log_prior(proposal)
-        loglik_new, pointwise_new = _finite_loglik(log_likelihood, proposal, key_lik)
+        loglik_new, pointwise_new, latent_new = _finite_loglik(log_likelihood, proposal, key_lik)
         log_ratio = loglik_new + prior_new - state.log_likelihood - state.log_prior
         log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
         accept = jnp.log(jax.random.uniform(key_accept)) < log_ratio
@@ -156,6 +163,7 @@ def run_pmmh(log_likelihood: Callable, log_prior: Callable, init_position, key, 
             position=position,
             log_likelihood=jnp.where(accept, loglik_new, state.log_likelihood),
             pointwise=jnp.where(accept, pointwise_new, state.pointwise),
+            latent=jax.tree.map(lambda new, old: jnp.where(accept, new, old), latent_new, state.latent),
             log_prior=jnp.where(accept, prior_new, state.log_prior),
             covariance=jnp.where(window_end, adapted, state.covariance),
             window_mean=jnp.where(reset, 0.0, window_mean),
@@ -165,20 +173,20 @@ def run_pmmh(log_likelihood: Callable, log_prior: Callable, init_position, key, 
             num_accepted_warmup=state.num_accepted_warmup + (accept & in_warmup).astype(jnp.int32),
         )
         record = (position, new_state.log_likelihood, new_state.pointwise, jnp.minimum(1.0, jnp.exp(log_ratio)),
-                  accept)
+                  accept, new_state.latent)
         return new_state, record
 
     # One scan over warm-up and kept iterations (the likelihood is compiled once); warm-up records are dropped.
     state, records = lax.scan(step, state, jnp.arange(num_warmup + num_samples))
-    positions, logliks, pointwise, probabilities, accepted = (r[num_warmup:] for r in records)
+    positions, logliks, pointwise, probabilities, accepted, latent = jax.tree.map(lambda r: r[num_warmup:], records)
     return PMMHTrace(positions, logliks, pointwise, probabilities, accepted, state.covariance,
-                     state.num_accepted_warmup / max(num_warmup, 1))
+                     state.num_accepted_warmup / max(num_warmup, 1), latent)
 
 
 def _finite_loglik(log_likelihood, position, key):
-    total, pointwise = log_likelihood(position, key)
+    total, pointwise, *latent = log_likelihood(position, key)
     total = jnp.where(jnp.isnan(total), -jnp.inf, total)
-    return total, pointwise
+    return total, pointwise, (latent[0] if latent else None)
 
 
 def _transforms(model):
@@ -207,7 +215,7 @@ def _check_count(value, name, minimum):
 
 def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples: int = 1000,
                 num_warmup: int = 1000, num_chains: int = 4, seed: int = 0, init_params: dict | None = None,
-                init_scale: float = 0.1, ess_threshold: float = 0.5, warn: bool = True):
+                init_scale: float = 0.1, ess_threshold: float = 0.5, warn: bool = True, latent_path: bool = False):
     r"""Posterior draws by particle marginal Metropolis-Hastings; what ``bayesvol.sample(method="pmmh")`` runs.
 
     Parameters
@@ -235,6 +243,12 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
         Resampling threshold of the particle filter.
     warn : bool
         Emit :class:`~bayesvol.inference.diagnostics.ConvergenceWarning` messages (R-hat, ESS).
+    latent_path : bool
+        Also keep, with each state of the chain, one latent path drawn by the particle filter that estimated
+        its likelihood (from the final weights, traced back through the ancestors), as the posterior
+        variable ``latent`` (dims chain, draw, time). The pairs (parameters, path) are then draws from the
+        exact joint posterior of :math:`(\theta, x_{1:T})` (Andrieu, Doucet & Holenstein 2010). Memory
+        :math:`O(NT)` per likelihood evaluation.
 
     Returns
     -------
@@ -302,9 +316,14 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
             total = total + jnp.sum(transforms[n].log_abs_det_jacobian(u_n, value))
         return jnp.where(jnp.isnan(total), -jnp.inf, total)
 
+    if not isinstance(latent_path, bool):
+        raise ValueError(f"latent_path must be True or False, got {latent_path!r}")
+
     def log_likelihood(u_flat, key):
         out = particle_filter(model, model.params_type(**constrain(u_flat)), y, key, num_particles,
-                              ess_threshold=ess_threshold)
+                              ess_threshold=ess_threshold, latent_path=latent_path)
+        if latent_path:
+            return out.log_likelihood, out.predictive_log_likelihoods, out.latent_path
         return out.log_likelihood, out.predictive_log_likelihoods
 
     key_init, key_chains = jax.random.split(jax.random.PRNGKey(seed))
@@ -315,6 +334,8 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
     trace = chain(starts, jax.random.split(key_chains, num_chains))
     natural = jax.vmap(jax.vmap(constrain))(trace.positions)
     posterior = {n: np.asarray(natural[n]) for n in names}
+    if latent_path:
+        posterior["latent"] = np.asarray(trace.latent_paths)
     log_priors = jax.vmap(jax.vmap(log_prior))(trace.positions)
     acceptance = float(jnp.mean(trace.accepted))
     sample_stats = {
