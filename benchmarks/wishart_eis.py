@@ -208,17 +208,23 @@ def render(result) -> str:
         lines += ["", "Full EIS maximum likelihood (`bayesvol.fit(model, y, method=\"eis\")`, one generic start, "
                   "standard errors included):", "",
                   "| k | T | N | load | MLE s | rounds | BFGS iterations | settled (distance in SE) | converged | "
-                  "d (se) | true d | nu (se) | true nu | MC SD of log-lik |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "d (se) | true d | nu (se) | true nu | log-lik (plain EIS) | MC SD of log-lik | "
+                  "sequential EIS log-lik at estimate | at truth | SE differences |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in mles:
             e = r["mle"]
             settled = (f"{e['settled']} ({e['distance_in_se']:.2f})" if "settled" in e
                        else f"(last move {e['last_move_in_se']:.2f})" if "last_move_in_se" in e else "")
             mc_sd = f"{e['loglik_mc_sd']:.2f}" if e.get("loglik_mc_sd") is not None else ""
+            sequential = [f"{e[key]:.2f}" if e.get(key) is not None else ""
+                          for key in ("loglik_sequential_eis", "loglik_sequential_eis_at_truth")]
+            # rows before the option existed used central differences
+            se_differences = e.get("se_differences", "central")
             lines.append(f"| {r['k']} | {r['T']} | {r['num_particles']} | {r.get('load_at_start', float('nan')):.1f} | "
                          f"{e['seconds']:.0f} | {e.get('rounds', '')} | {e.get('iterations', '')} | {settled} | "
                          f"{e['converged']} | {e['d']:.3f} ({e['d_se']:.3f}) | {e['true_d']} | "
-                         f"{e['nu']:.1f} ({e['nu_se']:.1f}) | {e['true_nu']} | {mc_sd} |")
+                         f"{e['nu']:.1f} ({e['nu_se']:.1f}) | {e['true_nu']} | {e['loglik']:.2f} | {mc_sd} | "
+                         f"{sequential[0]} | {sequential[1]} | {se_differences} |")
     rounds = [r for r in result["rows"] if "mle_round" in r]
     if rounds:
         lines += ["", "One round of the EIS-MLE optimisation only (kernels fitted at the generic start, then BFGS "
