@@ -203,7 +203,7 @@ def render(result) -> str:
                      f"{r.get('fixed_kernel_value_and_gradient_seconds', float('nan')):.2f} | "
                      f"{r['pf_seconds']:.2f} ({r['pf_particles']}) | {r['pf_loglik_sd']:.2f} | "
                      f"{r['ratio_pf_over_resampled_eis_seconds']:.1f} |")
-    mles = [r for r in result["rows"] if "mle" in r]
+    mles = sorted((r for r in result["rows"] if "mle" in r), key=lambda r: r["k"])
     if mles:
         lines += ["", "Full EIS maximum likelihood (`bayesvol.fit(model, y, method=\"eis\")`, one generic start, "
                   "standard errors included):", "",
