@@ -76,10 +76,11 @@ def eis_loglik(model, params, y, seed, **options):
     return float(bayesvol.log_likelihood(model, params, y, method="eis", seed=seed, **options))
 
 
-def run_mle(model, params, y, num_particles):
+def run_mle(model, params, y, num_particles, max_rounds=30, se_differences="forward"):
     """Full EIS maximum likelihood from one generic start, timed, with the rounds' diagnostics."""
     start = time.perf_counter()
-    fit = bayesvol.fit(model, y, method="eis", num_particles=num_particles, num_starts=1)
+    fit = bayesvol.fit(model, y, method="eis", num_particles=num_particles, num_starts=1, max_rounds=max_rounds,
+                       se_differences=se_differences)
     seconds = time.perf_counter() - start
     diag = fit.diagnostics
     return {"seconds": seconds, "converged": bool(fit.converged), "rounds": diag["eis_rounds"],
@@ -92,16 +93,17 @@ def run_mle(model, params, y, num_particles):
             # the low-noise (resampled) EIS log-likelihood at the truth, to compare with the one at the estimate
             "loglik_sequential_eis_at_truth": eis_loglik(model, params, y, 0, num_particles=num_particles,
                                                          resample=True),
-            "load_at_end": os.getloadavg()[0]}
+            "load_at_end": os.getloadavg()[0], "max_rounds": max_rounds, "se_differences": se_differences}
 
 
-def run_one(k, T, reps, num_particles, pf_particles, mle, mle_iterations, mle_budget, mle_only=False):
+def run_one(k, T, reps, num_particles, pf_particles, mle, mle_iterations, mle_budget, mle_only=False,
+            max_rounds=30, se_differences="forward"):
     model = bayesvol.models.WishartSV()
     params = design(k)
     y = bayesvol.simulate(model, params, num_timesteps=T, seed=11).y
     row = {"k": k, "T": T, "num_particles": num_particles, "load_at_start": os.getloadavg()[0]}
     if mle_only:
-        row["mle"] = run_mle(model, params, y, num_particles)
+        row["mle"] = run_mle(model, params, y, num_particles, max_rounds, se_differences)
         print(json.dumps(row, default=float), flush=True)
         return row
     for label, options in (("plain", {}), ("resampled", {"resample": True})):
@@ -136,7 +138,7 @@ def run_one(k, T, reps, num_particles, pf_particles, mle, mle_iterations, mle_bu
                 "pf_loglik_sd": float(np.std(values, ddof=1)),
                 "ratio_pf_over_resampled_eis_seconds": seconds / row["eis_resampled_seconds"]})
     if mle:
-        row["mle"] = run_mle(model, params, y, num_particles)
+        row["mle"] = run_mle(model, params, y, num_particles, max_rounds, se_differences)
     elif mle_iterations:
         row["mle_round"] = one_round(bound, y, num_particles, mle_budget)
     print(json.dumps(row, default=float), flush=True)
@@ -201,22 +203,28 @@ def render(result) -> str:
                      f"{r.get('fixed_kernel_value_and_gradient_seconds', float('nan')):.2f} | "
                      f"{r['pf_seconds']:.2f} ({r['pf_particles']}) | {r['pf_loglik_sd']:.2f} | "
                      f"{r['ratio_pf_over_resampled_eis_seconds']:.1f} |")
-    mles = [r for r in result["rows"] if "mle" in r]
+    mles = sorted((r for r in result["rows"] if "mle" in r), key=lambda r: r["k"])
     if mles:
         lines += ["", "Full EIS maximum likelihood (`bayesvol.fit(model, y, method=\"eis\")`, one generic start, "
                   "standard errors included):", "",
                   "| k | T | N | load | MLE s | rounds | BFGS iterations | settled (distance in SE) | converged | "
-                  "d (se) | true d | nu (se) | true nu | MC SD of log-lik |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "d (se) | true d | nu (se) | true nu | log-lik (plain EIS) | MC SD of log-lik | "
+                  "sequential EIS log-lik at estimate | at truth | SE differences |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in mles:
             e = r["mle"]
             settled = (f"{e['settled']} ({e['distance_in_se']:.2f})" if "settled" in e
                        else f"(last move {e['last_move_in_se']:.2f})" if "last_move_in_se" in e else "")
             mc_sd = f"{e['loglik_mc_sd']:.2f}" if e.get("loglik_mc_sd") is not None else ""
+            sequential = [f"{e[key]:.2f}" if e.get(key) is not None else ""
+                          for key in ("loglik_sequential_eis", "loglik_sequential_eis_at_truth")]
+            # rows before the option existed used central differences
+            se_differences = e.get("se_differences", "central")
             lines.append(f"| {r['k']} | {r['T']} | {r['num_particles']} | {r.get('load_at_start', float('nan')):.1f} | "
                          f"{e['seconds']:.0f} | {e.get('rounds', '')} | {e.get('iterations', '')} | {settled} | "
                          f"{e['converged']} | {e['d']:.3f} ({e['d_se']:.3f}) | {e['true_d']} | "
-                         f"{e['nu']:.1f} ({e['nu_se']:.1f}) | {e['true_nu']} | {mc_sd} |")
+                         f"{e['nu']:.1f} ({e['nu_se']:.1f}) | {e['true_nu']} | {e['loglik']:.2f} | {mc_sd} | "
+                         f"{sequential[0]} | {sequential[1]} | {se_differences} |")
     rounds = [r for r in result["rows"] if "mle_round" in r]
     if rounds:
         lines += ["", "One round of the EIS-MLE optimisation only (kernels fitted at the generic start, then BFGS "
@@ -253,6 +261,9 @@ def main():
     parser.add_argument("--note", default="", help="text appended to the Markdown report")
     parser.add_argument("--mle-only", action="store_true",
                         help="only the full EIS-MLE of each k (no likelihood, gradient or PF timings)")
+    parser.add_argument("--max-rounds", type=int, default=30, help="most EIS-MLE rounds")
+    parser.add_argument("--se-differences", choices=("forward", "central"), default="forward",
+                        help="differences of the gradient for the standard errors")
     args = parser.parse_args()
     # the EIS-MLE rounds report their progress (time, iterations, moves, estimates) on the log
     logging.basicConfig(format="%(asctime)s %(message)s", level=logging.WARNING)
@@ -269,7 +280,8 @@ def main():
                           if line.startswith("{")]
     for k in [] if args.rows else args.k:
         result["rows"].append(run_one(k, args.T, args.reps, args.num_particles, args.pf_particles,
-                                      k in args.mle_k, k in args.mle_iter_k, args.mle_budget, args.mle_only))
+                                      k in args.mle_k, k in args.mle_iter_k, args.mle_budget, args.mle_only,
+                                      args.max_rounds, args.se_differences))
         # written after every row, so a long run stopped early keeps what it measured
         (out / "wishart_eis.json").write_text(json.dumps(result, indent=2, default=float))
         (out / "wishart_eis.md").write_text(render(result))

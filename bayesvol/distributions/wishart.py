@@ -22,6 +22,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 from jax.scipy.special import multigammaln
 from numpyro.distributions import Wishart
 from numpyro.distributions.util import cholesky_of_inverse
@@ -33,6 +34,9 @@ __all__ = [
     "wishart_sv_scale",
 ]
 
+# Name of the eigen-system computed by matrix_power_psd, for checkpoint policies (jax.checkpoint_policies).
+EIGH_CHECKPOINT_NAME = "matrix_power_eigh"
+
 
 def _transpose(matrix):
     return jnp.swapaxes(matrix, -1, -2)
@@ -40,6 +44,9 @@ def _transpose(matrix):
 
 def _symmetric_eigh(matrix):
     eigenvalues, eigenvectors = jnp.linalg.eigh(0.5 * (matrix + _transpose(matrix)))
+    # Named so that a rematerialising caller (jax.checkpoint with a policy saving these names) can keep the
+    # eigen-system from the forward pass instead of recomputing it in the backward pass.
+    eigenvalues, eigenvectors = checkpoint_name((eigenvalues, eigenvectors), EIGH_CHECKPOINT_NAME)
     # Round-off can leave tiny negative eigenvalues on a singular PSD matrix; a real power needs >= 0.
     return jnp.maximum(eigenvalues, 0.0), eigenvectors
 
