@@ -42,3 +42,38 @@ def test_forecast_from_posterior_gives_predictive_var(posterior):
     assert (fc.variance["2.5%"] <= fc.variance["mean"]).all() and (fc.variance["mean"] <= fc.variance["97.5%"]).all()
     assert (fc.value_at_risk[0.01] > fc.value_at_risk[0.05]).all()
     assert fc.returns.shape == (4000, 3)
+
+
+@pytest.mark.parametrize("spec", [dict(vol="garch", dist="normal"), dict(vol="gjr", dist="skewt")])
+def test_stationary_coordinates_carry_the_prior_and_its_jacobian(spec):
+    """The NumPyro program's log joint on the stick-breaking coordinates equals the priors of (alpha, gamma, beta)
+    times the absolute Jacobian determinant of coordinates -> (alpha, gamma, beta), taken here by autodiff."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer.util import log_density
+
+    model = GARCH(mean="zero", **spec)
+    y = jnp.asarray(np.random.default_rng(0).standard_normal(50))
+    priors = model.prior_distributions()
+    names = ("alpha", "gamma", "beta") if spec["vol"] == "gjr" else ("alpha", "beta")
+    others = {"omega": 0.05, "nu": 6.0, "skew": -0.2}
+    others = {k: v for k, v in others.items() if k in model.param_names}
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        coords = jnp.asarray(rng.normal(-1.0, 0.7, len(names)))
+        params = model.params_type(**others, **dict.fromkeys(names, 0.0))
+        lower = model.negative_second_moment(params)
+
+        def mapped(c, lower=lower):
+            values = model._from_stationary_coords(c, lower)[0]
+            return jnp.stack([values[n] for n in names])
+
+        values = dict(zip(names, mapped(coords), strict=True))
+        full = model.params_type(**others, **values)
+        assert float(model.persistence(full)) < 1.0
+        _, log_abs_det = jnp.linalg.slogdet(jax.jacfwd(mapped)(coords))
+        expected = (sum(float(getattr(priors, n).log_prob(others[n])) for n in others)
+                    + sum(float(getattr(priors, n).log_prob(values[n])) for n in names) + float(log_abs_det)
+                    + float(bayesvol.log_likelihood(model, full, y)))
+        actual, _ = log_density(model.program, (y,), {}, {**others, "stationary_coords": coords})
+        np.testing.assert_allclose(float(actual), expected, rtol=1e-10)

@@ -25,6 +25,10 @@ BACKCAST_DECAY = 0.94
 BACKCAST_WINDOW = 75
 
 
+# Sample site of the stick-breaking coordinates of (alpha, [gamma,] beta) in the NumPyro program.
+STATIONARY_SITE = "stationary_coords"
+
+
 class GARCHParams(NamedTuple):
     """Parameters of :class:`GARCH`; those the model does not use are ``None``."""
 
@@ -148,7 +152,6 @@ class GARCH:
     params_type = GARCHParams
     loglik_kind = _observation.LOGLIK_KIND
     latent_sites = ()
-    hidden_sites = ()
     deterministic_sites = ("vol",)
     # bayesvol.fit on a 2-D array (time x series) estimates every column at once.
     supports_batch_fit = True
@@ -304,17 +307,69 @@ class GARCH:
         priors = self.prior_distributions()
         values = {n: biject_to(getattr(priors, n).support)(free[n]) for n in self.param_names}
         if self._joint_transform:
-            params = GARCHParams(**values)
-            if self.vol == "garch":
-                shares = StickBreakingTransform()(jnp.stack([free["alpha"], free["beta"]]))
-                values["alpha"], values["beta"] = shares[0], shares[1]
-            else:
-                lower = self.negative_second_moment(params)
-                shares = StickBreakingTransform()(jnp.stack([free["alpha"], free["gamma"], free["beta"]]))
-                values["alpha"] = shares[0] / (1.0 - lower)
-                values["gamma"] = shares[1] / lower - values["alpha"]
-                values["beta"] = shares[2]
+            lower = self.negative_second_moment(GARCHParams(**values))
+            coords = jnp.stack([free[n] for n in self._stationary_names()])
+            values.update(self._from_stationary_coords(coords, lower)[0])
         return GARCHParams(**values)
+
+    def _stationary_names(self) -> tuple[str, ...]:
+        return ("alpha", "gamma", "beta") if self.vol == "gjr" else ("alpha", "beta")
+
+    def _from_stationary_coords(self, coords, lower):
+        r"""``(alpha, [gamma,] beta)`` from the stick-breaking coordinates, and the log absolute Jacobian.
+
+        ``coords`` (real vector) -> shares of the persistence and the slack ``1 - kappa`` on the simplex ->
+        :math:`\alpha = s_0/(1-m)`, :math:`\gamma = s_1/m - \alpha`, :math:`\beta = s_2` for GJR
+        (:math:`\alpha = s_0`, :math:`\beta = s_1` for GARCH), with :math:`m = E[z^2 1\{z<0\}]`. The shared map of
+        maximum likelihood (:meth:`from_unconstrained`) and of the NumPyro program.
+        """
+        stick = StickBreakingTransform()
+        shares = stick(coords)
+        log_det = stick.log_abs_det_jacobian(coords, shares)
+        if self.vol == "garch":
+            return {"alpha": shares[0], "beta": shares[1]}, log_det
+        alpha = shares[0] / (1.0 - lower)
+        # d(alpha, gamma, beta)/d(s_0, s_1, s_2) is triangular with diagonal 1/(1-m), 1/m, 1.
+        return ({"alpha": alpha, "gamma": shares[1] / lower - alpha, "beta": shares[2]},
+                log_det - jnp.log1p(-lower) - jnp.log(lower))
+
+    def _sample_stationary_params(self) -> GARCHParams:
+        r"""Prior sites for NUTS/SVI with ``(alpha, [gamma,] beta)`` on the stick-breaking coordinates.
+
+        The target is unchanged (the priors restricted to the stationary region), but the sampler moves on
+        the real line up to the edge :math:`\kappa \to 1`, where the density goes to zero smoothly through the
+        Jacobian, instead of meeting a wall of :math:`-\infty` (a divergence each time a trajectory hits it).
+        """
+        priors = self.prior_distributions()
+        joint = self._stationary_names()
+        values = {n: numpyro.sample(n, getattr(priors, n)) for n in self.param_names if n not in joint}
+        coords = numpyro.sample(STATIONARY_SITE, ndist.ImproperUniform(ndist.constraints.real_vector, (),
+                                                                       (len(joint),)))
+        lower = self.negative_second_moment(GARCHParams(**values))
+        shared, log_det = self._from_stationary_coords(coords, lower)
+        log_prior = log_det
+        for name in joint:
+            values[name] = numpyro.deterministic(name, shared[name])
+            prior = getattr(priors, name)
+            # alpha = s_0/(1-m) can exceed a prior's upper bound of one under GJR: zero prior density there.
+            inside = prior.support(values[name])
+            safe = jnp.where(inside, values[name], prior.support.feasible_like(values[name]))
+            log_prior = log_prior + jnp.where(inside, prior.log_prob(safe), -jnp.inf)
+        numpyro.factor(STATIONARY_SITE + "_prior", log_prior)
+        return GARCHParams(**values)
+
+    @property
+    def hidden_sites(self) -> tuple[str, ...]:
+        """Sample sites that are not parameters (left out of the posterior group)."""
+        return (STATIONARY_SITE,) if self._joint_transform else ()
+
+    @property
+    def dense_mass_sites(self) -> tuple[str, ...]:
+        """Sample sites of the sampler (the stick-breaking coordinates replace alpha, gamma, beta)."""
+        if not self._joint_transform:
+            return self.param_names
+        joint = self._stationary_names()
+        return tuple(n for n in self.param_names if n not in joint) + (STATIONARY_SITE,)
 
     # --- the observation-driven protocol -------------------------------------------------------------
     def _presample(self, params, y):
@@ -398,7 +453,7 @@ class GARCH:
 
         The factor ``y`` holds the exact one-step-ahead log densities (one per time step).
         """
-        params = _base.sample_params(self)
+        params = self._sample_stationary_params() if self._joint_transform else _base.sample_params(self)
         states, _ = _observation.filter_states(self, params, y)
         numpyro.deterministic("vol", jnp.sqrt(states))
         numpyro.factor("y", _observation.loglik_from_states(self, params, states, y))
