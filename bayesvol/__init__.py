@@ -1,7 +1,5 @@
 """bayesvol: Bayesian and frequentist estimation of volatility models with NumPyro and JAX."""
 
-__version__ = "0.1.0"
-
 from bayesvol import (
     _config,  # noqa: F401  (float64 and CPU devices before anything uses JAX)
     compare,
@@ -11,6 +9,7 @@ from bayesvol import (
     models,
     plots,
 )
+from bayesvol._version import __version__
 from bayesvol.forecast import Forecast, forecast
 from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, sample
 from bayesvol.models import dfsv_filters  # noqa: F401  (registers the DFSV likelihood methods)

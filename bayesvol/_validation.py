@@ -99,3 +99,12 @@ def as_panel_values(y, name: str = "y") -> tuple[np.ndarray, pd.Index | None, li
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} must be numeric: {err}") from None
     return (values[:, None] if values.ndim == 1 else values), None, None
+
+
+def time_coords(index, num_timesteps: int):
+    """Coordinates of the ``time`` dim: the data's dates where there are any, else 0..T-1."""
+    if index is None:
+        return np.arange(num_timesteps)
+    if isinstance(index, pd.DatetimeIndex):
+        return index.to_numpy()
+    return np.asarray(index)

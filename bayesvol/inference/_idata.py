@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import arviz as az
 import numpy as np
-import pandas as pd
 
-import bayesvol
+from bayesvol._validation import time_coords
+from bayesvol._version import __version__
 
 TIME_SITES = ("h", "vol", "h_std", "latent")
-
-
-def time_coords(index, num_timesteps: int):
-    """Coordinates of the ``time`` dim: the data's dates where there are any, else 0..T-1."""
-    if index is None:
-        return np.arange(num_timesteps)
-    if isinstance(index, pd.DatetimeIndex):
-        return index.to_numpy()
-    return np.asarray(index)
 
 
 def build(model, y, index, posterior: dict, *, sample_stats=None, log_likelihood=None,
@@ -48,7 +39,7 @@ def build(model, y, index, posterior: dict, *, sample_stats=None, log_likelihood
     meta = {
         "model": model.describe(),
         "model_repr": repr(model),
-        "bayesvol_version": bayesvol.__version__,
+        "bayesvol_version": __version__,
         "log_likelihood": getattr(model, "loglik_kind",
                                   "conditional: log p(y_t | h_t, theta), given the latent path"),
     }

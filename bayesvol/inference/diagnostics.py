@@ -7,9 +7,9 @@ import warnings
 import arviz as az
 import numpy as np
 
+from bayesvol._warnings import ConvergenceWarning
 
-class ConvergenceWarning(UserWarning):
-    """The sampler's output may not represent the posterior."""
+__all__ = ["ConvergenceWarning", "check_convergence"]
 
 
 RHAT_THRESHOLD = 1.01

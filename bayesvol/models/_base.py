@@ -19,6 +19,16 @@ import numpyro
 from jax import lax
 
 
+def as_key(key_or_seed):
+    """A JAX PRNG key from an integer seed, or the key itself: every ``simulate`` takes either."""
+    if isinstance(key_or_seed, (int, np.integer)) and not isinstance(key_or_seed, bool):
+        return jax.random.PRNGKey(int(key_or_seed))
+    key = jnp.asarray(key_or_seed)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,)):
+        return key_or_seed
+    raise TypeError(f"key must be an integer seed or a jax.random key, got {key_or_seed!r}")
+
+
 def merge_priors(defaults: Mapping, overrides: Mapping | None, allowed) -> dict:
     """Defaults updated by user priors; unknown names and non-distributions are errors."""
     merged = dict(defaults)
