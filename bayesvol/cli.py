@@ -94,22 +94,23 @@ def _load_returns(args):
 def _run(args, model, returns, label) -> int:
     import arviz as az
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import bayesvol
     from bayesvol import plots
+    from bayesvol._version import __version__
+    from bayesvol.inference import sample
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"bayesvol {bayesvol.__version__}: {model.describe()} on {label}, {returns.shape[0]} returns "
+    print(f"bayesvol {__version__}: {model.describe()} on {label}, {returns.shape[0]} returns "
           f"({returns.index[0]:%Y-%m-%d} .. {returns.index[-1]:%Y-%m-%d}), method {args.method}")
     started = time.perf_counter()
-    idata = bayesvol.sample(model, returns, method=args.method, num_chains=args.num_chains,
-                            num_warmup=args.num_warmup, num_samples=args.num_samples, seed=args.seed,
-                            num_steps=args.num_steps, posterior_predictive=True,
-                            progress_bar=not args.no_progress)
+    idata = sample(model, returns, method=args.method, num_chains=args.num_chains,
+                   num_warmup=args.num_warmup, num_samples=args.num_samples, seed=args.seed,
+                   num_steps=args.num_steps, posterior_predictive=True, progress_bar=not args.no_progress)
     elapsed = time.perf_counter() - started
     idata.posterior.attrs["data"] = label
     idata.to_netcdf(str(out / "idata.nc"))
@@ -128,8 +129,7 @@ def _run(args, model, returns, label) -> int:
     if args.method == "nuts":
         for name, fn in (("trace.png", plots.plot_trace), ("rank.png", plots.plot_rank)):
             axes = fn(idata)
-            np_axes = axes if hasattr(axes, "ravel") else [axes]
-            np_axes.ravel()[0].figure.savefig(out / name, dpi=100, bbox_inches="tight")
+            np.ravel(axes)[0].figure.savefig(out / name, dpi=100, bbox_inches="tight")
             plt.close("all")
             files.append(name)
     print(f"\nwrote {', '.join(files)} to {out}/")
@@ -147,14 +147,14 @@ def main(argv=None) -> int:
     warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
     os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={max(args.num_chains, 1)}")
     try:
-        import bayesvol
+        from bayesvol import datasets, models
 
         if args.command == "demo":
-            returns = bayesvol.datasets.load("gbpusd").rename("y")
-            model, label = bayesvol.models.SV(), "gbpusd (GBP/USD 1981-85, Harvey, Ruiz & Shephard 1994)"
+            returns = datasets.load("gbpusd").rename("y")
+            model, label = models.SV(), "gbpusd (GBP/USD 1981-85, Harvey, Ruiz & Shephard 1994)"
         else:
             returns, label = _load_returns(args)
-            model = bayesvol.models.SV(errors=args.errors, leverage=args.leverage)
+            model = models.SV(errors=args.errors, leverage=args.leverage)
         return _run(args, model, returns, label)
     except (ValueError, TypeError, NotImplementedError, OSError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from bayesvol.inference import mle as _mle
-from bayesvol.inference.mle import MLEResult
+from bayesvol.inference import registry
+from bayesvol.inference.results import MLEResult
+from bayesvol.models._protocol import LatentStateModel
 
 __all__ = [
     "LeaveFutureOutResult",
@@ -200,11 +201,11 @@ def _draws_as_params(model, posterior, draw_slice):
 
 
 def _default_method(model) -> str:
-    return "pf" if hasattr(model, "initial") else "exact"
+    return "pf" if isinstance(model, LatentStateModel) else "exact"
 
 
 def _pointwise_fn(model, y, method, options):
-    fn, _ = _mle._lookup(model, method)
+    fn = registry.lookup(model, method).loglik
     y = jnp.asarray(y, dtype=jnp.float64)
 
     def one(params):
@@ -250,13 +251,11 @@ def add_predictive_log_likelihood(idata, model, y, *, method: str | None = None,
     their noise adds to the LOO standard errors (use enough particles that the per-draw log-likelihood SD
     is well below 1).
     """
-    from bayesvol.inference.mle import _prepare_data
-
     posterior = _posterior(idata)
     if not isinstance(thin, int) or thin < 1:
         raise ValueError(f"thin must be a positive integer, got {thin!r}")
     method = method or _default_method(model)
-    data = _prepare_data(model, y)
+    data = model.validate_data(y)
     idata = idata.sel(draw=slice(None, None, thin)) if thin > 1 else idata.copy()
     params, (num_chains, num_draws) = _draws_as_params(model, posterior, slice(None, None, thin))
     one = _pointwise_fn(model, data.values, method, options)
@@ -329,9 +328,7 @@ def leave_future_out(fitted, model, y, num_test: int, *, method: str | None = No
     :math:`\log \hat p(y_t \mid y_{1:t-1}, \hat\theta)`. The parameters are not updated inside the test
     period (no refits), which is the usual cheap form of leave-future-out; higher is better.
     """
-    from bayesvol.inference.mle import _prepare_data
-
-    data = _prepare_data(model, y)
+    data = model.validate_data(y)
     total = int(np.asarray(data.values).shape[0])
     if not isinstance(num_test, int) or not 1 <= num_test < total:
         raise ValueError(f"num_test must be an integer between 1 and {total - 1}, got {num_test!r}")

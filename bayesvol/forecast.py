@@ -16,8 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from bayesvol._validation import as_returns
+from bayesvol.inference.results import MLEResult
 from bayesvol.models import _base, _observation
+from bayesvol.models._protocol import VarianceForecastModel
 
 __all__ = ["Forecast", "forecast"]
 
@@ -67,14 +68,14 @@ def _check_positive_int(name, value):
 
 def _draws_from(model, source):
     """Stacked parameter values (S draws per name) and a label, from params, an MLEResult or InferenceData."""
-    if hasattr(source, "posterior"):
-        posterior = source.posterior
+    posterior = getattr(source, "posterior", None)  # arviz.InferenceData (or anything with a posterior group)
+    if posterior is not None:
         missing = [n for n in model.param_names if n not in posterior]
         if missing:
             raise ValueError(f"the posterior lacks {missing}; was it sampled from {model.describe()}?")
         stacked = {n: np.asarray(posterior[n].values, dtype=np.float64).reshape(-1) for n in model.param_names}
         return stacked, "posterior"
-    if hasattr(source, "params") and hasattr(source, "model"):
+    if isinstance(source, MLEResult):
         source = source.params
     params = _base.as_params(model, source)
     model.check_parameters(params)
@@ -147,19 +148,19 @@ def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05)
     >>> bool((fc.value_at_risk[0.01] > 0).all())
     True
     """
-    if not hasattr(model, "expected_variance"):
+    if not isinstance(model, VarianceForecastModel):
         raise ValueError(f"forecast needs an observation-driven model (GARCH, IGGARCH); got {model!r}")
     horizon = _check_positive_int("horizon", horizon)
     num_paths = _check_positive_int("num_paths", num_paths)
     max_draws = _check_positive_int("max_draws", max_draws)
     if method is None:
-        method = getattr(model, "default_forecast_method", "analytic")
+        method = model.default_forecast_method
     if method not in ("analytic", "simulation"):
         raise ValueError(f"method must be 'analytic' or 'simulation', got {method!r}")
     levels = None if levels is None else [float(v) for v in np.atleast_1d(levels)]
     if levels is not None and not all(0.0 < v < 1.0 for v in levels):
         raise ValueError(f"levels must lie strictly between 0 and 1, got {levels}")
-    series = model.validate_data(y) if hasattr(model, "validate_data") else as_returns(y)
+    series = model.validate_data(y)
     stacked, source = _draws_from(model, params_or_idata)
     num_draws = next(iter(stacked.values())).shape[0]
     if num_draws > max_draws:

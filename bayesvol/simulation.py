@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import jax
-
 from bayesvol.models import _base
+from bayesvol.models._protocol import check_model
 
 
-def simulate(model, params, num_timesteps: int, seed: int = 0):
+def simulate(model, params, num_timesteps: int, seed=0):
     """Simulate observations and latent states from ``model`` at ``params``.
 
     The same ``initial``/``transition``/``emission`` code that defines the NumPyro program and the
@@ -21,13 +20,15 @@ def simulate(model, params, num_timesteps: int, seed: int = 0):
         Parameter values by name; each must lie in its prior's support.
     num_timesteps : int
         Length of the simulated series (at least 2).
-    seed : int
-        Seed of the JAX random number generator.
+    seed : int or jax.random key
+        Seed of the JAX random number generator, or a key.
 
     Returns
     -------
-    Simulation
-        NamedTuple with ``y`` (observations) and ``h`` (latent log-variances), numpy arrays.
+    NamedTuple
+        The model's ``<Model>Simulation``: ``y`` (observations) first, then the conditional ``variance``
+        (univariate models) or ``covariance`` (multivariate ones) of each observation and the model's
+        latent states (e.g. ``h``, the log-variances of SV), as numpy arrays.
 
     Examples
     --------
@@ -38,8 +39,5 @@ def simulate(model, params, num_timesteps: int, seed: int = 0):
     """
     if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 2:
         raise ValueError(f"num_timesteps must be an integer >= 2, got {num_timesteps!r}")
-    params = _base.as_params(model, params)
-    key = jax.random.PRNGKey(seed)
-    if hasattr(model, "simulate"):
-        return model.simulate(params, num_timesteps, key)
-    return _base.simulate_latent(model, params, num_timesteps, key)
+    check_model(model)
+    return model.simulate(_base.as_params(model, params), num_timesteps, _base.as_key(seed))

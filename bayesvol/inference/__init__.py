@@ -1,8 +1,12 @@
-"""Estimators: NumPyro samplers (NUTS, SVI) returning ArviZ InferenceData, and maximum likelihood."""
+"""Estimators: NumPyro samplers (NUTS, SVI, PMMH) returning ArviZ InferenceData, and maximum likelihood.
+
+Which estimator exists for which model family is the table in :mod:`bayesvol.inference.registry`.
+"""
 
 from bayesvol.inference.diagnostics import ConvergenceWarning, check_convergence
 from bayesvol.inference.mcmc import sample
-from bayesvol.inference.mle import MLEResult, fit, log_likelihood, register_loglik
+from bayesvol.inference.mle import MLEResult, fit, log_likelihood
+from bayesvol.inference.results import BatchMLEResult
 
-__all__ = ["ConvergenceWarning", "MLEResult", "check_convergence", "fit", "log_likelihood", "register_loglik",
+__all__ = ["BatchMLEResult", "ConvergenceWarning", "MLEResult", "check_convergence", "fit", "log_likelihood",
            "sample"]

@@ -5,10 +5,7 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
-from bayesvol._validation import time_coords
 from bayesvol._version import __version__
-
-TIME_SITES = ("h", "vol", "h_std", "latent")
 
 
 def build(model, y, index, posterior: dict, *, sample_stats=None, log_likelihood=None,
@@ -17,12 +14,8 @@ def build(model, y, index, posterior: dict, *, sample_stats=None, log_likelihood
 
     ``posterior`` and the other groups hold arrays shaped ``(chain, draw, ...)``.
     """
-    if hasattr(model, "site_dims"):
-        dims, coords = model.site_dims(index, y)
-    else:
-        dims = {name: ["time"] for name in TIME_SITES if name in posterior}
-        dims["y"] = ["time"]
-        coords = {"time": time_coords(index, y.shape[0])}
+    dims, coords = model.site_dims(index, y)
+    dims = {name: dim for name, dim in dims.items() if name in posterior or name == "y"}
     groups = dict(
         posterior={k: np.asarray(v) for k, v in posterior.items()},
         observed_data={"y": np.asarray(y)},
@@ -40,8 +33,7 @@ def build(model, y, index, posterior: dict, *, sample_stats=None, log_likelihood
         "model": model.describe(),
         "model_repr": repr(model),
         "bayesvol_version": __version__,
-        "log_likelihood": getattr(model, "loglik_kind",
-                                  "conditional: log p(y_t | h_t, theta), given the latent path"),
+        "log_likelihood": model.loglik_kind,
     }
     meta.update(attrs or {})
     for group in idata.groups():

@@ -14,7 +14,6 @@ the start value. All derivatives are JAX transformations of the model's register
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from functools import lru_cache, partial
 
 import jax
@@ -22,21 +21,16 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from jax import lax
-from numpyro.distributions.transforms import IdentityTransform
 
-from bayesvol.inference.diagnostics import ConvergenceWarning
-from bayesvol.inference.mle import (
-    MLEResult,
-    _at_boundary,
-    _covariances,
-    _labels,
-    _loglik_derivatives_one,
-    _lookup,
-    _objective,
-    _options_key,
-    _prepare_data,
-    _Problem,
-    _transforms,
+from bayesvol._warnings import ConvergenceWarning
+from bayesvol.inference import registry
+from bayesvol.inference._problem import Problem, labels, objective, options_key
+from bayesvol.inference.results import BatchMLEResult
+from bayesvol.inference.standard_errors import (
+    loglik_derivatives_one,
+    stacked_boundaries,
+    stacked_covariances,
+    standard_errors,
 )
 from bayesvol.models import _base, _observation
 
@@ -56,83 +50,6 @@ _DERIVATIVE_BLOCK_OBSERVATIONS = 32_000
 _BFGS_SCAN_UNROLL = 8
 
 
-@dataclass
-class BatchMLEResult:
-    """Maximum-likelihood estimates for each column of a panel of series.
-
-    Attributes
-    ----------
-    params, se, robust_se : pandas.DataFrame
-        One row per series (index: the column names), one column per parameter.
-    loglik : pandas.Series
-    converged : pandas.Series of bool
-        Gradient below ``gtol`` within ``maxiter`` BFGS iterations; ``False`` is also warned about.
-    iterations : pandas.Series of int
-    at_boundary : dict
-        Series name -> parameters on the edge of their support.
-
-    Indexing with a series name (or position) gives that series' :class:`~bayesvol.MLEResult`.
-    """
-
-    model: object
-    method: str
-    params: pd.DataFrame
-    se: pd.DataFrame
-    robust_se: pd.DataFrame
-    loglik: pd.Series
-    converged: pd.Series
-    iterations: pd.Series
-    nobs: int
-    at_boundary: dict
-    covs: np.ndarray = field(repr=False)
-    robust_covs: np.ndarray = field(repr=False)
-    labels: list = field(default_factory=list)
-    options: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.params)
-
-    @property
-    def aic(self) -> pd.Series:
-        return 2.0 * len(self.labels) - 2.0 * self.loglik
-
-    @property
-    def bic(self) -> pd.Series:
-        return len(self.labels) * np.log(self.nobs) - 2.0 * self.loglik
-
-    def __getitem__(self, key) -> MLEResult:
-        position = key if isinstance(key, (int, np.integer)) else self.params.index.get_loc(key)
-        name = self.params.index[position]
-        names = self.model.param_names
-        converged = bool(self.converged.iloc[position])
-        return MLEResult(
-            model=self.model, method=self.method,
-            params={n: float(self.params.iloc[position][n]) for n in names},
-            se={n: float(self.se.iloc[position][n]) for n in names},
-            robust_se={n: float(self.robust_se.iloc[position][n]) for n in names},
-            cov=self.covs[position], robust_cov=self.robust_covs[position],
-            loglik=float(self.loglik.iloc[position]), nobs=self.nobs, converged=converged,
-            message=("gradient below tolerance" if converged else "no convergence within the iteration limit")
-            + f" after {int(self.iterations.iloc[position])} BFGS iterations (batch fit, series {name!r})",
-            at_boundary=list(self.at_boundary.get(name, [])), labels=list(self.labels), options=dict(self.options))
-
-    def results(self) -> list[MLEResult]:
-        """One :class:`~bayesvol.MLEResult` per series, in column order."""
-        return [self[i] for i in range(len(self))]
-
-    def summary(self) -> str:
-        """Estimates per series with log-likelihood and convergence."""
-        table = self.params.copy()
-        table["loglik"] = self.loglik
-        table["converged"] = self.converged
-        describe = getattr(self.model, "describe", lambda: repr(self.model))()
-        return (f"{describe} — maximum likelihood ({self.method}), {len(self)} series of {self.nobs} "
-                f"observations\n{table.to_string(float_format=lambda v: f'{v: .5g}')}")
-
-    def __str__(self) -> str:
-        return self.summary()
-
-
 def _as_panel(model, y):
     if isinstance(y, pd.DataFrame):
         names, index, values = list(y.columns), y.index, y.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -145,29 +62,25 @@ def _as_panel(model, y):
     for j, name in enumerate(names):
         series = pd.Series(values[:, j], index=index) if index is not None else values[:, j]
         try:
-            columns.append(_prepare_data(model, series).values)
+            columns.append(model.validate_data(series).values)
         except ValueError as err:
             raise ValueError(f"series {name!r} (column {j}): {err}") from None
     return names, np.stack(columns, axis=1)
 
 
 @partial(jax.jit, static_argnums=0)
-def _unconstrain_stacked(problem: _Problem, stacked: dict):
+def _unconstrain_stacked(problem: Problem, stacked: dict):
     """Unconstrained flat vectors (K, N, p) of start values stacked per name as (K, N) arrays."""
-    transforms = _transforms(problem.model)
-
     def one(values):
-        if hasattr(problem.model, "to_unconstrained"):
-            return problem.ravel(problem.model.to_unconstrained(problem.model.params_type(**values)))
-        return problem.ravel({n: transforms[n].inv(values[n]) for n in problem.names})
+        return problem.ravel(problem.model.to_unconstrained(problem.model.params_type(**values)))
 
     return jax.vmap(jax.vmap(one))(stacked)
 
 
 @partial(jax.jit, static_argnums=0)
-def _start_objectives(problem: _Problem, u_starts, y):
+def _start_objectives(problem: Problem, u_starts, y):
     """Objective at each start (K) for each series (N): ``u_starts`` is (K, N, p), ``y`` is (T, N)."""
-    per_series = jax.vmap(lambda u, y_i: _objective(problem, u, y_i), in_axes=(0, 1))
+    per_series = jax.vmap(lambda u, y_i: objective(problem, u, y_i), in_axes=(0, 1))
     return jax.vmap(lambda u_k: per_series(u_k, y))(u_starts)
 
 
@@ -189,7 +102,7 @@ def _bfgs_one_step(problem, y_i, gtol, state):
     direction = jnp.where(restart, -grad, direction)
     slope = jnp.dot(grad, direction)
     s = step * direction
-    value_new, grad_new = jax.value_and_grad(_objective, argnums=1)(problem, u + s, y_i)
+    value_new, grad_new = jax.value_and_grad(objective, argnums=1)(problem, u + s, y_i)
     accepted = jnp.isfinite(value_new) & (value_new <= value + _ARMIJO * step * slope)
     found = accepted & jnp.all(jnp.isfinite(grad_new))
     change = grad_new - grad
@@ -217,7 +130,7 @@ def _bfgs_one_step(problem, y_i, gtol, state):
 
 
 @partial(jax.jit, static_argnums=0)
-def _bfgs_starts(problem: _Problem, u0, y):
+def _bfgs_starts(problem: Problem, u0, y):
     """BFGS start for every column: objective, gradient and first inverse Hessian at ``u0`` (N, p).
 
     The first inverse Hessian is the inverse mean outer product of the per-observation scores (by the
@@ -247,7 +160,7 @@ def _bfgs_starts(problem: _Problem, u0, y):
     return jax.vmap(one, in_axes=(0, 1))(u0, y)
 
 
-def _bfgs_queue_impl(problem: _Problem, u0, value0, grad0, inv_hessian0, maxiter: int, num_lanes: int, y, gtol):
+def _bfgs_queue_impl(problem: Problem, u0, value0, grad0, inv_hessian0, maxiter: int, num_lanes: int, y, gtol):
     """BFGS for every column of ``y`` (T, N) from the starts of :func:`_bfgs_starts`, on ``num_lanes`` lanes.
 
     The lanes run one vmapped BFGS iteration at a time; a lane whose series has converged (or stalled, or
@@ -305,13 +218,13 @@ _bfgs_queue = jax.jit(_bfgs_queue_impl, static_argnums=(0, 5, 6))
 
 
 @lru_cache(maxsize=32)
-def _bfgs_queue_per_device(problem: _Problem, maxiter: int, num_lanes: int):
+def _bfgs_queue_per_device(problem: Problem, maxiter: int, num_lanes: int):
     """:func:`_bfgs_queue` mapped over host devices (``jax.pmap``): one queue of series per device."""
     return jax.pmap(lambda u0, value0, grad0, inv_hessian0, y, gtol: _bfgs_queue_impl(
         problem, u0, value0, grad0, inv_hessian0, maxiter, num_lanes, y, gtol), in_axes=(0, 0, 0, 0, 0, None))
 
 
-def _queue_on_devices(problem: _Problem, u0, starts, maxiter: int, num_lanes: int, y, gtol: float):
+def _queue_on_devices(problem: Problem, u0, starts, maxiter: int, num_lanes: int, y, gtol: float):
     """Run the BFGS queue, the series split into one queue per host device when there are several.
 
     XLA runs one program on one core; with several host devices (bayesvol exposes one per core) the series
@@ -332,12 +245,12 @@ def _queue_on_devices(problem: _Problem, u0, starts, maxiter: int, num_lanes: in
 
 
 @partial(jax.jit, static_argnums=0)
-def _batch_derivatives(problem: _Problem, u, y):
+def _batch_derivatives(problem: Problem, u, y):
     """Natural parameters, total log-likelihood, Hessian and scores for every series."""
 
     def one(u_i, y_i):
         theta = problem.ravel(problem.constrain(u_i)._asdict())
-        return (theta,) + _loglik_derivatives_one(problem, theta, y_i)
+        return (theta,) + loglik_derivatives_one(problem, theta, y_i)
 
     return jax.vmap(one, in_axes=(0, 1))(u, y)
 
@@ -357,49 +270,6 @@ def _in_blocks(fn, per_series, y, width: int):
         block = fn(jnp.asarray(per_series[columns]), jnp.asarray(y[:, columns]))
         outputs.append([np.asarray(v)[: num_series - first] for v in block])
     return [np.concatenate(parts, axis=0) for parts in zip(*outputs, strict=True)]
-
-
-def _stacked_covariances(hessians, scores):
-    """:func:`~bayesvol.inference.mle._covariances` for every series at once (N, p, p); a series whose
-    information matrix is singular or badly conditioned falls back to the single-series routine."""
-    information = -0.5 * (hessians + np.swapaxes(hessians, 1, 2))
-    try:
-        covs = np.linalg.inv(information)
-    except np.linalg.LinAlgError:
-        covs = np.full_like(information, np.nan)
-    eye = np.eye(information.shape[1])
-    ok = np.all(np.isfinite(covs), axis=(1, 2))
-    ok[ok] = np.all(np.isclose(information[ok] @ covs[ok], eye, rtol=1e-5, atol=1e-6), axis=(1, 2))
-    outer = np.einsum("ntp,ntq->npq", scores, scores)
-    robust = covs @ outer @ covs
-    for j in np.flatnonzero(~ok):
-        covs[j], robust[j] = _covariances(hessians[j], scores[j])
-    return covs, robust
-
-
-def _standard_errors_stacked(covs):
-    """Square roots of the variances of each series (N, p); NaN where a variance is not positive."""
-    variances = np.diagonal(covs, axis1=1, axis2=2)
-    return np.where(variances > 0, np.sqrt(np.abs(variances)), np.nan)
-
-
-def _boundaries(problem, transforms, u_hat, scores, names_series) -> dict:
-    """Series name -> parameters on the edge of their support, by the rule of
-    :func:`~bayesvol.inference.mle._at_boundary`, for all series at once when every parameter is a scalar."""
-    if any(shape != () for shape in problem.free_shapes + problem.shapes):
-        edges = {name: _at_boundary(problem, transforms, u_hat[j], scores[j]) for j, name in enumerate(names_series)}
-        return {name: edge for name, edge in edges.items() if edge}
-    if hasattr(problem.model, "bounded_free_names"):
-        bounded = set(problem.model.bounded_free_names())
-    else:
-        bounded = {n for n in problem.names if not isinstance(transforms[n], IdentityTransform)}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pressure = np.abs(scores.sum(axis=1)) / np.sqrt(np.sum(scores**2, axis=1))
-    far_out = np.abs(u_hat)
-    edge = (far_out > 12.0) | ((far_out > 6.0) & (np.nan_to_num(pressure) > 0.05))
-    edge &= np.array([n in bounded for n in problem.names])
-    return {name: [n for n, flag in zip(problem.names, edge[j], strict=True) if flag]
-            for j, name in enumerate(names_series) if edge[j].any()}
 
 
 def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | None = None, maxiter: int = 500,
@@ -451,14 +321,15 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
     >>> bool(result.converged.all())
     True
     """
-    _, differentiable = _lookup(model, method)
+    row = registry.lookup(model, method)
+    differentiable = row.differentiable
     if int(block_width) < 1:
         raise ValueError(f"block_width must be a positive number of series, got {block_width!r}")
     if not differentiable:
         raise ValueError(f"batch estimation needs a differentiable likelihood; {method!r} is not")
     names_series, values = _as_panel(model, y)
     num_series = values.shape[1]
-    transforms = _transforms(model)
+    transforms = model.param_transforms()
     names = model.param_names
 
     if start is None:
@@ -473,11 +344,11 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
     # Pad shorter candidate lists with their first start so every series has the same number.
     per_series = [s + [s[0]] * (num_candidates - len(s)) for s in per_series]
     template = _base.as_params(model, per_series[0][0])
-    problem = _Problem(model=model, method=method,
-                       free_shapes=tuple(tuple(jnp.shape(transforms[n].inv(jnp.asarray(getattr(template, n)))))
+    problem = Problem(model=model, method=method, loglik=row.loglik,
+                      free_shapes=tuple(tuple(jnp.shape(transforms[n].inv(jnp.asarray(getattr(template, n)))))
                                          for n in names),
-                       shapes=tuple(tuple(jnp.shape(getattr(template, n))) for n in names),
-                       options=_options_key(options))
+                      shapes=tuple(tuple(jnp.shape(getattr(template, n))) for n in names),
+                      options=options_key(options))
 
     # Stack the candidates name by name (K, N) and map them to the unconstrained space in one call.
     stacked = {n: np.asarray([[per_series[j][k][n] for j in range(num_series)] for k in range(num_candidates)],
@@ -513,12 +384,11 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
     grad_max = np.max(np.abs(grad), axis=1)
     converged = grad_max < 10 * gtol  # the same acceptance as bayesvol.fit's BFGS
 
-    covs, robust_covs = _stacked_covariances(hessians, scores)
-    labels = _labels(model, problem.shapes)
-    se = _standard_errors_stacked(covs)
-    robust_se = _standard_errors_stacked(robust_covs)
+    covs, robust_covs = stacked_covariances(hessians, scores)
+    se = standard_errors(covs)
+    robust_se = standard_errors(robust_covs)
     u_hat = np.asarray(u_hat)
-    at_boundary = _boundaries(problem, transforms, u_hat, scores, names_series)
+    at_boundary = stacked_boundaries(problem, u_hat, scores, names_series)
 
     def frame(values_2d):
         return pd.DataFrame(values_2d, index=names_series, columns=list(names))
@@ -530,7 +400,7 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
         iterations=pd.Series(np.asarray(iterations), index=names_series, name="iterations"),
         nobs=int(values.shape[0]), at_boundary=at_boundary,
         covs=covs, robust_covs=robust_covs,
-        labels=labels, options=dict(options))
+        labels=labels(model, problem.shapes), options=dict(options))
     if warn and not converged.all():
         failed = [names_series[j] for j in np.flatnonzero(~converged)]
         warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge for {len(failed)} of "

@@ -7,48 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import MCMC, NUTS, init_to_median
 
-from bayesvol._validation import as_returns
-from bayesvol.inference import _idata
+from bayesvol.inference import _idata, registry
 from bayesvol.inference.diagnostics import check_convergence
+from bayesvol.inference.pmmh import check_latent_state_model, sample_pmmh
+from bayesvol.inference.svi import sample_svi
+from bayesvol.models._protocol import check_model
 
 __all__ = ["sample"]
 
 
 def _chain_method(num_chains: int) -> str:
     return "parallel" if num_chains > 1 and jax.local_device_count() >= num_chains else "sequential"
-
-
-def _posterior_predictive(model, draws: dict, key):
-    """Replicated returns ``y_rep_t ~ p(y_t | h_t, theta)``, one per posterior draw.
-
-    A model may define ``predictive_draws(draws, key)`` to replace this default.
-    """
-    if hasattr(model, "predictive_draws"):
-        return np.asarray(model.predictive_draws(draws, key))
-    names = model.param_names
-    lead = draws["h"].shape[:-1]
-    flat = {k: jnp.reshape(draws[k], (-1,) + draws[k].shape[len(lead):]) for k in names + ("h",)}
-
-    def one(key_i, values):
-        params = model.params_type(**{k: values[k] for k in names})
-        return model.emission(params, values["h"]).sample(key_i)
-
-    keys = jax.random.split(key, flat["h"].shape[0])
-    y_rep = jax.vmap(one)(keys, flat)
-    return np.asarray(y_rep).reshape(lead + y_rep.shape[1:])
-
-
-def _pointwise_loglik(model, draws: dict, y):
-    """Pointwise log-likelihood per draw and time step.
-
-    A model may define ``pointwise_loglik_draws(draws, y)`` (observation-driven models return the exact
-    ``log p(y_t | y_{1:t-1}, theta)``); the default is the latent-state emission ``log p(y_t | h_t, theta)``.
-    """
-    if hasattr(model, "pointwise_loglik_draws"):
-        return np.asarray(model.pointwise_loglik_draws(draws, y))
-    names = model.param_names
-    params = model.params_type(**{k: jnp.asarray(draws[k])[..., None] for k in names})
-    return np.asarray(model.emission(params, jnp.asarray(draws["h"])).log_prob(y))
 
 
 def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: int = 1000,
@@ -107,7 +76,13 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
     >>> idata.posterior["vol"].dims
     ('chain', 'draw', 'time')
     """
-    series = model.validate_data(y) if hasattr(model, "validate_data") else as_returns(y)
+    if method not in registry.SAMPLERS:
+        raise ValueError(f"method must be 'nuts', 'svi' or 'pmmh', got {method!r}")
+    if method == "pmmh":
+        check_latent_state_model(model)
+    check_model(model)
+    registry.lookup(model, method)
+    series = model.validate_data(y)
     y_values = jnp.asarray(series.values)
     for name, value in (("num_chains", num_chains), ("num_samples", num_samples)):
         if not isinstance(value, int) or value < 1:
@@ -117,28 +92,20 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
                             target_accept_prob, max_tree_depth, dense_mass, posterior_predictive, progress_bar,
                             warn)
     if method == "svi":
-        from bayesvol.inference.svi import sample_svi
-
         return sample_svi(model, y_values, series.index, num_samples=num_samples, seed=seed,
                           posterior_predictive=posterior_predictive, progress_bar=progress_bar,
                           num_steps=num_steps, guide=guide, learning_rate=learning_rate)
-    if method == "pmmh":
-        from bayesvol.inference.pmmh import sample_pmmh
-
-        return sample_pmmh(model, y_values, series.index, num_particles=num_particles, num_samples=num_samples,
-                           num_warmup=num_warmup, num_chains=num_chains, seed=seed, warn=warn)
-    raise ValueError(f"method must be 'nuts', 'svi' or 'pmmh', got {method!r}")
+    return sample_pmmh(model, y_values, series.index, num_particles=num_particles, num_samples=num_samples,
+                       num_warmup=num_warmup, num_chains=num_chains, seed=seed, warn=warn)
 
 
 def _sample_nuts(model, y, index, num_chains, num_warmup, num_samples, seed, target_accept_prob,
                  max_tree_depth, dense_mass, posterior_predictive, progress_bar, warn):
-    # A model may supply NUTS settings of its own (a start from a filter, an initial mass matrix): nuts_options(y).
+    # A family's registry row may supply NUTS settings (a start from a filter, an initial mass matrix).
     options = {"init_strategy": init_to_median(num_samples=15)}
-    if hasattr(model, "nuts_options"):
-        options.update(model.nuts_options(y, dense_mass=dense_mass))
+    options.update(registry.nuts_setup(model, y, dense_mass))
     kernel = NUTS(model.program, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
-                  dense_mass=[tuple(getattr(model, "dense_mass_sites", model.param_names))] if dense_mass else False,
-                  **options)
+                  dense_mass=[tuple(model.dense_mass_sites)] if dense_mass else False, **options)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=_chain_method(num_chains), progress_bar=progress_bar)
     key_run, key_ppc = jax.random.split(jax.random.PRNGKey(seed))
@@ -154,9 +121,9 @@ def _sample_nuts(model, y, index, num_chains, num_warmup, num_samples, seed, tar
         "acceptance_rate": np.asarray(extra["accept_prob"]),
         "step_size": np.asarray(extra["adapt_state.step_size"]),
     }
-    posterior = {k: v for k, v in draws.items() if k not in getattr(model, "hidden_sites", ("h_std",))}
-    loglik = _pointwise_loglik(model, draws, y)
-    ppc = _posterior_predictive(model, draws, key_ppc) if posterior_predictive else None
+    posterior = {k: v for k, v in draws.items() if k not in model.hidden_sites}
+    loglik = np.asarray(model.pointwise_loglik_draws(draws, y))
+    ppc = np.asarray(model.predictive_draws(draws, key_ppc)) if posterior_predictive else None
     idata = _idata.build(model, np.asarray(y), index, posterior, sample_stats=sample_stats,
                          log_likelihood=loglik, posterior_predictive=ppc,
                          attrs={"inference": "nuts", "num_warmup": num_warmup,

@@ -19,7 +19,11 @@ import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from bayesvol.filters import particle_filter
+from bayesvol.filters._common import check_observations
 from bayesvol.inference import _idata
+from bayesvol.inference.diagnostics import check_convergence
+from bayesvol.models._protocol import LatentStateModel
 
 __all__ = ["PMMHTrace", "adaptation_windows", "iteration_keys", "run_pmmh", "sample_pmmh"]
 
@@ -189,20 +193,12 @@ def _finite_loglik(log_likelihood, position, key):
     return total, pointwise, (latent[0] if latent else None)
 
 
-def _transforms(model):
-    from bayesvol.inference.mle import _transforms
-
-    return _transforms(model)
-
-
-def _check_latent_state_model(model):
-    missing = [name for name in ("initial", "transition", "emission", "prior_distributions", "params_type")
-               if not hasattr(model, name)]
-    if missing:
-        raise ValueError(f"method='pmmh' needs a latent-state model (initial, transition, emission and priors); "
-                         f"{type(model).__name__} lacks {', '.join(missing)}. Observation-driven models have an "
-                         "exact likelihood: use method='nuts'")
-    if hasattr(model, "from_unconstrained"):
+def check_latent_state_model(model):
+    if not isinstance(model, LatentStateModel):
+        raise ValueError(f"method='pmmh' needs a latent-state model (initial, transition, emission and priors; see "
+                         f"bayesvol.models._protocol); {type(model).__name__} is not one. Observation-driven models "
+                         "have an exact likelihood: use method='nuts'")
+    if not model.elementwise_transforms:
         raise NotImplementedError(f"method='pmmh' is not available for {type(model).__name__}, whose parameters "
                                   "need a joint transform; use method='nuts'")
 
@@ -270,11 +266,7 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
     >>> idata.posterior["phi"].dims, idata.posterior.attrs["inference"]
     (('chain', 'draw'), 'pmmh')
     """
-    from bayesvol.filters import particle_filter
-    from bayesvol.filters._common import check_observations
-    from bayesvol.inference.diagnostics import check_convergence
-
-    _check_latent_state_model(model)
+    check_latent_state_model(model)
     num_particles = _check_count(num_particles, "num_particles", 1)
     num_samples = _check_count(num_samples, "num_samples", 1)
     num_warmup = _check_count(num_warmup, "num_warmup", 0)
@@ -283,10 +275,10 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
         raise ValueError(f"init_scale must be a positive number, got {init_scale!r}")
     y = check_observations(y)
     names = tuple(model.param_names)
-    transforms = _transforms(model)
+    transforms = model.param_transforms()
     priors = model.prior_distributions()
     if init_params is None:
-        starts = model.start_values(np.asarray(y)) if hasattr(model, "start_values") else None
+        starts = model.start_values(np.asarray(y))
         init_params = starts[0] if starts else {n: transforms[n](jnp.zeros(())) for n in names}
     missing = set(names) - set(init_params)
     if missing:

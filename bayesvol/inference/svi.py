@@ -8,7 +8,6 @@ from numpyro.infer import SVI, Predictive, Trace_ELBO, autoguide, init_to_median
 from numpyro.optim import ClippedAdam
 
 from bayesvol.inference import _idata
-from bayesvol.inference.mcmc import _pointwise_loglik, _posterior_predictive
 
 GUIDES = {
     "normal": autoguide.AutoNormal,
@@ -29,14 +28,13 @@ def sample_svi(model, y, index, *, num_samples, seed, posterior_predictive, prog
     svi = SVI(model.program, fitted_guide, optimizer, loss=Trace_ELBO())
     key_fit, key_draw, key_ppc = jax.random.split(jax.random.PRNGKey(seed), 3)
     result = svi.run(key_fit, num_steps, y, progress_bar=progress_bar)
-    sites = list(model.param_names) + list(model.latent_sites) + list(getattr(model, "deterministic_sites",
-                                                                              ("h", "vol")))
+    sites = list(model.param_names) + list(model.latent_sites) + list(model.deterministic_sites)
     predictive = Predictive(model.program, guide=fitted_guide, params=result.params, num_samples=num_samples,
                             return_sites=sites)
     draws = {k: np.asarray(v)[None] for k, v in predictive(key_draw, y).items()}
-    posterior = {k: v for k, v in draws.items() if k not in getattr(model, "hidden_sites", ("h_std",))}
-    loglik = _pointwise_loglik(model, draws, y)
-    ppc = _posterior_predictive(model, draws, key_ppc) if posterior_predictive else None
+    posterior = {k: v for k, v in draws.items() if k not in model.hidden_sites}
+    loglik = np.asarray(model.pointwise_loglik_draws(draws, y))
+    ppc = np.asarray(model.predictive_draws(draws, key_ppc)) if posterior_predictive else None
     losses = np.asarray(result.losses)
     final = float(np.mean(losses[-max(1, num_steps // 20):]))
     return _idata.build(model, np.asarray(y), index, posterior, log_likelihood=loglik,

@@ -104,9 +104,10 @@ def noncentred_path(model, params, z, y):
 
 
 class Simulation(NamedTuple):
-    """Simulated data: observations ``y`` and the latent state path ``h``."""
+    """Simulated data: observations ``y``, their conditional variances given the state, and the state path ``h``."""
 
     y: np.ndarray
+    variance: np.ndarray
     h: np.ndarray
 
 
@@ -126,4 +127,5 @@ def simulate_latent(model, params, num_timesteps: int, key) -> Simulation:
     _, (h_rest, y_rest) = lax.scan(step, (h1, y1), jax.random.split(key_scan, num_timesteps - 1))
     h = jnp.concatenate([h1[None], h_rest])
     y = jnp.concatenate([y1[None], y_rest])
-    return Simulation(y=np.asarray(y), h=np.asarray(h))
+    variance = model.emission(params, h).variance
+    return Simulation(y=np.asarray(y), variance=np.asarray(variance), h=np.asarray(h))

@@ -15,6 +15,7 @@ from numpyro.distributions import constraints
 
 from bayesvol.distributions.priors import ScaledBeta, ShiftedExponential
 from bayesvol.models import _base
+from bayesvol.models._protocol import LatentStateModelBase
 
 __all__ = ["SV", "SVParams"]
 
@@ -45,7 +46,7 @@ def default_priors() -> dict:
 
 
 @dataclass(frozen=True)
-class SV:
+class SV(LatentStateModelBase):
     r"""Univariate stochastic volatility model.
 
     Parameters

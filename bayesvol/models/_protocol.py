@@ -1,0 +1,236 @@
+"""The two model protocols, and the default of every optional hook, written once.
+
+Every estimator in :mod:`bayesvol.inference` and every filter in :mod:`bayesvol.filters` talks to a model
+through these names only. A model family is a frozen dataclass (static configuration, hashable, usable
+as a static ``jit`` argument) deriving from :class:`LatentStateModelBase` or
+:class:`ObservationDrivenModelBase`; it must define the *required* members of its protocol and may
+override any *optional* hook, whose default is given here and nowhere else.
+
+Required of every model (:class:`VolatilityModel`)
+    ``params_type`` (a NamedTuple class), ``param_names``, ``prior_distributions()``, ``describe()``,
+    ``program(y)`` (the NumPyro program), ``simulate(params, num_timesteps, key)``,
+    ``start_values(y)`` (start values for maximum likelihood), ``check_parameters(params)``.
+
+Required of a latent-state model (:class:`LatentStateModel`)
+    ``initial(params)``, ``transition(params, state_prev, y_prev)``, ``emission(params, state)``: NumPyro
+    distributions of the first state, of the next state, and of the observation given the state.
+
+Required of an observation-driven model (:class:`ObservationDrivenModel`)
+    ``init_state(params, y)``, ``update(params, state, y_t)``, ``emission(params, state)``,
+    ``in_parameter_space(params)``.
+
+Optional hooks (defaults in :class:`ModelDefaults`): data handling (``validate_data``, ``bind_data``),
+the parameter space (``param_transforms``, ``from_unconstrained``, ``to_unconstrained``,
+``elementwise_transforms``, ``bounded_free_names``), maximum-likelihood switches (``supports_batch_fit``,
+``mle_screen_starts``, ``mle_opg_start``), the NumPyro program's sites (``latent_sites``,
+``hidden_sites``, ``deterministic_sites``, ``dense_mass_sites``, ``site_dims``), and posterior quantities
+(``loglik_kind``, ``pointwise_loglik_draws``, ``predictive_draws``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.distributions import biject_to
+from numpyro.distributions.transforms import IdentityTransform
+
+from bayesvol._validation import as_returns, time_coords
+from bayesvol.models import _base
+
+__all__ = [
+    "LatentStateModel",
+    "LatentStateModelBase",
+    "ModelDefaults",
+    "ObservationDrivenModel",
+    "ObservationDrivenModelBase",
+    "VarianceForecastModel",
+    "VolatilityModel",
+    "check_model",
+]
+
+# Sites of a latent-state program that carry a time dimension.
+TIME_SITES = ("h", "vol", "h_std", "latent")
+CONDITIONAL_LOGLIK = "conditional: log p(y_t | h_t, theta), given the latent path"
+PREDICTIVE_LOGLIK = "one-step-ahead predictive log p(y_t | y_{1:t-1}, theta)"
+
+
+@runtime_checkable
+class VolatilityModel(Protocol):
+    """Members every model has, whatever its kind."""
+
+    params_type: ClassVar[type]
+
+    @property
+    def param_names(self) -> tuple[str, ...]: ...
+
+    def prior_distributions(self) -> Any: ...
+
+    def describe(self) -> str: ...
+
+    def program(self, y) -> None: ...
+
+    def simulate(self, params, num_timesteps: int, key) -> Any: ...
+
+    def start_values(self, y) -> list[dict]: ...
+
+    def check_parameters(self, params) -> Any: ...
+
+
+@runtime_checkable
+class LatentStateModel(VolatilityModel, Protocol):
+    """A state-space model: the state evolves by itself, the observation depends on the current state."""
+
+    def initial(self, params) -> Any: ...
+
+    def transition(self, params, state_prev, y_prev=None) -> Any: ...
+
+    def emission(self, params, state) -> Any: ...
+
+
+@runtime_checkable
+class ObservationDrivenModel(VolatilityModel, Protocol):
+    """A model whose state (variance, covariance) is a deterministic function of past observations."""
+
+    def init_state(self, params, y) -> Any: ...
+
+    def update(self, params, state, y_t) -> Any: ...
+
+    def emission(self, params, state) -> Any: ...
+
+    def in_parameter_space(self, params) -> Any: ...
+
+
+@runtime_checkable
+class VarianceForecastModel(ObservationDrivenModel, Protocol):
+    """A univariate observation-driven model whose variance forecasts :func:`bayesvol.forecast` computes."""
+
+    default_forecast_method: str
+
+    def variance(self, state) -> Any: ...
+
+    def state_from_variance(self, params, variance) -> Any: ...
+
+    def expected_variance(self, params, state, horizon: int) -> Any: ...
+
+
+def check_model(model) -> None:
+    """Raise a ``TypeError`` naming what is missing when ``model`` satisfies neither protocol."""
+    if isinstance(model, (LatentStateModel, ObservationDrivenModel)):
+        return
+    members = set(dir(model))
+    required = {"params_type", "param_names", "prior_distributions", "describe", "program", "simulate",
+                "start_values", "check_parameters"}
+    kinds = {"latent-state": {"initial", "transition", "emission"},
+             "observation-driven": {"init_state", "update", "emission", "in_parameter_space"}}
+    gaps = {kind: sorted((required | extra) - members) for kind, extra in kinds.items()}
+    raise TypeError(f"{type(model).__name__} is not a bayesvol model: as a latent-state model it lacks "
+                    f"{', '.join(gaps['latent-state'])}; as an observation-driven model it lacks "
+                    f"{', '.join(gaps['observation-driven'])} (see bayesvol.models._protocol)")
+
+
+class ModelDefaults:
+    """The default of every optional hook; model families derive from one of the two subclasses below."""
+
+    # --- data -----------------------------------------------------------------------------------
+    def validate_data(self, y):
+        """Checked data with ``values`` (float64 numpy) and ``index``: by default one return series."""
+        return as_returns(y)
+
+    def bind_data(self, y):
+        """The model with any static configuration fixed from the data (e.g. the number of assets)."""
+        return self
+
+    # --- the parameter space --------------------------------------------------------------------
+    #: True when the unconstrained coordinates are the parameters mapped one by one through
+    #: ``param_transforms()`` (a diagonal Jacobian); a model with a joint map sets it False.
+    elementwise_transforms: ClassVar[bool] = True
+
+    def param_transforms(self) -> dict:
+        """Name -> bijection from the real line onto the support of that parameter's prior."""
+        priors = self.prior_distributions()
+        return {name: biject_to(getattr(priors, name).support) for name in self.param_names}
+
+    def from_unconstrained(self, free: dict):
+        """Parameters from their unconstrained coordinates (name -> array)."""
+        transforms = self.param_transforms()
+        return self.params_type(**{n: transforms[n](free[n]) for n in self.param_names})
+
+    def to_unconstrained(self, params) -> dict:
+        """Unconstrained coordinates (name -> array) of parameters."""
+        transforms = self.param_transforms()
+        return {n: transforms[n].inv(jnp.asarray(getattr(params, n))) for n in self.param_names}
+
+    def bounded_free_names(self) -> tuple[str, ...]:
+        """Parameters with an edge to their support (checked by maximum likelihood's boundary flags)."""
+        transforms = self.param_transforms()
+        return tuple(n for n in self.param_names if not isinstance(transforms[n], IdentityTransform))
+
+    def check_parameters(self, params):
+        """Parameters converted from a mapping and checked against each prior's support."""
+        return _base.as_params(self, params)
+
+    # --- maximum likelihood switches ------------------------------------------------------------
+    supports_batch_fit: ClassVar[bool] = False   # a (T, n) panel is n independent series fitted at once
+    mle_screen_starts: ClassVar[bool] = False    # optimise from the start value of highest likelihood only
+    mle_opg_start: ClassVar[bool] = False        # start BFGS from the inverse outer product of the scores
+
+    # --- the NumPyro program's sites -------------------------------------------------------------
+    latent_sites: tuple[str, ...] = ()
+    hidden_sites: tuple[str, ...] = ("h_std",)
+    deterministic_sites: tuple[str, ...] = ("h", "vol")
+
+    @property
+    def dense_mass_sites(self) -> tuple[str, ...]:
+        """Sites that share NUTS's dense mass matrix (the parameters)."""
+        return tuple(self.param_names)
+
+    def site_dims(self, index, y) -> tuple[dict, dict]:
+        """ArviZ dims and coords: ``time`` on the latent path, its summaries and ``y``."""
+        dims = {name: ["time"] for name in TIME_SITES}
+        dims["y"] = ["time"]
+        return dims, {"time": time_coords(index, np.shape(y)[0])}
+
+    # --- posterior quantities --------------------------------------------------------------------
+    loglik_kind: str = CONDITIONAL_LOGLIK
+
+    def pointwise_loglik_draws(self, draws: dict, y):
+        """Pointwise log-likelihood per draw and time step: the emission given the drawn latent path."""
+        names = self.param_names
+        params = self.params_type(**{k: jnp.asarray(draws[k])[..., None] for k in names})
+        return np.asarray(self.emission(params, jnp.asarray(draws["h"])).log_prob(y))
+
+    def predictive_draws(self, draws: dict, key):
+        """Replicated observations ``y_rep_t ~ p(y_t | h_t, theta)``, one per draw."""
+        names = self.param_names
+        lead = draws["h"].shape[:-1]
+        flat = {k: jnp.reshape(draws[k], (-1,) + draws[k].shape[len(lead):]) for k in names + ("h",)}
+
+        def one(key_i, values):
+            params = self.params_type(**{k: values[k] for k in names})
+            return self.emission(params, values["h"]).sample(key_i)
+
+        keys = jax.random.split(key, flat["h"].shape[0])
+        y_rep = jax.vmap(one)(keys, flat)
+        return np.asarray(y_rep).reshape(lead + y_rep.shape[1:])
+
+
+class LatentStateModelBase(ModelDefaults):
+    """Base of latent-state families: simulation by ancestral sampling through the three laws."""
+
+    latent_sites: tuple[str, ...] = ("h_std",)
+
+    def simulate(self, params, num_timesteps: int, key):
+        """Draw ``(y, h)`` from ``initial``/``transition``/``emission`` in one ``lax.scan``."""
+        return _base.simulate_latent(self, self.check_parameters(params), num_timesteps, _base.as_key(key))
+
+
+class ObservationDrivenModelBase(ModelDefaults):
+    """Base of observation-driven families: the exact one-step-ahead likelihood, no latent path."""
+
+    loglik_kind: str = PREDICTIVE_LOGLIK
+    hidden_sites: tuple[str, ...] = ()
+    #: How :func:`bayesvol.forecast` forecasts the variance: "analytic" (closed form) or "simulation".
+    default_forecast_method: str = "analytic"
