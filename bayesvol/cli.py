@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_returns(args):
-    from bayesvol import datasets
+    import bayesvol.datasets as datasets
 
     source = args.data
     if source in datasets.available():
@@ -99,7 +99,7 @@ def _run(args, model, returns, label) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bayesvol import plots
+    import bayesvol.plots as plots
     from bayesvol._version import __version__
     from bayesvol.inference import sample
 
@@ -147,14 +147,15 @@ def main(argv=None) -> int:
     warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
     os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={max(args.num_chains, 1)}")
     try:
-        from bayesvol import datasets, models
+        import bayesvol.datasets as datasets
+        from bayesvol.models.sv import SV
 
         if args.command == "demo":
             returns = datasets.load("gbpusd").rename("y")
-            model, label = models.SV(), "gbpusd (GBP/USD 1981-85, Harvey, Ruiz & Shephard 1994)"
+            model, label = SV(), "gbpusd (GBP/USD 1981-85, Harvey, Ruiz & Shephard 1994)"
         else:
             returns, label = _load_returns(args)
-            model = models.SV(errors=args.errors, leverage=args.leverage)
+            model = SV(errors=args.errors, leverage=args.leverage)
         return _run(args, model, returns, label)
     except (ValueError, TypeError, NotImplementedError, OSError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
