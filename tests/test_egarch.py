@@ -19,9 +19,6 @@ from bayesvol.models.egarch import EGARCH, EGARCHParams, exact_loglik
 
 arch = pytest.importorskip("arch")
 
-# TEMPORARY until the registry row exists
-bayesvol.inference.register_loglik(EGARCH, "exact")(exact_loglik)
-
 DEM2GBP = Path(__file__).parent / "data" / "dem2gbp_bollerslev_ghysels_1984_1991.csv"
 DISTS = ("normal", "t", "skewt")
 PARAMS = {"mu": 0.01, "omega": 0.01, "alpha": 0.15, "gamma": -0.05, "beta": 0.95, "nu": 7.0, "skew": -0.15}

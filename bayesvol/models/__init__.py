@@ -2,6 +2,7 @@
 
 from bayesvol.models.dcc import DCC, DCCParams
 from bayesvol.models.dfsv import DFSV, DFSVParams, DFSVSimulation
+from bayesvol.models.egarch import EGARCH, EGARCHParams
 from bayesvol.models.garch import GARCH, GARCHParams
 from bayesvol.models.iggarch import IGGARCH, IGGARCHParams
 from bayesvol.models.sv import SV, SVParams
@@ -13,6 +14,8 @@ __all__ = [
     "DFSV",
     "DFSVParams",
     "DFSVSimulation",
+    "EGARCH",
+    "EGARCHParams",
     "GARCH",
     "GARCHParams",
     "IGGARCH",

@@ -18,6 +18,7 @@ from bayesvol.distributions import SkewedStudentT, StandardizedStudentT
 from bayesvol.distributions.priors import ScaledBeta, ShiftedExponential
 from bayesvol.distributions.skewed_t import _hansen_constants, _unit_t_abs_moments, _unit_t_partial_moments
 from bayesvol.models import _base, _observation
+from bayesvol.models._protocol import ObservationDrivenModelBase
 
 __all__ = ["EGARCH", "EGARCHParams", "EGARCHSimulation", "exact_loglik", "log_backcast"]
 
@@ -86,7 +87,7 @@ def _log_mgf_abs_normal(a, g):
 
 
 @dataclass(frozen=True)
-class EGARCH:
+class EGARCH(ObservationDrivenModelBase):
     r"""EGARCH(1,1) with an asymmetric term and a constant or zero mean.
 
     Parameters
