@@ -20,7 +20,7 @@ CORR = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, 0.3], [0.2, 0.3, 1.0]])
 
 @pytest.fixture(scope="module")
 def data():
-    return MODEL.simulate(TRUE, 1200, seed=4, correlation=CORR).y
+    return MODEL.simulate(TRUE, 1200, 4, correlation=CORR).y
 
 
 def arch_backcast(residuals):
@@ -90,7 +90,7 @@ def test_two_step_estimates_match_arch_and_scipy(data):
                              options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 2000})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours = MODEL.fit_two_step(y)
+        ours = bayesvol.fit(MODEL, y, method="two_step")
     for j, name in enumerate(("omega", "alpha", "beta")):
         np.testing.assert_allclose(ours.params[name], first[:, j], rtol=2e-3, atol=2e-4)
     np.testing.assert_allclose([ours.params["dcc_a"], ours.params["dcc_b"]], best.x, rtol=2e-3, atol=2e-4)

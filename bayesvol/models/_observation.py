@@ -1,6 +1,6 @@
 """The observation-driven protocol: one recursion for filtering, likelihood, simulation and NumPyro.
 
-An *observation-driven model* (GARCH family, IG-GARCH) provides
+An *observation-driven model* (GARCH family, IG-GARCH, DCC and its correlation step) provides
 
 ``init_state(params, y)``
     The state that governs the first observation (``y`` is the data, or ``None`` when simulating, in which
@@ -37,7 +37,7 @@ from jax import lax
 from numpyro.distributions import constraints
 from numpyro.distributions.util import promote_shapes
 
-from bayesvol.models import _base
+import bayesvol.models._base as _base
 
 LOGLIK_KIND = "one-step-ahead predictive log p(y_t | y_{1:t-1}, theta)"
 
@@ -80,8 +80,11 @@ def is_concrete(*values) -> bool:
     return not any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(values))
 
 
-def filter_states(model, params, y):
+def filter_states(model, params, y, state=None):
     """State path ``(state_1, ..., state_T)`` and the state for ``T + 1``.
+
+    The path starts from ``state`` when given (e.g. a start value fixed outside the sample), else from
+    ``model.init_state(params, y)``.
 
     On CPU, the sequential :func:`sequential_filter_states` for every model. On an accelerator, a model whose
     ``update`` is affine in the state (it has ``affine_coefficients``) gets the parallel prefix scan of
@@ -91,8 +94,8 @@ def filter_states(model, params, y):
     times for the forward-over-reverse Hessian), because each step of the loop is already a few vector operations.
     """
     if hasattr(model, "affine_coefficients") and jax.default_backend() != "cpu":
-        return affine_filter_states(model, params, y)
-    return sequential_filter_states(model, params, y)
+        return affine_filter_states(model, params, y, state)
+    return sequential_filter_states(model, params, y, state=state)
 
 
 # Steps of the sequential recursion per loop iteration, read when a function is traced (see scan_unroll).
@@ -115,14 +118,15 @@ def scan_unroll(steps: int):
         _SCAN_UNROLL = previous
 
 
-def sequential_filter_states(model, params, y, unroll: int | None = None):
+def sequential_filter_states(model, params, y, unroll: int | None = None, state=None):
     """State path from one ``lax.scan`` over ``update`` (``unroll`` steps per loop iteration)."""
 
-    def step(state, y_t):
-        return model.update(params, state, y_t), state
+    def step(state_t, y_t):
+        return model.update(params, state_t, y_t), state_t
 
     unroll = _SCAN_UNROLL if unroll is None else unroll
-    last, states = lax.scan(step, model.init_state(params, y), y, unroll=unroll)
+    first = model.init_state(params, y) if state is None else state
+    last, states = lax.scan(step, first, y, unroll=unroll)
     return states, last
 
 
@@ -133,7 +137,7 @@ def _compose_affine(earlier, later):
     return a1 * a2, a2 * b1 + b2
 
 
-def affine_filter_states(model, params, y):
+def affine_filter_states(model, params, y, state=None):
     r"""State path of an affine recursion :math:`s_{t+1} = a_t s_t + b_t` by a parallel prefix scan.
 
     ``model.affine_coefficients(params, y)`` gives :math:`(a_t, b_t)` for every ``t`` at once (they depend on
@@ -144,7 +148,7 @@ def affine_filter_states(model, params, y):
     :math:`0 \le a_t < 1` every partial product lies in :math:`[0, 1]`, so the result equals the sequential
     recursion up to rounding.
     """
-    first = jnp.asarray(model.init_state(params, y))
+    first = jnp.asarray(model.init_state(params, y) if state is None else state)
     slopes, offsets = model.affine_coefficients(params, y)
     slopes = jnp.concatenate([jnp.zeros((1,), dtype=offsets.dtype), jnp.broadcast_to(slopes, offsets.shape)])
     offsets = jnp.concatenate([first[None].astype(offsets.dtype), offsets])

@@ -1,8 +1,16 @@
-r"""DCC-GARCH (Engle 2002): per-asset GARCH(1,1) variances and a dynamic conditional correlation."""
+r"""DCC-GARCH (Engle 2002): per-asset GARCH(1,1) variances and a dynamic conditional correlation.
+
+One recursion: :meth:`DCC.update` (each asset's GARCH update and the :math:`Q_t` update :func:`q_update`) with
+:meth:`DCC.emission` (the law of the standardised residuals, :meth:`DCCCorrelationStep.emission`, scaled by the
+GARCH standard deviations), run by the observation-driven engine of :mod:`bayesvol.models._observation`. The
+simulator steps through ``update``; filtering (:meth:`DCC.filter_states`: the exact likelihood, the NumPyro
+program, filtered and forecast covariances) runs its two factors as two passes of the engine, the GARCH
+recursions and then :class:`DCCCorrelationStep` (the second step of Engle's two-step estimator) over the
+standardised residuals.
+"""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -14,18 +22,17 @@ import numpyro
 import numpyro.distributions as ndist
 import pandas as pd
 from jax import lax
-from jax.scipy.linalg import solve_triangular
-from jax.scipy.special import gammaln
+from numpyro.distributions import constraints
 
+import bayesvol.models._base as _base
+import bayesvol.models._observation as _observation
+from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values, time_coords
 from bayesvol.distributions.priors import ShiftedExponential
-from bayesvol.inference.mle import register_loglik
-from bayesvol.models import _base, _observation
 from bayesvol.models.garch import GARCH, GARCHParams
 from bayesvol.models.garch import default_priors as garch_priors
 
-__all__ = ["DCC", "DCCParams", "DCCSimulation", "DCCTwoStepResult"]
-
-LOG_PI = 1.1447298858494002
+__all__ = ["DCC", "DCCCorrelationStep", "DCCParams", "DCCSimulation", "correlation_step_loglik", "exact_loglik",
+           "q_update"]
 
 
 class DCCParams(NamedTuple):
@@ -48,11 +55,24 @@ class DCCState(NamedTuple):
     q_bar: jax.Array
 
 
+class CorrelationState(NamedTuple):
+    r"""State of the correlation recursion alone: :math:`Q_t` and the target :math:`\bar Q`."""
+
+    q: jax.Array
+    q_bar: jax.Array
+
+
 class DCCSimulation(NamedTuple):
     """Simulated returns ``y`` (T, k) and conditional covariance matrices ``covariance`` (T, k, k)."""
 
     y: np.ndarray
     covariance: np.ndarray
+
+
+class _Panel(NamedTuple):
+    values: np.ndarray
+    index: pd.Index | None
+    columns: list | None
 
 
 def default_priors() -> dict:
@@ -69,28 +89,54 @@ def _correlation(q):
     return q * scale[..., :, None] * scale[..., None, :]
 
 
-def correlation_loglik(u, q_bar, dcc_a, dcc_b, nu=None):
-    r"""Log density of standardised residuals :math:`u_t` under the DCC(1,1) correlations, per time step.
+def q_update(params, q, q_bar, u_t):
+    r"""The DCC(1,1) recursion :math:`Q_{t+1} = (1-a-b)\bar Q + a u_t u_t' + b Q_t` (:math:`a` = ``dcc_a``,
+    :math:`b` = ``dcc_b``) from :math:`Q_t` and the standardised residual :math:`u_t`."""
+    return (1.0 - params.dcc_a - params.dcc_b) * q_bar + params.dcc_a * jnp.outer(u_t, u_t) + params.dcc_b * q
 
-    :math:`Q_1 = \bar Q`, :math:`Q_t = (1-a-b)\bar Q + a u_{t-1}u_{t-1}' + b Q_{t-1}`,
-    :math:`R_t = \mathrm{diag}(Q_t)^{-1/2} Q_t\, \mathrm{diag}(Q_t)^{-1/2}`; the law of :math:`u_t` is
-    :math:`N(0, R_t)`, or with ``nu`` the multivariate t with :math:`\nu` degrees of freedom scaled to
-    covariance :math:`R_t`. Returns ``(loglik (T,), R (T, k, k), Q_{T+1})``.
+
+def target(u):
+    r""":math:`\bar Q = T^{-1}\sum_t u_t u_t'`, the correlation target of standardised residuals ``u`` (T, k)."""
+    return u.T @ u / u.shape[0]
+
+
+def _correlation_law(dist: str, nu, correlation):
+    r""":math:`N(0, R)`, or the multivariate t with ``nu`` degrees of freedom scaled to covariance :math:`R`
+    (batched over leading axes)."""
+    chol = jnp.linalg.cholesky(correlation)
+    loc = jnp.zeros(correlation.shape[:-1], dtype=correlation.dtype)
+    if dist == "normal":
+        return ndist.MultivariateNormal(loc, scale_tril=chol)
+    return ndist.MultivariateStudentT(nu, loc, chol * jnp.sqrt((nu - 2.0) / nu))
+
+
+class DiagonalScale(ndist.Distribution):
+    r"""Law of :math:`\mu + D u` with :math:`D = \mathrm{diag}(\sigma_1, \dots, \sigma_k)` for a law of :math:`u`.
+
+    The multivariate counterpart of :class:`bayesvol.models._observation.LocationScale`, parametrised by the
+    variances :math:`\sigma_i^2`: the log density is the law of :math:`u = D^{-1}(y - \mu)` minus
+    :math:`\sum_i \log\sigma_i`.
     """
-    T, k = u.shape
 
-    def step(q, u_t):
-        return (1.0 - dcc_a - dcc_b) * q_bar + dcc_a * jnp.outer(u_t, u_t) + dcc_b * q, q
+    arg_constraints = {}
+    support = constraints.real_vector
 
-    q_last, qs = lax.scan(step, q_bar, u)
-    corr = _correlation(qs)
-    chol = jnp.linalg.cholesky(corr)
-    half_logdet = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-    maha = jnp.sum(solve_triangular(chol, u[..., None], lower=True)[..., 0] ** 2, axis=-1)
-    if nu is None:
-        return -0.5 * k * (LOG_PI + jnp.log(2.0)) - half_logdet - 0.5 * maha, corr, q_last
-    const = gammaln(0.5 * (nu + k)) - gammaln(0.5 * nu) - 0.5 * k * (jnp.log(nu - 2.0) + LOG_PI)
-    return const - half_logdet - 0.5 * (nu + k) * jnp.log1p(maha / (nu - 2.0)), corr, q_last
+    def __init__(self, base, loc, variance, *, validate_args=None):
+        self.base, self.loc, self.scale_squared = base, loc, variance
+        batch_shape = jax.lax.broadcast_shapes(jnp.shape(loc)[:-1], jnp.shape(variance)[:-1], base.batch_shape)
+        super().__init__(batch_shape=batch_shape, event_shape=base.event_shape, validate_args=validate_args)
+
+    def log_prob(self, value):
+        u = (value - self.loc) * lax.rsqrt(self.scale_squared)
+        return self.base.log_prob(u) - 0.5 * jnp.sum(jnp.log(self.scale_squared), axis=-1)
+
+    def sample(self, key, sample_shape=()):
+        u = self.base.sample(key, sample_shape)
+        return self.loc + jnp.sqrt(self.scale_squared) * u
+
+    @property
+    def mean(self):
+        return jnp.broadcast_to(self.loc, self.batch_shape + self.event_shape)
 
 
 @dataclass(frozen=True)
@@ -129,10 +175,10 @@ class DCC:
     is shared. The log-likelihood is exact:
     :math:`\log p(y_t\mid y_{1:t-1}) = \log f(u_t; R_t) - \sum_i \log\sigma_{t,i}`.
 
-    Estimation: :meth:`fit_two_step` (Engle's two-step estimator: every GARCH by maximum likelihood, then
-    :math:`a, b` (and :math:`\nu`) given the standardised residuals), ``bayesvol.fit(DCC(), y)`` (all
-    parameters jointly, starting from the two-step estimate) or ``bayesvol.sample`` (NUTS, the joint
-    likelihood with the priors).
+    Estimation: ``bayesvol.fit(DCC(), y, method="two_step")`` (Engle's two-step estimator: every GARCH by
+    maximum likelihood, then :math:`a, b` (and :math:`\nu`) given the standardised residuals, see
+    :func:`bayesvol.inference.two_step.fit_two_step`), ``bayesvol.fit(DCC(), y)`` (all parameters jointly,
+    starting from the two-step estimate) or ``bayesvol.sample`` (NUTS, the joint likelihood with the priors).
 
     Examples
     --------
@@ -140,7 +186,7 @@ class DCC:
     >>> model = bayesvol.models.DCC()
     >>> params = {"omega": [0.05, 0.03], "alpha": [0.05, 0.08], "beta": [0.90, 0.88], "dcc_a": 0.04,
     ...           "dcc_b": 0.93}
-    >>> sim = model.simulate(params, 500, seed=0, correlation=np.array([[1.0, 0.5], [0.5, 1.0]]))
+    >>> sim = model.simulate(params, 500, 0, correlation=np.array([[1.0, 0.5], [0.5, 1.0]]))
     >>> sim.y.shape
     (500, 2)
     """
@@ -170,6 +216,8 @@ class DCC:
         # The per-asset variance recursion is GARCH's own (normal law: the law does not enter the recursion).
         object.__setattr__(self, "_garch", GARCH(vol="garch", dist="normal", mean=self.mean,
                                                  variance_start=self.variance_start))
+        # The correlation recursion and the law of the standardised residuals (same q_update, same law).
+        object.__setattr__(self, "_correlation_step", DCCCorrelationStep(dist=self.dist))
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -212,13 +260,22 @@ class DCC:
             raise ValueError(f"dcc_a + dcc_b = {float(params.dcc_a + params.dcc_b):.6g} must be below 1")
 
     def validate_data(self, y):
-        """A (T, k) panel with k >= 2, no NaN/inf and enough rows."""
-        from bayesvol.models.wishart_sv import WishartSV
-
-        panel = WishartSV().validate_data(y)
-        if panel.values.shape[1] < 2:
+        """A (T, k) panel with k >= 2, no NaN/inf, no constant column and enough rows."""
+        values, index, columns = as_panel_values(y)
+        if values.ndim != 2:
+            raise ValueError(f"y must be a (T, k) array of returns, one column per asset; got shape {values.shape}")
+        T, k = values.shape
+        if not np.all(np.isfinite(values)):
+            raise ValueError("y holds NaN or inf; drop or fill missing returns first (datasets.log_returns "
+                             "drops dates with a missing price)")
+        needed = max(MIN_OBSERVATIONS, 2 * k + 2)
+        if T < needed:
+            raise ValueError(f"y has {T} observations of {k} series; at least {needed} are needed")
+        if np.any(np.ptp(values, axis=0) == 0.0):
+            raise ValueError("a column of y is constant; its volatility cannot be estimated")
+        if k < 2:
             raise ValueError("DCC needs at least two return series (columns of y)")
-        return panel
+        return _Panel(values, index, columns)
 
     # --- the observation-driven protocol ----------------------------------------------------------------
     def _garch_params(self, params):
@@ -243,19 +300,47 @@ class DCC:
         variances = self.garch_variances(params, y)
         return (y - self._mu(params)) * lax.rsqrt(variances[:-1]), variances
 
-    def init_state(self, params, y):
-        r"""State for t = 1: GARCH start variances, :math:`Q_1 = \bar Q` from the standardised residuals."""
-        u, variances = self.standardised_residuals(params, y)
-        q_bar = u.T @ u / u.shape[0]
-        return DCCState(variance=variances[0], q=q_bar, q_bar=q_bar)
+    def init_state(self, params, y, q_bar=None):
+        r"""State for t = 1: GARCH start variances and :math:`Q_1 = \bar Q`.
+
+        With data, :math:`\bar Q` is the target of the standardised residuals (unless ``q_bar`` fixes it);
+        without (``y`` None, for simulation) the GARCH variances start at their unconditional values and
+        :math:`\bar Q` is ``q_bar`` or the identity.
+        """
+        garch_params = self._garch_params(params)
+        if y is None:
+            variance = self._garch.init_state(garch_params, None)
+            q_bar = jnp.eye(jnp.shape(variance)[-1]) if q_bar is None else jnp.asarray(q_bar, dtype=variance.dtype)
+            return DCCState(variance=variance, q=q_bar, q_bar=q_bar)
+        if q_bar is None:
+            u, variances = self.standardised_residuals(params, y)
+            q_bar = target(u)
+            variance = variances[0]
+        else:
+            q_bar = jnp.asarray(q_bar, dtype=y.dtype)
+            variance = jax.vmap(self._garch.init_state, in_axes=(0, 1))(garch_params, y)
+        return DCCState(variance=variance, q=q_bar, q_bar=q_bar)
 
     def update(self, params, state, y_t):
-        """State for t + 1 from the state for t and :math:`y_t`."""
+        """State for t + 1 from the state for t and :math:`y_t`: each GARCH update and :func:`q_update`."""
         variance = self._garch.update(self._garch_params(params), state.variance, y_t)
         u_t = (y_t - self._mu(params)) * lax.rsqrt(state.variance)
-        q = (1.0 - params.dcc_a - params.dcc_b) * state.q_bar + params.dcc_a * jnp.outer(u_t, u_t) \
-            + params.dcc_b * state.q
-        return DCCState(variance=variance, q=q, q_bar=state.q_bar)
+        return DCCState(variance=variance, q=q_update(params, state.q, state.q_bar, u_t), q_bar=state.q_bar)
+
+    def filter_states(self, params, y, q_bar=None):
+        r"""States governing :math:`y_1, \dots, y_T` and the state for :math:`T + 1` (a :class:`DCCState` each).
+
+        The two factors of :meth:`update` run in two passes of the observation-driven engine: the per-asset
+        GARCH recursions (which do not depend on :math:`Q_t`) give :math:`u_t`, then :func:`q_update` runs over
+        :math:`u_t` (:class:`DCCCorrelationStep`). Same numbers as one pass over :meth:`update`, and a cheaper
+        reverse-mode gradient (:math:`u_t` enters the loop as data). ``q_bar`` fixes the target
+        :math:`\bar Q` (default: :func:`target` of the residuals).
+        """
+        u, variances = self.standardised_residuals(params, y)
+        start = None if q_bar is None else CorrelationState(q=q_bar, q_bar=q_bar)
+        corr, corr_last = _observation.filter_states(self._correlation_step, params, u, state=start)
+        return (DCCState(variance=variances[:-1], q=corr.q, q_bar=corr.q_bar),
+                DCCState(variance=variances[-1], q=corr_last.q, q_bar=corr_last.q_bar))
 
     def covariance(self, state):
         r""":math:`H_t = D_t R_t D_t` from a state (batched)."""
@@ -263,30 +348,17 @@ class DCC:
         return _correlation(state.q) * sd[..., :, None] * sd[..., None, :]
 
     def emission(self, params, state):
-        r"""Law of :math:`y_t` given the state: :math:`N(\mu, H_t)` or the unit-covariance-scaled t."""
-        k = state.variance.shape[-1]
+        r"""Law of :math:`y_t` given the state: :math:`\mu + D_t u_t` with :math:`u_t` from the correlation step's
+        emission, i.e. :math:`N(\mu, H_t)` or the multivariate t of covariance :math:`H_t`."""
         loc = jnp.broadcast_to(jnp.asarray(self._mu(params), dtype=state.q.dtype), state.variance.shape)
-        chol = jnp.linalg.cholesky(self.covariance(state))
-        if self.dist == "normal":
-            return ndist.MultivariateNormal(loc, scale_tril=chol)
-        nu = params.nu
-        del k
-        return ndist.MultivariateStudentT(nu, loc, chol * jnp.sqrt((nu - 2.0) / nu))
+        law = self._correlation_step.emission(params, CorrelationState(q=state.q, q_bar=state.q_bar))
+        return DiagonalScale(law, loc, state.variance)
 
     def pointwise_loglik(self, params, y):
-        r"""Exact :math:`\log p(y_t \mid y_{1:t-1}, \theta)`: correlation part minus :math:`\sum_i\log\sigma_{t,i}`."""
-        return self._loglik_and_covariance(params, y)[0]
-
-    def _loglik_and_covariance(self, params, y):
-        """Pointwise exact log-likelihood (T,) and the one-step covariances :math:`H_t` (T, k, k) in one pass."""
-        u, variances = self.standardised_residuals(params, y)
-        q_bar = u.T @ u / u.shape[0]
-        terms, corr, _ = correlation_loglik(u, q_bar, params.dcc_a, params.dcc_b,
-                                            params.nu if self.dist == "t" else None)
-        terms = terms - 0.5 * jnp.sum(jnp.log(variances[:-1]), axis=-1)
-        sd = jnp.sqrt(variances[:-1])
-        cov = corr * sd[:, :, None] * sd[:, None, :]
-        return jnp.where(self.in_parameter_space(params), terms, -jnp.inf), cov
+        r"""Exact :math:`\log p(y_t \mid y_{1:t-1}, \theta)`: :meth:`emission` along :meth:`filter_states`
+        (``-inf`` off the parameter space)."""
+        states, _ = self.filter_states(params, y)
+        return _observation.loglik_from_states(self, params, states, y)
 
     # --- forecasts and simulation -------------------------------------------------------------------------
     def filtered_covariances(self, params, y, *, q_bar=None) -> np.ndarray:
@@ -298,11 +370,7 @@ class DCC:
         params = _base.as_params(self, params)
         y = jnp.asarray(self.validate_data(y).values)
         self.check_parameters(params, y.shape[1])
-        state = self.init_state(params, y)
-        if q_bar is not None:
-            q_bar = jnp.asarray(q_bar, dtype=y.dtype)
-            state = DCCState(variance=state.variance, q=q_bar, q_bar=q_bar)
-        last, states = lax.scan(lambda s, y_t: (self.update(params, s, y_t), s), state, y)
+        states, last = self.filter_states(params, y, None if q_bar is None else jnp.asarray(q_bar, dtype=y.dtype))
         stacked = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), states, last)
         return np.asarray(self.covariance(stacked))
 
@@ -314,33 +382,38 @@ class DCC:
         r""":math:`\bar Q`: the mean outer product of the standardised residuals of ``y`` at ``params``."""
         params = _base.as_params(self, params)
         u, _ = self.standardised_residuals(params, jnp.asarray(self.validate_data(y).values))
-        return np.asarray(u.T @ u / u.shape[0])
+        return np.asarray(target(u))
 
-    def simulate(self, params, num_timesteps: int, seed: int = 0, *, correlation=None) -> DCCSimulation:
+    def simulate(self, params, num_timesteps: int, key, *, correlation=None) -> DCCSimulation:
         r"""Simulate from the unconditional GARCH variances with :math:`Q_1 = \bar Q` = ``correlation``.
 
-        ``correlation`` is the target :math:`\bar Q` (default: the identity); with targeting, the
-        sample :math:`\bar Q` of a long simulated series is close to it.
+        ``key`` is an integer seed or a JAX random key. ``correlation`` is the target :math:`\bar Q` (default:
+        the identity); with targeting, the sample :math:`\bar Q` of a long simulated series is close to it.
+        The path runs :meth:`update` on draws from :meth:`emission`.
         """
         params = _base.as_params(self, params)
         self.check_parameters(params)
-        k = np.shape(params.omega)[0]
-        q_bar = jnp.eye(k) if correlation is None else jnp.asarray(correlation, dtype=jnp.float64)
-        state = DCCState(variance=self._garch.init_state(self._garch_params(params), None), q=q_bar, q_bar=q_bar)
-        y, states = _observation.simulate_path(self, params, num_timesteps, jax.random.PRNGKey(seed), state=state)
+        state = self.init_state(params, None, q_bar=correlation)
+        y, states = _observation.simulate_path(self, params, num_timesteps, _base.as_key(key), state=state)
         return DCCSimulation(y=np.asarray(y), covariance=np.asarray(self.covariance(states)))
 
-    # --- estimation ----------------------------------------------------------------------------------------
-    def fit_two_step(self, y, **fit_options) -> DCCTwoStepResult:
-        """Engle's two-step estimator; see :class:`DCCTwoStepResult`."""
-        return fit_two_step(self, y, **fit_options)
-
+    # --- estimation hooks -----------------------------------------------------------------------------------
     def start_values(self, y) -> list[dict]:
-        """The two-step estimate (a good start for the joint maximum likelihood)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = fit_two_step(self, y)
-        return [{n: np.asarray(v) for n, v in result.params.items()}]
+        """Typical values (GARCH persistence 0.95, ``dcc_a = 0.03``, ``dcc_b = 0.95``, variances matched).
+
+        The registered joint estimator starts from Engle's two-step estimate instead
+        (:func:`bayesvol.inference.two_step.fit_joint`); these are for a direct optimisation without ``start``.
+        """
+        y = np.asarray(y, dtype=np.float64)
+        mu = np.mean(y, axis=0) if self.mean == "constant" else np.zeros(y.shape[1])
+        variance = np.mean((y - mu) ** 2, axis=0)
+        start = {"omega": 0.05 * variance, "alpha": np.full(y.shape[1], 0.05), "beta": np.full(y.shape[1], 0.90),
+                 "dcc_a": 0.03, "dcc_b": 0.95}
+        if self.mean == "constant":
+            start["mu"] = mu
+        if self.dist == "t":
+            start["nu"] = 8.0
+        return [start]
 
     def program(self, y):
         """NumPyro program: per-asset GARCH and DCC priors, the exact likelihood as factor ``y``, ``vol``, ``cov``.
@@ -356,16 +429,15 @@ class DCC:
             per_asset = name in ("mu", "omega", "alpha", "beta")
             values[name] = numpyro.sample(name, prior.expand([k]).to_event(1) if per_asset else prior)
         params = DCCParams(**values)
-        terms, cov = self._loglik_and_covariance(params, y)
+        states, _ = self.filter_states(params, y)
+        cov = self.covariance(states)
         numpyro.deterministic("vol", jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1)))
         numpyro.deterministic("cov", cov)
-        numpyro.factor("y", terms)
+        numpyro.factor("y", _observation.loglik_from_states(self, params, states, y))
 
     def site_dims(self, index, y):
         """ArviZ dims: ``asset`` for per-asset parameters, ``time``/``asset`` for ``vol`` and ``y``, and
         ``time``/``asset``/``asset2`` for ``cov``."""
-        from bayesvol.inference._idata import time_coords
-
         T, k = y.shape
         dims = {name: ["asset"] for name in ("mu", "omega", "alpha", "beta")}
         dims.update({"vol": ["time", "asset"], "y": ["time", "asset"], "cov": ["time", "asset", "asset2"]})
@@ -408,31 +480,39 @@ class DCC:
         y = jnp.asarray(self.validate_data(y).values)
 
         def one(v):
-            params = DCCParams(**v)
-            state = self.init_state(params, y)
-            last = lax.fori_loop(0, y.shape[0], lambda t, s: self.update(params, s, y[t]), state)
+            _, last = self.filter_states(DCCParams(**v), y)
             return self.covariance(last)
 
         return np.asarray(jnp.mean(jax.jit(jax.vmap(one))(flat), axis=0))
 
 
-@register_loglik(DCC, "exact")
-def _dcc_exact_loglik(model, params, y, **options):
+def exact_loglik(model: DCC, params: DCCParams, y, **options):
+    """Exact pointwise log-likelihood ``log p(y_t | y_{1:t-1}, theta)`` of a :class:`DCC` model (differentiable)."""
     if options:
         raise TypeError(f"the exact DCC log-likelihood takes no options, got {sorted(options)}")
     model.check_parameters(params, y.shape[1])
     return model.pointwise_loglik(params, y)
 
 
-# --- the two-step estimator --------------------------------------------------------------------------------
+class _Residuals(NamedTuple):
+    values: np.ndarray
+    index: object
 
 
 @dataclass(frozen=True)
-class _DCCCorrelationStep:
-    """Second step of the two-step estimator: ``dcc_a``, ``dcc_b`` (and ``nu``) given standardised residuals."""
+class DCCCorrelationStep:
+    r"""The DCC correlation model of standardised residuals :math:`u_t`, the second step of Engle's estimator.
+
+    Parameters ``dcc_a``, ``dcc_b`` (and ``nu`` for ``dist="t"``); :math:`u_t \sim N(0, R_t)` (or the
+    multivariate t with covariance :math:`R_t`) with :math:`R_t` the correlation of :math:`Q_t` from
+    :func:`q_update`, :math:`Q_1 = \bar Q` = :func:`target` of the residuals. An observation-driven model like
+    :class:`DCC` (``init_state``, ``update``, ``emission``), so its likelihood is
+    :func:`correlation_step_loglik` on the same engine.
+    """
 
     dist: str = "normal"
     params_type = DCCParams
+    loglik_kind = _observation.LOGLIK_KIND
 
     @property
     def param_names(self):
@@ -456,101 +536,26 @@ class _DCCCorrelationStep:
                 s["nu"] = 8.0
         return starts
 
+    def in_parameter_space(self, params):
+        """False where ``dcc_a + dcc_b >= 1``."""
+        return params.dcc_a + params.dcc_b < 1.0
 
-class _Residuals(NamedTuple):
-    values: np.ndarray
-    index: object
+    def init_state(self, params, u):
+        r""":math:`Q_1 = \bar Q` = :func:`target` of the residuals ``u``."""
+        q_bar = target(u)
+        return CorrelationState(q=q_bar, q_bar=q_bar)
 
+    def update(self, params, state, u_t):
+        """:math:`Q_{t+1}` by :func:`q_update`."""
+        return CorrelationState(q=q_update(params, state.q, state.q_bar, u_t), q_bar=state.q_bar)
 
-@register_loglik(_DCCCorrelationStep, "exact")
-def _correlation_step_loglik(model, params, u, **options):
-    q_bar = u.T @ u / u.shape[0]
-    terms, _, _ = correlation_loglik(u, q_bar, params.dcc_a, params.dcc_b, params.nu if model.dist == "t" else None)
-    return jnp.where(params.dcc_a + params.dcc_b < 1.0, terms, -jnp.inf)
-
-
-@dataclass
-class DCCTwoStepResult:
-    """Engle's two-step DCC estimate.
-
-    Attributes
-    ----------
-    model : DCC
-    params : dict
-        Estimates by DCC name (per-asset vectors for the GARCH parameters).
-    se : dict
-        Standard errors from each step's inverse observed information (those of the second step ignore
-        the estimation error of the first; use the joint ``bayesvol.fit(DCC(), y)`` for joint ones).
-    garch : BatchMLEResult
-        First step: one GARCH fit per asset.
-    correlation : MLEResult
-        Second step: ``dcc_a``, ``dcc_b`` (and ``nu``).
-    loglik : float
-        Joint log-likelihood at the two-step estimate.
-    q_bar : numpy.ndarray
-        Correlation target from the first-step standardised residuals.
-    """
-
-    model: DCC
-    params: dict
-    se: dict
-    garch: object
-    correlation: object
-    loglik: float
-    q_bar: np.ndarray
-    columns: list | None = None
-
-    def to_frame(self) -> pd.DataFrame:
-        """Estimates and standard errors, one row per scalar parameter."""
-        rows = []
-        for name in self.model.param_names:
-            values, ses = np.atleast_1d(self.params[name]), np.atleast_1d(self.se[name])
-            if np.ndim(self.params[name]) == 0:
-                rows.append((name, float(values[0]), float(ses[0])))
-            else:
-                labels = self.columns or list(range(len(values)))
-                rows.extend((f"{name}[{lab}]", float(v), float(s)) for lab, v, s in zip(labels, values, ses,
-                                                                                       strict=True))
-        return pd.DataFrame(rows, columns=["param", "coef", "std err"]).set_index("param")
-
-    def summary(self) -> str:
-        """A readable table of the two-step estimates."""
-        return "\n".join([f"{self.model.describe()} — two-step maximum likelihood",
-                          f"Joint log-likelihood: {self.loglik:.4f}", self.to_frame().to_string(
-                              float_format=lambda v: f"{v: .5f}")])
+    def emission(self, params, state):
+        r"""Law of :math:`u_t`: :math:`N(0, R_t)` or the multivariate t with covariance :math:`R_t`."""
+        return _correlation_law(self.dist, params.nu, _correlation(state.q))
 
 
-def fit_two_step(model: DCC, y, **fit_options) -> DCCTwoStepResult:
-    r"""Engle's (2002) two-step estimator of a DCC model.
-
-    Step 1 fits each asset's GARCH(1,1) by maximum likelihood (:func:`bayesvol.fit` on the panel, one
-    fit per column); step 2 maximises the log density of the standardised residuals
-    :math:`u_t = D_t^{-1}(y_t - \mu)` under the DCC correlations over :math:`a, b` (and :math:`\nu` for
-    the t law), with :math:`\bar Q` their mean outer product. For normal errors the second step is
-    Engle's correlation log-likelihood; the joint log-likelihood is the sum of the two steps' parts.
-
-    Parameters
-    ----------
-    model : DCC
-    y : (T, k) array or DataFrame
-    **fit_options
-        Passed to both :func:`bayesvol.fit` calls (``maxiter``, ``gtol``, ``warn``).
-    """
-    from bayesvol.inference.mle import fit
-
-    panel = model.validate_data(y)
-    values = panel.values
-    garch_fit = fit(model.garch_model(), values, **fit_options)
-    garch_names = ("mu",) * (model.mean == "constant") + ("omega", "alpha", "beta")
-    first = {n: garch_fit.params[n].to_numpy() for n in garch_names}
-    first_se = {n: garch_fit.se[n].to_numpy() for n in garch_names}
-    stage = DCCParams(**first, nu=8.0 if model.dist == "t" else None, dcc_a=0.0, dcc_b=0.0)
-    u, _ = model.standardised_residuals(stage, jnp.asarray(values))
-    u = np.asarray(u)
-    corr_fit = fit(_DCCCorrelationStep(dist=model.dist), u, **fit_options)
-    params = dict(first, **corr_fit.params)
-    se = dict(first_se, **corr_fit.se)
-    full = _base.as_params(model, params)
-    loglik = float(jnp.sum(model.pointwise_loglik(full, jnp.asarray(values))))
-    return DCCTwoStepResult(model=model, params=params, se=se, garch=garch_fit, correlation=corr_fit,
-                            loglik=loglik, q_bar=u.T @ u / u.shape[0], columns=panel.columns)
+def correlation_step_loglik(model: DCCCorrelationStep, params: DCCParams, u, **options):
+    """Pointwise log density of standardised residuals ``u`` under :class:`DCCCorrelationStep` (differentiable)."""
+    if options:
+        raise TypeError(f"the DCC correlation-step log-likelihood takes no options, got {sorted(options)}")
+    return _observation.pointwise_loglik(model, params, u)

@@ -14,12 +14,12 @@ import numpyro.distributions as ndist
 from numpyro.distributions import biject_to
 from numpyro.distributions.transforms import StickBreakingTransform
 
+import bayesvol.models._base as _base
+import bayesvol.models._observation as _observation
 from bayesvol.distributions import SkewedStudentT, StandardizedStudentT, second_moment_below_zero
 from bayesvol.distributions.priors import ScaledBeta, ShiftedExponential
-from bayesvol.inference.mle import register_loglik
-from bayesvol.models import _base, _observation
 
-__all__ = ["GARCH", "GARCHParams", "GARCHSimulation", "backcast"]
+__all__ = ["GARCH", "GARCHParams", "GARCHSimulation", "backcast", "exact_loglik"]
 
 BACKCAST_DECAY = 0.94
 BACKCAST_WINDOW = 75
@@ -435,10 +435,14 @@ class GARCH:
 
     # --- consumers: simulation, NumPyro, posterior helpers -------------------------------------------
     def simulate(self, params, num_timesteps: int, key) -> GARCHSimulation:
-        """Simulate ``num_timesteps`` returns starting from the unconditional variance."""
+        """Simulate ``num_timesteps`` returns starting from the unconditional variance.
+
+        ``key`` is an integer seed or a JAX random key. The path runs :meth:`update` on draws from
+        :meth:`emission`, the recursion the likelihood filters with.
+        """
         params = _base.as_params(self, params)
         self.check_parameters(params)
-        y, variance = _observation.simulate_path(self, params, num_timesteps, key)
+        y, variance = _observation.simulate_path(self, params, num_timesteps, _base.as_key(key))
         return GARCHSimulation(y=np.asarray(y), variance=np.asarray(variance))
 
     def filter(self, params, y):
@@ -492,8 +496,8 @@ class GARCH:
         return starts
 
 
-@register_loglik(GARCH, "exact")
-def _garch_exact_loglik(model, params, y, **options):
+def exact_loglik(model: GARCH, params: GARCHParams, y, **options):
+    """Exact pointwise log-likelihood ``log p(y_t | y_{1:t-1}, theta)`` of a :class:`GARCH` model (differentiable)."""
     if options:
         raise TypeError(f"the exact GARCH log-likelihood takes no options, got {sorted(options)}")
     model.check_parameters(params)

@@ -17,12 +17,13 @@ import numpyro.distributions as ndist
 from numpyro.distributions import constraints
 from numpyro.distributions.util import promote_shapes
 
+import bayesvol.models._base as _base
+import bayesvol.models._observation as _observation
 from bayesvol.distributions import InverseGaussian
 from bayesvol.distributions.priors import ScaledBeta
-from bayesvol.inference.mle import register_loglik
-from bayesvol.models import _base, _observation
 
-__all__ = ["IGGARCH", "IGGARCHParams", "IGGARCHSimulation", "SupportReport"]
+__all__ = ["IGGARCH", "IGGARCHParams", "IGGARCHSimulation", "SupportReport", "exact_loglik"]
+
 
 class IGGARCHParams(NamedTuple):
     """Parameters of :class:`IGGARCH`; those the model does not use are ``None``."""
@@ -144,7 +145,8 @@ class IGReturn(ndist.Distribution):
         return self.h / self.eta**2
 
     def shock(self, value):
-        """The IG shock :math:`y = (R - \\ell)/\\eta` implied by a return."""
+        """The IG shock :math:`y = (R - \\ell)/\\eta` implied by a return: the one place it is computed
+        (log density, variance recursion and simulation all call this)."""
         return (value - self.loc) / self.eta
 
     def inside(self, value):
@@ -381,26 +383,36 @@ class IGGARCH:
         h = self.variance(state)
         return IGReturn(self.r + self.nu(params) * h, params.eta, h)
 
-    def update(self, params, state, y_t):
-        """The state for :math:`t+1` given :math:`R_t`; outside the support a finite stand-in is used."""
-        h = self.variance(state)
-        shock = (y_t - self.r - self.nu(params) * h) / params.eta
-        ok = (shock > 0.0) & (h > 0.0)
-        # Off the support the likelihood is already -inf; stand-ins keep the recursion (and gradients) finite.
-        h = jnp.where(ok, h, 1.0)
-        shock = jnp.where(ok, shock, h / params.eta**2)
-        if self.components == 1:
-            return params.w + params.b * h + params.c * shock + params.a * h**2 / shock
-        s, q = state
-        s = jnp.where(ok, s, 0.0)
-        q = jnp.where(ok, q, 1.0)
+    def shock(self, params, state, y):
+        r"""The IG shock :math:`y_t = (R_t - r - \nu h_t)/\eta` implied by returns ``y`` given the state (batched)."""
+        return self.emission(params, state).shock(y)
+
+    def component_shocks(self, params, h, shock):
+        r"""Mean-zero shocks :math:`(\zeta_{s,t}, \zeta_{q,t})` of the two components given :math:`h_t` and :math:`y_t`.
+
+        :math:`\zeta_{i,t} = c_i y_t + a_i h_t^2/y_t - c_i h_t/\eta^2 - a_i\eta^2 h_t - a_i\eta^4`.
+        """
         eta2 = params.eta**2
 
         def zeta(c_i, a_i):
             return c_i * shock + a_i * h**2 / shock - c_i * h / eta2 - a_i * eta2 * h - a_i * eta2**2
 
-        return (params.rho_s * s + zeta(params.c_s, params.a_s),
-                params.sigma2 + params.rho_q * (q - params.sigma2) + zeta(params.c_q, params.a_q))
+        return zeta(params.c_s, params.a_s), zeta(params.c_q, params.a_q)
+
+    def update(self, params, state, y_t):
+        """The state for :math:`t+1` given :math:`R_t`; outside the support a finite stand-in is used."""
+        law = self.emission(params, state)
+        ok = law.inside(y_t)
+        # Off the support the likelihood is already -inf; stand-ins keep the recursion (and gradients) finite.
+        h = jnp.where(ok, law.h, 1.0)
+        shock = jnp.where(ok, law.shock(y_t), h / params.eta**2)
+        if self.components == 1:
+            return params.w + params.b * h + params.c * shock + params.a * h**2 / shock
+        s, q = state
+        s = jnp.where(ok, s, 0.0)
+        q = jnp.where(ok, q, 1.0)
+        zeta_s, zeta_q = self.component_shocks(params, h, shock)
+        return params.rho_s * s + zeta_s, params.sigma2 + params.rho_q * (q - params.sigma2) + zeta_q
 
     # --- consumers ---------------------------------------------------------------------------------
     def support(self, params, y) -> SupportReport:
@@ -413,16 +425,19 @@ class IGGARCH:
                              side="below" if float(params.eta) < 0 else "above")
 
     def simulate(self, params, num_timesteps: int, key) -> IGGARCHSimulation:
-        """Simulate returns from the unconditional variance; raises if :math:`h_t` turns non-positive."""
+        """Simulate returns from the unconditional variance; raises if :math:`h_t` turns non-positive.
+
+        ``key`` is an integer seed or a JAX random key; the path runs :meth:`update` on draws from :meth:`emission`.
+        """
         params = _base.as_params(self, params)
         self.check_parameters(params)
-        y, states = _observation.simulate_path(self, params, num_timesteps, key)
+        y, states = _observation.simulate_path(self, params, num_timesteps, _base.as_key(key))
         h = np.asarray(self.variance(states))
         if not np.all(h > 0):
             first = int(np.flatnonzero(~(h > 0))[0])
             raise ValueError(f"the simulated variance h_t turned non-positive at step {first}; these parameters "
                              "do not keep the variance positive")
-        shock = (np.asarray(y) - self.r - np.asarray(self.nu(params)) * h) / float(params.eta)
+        shock = np.asarray(self.shock(params, states, y))
         parts = (None, None) if self.components == 1 else (np.asarray(states[0]), np.asarray(states[1]))
         return IGGARCHSimulation(np.asarray(y), h, shock, *parts)
 
@@ -504,16 +519,20 @@ def _loglik_batch(model, stacked, y):
     return jax.vmap(one)(stacked)
 
 
-@register_loglik(IGGARCH, "exact")
-def _iggarch_exact_loglik(model, params, y, **options):
+def exact_loglik(model: IGGARCH, params: IGGARCHParams, y, **options):
+    """Exact pointwise log-likelihood of an :class:`IGGARCH` model (differentiable).
+
+    For concrete inputs a ``RuntimeWarning`` names the first return outside the support (where the value is
+    ``-inf``).
+    """
     if options:
         raise TypeError(f"the exact IG-GARCH log-likelihood takes no options, got {sorted(options)}")
     model.check_parameters(params)
     values = _observation.pointwise_loglik(model, params, y)
     if _observation.is_concrete(params, y):
         states, _ = _observation.filter_states(model, params, y)
-        report = SupportReport(outside=~np.asarray(model.emission(params, states).inside(y)),
-                               bound=np.asarray(model.emission(params, states).loc),
+        emission = model.emission(params, states)
+        report = SupportReport(outside=~np.asarray(emission.inside(y)), bound=np.asarray(emission.loc),
                                side="below" if float(params.eta) < 0 else "above")
         if report.num_outside:
             warnings.warn(report.message() + "; the log-likelihood is -inf", RuntimeWarning, stacklevel=3)
