@@ -44,15 +44,11 @@ from _machine import machine_info
 
 import bayesvol
 from bayesvol.filters import particle_filter
+from bayesvol.filters.wishart_methods import _run_eis
+from bayesvol.filters.wishart_methods import eis_loglik as _wishart_eis_loglik
+from bayesvol.inference.eis_rounds import _constrained, _fixed_kernel_objective, _free_parameters
 from bayesvol.models._base import as_params
-from bayesvol.models.wishart_sv import (
-    _constrained,
-    _fixed_kernel_objective,
-    _free_parameters,
-    _run_eis,
-    _wishart_eis_loglik,
-    reference_params,
-)
+from bayesvol.models.wishart_sv import reference_params
 
 
 def design(k):
@@ -79,7 +75,7 @@ def eis_loglik(model, params, y, seed, **options):
 def run_mle(model, params, y, num_particles, max_rounds=30, se_differences="forward"):
     """Full EIS maximum likelihood from one generic start, timed, with the rounds' diagnostics."""
     start = time.perf_counter()
-    fit = bayesvol.fit(model, y, method="eis", num_particles=num_particles, num_starts=1, max_rounds=max_rounds,
+    fit = bayesvol.fit(model, y, method="eis", num_draws=num_particles, num_starts=1, max_rounds=max_rounds,
                        se_differences=se_differences)
     seconds = time.perf_counter() - start
     diag = fit.diagnostics
@@ -91,7 +87,7 @@ def run_mle(model, params, y, num_particles, max_rounds=30, se_differences="forw
             "d": fit.params["d"], "d_se": fit.se["d"], "nu": fit.params["nu"], "nu_se": fit.se["nu"],
             "true_d": params["d"], "true_nu": params["nu"], "A": np.asarray(fit.params["A"]).tolist(),
             # the low-noise (resampled) EIS log-likelihood at the truth, to compare with the one at the estimate
-            "loglik_sequential_eis_at_truth": eis_loglik(model, params, y, 0, num_particles=num_particles,
+            "loglik_sequential_eis_at_truth": eis_loglik(model, params, y, 0, num_draws=num_particles,
                                                          resample=True),
             "load_at_end": os.getloadavg()[0], "max_rounds": max_rounds, "se_differences": se_differences}
 
@@ -107,19 +103,19 @@ def run_one(k, T, reps, num_particles, pf_particles, mle, mle_iterations, mle_bu
         print(json.dumps(row, default=float), flush=True)
         return row
     for label, options in (("plain", {}), ("resampled", {"resample": True})):
-        seconds, _ = timed(lambda options=options: eis_loglik(model, params, y, 0, num_particles=num_particles,
+        seconds, _ = timed(lambda options=options: eis_loglik(model, params, y, 0, num_draws=num_particles,
                                                               **options))
-        values = [eis_loglik(model, params, y, s, num_particles=num_particles, **options) for s in range(reps)]
+        values = [eis_loglik(model, params, y, s, num_draws=num_particles, **options) for s in range(reps)]
         row[f"eis_{label}_seconds"] = seconds
         row[f"eis_{label}_loglik_mean"] = float(np.mean(values))
         row[f"eis_{label}_loglik_sd"] = float(np.std(values, ddof=1))
     bound = model.bind_data(y)
     p = as_params(bound, params)
     jy = jnp.asarray(y)
-    out = _run_eis(p, jy, 0, num_particles=num_particles, num_iterations=10, tolerance=1e-2, antithetic=True,
+    out = _run_eis(p, jy, 0, num_draws=num_particles, num_iterations=10, tolerance=1e-2, antithetic=True,
                    resample=False)
     row["eis_passes"] = int(out.iterations)
-    grad = jax.jit(jax.grad(lambda q: _wishart_eis_loglik(bound, q, jy, num_particles=num_particles).sum()))
+    grad = jax.jit(jax.grad(lambda q: _wishart_eis_loglik(bound, q, jy, num_draws=num_particles).sum()))
     seconds, _ = timed(lambda: jax.block_until_ready(grad(p)))
     row["eis_gradient_seconds"] = seconds
     u0 = jnp.asarray(_free_parameters(bound, p))
@@ -127,7 +123,7 @@ def run_one(k, T, reps, num_particles, pf_particles, mle, mle_iterations, mle_bu
 
     def objective(u):
         return jax.block_until_ready(_fixed_kernel_objective(jnp.asarray(u), bound, jy, jnp.asarray(0), kernels,
-                                                             num_particles=num_particles, antithetic=True))
+                                                             num_draws=num_particles, antithetic=True))
 
     seconds, _ = timed(lambda: objective(u0))
     row["fixed_kernel_value_and_gradient_seconds"] = seconds
@@ -151,7 +147,7 @@ def one_round(model, y, num_particles, budget):
     start = as_params(model, model.start_values(y)[0])
     u0 = _free_parameters(model, start)
     began = time.perf_counter()
-    out = _run_eis(start, jy, 0, num_particles=num_particles, num_iterations=10, tolerance=1e-2, antithetic=True,
+    out = _run_eis(start, jy, 0, num_draws=num_particles, num_iterations=10, tolerance=1e-2, antithetic=True,
                    resample=False)
     kernels = (out.c, out.C)
     evaluations = []
@@ -159,7 +155,7 @@ def one_round(model, y, num_particles, budget):
     def fun(u):
         t0 = time.perf_counter()
         v, g = _fixed_kernel_objective(jnp.asarray(u), model, jy, jnp.asarray(0), kernels,
-                                       num_particles=num_particles, antithetic=True)
+                                       num_draws=num_particles, antithetic=True)
         v, g = float(v), np.asarray(g, dtype=np.float64)
         evaluations.append(time.perf_counter() - t0)
         return (v, g) if np.isfinite(v) and np.all(np.isfinite(g)) else (1e10, np.zeros_like(g))
@@ -267,7 +263,7 @@ def main():
     args = parser.parse_args()
     # the EIS-MLE rounds report their progress (time, iterations, moves, estimates) on the log
     logging.basicConfig(format="%(asctime)s %(message)s", level=logging.WARNING)
-    logging.getLogger("bayesvol.models.wishart_sv").setLevel(logging.INFO)
+    logging.getLogger("bayesvol.inference.eis_rounds").setLevel(logging.INFO)
     if args.quick:
         args.T, args.k, args.mle_k, args.reps, args.pf_particles = 100, [3], [], 3, 500
         args.mle_iter_k, args.mle_budget = [3], 20.0

@@ -11,6 +11,13 @@ from scipy import integrate, stats
 import bayesvol
 from bayesvol.filters import particle_filter
 from bayesvol.filters.eis_wishart import _log_chi, bartlett_chi_square_log_density
+from bayesvol.filters.wishart_methods import (
+    EISKernels,
+    eis_loglik,
+    filtered_forecasts,
+    forecast_covariance,
+    wishart_eis_output,
+)
 from bayesvol.models._base import as_params
 from bayesvol.models.wishart_sv import WishartSV, reference_params
 
@@ -199,7 +206,7 @@ def test_eis_matches_quadrature_likelihood_for_k1():
     """
     y = bayesvol.simulate(MODEL, K1, num_timesteps=80, seed=2).y
     reference = grid_filter_loglik(y[:, 0], K1["nu"], K1["d"], 1.0)
-    estimates = np.array([float(bayesvol.log_likelihood(MODEL, K1, y, method="eis", seed=s, num_particles=64))
+    estimates = np.array([float(bayesvol.log_likelihood(MODEL, K1, y, method="eis", seed=s, num_draws=64))
                           for s in range(6)])
     se = estimates.std(ddof=1) / np.sqrt(len(estimates))
     assert estimates.std(ddof=1) < 0.1
@@ -223,7 +230,7 @@ def test_eis_loglik_monte_carlo_sd_at_T800(seed_data):
     The chi-square bound below fails with probability < 1e-3 if the true SD is 0.2.
     """
     values = np.array([float(bayesvol.log_likelihood(MODEL, reference_params(), seed_data, method="eis", seed=s,
-                                                     num_particles=256, resample=True)) for s in range(5)])
+                                                     num_draws=256, resample=True)) for s in range(5)])
     print("EIS log-likelihood over seeds:", values, "SD", values.std(ddof=1))
     assert np.all(np.isfinite(values))
     assert values.std(ddof=1) < 0.4
@@ -237,7 +244,7 @@ def test_eis_agrees_with_particle_filters():
     """
     params = PARAMS_2
     y = bayesvol.simulate(MODEL, params, num_timesteps=60, seed=7).y
-    eis = np.array([float(bayesvol.log_likelihood(MODEL, params, y, method="eis", seed=s, num_particles=64))
+    eis = np.array([float(bayesvol.log_likelihood(MODEL, params, y, method="eis", seed=s, num_draws=64))
                     for s in range(4)])
     adapted = np.array([float(bayesvol.log_likelihood(MODEL, params, y, method="pf", seed=s, num_particles=500))
                         for s in range(4)])
@@ -251,17 +258,17 @@ def test_eis_agrees_with_particle_filters():
 def test_forecasts_from_eis_and_particle_filter_agree():
     params = PARAMS_2
     y = bayesvol.simulate(MODEL, params, num_timesteps=60, seed=8).y
-    eis = MODEL.forecast_covariance(params, y, method="eis", num_particles=256)
-    pf = MODEL.forecast_covariance(params, y, method="pf", num_particles=2000)
+    eis = forecast_covariance(MODEL, params, y, method="eis", num_draws=256)
+    pf = forecast_covariance(MODEL, params, y, method="pf", num_particles=2000)
     # Both average S_T^{-1}/(nu-k-1) over (approximately) the filtering law of Omega_T: MC error of a few %.
     np.testing.assert_allclose(eis, pf, rtol=0.1)
     assert np.all(np.linalg.eigvalsh(eis) > 0)
     # Rolling forecasts use no future data: row t equals the final forecast from y[: t + 1].
-    rolling = MODEL.filtered_forecasts(params, y, num_particles=2000)
+    rolling = filtered_forecasts(MODEL, params, y, num_particles=2000)
     # (same draws; the final forecast averages after the last resampling step: a few per mille of MC noise)
     np.testing.assert_allclose(rolling[-1], pf, rtol=0.05)
-    np.testing.assert_allclose(rolling[29], MODEL.forecast_covariance(params, y[:30], method="pf",
-                                                                      num_particles=2000), rtol=0.1)
+    np.testing.assert_allclose(rolling[29], forecast_covariance(MODEL, params, y[:30], method="pf",
+                                                                num_particles=2000), rtol=0.1)
 
 
 # ---------------------------------------------------------------- bad input
@@ -290,7 +297,7 @@ def test_bad_data_is_reported():
     with pytest.raises(ValueError, match="columns"):
         bayesvol.log_likelihood(WishartSV(num_assets=3), reference_params(), rng.normal(size=(50, 2)), method="eis")
     with pytest.raises(ValueError, match="nu > k \\+ 1"):
-        MODEL.forecast_covariance(dict(PARAMS_2, nu=2.5), rng.normal(size=(50, 2)))
+        forecast_covariance(MODEL, dict(PARAMS_2, nu=2.5), rng.normal(size=(50, 2)))
 
 
 
@@ -305,8 +312,8 @@ def test_eis_mle_maximises_the_simulated_likelihood_k1():
     """
     truth = {"nu": 14.0, "d": 0.5, "A": np.array([[1.0]])}
     y = bayesvol.simulate(MODEL, truth, num_timesteps=80, seed=3).y
-    fit = bayesvol.fit(MODEL, y, method="eis", num_particles=16, num_starts=1)
-    at_truth = float(bayesvol.log_likelihood(MODEL, truth, y, method="eis", num_particles=16))
+    fit = bayesvol.fit(MODEL, y, method="eis", num_draws=16, num_starts=1)
+    at_truth = float(bayesvol.log_likelihood(MODEL, truth, y, method="eis", num_draws=16))
     assert fit.converged and fit.diagnostics["eis_settled"]
     assert fit.diagnostics["eis_distance_in_se"] < 0.2
     assert fit.loglik >= at_truth - 1e-6
@@ -327,7 +334,7 @@ def test_round_rule_on_a_linear_fixed_point_iteration():
     rho / (1 - rho) lands on the fixed point, and the distance move / (1 - rho) is the true distance of the
     last round's start from it, a bound for its optimum's (all exact up to round-off).
     """
-    from bayesvol.models.wishart_sv import _round_schedule_step
+    from bayesvol.inference.eis_rounds import _round_schedule_step
 
     fixed, rho, se = np.array([0.3, -1.0, 2.0]), 0.6, np.full(3, 0.1)
 
@@ -364,11 +371,11 @@ def test_eis_mle_rounds_stopping_on_their_limit_warn_and_do_not_converge():
     truth = {"nu": 14.0, "d": 0.5, "A": np.array([[1.0]])}
     y = bayesvol.simulate(MODEL, truth, num_timesteps=80, seed=3).y
     with pytest.warns(ConvergenceWarning, match="stopped on their limit"):
-        fit = bayesvol.fit(MODEL, y, method="eis", num_particles=16, num_starts=1, max_rounds=1)
+        fit = bayesvol.fit(MODEL, y, method="eis", num_draws=16, num_starts=1, max_rounds=1)
     assert not fit.converged
     assert fit.diagnostics["eis_rounds"] == 1 and not fit.diagnostics["eis_settled"]
     with pytest.raises(ValueError, match="round_tolerance"):
-        bayesvol.fit(MODEL, y, method="eis", num_particles=16, round_tolerance=0.0)
+        bayesvol.fit(MODEL, y, method="eis", num_draws=16, round_tolerance=0.0)
 
 
 def test_forward_difference_standard_errors_match_central_differences():
@@ -380,13 +387,12 @@ def test_forward_difference_standard_errors_match_central_differences():
     inverse amplifies that by the Hessian's condition number (below 100 here), so the standard errors
     (plain and robust, whose scores are differenced the same way) must agree to 1e-3 relative.
     """
-    from bayesvol.models.wishart_sv import EISKernels
 
     params = {"nu": 9.0, "d": 0.6, "A": np.array([[20.0, 3.0], [3.0, 15.0]])}
     y = bayesvol.simulate(MODEL, params, num_timesteps=60, seed=5).y
-    out = MODEL.eis(params, y, num_particles=16)
+    out = wishart_eis_output(MODEL, params, y, num_draws=16)
     kernels = EISKernels(out.c, out.C)
-    fits = {scheme: bayesvol.fit(MODEL, y, "eis", start=params, num_particles=16, kernels=kernels,
+    fits = {scheme: bayesvol.fit(MODEL, y, "eis", start=params, num_draws=16, kernels=kernels,
                                  se_differences=scheme, warn=False) for scheme in ("central", "forward")}
     assert fits["forward"].loglik == fits["central"].loglik
     for name in ("nu", "d", "A"):
@@ -396,9 +402,9 @@ def test_forward_difference_standard_errors_match_central_differences():
             assert np.all(np.isfinite(forward)) and np.all(forward > 0)
             np.testing.assert_allclose(forward, central, rtol=1e-3, err_msg=f"{kind} {name}")
     with pytest.raises(ValueError, match="se_differences"):
-        bayesvol.fit(MODEL, y, "eis", start=params, num_particles=16, kernels=kernels, se_differences="backward")
+        bayesvol.fit(MODEL, y, "eis", start=params, num_draws=16, kernels=kernels, se_differences="backward")
     with pytest.raises(ValueError, match="se_differences"):
-        bayesvol.fit(MODEL, y, "eis", num_particles=16, se_differences="backward")
+        bayesvol.fit(MODEL, y, "eis", num_draws=16, se_differences="backward")
 
 
 def test_indefinite_kernels_fall_back_to_the_conjugate_sampler_with_finite_gradients():
@@ -417,9 +423,9 @@ def test_indefinite_kernels_fall_back_to_the_conjugate_sampler_with_finite_gradi
 
     def estimate(nu, C):
         chol_a = jnp.linalg.cholesky(jnp.asarray(PARAMS_2["A"]))
-        out = wishart_eis(y, nu, PARAMS_2["d"], chol_a, steady_state(chol_a, PARAMS_2["d"]), num_particles=16,
+        out = wishart_eis(y, nu, PARAMS_2["d"], chol_a, steady_state(chol_a, PARAMS_2["d"]), num_draws=16,
                           num_iterations=0, key=key, initial_kernels=(jnp.zeros(T), C))
-        return out.loglik, out.fallback_rate
+        return out.log_likelihood, out.fallback_rate
 
     zero = estimate(PARAMS_2["nu"], jnp.zeros((T, k, k)))
     all_back = estimate(PARAMS_2["nu"], jnp.broadcast_to(-1e6 * jnp.eye(k), (T, k, k)))
@@ -444,26 +450,25 @@ def test_gradient_holds_the_kernels_fixed_and_matches_finite_differences():
     random numbers); its central differences (step 1e-5, error O(h^2) ~ 1e-8 relative) must match autodiff,
     and the default likelihood (kernels refitted at theta, gradients stopped) gives the same value and gradient.
     """
-    from bayesvol.models.wishart_sv import EISKernels, _wishart_eis_loglik
 
     y = bayesvol.simulate(MODEL, PARAMS_2, num_timesteps=60, seed=5).y
     model = MODEL.bind_data(y)
     theta = as_params(model, PARAMS_2)
-    out = model.eis(PARAMS_2, y, num_particles=32)
+    out = wishart_eis_output(model, PARAMS_2, y, num_draws=32)
     kernels = EISKernels(out.c, out.C)
     jy = jnp.asarray(y)
 
     def fixed(d, nu):
-        return jnp.sum(_wishart_eis_loglik(model, theta._replace(d=d, nu=nu), jy, num_particles=32, kernels=kernels))
+        return jnp.sum(eis_loglik(model, theta._replace(d=d, nu=nu), jy, num_draws=32, kernels=kernels))
 
     def refitted(d, nu):
-        return jnp.sum(_wishart_eis_loglik(model, theta._replace(d=d, nu=nu), jy, num_particles=32))
+        return jnp.sum(eis_loglik(model, theta._replace(d=d, nu=nu), jy, num_draws=32))
 
     fixed_value_and_grad = jax.jit(jax.value_and_grad(fixed, argnums=(0, 1)))
     d0, nu0 = jnp.asarray(0.6), jnp.asarray(9.0)
     value, grad = fixed_value_and_grad(d0, nu0)
     value_refit, grad_refit = jax.jit(jax.value_and_grad(refitted, argnums=(0, 1)))(d0, nu0)
-    np.testing.assert_allclose(float(value), float(out.loglik), rtol=1e-12)
+    np.testing.assert_allclose(float(value), float(out.log_likelihood), rtol=1e-12)
     np.testing.assert_allclose(float(value_refit), float(value), rtol=1e-12)
     np.testing.assert_allclose(np.array(grad_refit), np.array(grad), rtol=1e-9)
     h = 1e-5
@@ -501,7 +506,7 @@ def test_eis_mle_recovers_d_and_nu_from_seed_parameters():
     """
     truth = reference_params()
     y = bayesvol.simulate(MODEL, truth, num_timesteps=400, seed=21).y
-    fit = bayesvol.fit(MODEL, y, method="eis", num_particles=32, num_starts=1, max_rounds=3, warn=False)
+    fit = bayesvol.fit(MODEL, y, method="eis", num_draws=32, num_starts=1, max_rounds=3, warn=False)
     print(fit.summary())
     assert fit.diagnostics["eis_rounds"] <= 3
     for name in ("d", "nu"):

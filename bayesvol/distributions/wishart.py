@@ -9,7 +9,9 @@ model and its efficient-importance-sampling (EIS) likelihood need on top:
 * :func:`matrix_power_psd` — :math:`M^p` of a symmetric positive (semi)definite matrix, with a derivative
   that stays finite when eigenvalues coincide;
 * :func:`wishart_sv_scale` — the transition scale :math:`S_{t-1} = \frac{1}{\nu} A^{1/2}\Omega_{t-1}^d
-  A^{1/2\prime}`;
+  A^{1/2\prime}` (and :func:`wishart_sv_scale_from_root`, the one place it and its inverse are computed);
+* :func:`gaussian_precision_log_prob` and :class:`GaussianPrecision` — the emission law
+  :math:`N_k(0, \Omega^{-1})` given the precision;
 * :func:`wishart_kernel_log_integral` and :func:`wishart_kernel_product` — the integrating constant and
   the normalised law of a Wishart density times a Wishart kernel
   :math:`|\Omega|^{c_1/2}\exp\{-\operatorname{tr}(C_2\Omega)/2\}`, the closed forms behind the EIS
@@ -22,16 +24,24 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpyro.distributions as dist
 from jax.ad_checkpoint import checkpoint_name
+from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import multigammaln
-from numpyro.distributions import Wishart
+from numpyro.distributions import Wishart, constraints
 from numpyro.distributions.util import cholesky_of_inverse
 
+from bayesvol.distributions._constants import LOG_2PI
+
 __all__ = [
+    "GaussianPrecision",
+    "gaussian_precision_log_prob",
     "matrix_power_psd",
     "wishart_kernel_log_integral",
     "wishart_kernel_product",
+    "wishart_sv_root",
     "wishart_sv_scale",
+    "wishart_sv_scale_from_root",
 ]
 
 # Name of the eigen-system computed by matrix_power_psd, for checkpoint policies (jax.checkpoint_policies).
@@ -155,6 +165,79 @@ def matrix_power_psd(matrix, power):
     return _matrix_power(matrix, power)
 
 
+def wishart_sv_root(A, root: Literal["symmetric", "cholesky"] = "symmetric"):
+    r"""The square root :math:`A^{1/2}` (:math:`A = A^{1/2}A^{1/2\prime}`) in the transition scale.
+
+    ``root="symmetric"``: the symmetric root (:func:`matrix_power_psd` with power 1/2);
+    ``root="cholesky"``: the lower Cholesky factor. See :func:`wishart_sv_scale` for the difference.
+    """
+    A = jnp.asarray(A, dtype=float)
+    if root == "symmetric":
+        return matrix_power_psd(A, 0.5)
+    if root == "cholesky":
+        return jnp.linalg.cholesky(A)
+    raise ValueError(f"root must be 'symmetric' or 'cholesky', got {root!r}")
+
+
+def wishart_sv_scale_from_root(a_root, omega_prev, d, nu, *, inverse: bool = False, lower: bool = False,
+                               logdet_prev=None):
+    r"""The Wishart SV transition scale :math:`S_{t-1} = \nu^{-1} R\,\Omega_{t-1}^{d} R'`, or its inverse.
+
+    The one implementation of the scale recursion: :func:`wishart_sv_scale`, the model's ``transition``
+    (hence ``initial``, the simulator and the NumPyro program), its steady state and its forecasts, and the
+    EIS sampler and particle filter all call it.
+
+    Parameters
+    ----------
+    a_root : array_like, shape (..., k, k)
+        A square root :math:`R` of :math:`A` (:math:`A = RR'`), e.g. from :func:`wishart_sv_root`.
+    omega_prev : array_like, shape (..., k, k)
+        Previous precision matrix :math:`\Omega_{t-1}` (symmetric positive definite).
+    d, nu : array_like
+        Persistence exponent and degrees of freedom (broadcast against the batch axes).
+    inverse : bool
+        Return :math:`S_{t-1}^{-1}` and :math:`\log|S_{t-1}|` instead of :math:`S_{t-1}`.
+    lower : bool
+        ``a_root`` is lower triangular (a Cholesky factor): its inverse comes from a triangular solve and its
+        log-determinant from its diagonal. Only used with ``inverse=True``.
+    logdet_prev : array_like, optional
+        :math:`\log|\Omega_{t-1}|` when the caller already has it (``inverse=True`` only).
+
+    Returns
+    -------
+    jax.Array or (jax.Array, jax.Array)
+        :math:`S_{t-1}`, shape (..., k, k); with ``inverse=True`` the pair :math:`(S_{t-1}^{-1}, \log|S_{t-1}|)`.
+
+    Notes
+    -----
+    The inverse is the product of the same factors inverted in reverse order,
+    :math:`S_{t-1}^{-1} = \nu\,R'^{-1}\,\Omega_{t-1}^{-d}\,R^{-1}`, with
+    :math:`\log|S_{t-1}| = \log|RR'| + d\log|\Omega_{t-1}| - k\log\nu`; no k x k inverse of :math:`S_{t-1}`
+    is formed. Both results are symmetrised.
+    """
+    a_root = jnp.asarray(a_root, dtype=float)
+    omega_prev = jnp.asarray(omega_prev, dtype=float)
+    nu = jnp.asarray(nu, dtype=float)
+    batch = jnp.broadcast_shapes(a_root.shape[:-2], omega_prev.shape[:-2], jnp.shape(d), jnp.shape(nu))
+    omega_prev = jnp.broadcast_to(omega_prev, batch + omega_prev.shape[-2:])
+    if not inverse:
+        scale = a_root @ matrix_power_psd(omega_prev, d) @ _transpose(a_root) / nu[..., None, None]
+        return 0.5 * (scale + _transpose(scale))
+    k = a_root.shape[-1]
+    if lower:
+        root_inv = solve_triangular(a_root, jnp.broadcast_to(jnp.eye(k, dtype=a_root.dtype), a_root.shape),
+                                    lower=True)
+        logdet_root = 2.0 * jnp.sum(jnp.log(jnp.diagonal(a_root, axis1=-2, axis2=-1)), axis=-1)
+    else:
+        root_inv = jnp.linalg.inv(a_root)
+        logdet_root = 2.0 * jnp.linalg.slogdet(a_root)[1]
+    s_inv = nu[..., None, None] * _transpose(root_inv) @ matrix_power_psd(omega_prev, -jnp.asarray(d)) @ root_inv
+    if logdet_prev is None:
+        logdet_prev = jnp.linalg.slogdet(omega_prev)[1]
+    logdet_s = logdet_root + d * logdet_prev - k * jnp.log(nu)
+    return 0.5 * (s_inv + _transpose(s_inv)), logdet_s
+
+
 def wishart_sv_scale(A, omega_prev, d, nu, *, root: Literal["symmetric", "cholesky"] = "symmetric"):
     r"""Scale matrix of the Wishart SV transition, :math:`S_{t-1} = \frac{1}{\nu} A^{1/2}\Omega_{t-1}^d A^{1/2\prime}`.
 
@@ -188,6 +271,7 @@ def wishart_sv_scale(A, omega_prev, d, nu, *, root: Literal["symmetric", "choles
     commutes with :math:`\Omega^d`. The symmetric root makes the model equivariant to reordering the
     assets (permuting rows and columns of :math:`A` and :math:`\Omega_{t-1}` permutes :math:`S_{t-1}`
     alike); the Cholesky root depends on the order. Both give :math:`S = A/\nu` when :math:`d = 0`.
+    The computation is :func:`wishart_sv_scale_from_root` with :func:`wishart_sv_root`.
 
     Examples
     --------
@@ -198,18 +282,71 @@ def wishart_sv_scale(A, omega_prev, d, nu, *, root: Literal["symmetric", "choles
     >>> bool(jnp.allclose(S, A / 10.0))
     True
     """
-    A = jnp.asarray(A, dtype=float)
-    omega_prev = jnp.asarray(omega_prev, dtype=float)
-    if root == "symmetric":
-        a_root = matrix_power_psd(A, 0.5)
-    elif root == "cholesky":
-        a_root = jnp.linalg.cholesky(A)
+    return wishart_sv_scale_from_root(wishart_sv_root(A, root), omega_prev, d, nu)
+
+
+def gaussian_precision_log_prob(y, *, precision_tril=None, covariance_tril=None, precision=None,
+                                logdet_precision=None):
+    r"""Log density of :math:`N_k(0, \Omega^{-1})` at ``y``: :math:`-\tfrac{k}{2}\log 2\pi + \tfrac12\log|\Omega|
+    - \tfrac12 y'\Omega y`.
+
+    The one emission density of the Wishart SV model (its ``emission``, NumPyro program, pointwise
+    log-likelihood of posterior draws and EIS weights). Give exactly one description of :math:`\Omega`:
+
+    * ``precision_tril``: lower Cholesky factor :math:`F` of :math:`\Omega = FF'` (quadratic form
+      :math:`\|F'y\|^2`);
+    * ``covariance_tril``: lower Cholesky factor :math:`L` of :math:`\Omega^{-1} = LL'` (quadratic form
+      :math:`\|L^{-1}y\|^2`);
+    * ``precision`` with ``logdet_precision`` (:math:`\log|\Omega|`, when the caller has it without a
+      factorisation, as the EIS draws do).
+
+    ``y`` (..., k) broadcasts against the batch axes of :math:`\Omega`: one observation over many precisions.
+    """
+    given = [precision_tril is not None, covariance_tril is not None, precision is not None]
+    if sum(given) != 1 or (precision is not None) != (logdet_precision is not None):
+        raise ValueError("give exactly one of precision_tril, covariance_tril or precision with logdet_precision")
+    y = jnp.asarray(y)
+    k = y.shape[-1]
+    if precision_tril is not None:
+        projected = jnp.einsum("...ji,...j->...i", precision_tril, y)
+        quadratic = jnp.sum(projected**2, axis=-1)
+        logdet_precision = 2.0 * jnp.sum(jnp.log(jnp.diagonal(precision_tril, axis1=-2, axis2=-1)), axis=-1)
+    elif covariance_tril is not None:
+        y_col = jnp.broadcast_to(y[..., None], covariance_tril.shape[:-1] + (1,))
+        whitened = solve_triangular(covariance_tril, y_col, lower=True)[..., 0]
+        quadratic = jnp.sum(whitened**2, axis=-1)
+        logdet_precision = -2.0 * jnp.sum(jnp.log(jnp.diagonal(covariance_tril, axis1=-2, axis2=-1)), axis=-1)
     else:
-        raise ValueError(f"root must be 'symmetric' or 'cholesky', got {root!r}")
-    batch = jnp.broadcast_shapes(A.shape[:-2], omega_prev.shape[:-2], jnp.shape(d), jnp.shape(nu))
-    omega_power = matrix_power_psd(jnp.broadcast_to(omega_prev, batch + omega_prev.shape[-2:]), d)
-    scale = a_root @ omega_power @ _transpose(a_root) / jnp.asarray(nu, dtype=float)[..., None, None]
-    return 0.5 * (scale + _transpose(scale))
+        quadratic = jnp.einsum("...i,...ij,...j->...", y, precision, y)
+    return -0.5 * k * LOG_2PI + 0.5 * logdet_precision - 0.5 * quadratic
+
+
+class GaussianPrecision(dist.Distribution):
+    r"""Zero-mean :math:`N_k(0, \Omega^{-1})` given its precision :math:`\Omega` (batched over leading axes).
+
+    ``log_prob`` is :func:`gaussian_precision_log_prob` from the Cholesky factor of :math:`\Omega` (no
+    inverse), and it broadcasts a single ``y`` over a batch of precisions, which the particle filter needs.
+    """
+
+    arg_constraints = {"precision": constraints.positive_definite}
+    support = constraints.real_vector
+    reparametrized_params = ["precision"]
+
+    def __init__(self, precision, *, validate_args=None):
+        self.precision = precision
+        self._chol = jnp.linalg.cholesky(precision)
+        super().__init__(batch_shape=precision.shape[:-2], event_shape=precision.shape[-1:],
+                         validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        shape = sample_shape + self.batch_shape + self.event_shape
+        noise = jax.random.normal(key, shape, dtype=self.precision.dtype)
+        # y = L'^{-1} z has covariance (L L')^{-1} = Omega^{-1}.
+        chol_t = jnp.broadcast_to(jnp.swapaxes(self._chol, -1, -2), shape + shape[-1:])
+        return solve_triangular(chol_t, noise[..., None], lower=False)[..., 0]
+
+    def log_prob(self, value):
+        return gaussian_precision_log_prob(value, precision_tril=self._chol)
 
 
 def _kernel_pieces(df, scale_matrix, c1, c2_matrix):

@@ -58,9 +58,10 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import gammaln, logsumexp, multigammaln
 
-from bayesvol.distributions.wishart import EIGH_CHECKPOINT_NAME
+from bayesvol.distributions._constants import LOG_2, LOG_2PI
+from bayesvol.distributions.wishart import EIGH_CHECKPOINT_NAME, gaussian_precision_log_prob
 from bayesvol.filters.resampling import effective_sample_size, normalise_log_weights, systematic_resample
-from bayesvol.models._wishart_linalg import LOG_2, LOG_2PI, logdet_from_cholesky, scale_inverse
+from bayesvol.models._wishart_linalg import logdet_from_cholesky, scale_inverse
 
 __all__ = ["EISOutput", "bartlett_chi_square_log_density", "eis_kernels", "wishart_eis"]
 
@@ -72,11 +73,12 @@ class EISOutput(NamedTuple):
 
     Attributes
     ----------
-    pointwise : (T,)
-        Terms that add up to the log-likelihood estimate (a telescoping split: term t is the change in the
-        log of the running weight average; they are *not* one-step-ahead predictive densities).
-    loglik : ()
+    log_likelihood : ()
         :math:`\\log \\hat L`.
+    pointwise_log_likelihood : (T,)
+        Terms that add up to the log-likelihood estimate. Plain EIS: a telescoping split (term t is the change
+        in the log of the running weight average; they are *not* one-step-ahead predictive densities); with
+        resampling: estimates of :math:`\\log p(y_t \\mid y_{1:t-1})`.
     log_weights : (N,)
         Log importance weight of each simulated path.
     precision : (T, N, k, k)
@@ -98,10 +100,12 @@ class EISOutput(NamedTuple):
         :math:`E[\\Omega_{t+1}^{-1} \\mid y_{1:t}]` is it divided by :math:`\\nu - k - 1`; None without.
     iterations : ()
         Number of forward/backward EIS passes run before the final pass.
+
+    The former names ``loglik`` and ``pointwise`` remain readable.
     """
 
-    pointwise: jax.Array
-    loglik: jax.Array
+    log_likelihood: jax.Array
+    pointwise_log_likelihood: jax.Array
     log_weights: jax.Array
     precision: jax.Array
     scale_inverse_last: jax.Array
@@ -113,6 +117,16 @@ class EISOutput(NamedTuple):
     resample_rate: jax.Array
     filtered_scale_inverse: jax.Array | None = None
     iterations: jax.Array | None = None
+
+    @property
+    def loglik(self) -> jax.Array:
+        """Former name of :attr:`log_likelihood`."""
+        return self.log_likelihood
+
+    @property
+    def pointwise(self) -> jax.Array:
+        """Former name of :attr:`pointwise_log_likelihood`."""
+        return self.pointwise_log_likelihood
 
 
 def _chi_square_from_normal(z, df):
@@ -186,12 +200,12 @@ def _propagate(s_inv_prev, logdet_s_prev, y_t, c_t, C_t, zd, zo, nu, d, chol_a):
     Returns ``omega, s_inv, logdet_s, logdet_omega, log_w, log_chi, ok`` where ``log_w`` is
     ``log g + log p - log q`` (q the sampler actually used) and ``log_chi`` is ``log chi_t(Omega_{t-1})``.
     """
-    num_particles, k = zd.shape
+    num_draws, k = zd.shape
     rows, cols = jnp.tril_indices(k, -1)
     _, chol_m, df, ok = _sampler(s_inv_prev, y_t, c_t, C_t, nu)
     df_diag = df[:, None] - jnp.arange(k, dtype=zd.dtype)       # chi-square degrees of freedom m - i + 1
     x = _chi_square_from_normal(zd, df_diag)                     # (N, k)
-    bartlett = jnp.zeros((num_particles, k, k), dtype=zd.dtype).at[:, rows, cols].set(zo)
+    bartlett = jnp.zeros((num_draws, k, k), dtype=zd.dtype).at[:, rows, cols].set(zo)
     bartlett = bartlett + jnp.sqrt(x)[:, None, :] * jnp.eye(k, dtype=zd.dtype)
     factor = solve_triangular(jnp.swapaxes(chol_m, -1, -2), bartlett, lower=False)
     omega = factor @ jnp.swapaxes(factor, -1, -2)
@@ -203,16 +217,16 @@ def _propagate(s_inv_prev, logdet_s_prev, y_t, c_t, C_t, zd, zo, nu, d, chol_a):
                              axis=-1))
     log_transition = (0.5 * (nu - k - 1.0) * logdet_omega - 0.5 * jnp.sum(s_inv_prev * omega, axis=(-2, -1))
                       - log_norm_p)
-    log_obs = -0.5 * k * LOG_2PI + 0.5 * logdet_omega - 0.5 * jnp.einsum("i,nij,j->n", y_t, omega, y_t)
+    log_obs = gaussian_precision_log_prob(y_t, precision=omega, logdet_precision=logdet_omega)
     s_inv, logdet_s = scale_inverse(omega, nu, d, chol_a, logdet_omega)
     log_chi = -0.5 * k * LOG_2PI + log_norm_m - log_norm_p
     return omega, s_inv, logdet_s, logdet_omega, log_obs + log_transition - log_sampler, log_chi, ok
 
 
-def _initial_carry(omega0, num_particles, nu, d, chol_a):
+def _initial_carry(omega0, num_draws, nu, d, chol_a):
     k = omega0.shape[-1]
     s_inv0, logdet_s0 = scale_inverse(omega0, nu, d, chol_a)
-    return jnp.broadcast_to(s_inv0, (num_particles, k, k)), jnp.broadcast_to(logdet_s0, (num_particles,))
+    return jnp.broadcast_to(s_inv0, (num_draws, k, k)), jnp.broadcast_to(logdet_s0, (num_draws,))
 
 
 def _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0, checkpoint=True):
@@ -364,7 +378,7 @@ def eis_kernels(y, z_diag, z_offdiag, nu, d, chol_a, omega0, *, num_iterations: 
     return lax.while_loop(not_done, one_pass, state0)
 
 
-def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterations: int = 10,
+def wishart_eis(y, nu, d, chol_a, omega0, *, num_draws: int = 64, num_iterations: int = 10,
                 tolerance: float = 1e-2, key=None, z_diag=None, z_offdiag=None, resample_keys=None,
                 resample: bool = False, initial_kernels=None) -> EISOutput:
     r"""EIS estimate of the Wishart SV log-likelihood (pure JAX).
@@ -379,8 +393,9 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
         Lower Cholesky factor of :math:`A`.
     omega0 : (k, k) array
         :math:`\Omega_0`, the precision the first transition starts from.
-    num_particles : int
-        Simulated paths N (common random numbers: the same normals for every parameter value).
+    num_draws : int
+        Simulated paths N (common random numbers: the same normals for every parameter value); with
+        ``resample=True`` they are the particles.
     num_iterations : int
         Largest number of forward/backward EIS passes before the final pass (0 gives the conjugate
         sampler :math:`c_t = 0, C_t = 0`, or ``initial_kernels``).
@@ -401,14 +416,14 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
     Returns
     -------
     EISOutput
-        Derivatives of ``loglik`` with respect to the parameters hold the kernels fixed (see
+        Derivatives of ``log_likelihood`` with respect to the parameters hold the kernels fixed (see
         :func:`eis_kernels`).
     """
     T, k = y.shape
     if z_diag is None:
         key_diag, key_off, key_unif = jax.random.split(key, 3)
-        z_diag = jax.random.normal(key_diag, (T, num_particles, k), dtype=y.dtype)
-        z_offdiag = jax.random.normal(key_off, (T, num_particles, k * (k - 1) // 2), dtype=y.dtype)
+        z_diag = jax.random.normal(key_diag, (T, num_draws, k), dtype=y.dtype)
+        z_offdiag = jax.random.normal(key_off, (T, num_draws, k * (k - 1) // 2), dtype=y.dtype)
         resample_keys = jax.random.split(key_unif, T)
     c, C, change, passes = eis_kernels(y, z_diag, z_offdiag, nu, d, chol_a, omega0, num_iterations=num_iterations,
                                        tolerance=tolerance, initial=initial_kernels)
@@ -416,17 +431,19 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_particles: int = 64, num_iterat
         pointwise, filtered, s_inv_last, log_w_last, rate = _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys,
                                                                          nu, d, chol_a, omega0)
         normalised = jnp.exp(log_w_last)
-        return EISOutput(pointwise=pointwise, loglik=jnp.sum(pointwise), log_weights=log_w_last, precision=None,
+        return EISOutput(log_likelihood=jnp.sum(pointwise), pointwise_log_likelihood=pointwise,
+                         log_weights=log_w_last, precision=None,
                          scale_inverse_last=s_inv_last, c=c, C=C, change=change, fallback_rate=jnp.nan,
                          ess=1.0 / jnp.sum(normalised**2), resample_rate=rate, filtered_scale_inverse=filtered,
                          iterations=passes)
     omega, s_inv, _, _, log_w, ok = _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0)
     cumulative = jnp.cumsum(log_w, axis=0)                       # (T, N)
-    running = logsumexp(cumulative, axis=1) - jnp.log(num_particles)
+    running = logsumexp(cumulative, axis=1) - jnp.log(num_draws)
     pointwise = jnp.diff(running, prepend=jnp.zeros((1,), dtype=y.dtype))
     path_log_w = cumulative[-1]
     normalised = jnp.exp(path_log_w - logsumexp(path_log_w))
-    return EISOutput(pointwise=pointwise, loglik=running[-1], log_weights=path_log_w, precision=omega,
+    return EISOutput(log_likelihood=running[-1], pointwise_log_likelihood=pointwise, log_weights=path_log_w,
+                     precision=omega,
                      scale_inverse_last=s_inv[-1], c=c, C=C, change=change,
                      fallback_rate=1.0 - jnp.mean(ok), ess=1.0 / jnp.sum(normalised**2),
                      resample_rate=jnp.zeros((), dtype=y.dtype), iterations=passes)
