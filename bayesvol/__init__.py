@@ -12,7 +12,6 @@ from bayesvol import (
 from bayesvol._version import __version__
 from bayesvol.forecast import Forecast, forecast
 from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, sample
-from bayesvol.models import dfsv_filters  # noqa: F401  (registers the DFSV likelihood methods)
 from bayesvol.simulation import simulate
 
 __all__ = [
@@ -32,3 +31,5 @@ __all__ = [
     "sample",
     "simulate",
 ]
+
+from bayesvol import _temporary_registrations_dfsv  # noqa: E402, F401  # TEMPORARY
