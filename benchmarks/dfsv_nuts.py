@@ -60,9 +60,9 @@ def gradient_times(model, y, truth) -> dict:
     potential = jax.jit(jax.value_and_grad(info.potential_fn))
     h = jnp.broadcast_to(jnp.asarray(truth["mu"]), (y.shape[0], model.num_factors))
     args = (jnp.asarray(truth["lambda_r"]), jnp.asarray(truth["Phi_f"]), h, jnp.asarray(truth["sigma2"]))
-    fisher = jax.jit(jax.grad(lambda *a: kalman.marginal_loglik(*a, y).total, argnums=(0, 1, 2, 3)))
-    autodiff = jax.jit(jax.grad(lambda *a: kalman.filter_factors(*a, y).loglik.sum(), argnums=(0, 1, 2, 3)))
-    value = jax.jit(lambda *a: kalman.filter_factors(*a, y).loglik.sum())
+    fisher = jax.jit(jax.grad(lambda *a: kalman.marginal_loglik(*a, y).log_likelihood, argnums=(0, 1, 2, 3)))
+    autodiff = jax.jit(jax.grad(lambda *a: kalman.filter_factors(*a, y).log_likelihood, argnums=(0, 1, 2, 3)))
+    value = jax.jit(lambda *a: kalman.filter_factors(*a, y).log_likelihood)
     out = {"log_density_gradient": _median_time(potential, info.param_info.z),
            "kalman_value": _median_time(value, *args), "kalman_gradient_fisher": _median_time(fisher, *args),
            "kalman_gradient_reverse_mode": _median_time(autodiff, *args)}

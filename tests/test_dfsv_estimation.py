@@ -10,9 +10,10 @@ import pytest
 import scipy.stats
 
 import bayesvol
+from bayesvol.filters import dfsv_bellman
+from bayesvol.filters.dfsv_methods import filter_states
 from bayesvol.models import DFSV
 from bayesvol.models import _dfsv_kalman as kalman
-from bayesvol.models import dfsv_filters as filters
 from bayesvol.models._dfsv_priors import solve_discrete_lyapunov
 
 RNG = np.random.default_rng(11)
@@ -26,7 +27,7 @@ PHI_F = np.array([[0.3, 0.1, 0.0], [-0.05, 0.2, 0.1], [0.0, 0.1, 0.4]])
 def test_factor_space_density_equals_the_dense_multivariate_normal():
     # c_t + log N(gls_t; m, Sigma + W^{-1}) = log N(r_t; Lambda m, Lambda Sigma Lambda' + D) for any m, Sigma.
     y = RNG.normal(size=(4, N))
-    data = filters.factor_space_data(jnp.asarray(LAMBDA), jnp.asarray(SIGMA2), jnp.asarray(y))
+    data = dfsv_bellman.factor_space_data(jnp.asarray(LAMBDA), jnp.asarray(SIGMA2), jnp.asarray(y))
     for t in range(4):
         mean = RNG.normal(size=K)
         root = RNG.normal(size=(K, K))
@@ -43,15 +44,15 @@ def test_closed_form_newton_derivatives_equal_autodiff():
     unit = jnp.eye(K)[:, :, None] * jnp.eye(K)[:, None, :]
     root = RNG.normal(size=(K, K))
     for basis in (unit, solve_discrete_lyapunov(jnp.asarray(PHI_F), unit)):
-        inp = filters._FactorSpaceStep(jnp.asarray(RNG.normal(size=K)), jnp.asarray(RNG.normal(size=K)),
+        inp = dfsv_bellman._FactorSpaceStep(jnp.asarray(RNG.normal(size=K)), jnp.asarray(RNG.normal(size=K)),
                                        jnp.asarray(0.3 * RNG.normal(size=(K, K))),
                                        jnp.asarray(root @ root.T + 0.2 * np.eye(K)), jnp.asarray(RNG.normal(size=K)),
                                        basis)
         h = jnp.asarray(RNG.normal(-0.5, 0.5, K))
-        deriv = jax.jit(filters._factor_space_derivatives)(h, inp)
-        value, grad, hessian = jax.jit(lambda h, inp: (filters._factor_space_loglik(h, inp),
-                                                       jax.grad(filters._factor_space_loglik)(h, inp),
-                                                       jax.hessian(filters._factor_space_loglik)(h, inp)))(h, inp)
+        deriv = jax.jit(dfsv_bellman._factor_space_derivatives)(h, inp)
+        value, grad, hessian = jax.jit(lambda h, inp: (dfsv_bellman._factor_space_loglik(h, inp),
+                                                       jax.grad(dfsv_bellman._factor_space_loglik)(h, inp),
+                                                       jax.hessian(dfsv_bellman._factor_space_loglik)(h, inp)))(h, inp)
         np.testing.assert_allclose(deriv.value, value, rtol=1e-13)
         np.testing.assert_allclose(deriv.grad, grad, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(deriv.hessian, hessian, rtol=1e-9, atol=1e-12)
@@ -66,8 +67,9 @@ def test_fisher_identity_gradient_equals_reverse_mode_through_the_filter():
 
     @jax.jit
     def both(*args):
-        fisher = jax.value_and_grad(lambda *a: kalman.marginal_loglik(*a, y).total, argnums=(0, 1, 2, 3))(*args)
-        autodiff = jax.value_and_grad(lambda *a: kalman.filter_factors(*a, y).loglik.sum(), argnums=(0, 1, 2, 3))(*args)
+        argnums = (0, 1, 2, 3)
+        fisher = jax.value_and_grad(lambda *a: kalman.marginal_loglik(*a, y).log_likelihood, argnums=argnums)(*args)
+        autodiff = jax.value_and_grad(lambda *a: kalman.filter_factors(*a, y).log_likelihood, argnums=argnums)(*args)
         return fisher, autodiff
 
     for idio in (jnp.asarray(SIGMA2), jnp.asarray(np.exp(RNG.normal(-1.0, 0.3, (t, N))))):
@@ -106,7 +108,7 @@ def test_nuts_recovers_parameters_and_log_variances():
     # The posterior-mean log-variance path tracks the truth about as well as the Bellman smoother given
     # the true parameters (an oracle the posterior, which must also learn the parameters, cannot beat by much).
     h_mean = post["h"].mean(("chain", "draw")).values[:, 0]
-    oracle = filters.filter_states(model, SMALL, sim.y).h_smoothed[:, 0]
+    oracle = filter_states(model, SMALL, sim.y).h_smoothed[:, 0]
     best = np.corrcoef(oracle, sim.h[:, 0])[0, 1]
     assert np.corrcoef(h_mean, sim.h[:, 0])[0, 1] > best - 0.1, (np.corrcoef(h_mean, sim.h[:, 0])[0, 1], best)
 

@@ -7,9 +7,9 @@ import pytest
 import scipy.stats
 
 import bayesvol
+from bayesvol.filters.dfsv_methods import filter_states
 from bayesvol.models import DFSV
 from bayesvol.models import _dfsv_kalman as kalman
-from bayesvol.models.dfsv_filters import filter_states
 
 ONE_FACTOR = {"lambda_r": np.array([[1.0], [0.7]]), "Phi_f": np.array([[0.0]]), "Phi_h": np.array([[0.95]]),
               "mu": np.array([0.0]), "Q_h": np.array([[0.06]]), "sigma2": np.array([0.3, 0.4])}
@@ -73,7 +73,7 @@ def test_both_filters_are_exact_when_the_log_variances_are_constant(two_factor_d
     model = DFSV(num_factors=2)
     y = two_factor_data.y
     h = np.broadcast_to(params["mu"], y.shape[:1] + (2,))
-    exact = float(kalman.filter_factors(params["lambda_r"], params["Phi_f"], h, params["sigma2"], y).loglik.sum())
+    exact = float(kalman.filter_factors(params["lambda_r"], params["Phi_f"], h, params["sigma2"], y).log_likelihood)
     bellman = bayesvol.log_likelihood(model, params, y, method="bellman")
     pf = bayesvol.log_likelihood(model, params, y, method="pf", num_particles=1000)
     np.testing.assert_allclose(bellman, exact, rtol=1e-6)
@@ -103,7 +103,7 @@ def test_filtered_states_track_the_truth(two_factor_data):
     for j in range(2):
         assert np.corrcoef(bellman.h_filtered[:, j], pf.h_filtered[:, j])[0, 1] > 0.9
         assert np.corrcoef(bellman.f_filtered[:, j], pf.f_filtered[:, j])[0, 1] > 0.99
-    loglik_b, loglik_p = bellman.loglik.sum(), pf.loglik.sum()
+    loglik_b, loglik_p = bellman.log_likelihood, pf.log_likelihood
     assert abs(loglik_b - loglik_p) < 2.0, (loglik_b, loglik_p)
     axes = bayesvol.plots.plot_factors(bellman, truth=(sim.f, sim.h))
     assert axes.shape == (2, 2)
@@ -120,7 +120,7 @@ def test_idiosyncratic_sv_filters_agree():
     pf = filter_states(model, params, sim.y, method="pf", num_particles=1000, smooth=False)
     assert bellman.h_id_filtered.shape == pf.h_id_filtered.shape == (150, 2)
     assert pf.h_id_smoothed is None
-    assert abs(bellman.loglik.sum() - pf.loglik.sum()) < 2.0
+    assert abs(bellman.log_likelihood - pf.log_likelihood) < 2.0
     assert np.corrcoef(bellman.h_id_filtered[:, 0], pf.h_id_filtered[:, 0])[0, 1] > 0.8
 
 

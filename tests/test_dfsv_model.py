@@ -148,15 +148,16 @@ def test_rao_blackwellised_likelihood_equals_dense_multivariate_normal(time_vary
     lam, phi_f = params["lambda_r"], params["Phi_f"]
     out = kalman.filter_factors(jnp.asarray(lam), jnp.asarray(phi_f), jnp.asarray(h), jnp.asarray(idio_var),
                                 jnp.asarray(y))
+    terms = out.pointwise_log_likelihood
     cov_f, load, cov_r = dense_factor_law(lam, phi_f, h, idio_var)
     total = scipy.stats.multivariate_normal(np.zeros(cov_r.shape[0]), cov_r).logpdf(y.ravel())
-    np.testing.assert_allclose(float(out.loglik.sum()), total, rtol=1e-10)
+    np.testing.assert_allclose(float(out.log_likelihood), total, rtol=1e-10)
     # Pointwise terms are predictive: log p(r_{1:t}) - log p(r_{1:t-1}).
     for t in (1, 5, num_timesteps - 1):
         upto = scipy.stats.multivariate_normal(np.zeros((t + 1) * n), cov_r[:(t + 1) * n, :(t + 1) * n])
         before = scipy.stats.multivariate_normal(np.zeros(t * n), cov_r[:t * n, :t * n])
-        np.testing.assert_allclose(float(out.loglik[:t + 1].sum()), upto.logpdf(y[:t + 1].ravel()), rtol=1e-10)
-        np.testing.assert_allclose(float(out.loglik[t]), upto.logpdf(y[:t + 1].ravel())
+        np.testing.assert_allclose(float(terms[:t + 1].sum()), upto.logpdf(y[:t + 1].ravel()), rtol=1e-10)
+        np.testing.assert_allclose(float(terms[t]), upto.logpdf(y[:t + 1].ravel())
                                    - before.logpdf(y[:t].ravel()), rtol=1e-8, atol=1e-10)
     # Smoothed factors = the Gaussian conditional law of f given all returns.
     gain = cov_f @ load.T @ np.linalg.inv(cov_r)
@@ -173,7 +174,7 @@ def test_rao_blackwellised_likelihood_equals_dense_multivariate_normal(time_vary
                             phi_f, np.zeros(k), noise, lam, np.zeros(n),
                             np.broadcast_to(idio_var, (num_timesteps, n))[:, :, None] * np.eye(n))
     generic = kalman_filter(ssm, y)
-    np.testing.assert_allclose(np.asarray(out.loglik), np.asarray(generic.predictive_log_likelihoods), rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(terms), np.asarray(generic.predictive_log_likelihoods), rtol=1e-9)
     np.testing.assert_allclose(np.asarray(out.filtered_mean), np.asarray(generic.filtered_means), atol=1e-9)
 
 
@@ -188,7 +189,7 @@ def test_one_factor_one_asset_without_dynamics_is_sv_with_measurement_noise():
         out = kalman.filter_factors(jnp.ones((1, 1)), jnp.zeros((1, 1)), jnp.asarray(h), jnp.array([sigma2]),
                                     jnp.asarray(y))
         want = scipy.stats.norm(0.0, np.sqrt(np.exp(h[:, 0]) + sigma2)).logpdf(y[:, 0])
-        np.testing.assert_allclose(np.asarray(out.loglik), want, rtol=1e-8)
+        np.testing.assert_allclose(np.asarray(out.pointwise_log_likelihood), want, rtol=1e-8)
     # The model's emission given the full state matches too (f_t integrated by hand is the SV density).
     model = DFSV(num_factors=1)
     params = bayesvol.models._base.as_params(model, {

@@ -18,7 +18,7 @@ from jax import lax
 
 from bayesvol.filters import _common
 from bayesvol.filters.bellman import _run_model as _run_bellman
-from bayesvol.models._dfsv_kalman import cho_solve, cholesky
+from bayesvol.models._dfsv_linalg import cho_solve, cholesky
 
 __all__ = ["EISResult", "efficient_importance_sampling"]
 

@@ -7,8 +7,9 @@ through ``K``-dimensional statistics (``Lambda' D_t^{-1} Lambda``, ``Lambda' D_t
 all time steps at once before the recursion; a step then costs O(K^3) whatever ``N``.
 
 The factor dimension is small, so the ``K x K`` Cholesky factorisations and triangular solves are written out
-entry by entry: inside ``lax.scan`` XLA fuses them, which on CPU is several times faster than calling
-LAPACK for tiny matrices.
+entry by entry (:mod:`bayesvol.models._dfsv_linalg`). The prediction step is the factor VAR of
+:func:`bayesvol.models._dfsv_state.factor_moments`, the first predicted law its stationary law
+:func:`~bayesvol.models._dfsv_state.factor_stationary_cov`.
 
 Why not the generic :func:`bayesvol.filters.kalman_filter`: it works in covariance form, factorising the
 ``N x N`` innovation covariance at every step (O(N^3) per step, and a (T, N, N) observation covariance
@@ -25,101 +26,13 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import lax
 
-from bayesvol.models._dfsv_priors import solve_discrete_lyapunov
+from bayesvol.models._dfsv_linalg import cho_solve, cholesky, mm, mT, mv, solve_lower, solve_upper
+from bayesvol.models._dfsv_state import factor_moments, factor_stationary_cov
 
-__all__ = ["FactorFilterOutput", "FactorMarginal", "ObservationStats", "cho_solve", "cholesky",
-           "expected_complete_loglik", "filter_factors", "lag_one_covariances", "marginal_loglik", "observation_stats",
-           "smooth_factors", "solve_lower", "solve_upper", "update_with_stats"]
+__all__ = ["FactorFilterOutput", "FactorMarginal", "ObservationStats", "expected_complete_loglik", "filter_factors",
+           "lag_one_covariances", "marginal_loglik", "observation_stats", "smooth_factors", "update_with_stats"]
 
 LOG_2PI = math.log(2.0 * math.pi)
-
-# Above this size the written-out factorisations grow too long; LAPACK is used instead.
-SMALL = 8
-
-
-# --- small dense linear algebra on the last two axes ---------------------------------------------
-def cholesky(a):
-    """Lower Cholesky factor of the symmetric positive-definite matrices ``a`` (..., K, K)."""
-    k = a.shape[-1]
-    if k > SMALL:
-        return jnp.linalg.cholesky(a)
-    low = [[None] * k for _ in range(k)]
-    for j in range(k):
-        diag = jnp.sqrt(a[..., j, j] - sum(low[j][p] ** 2 for p in range(j)))
-        low[j][j] = diag
-        for i in range(j + 1, k):
-            low[i][j] = (a[..., i, j] - sum(low[i][p] * low[j][p] for p in range(j))) / diag
-    zero = jnp.zeros_like(a[..., 0, 0])
-    return jnp.stack([jnp.stack([low[i][j] if j <= i else zero for j in range(k)], -1) for i in range(k)], -2)
-
-
-def solve_lower(low, b, vector: bool | None = None):
-    """Solve ``low x = b`` for lower-triangular ``low`` (..., K, K); ``b`` is (..., K) or (..., K, M).
-
-    ``vector`` says which (by default: a vector when ``b`` has one axis fewer than ``low``).
-    """
-    k = low.shape[-1]
-    vector = b.ndim == low.ndim - 1 if vector is None else vector
-    if k > SMALL:
-        from jax.scipy.linalg import solve_triangular
-
-        rhs = b[..., None] if vector else b
-        out = solve_triangular(low, rhs, lower=True)
-        return out[..., 0] if vector else out
-    rows = []
-    for i in range(k):
-        acc = b[..., i] if vector else b[..., i, :]
-        for p in range(i):
-            coef = low[..., i, p] if vector else low[..., i, p, None]
-            acc = acc - coef * rows[p]
-        rows.append(acc / (low[..., i, i] if vector else low[..., i, i, None]))
-    return jnp.stack(rows, -1 if vector else -2)
-
-
-def solve_upper(low, b, vector: bool | None = None):
-    """Solve ``low' x = b`` for lower-triangular ``low`` (..., K, K); ``b`` is (..., K) or (..., K, M).
-
-    ``vector`` says which (by default: a vector when ``b`` has one axis fewer than ``low``).
-    """
-    k = low.shape[-1]
-    vector = b.ndim == low.ndim - 1 if vector is None else vector
-    if k > SMALL:
-        from jax.scipy.linalg import solve_triangular
-
-        rhs = b[..., None] if vector else b
-        out = solve_triangular(low, rhs, lower=True, trans=1)
-        return out[..., 0] if vector else out
-    rows = [None] * k
-    for i in reversed(range(k)):
-        acc = b[..., i] if vector else b[..., i, :]
-        for p in range(i + 1, k):
-            acc = acc - (low[..., p, i] if vector else low[..., p, i, None]) * rows[p]
-        rows[i] = acc / (low[..., i, i] if vector else low[..., i, i, None])
-    return jnp.stack(rows, -1 if vector else -2)
-
-
-def cho_solve(chol, b):
-    """Solve ``(L L') x = b`` given the lower Cholesky factor ``L``."""
-    return solve_upper(chol, solve_lower(chol, b))
-
-
-def _mv(a, x):
-    """Matrix-vector product; for small sizes as a broadcast sum, which XLA fuses with its neighbours."""
-    if a.shape[-1] > SMALL:
-        return jnp.einsum("...ij,...j->...i", a, x)
-    return jnp.sum(a * x[..., None, :], -1)
-
-
-def _mm(a, b):
-    """Matrix product on the last two axes; for small sizes as a broadcast sum (fused by XLA)."""
-    if a.shape[-1] > SMALL:
-        return a @ b
-    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], -2)
-
-
-def _mT(a):
-    return jnp.swapaxes(a, -1, -2)
-
 
 # --- the filter -----------------------------------------------------------------------------------
 class ObservationStats(NamedTuple):
@@ -168,37 +81,37 @@ def update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, num_assets
     """
     k = pred_mean.shape[-1]
     chol_pred = cholesky(pred_cov)
-    gram_mean = _mv(gram, pred_mean)
-    chol_m = cholesky(jnp.eye(k) + _mm(_mm(_mT(chol_pred), gram), chol_pred))
-    u = _mv(_mT(chol_pred), score - gram_mean)
+    gram_mean = mv(gram, pred_mean)
+    chol_m = cholesky(jnp.eye(k) + mm(mm(mT(chol_pred), gram), chol_pred))
+    u = mv(mT(chol_pred), score - gram_mean)
     half_u = solve_lower(chol_m, u)
     resid_quad = quad - 2.0 * jnp.sum(pred_mean * score, -1) + jnp.sum(pred_mean * gram_mean, -1)
     logdet_s = logdet + 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_m, axis1=-2, axis2=-1)), -1)
     loglik = -0.5 * (num_assets * math.log(2.0 * math.pi) + logdet_s + resid_quad - jnp.sum(half_u**2, -1))
-    mean = pred_mean + _mv(chol_pred, solve_upper(chol_m, half_u))
-    half = solve_lower(chol_m, _mT(chol_pred))
-    return loglik, mean, _mm(_mT(half), half)
-
-
-def predict(mean, cov, Phi_f, h_next):
-    """Kalman prediction ``(Phi_f m, Phi_f P Phi_f' + diag(exp(h)))``."""
-    pred_cov = _mm(_mm(Phi_f, cov), Phi_f.T) + jnp.exp(h_next)[..., :, None] * jnp.eye(h_next.shape[-1])
-    return _mv(Phi_f, mean), 0.5 * (pred_cov + _mT(pred_cov))
-
-
-def stationary_factor_cov(Phi_f, h):
-    """``Gamma_f(h)``: the solution of ``G = Phi_f G Phi_f' + diag(exp(h))`` (batched over ``h``)."""
-    return solve_discrete_lyapunov(Phi_f, jnp.exp(h)[..., :, None] * jnp.eye(h.shape[-1]))
+    mean = pred_mean + mv(chol_pred, solve_upper(chol_m, half_u))
+    half = solve_lower(chol_m, mT(chol_pred))
+    return loglik, mean, mm(mT(half), half)
 
 
 class FactorFilterOutput(NamedTuple):
-    """Kalman filter output: pointwise ``log p(r_t | r_{1:t-1}, h)`` (T,), filtered and predicted moments."""
+    """Kalman filter output: ``pointwise_log_likelihood``, the terms ``log p(r_t | r_{1:t-1}, h)`` (T,), and the
+    filtered and predicted moments; ``log_likelihood`` is their sum (``loglik`` the former name of the terms)."""
 
-    loglik: jnp.ndarray
+    pointwise_log_likelihood: jnp.ndarray
     filtered_mean: jnp.ndarray
     filtered_cov: jnp.ndarray
     predicted_mean: jnp.ndarray
     predicted_cov: jnp.ndarray
+
+    @property
+    def log_likelihood(self):
+        """The log-likelihood given the log-variances: the sum of :attr:`pointwise_log_likelihood`."""
+        return jnp.sum(self.pointwise_log_likelihood)
+
+    @property
+    def loglik(self):
+        """Former name of :attr:`pointwise_log_likelihood`."""
+        return self.pointwise_log_likelihood
 
 
 def filter_factors(loadings, Phi_f, h, idio_var, y) -> FactorFilterOutput:
@@ -215,9 +128,9 @@ def filter_factors(loadings, Phi_f, h, idio_var, y) -> FactorFilterOutput:
         pred_mean, pred_cov = carry
         gram, score, quad, logdet, h_next = inputs
         loglik, mean, cov = update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, stats.num_assets)
-        return predict(mean, cov, Phi_f, h_next), (loglik, mean, cov, pred_mean, pred_cov)
+        return factor_moments(Phi_f, h_next, mean, cov), (loglik, mean, cov, pred_mean, pred_cov)
 
-    first = (jnp.zeros(k), stationary_factor_cov(Phi_f, h[0]))
+    first = (jnp.zeros(k), factor_stationary_cov(Phi_f, h[0]))
     _, outputs = lax.scan(step, first, (stats.gram, stats.score, stats.quad, stats.logdet, next_h))
     return FactorFilterOutput(*outputs)
 
@@ -233,7 +146,7 @@ def smooth_factors(Phi_f, out: FactorFilterOutput):
         smooth_mean_next, smooth_cov_next = carry
         mean, cov, pred_mean_next, pred_cov_next = inputs
         chol = cholesky(pred_cov_next)
-        gain = _mT(cho_solve(chol, Phi_f @ cov))
+        gain = mT(cho_solve(chol, Phi_f @ cov))
         smooth_mean = mean + gain @ (smooth_mean_next - pred_mean_next)
         smooth_cov = cov + gain @ (smooth_cov_next - pred_cov_next) @ gain.T
         return (smooth_mean, 0.5 * (smooth_cov + smooth_cov.T)), (smooth_mean, smooth_cov)
@@ -252,8 +165,8 @@ def lag_one_covariances(Phi_f, out: FactorFilterOutput, smoothed_cov):
     ``t`` at once (no recursion).
     """
     chol = cholesky(out.predicted_cov[1:])
-    gain = _mT(cho_solve(chol, _mm(jnp.broadcast_to(Phi_f, out.filtered_cov[:-1].shape), out.filtered_cov[:-1])))
-    return _mm(smoothed_cov[1:], _mT(gain))
+    gain = mT(cho_solve(chol, mm(jnp.broadcast_to(Phi_f, out.filtered_cov[:-1].shape), out.filtered_cov[:-1])))
+    return mm(smoothed_cov[1:], mT(gain))
 
 
 def expected_complete_loglik(loadings, Phi_f, h, idio_var, y, smoothed_mean, smoothed_cov, lag_one_cov):
@@ -285,7 +198,7 @@ def expected_complete_loglik(loadings, Phi_f, h, idio_var, y, smoothed_mean, smo
                     - 2.0 * jnp.diagonal(cross_phi, axis1=-2, axis2=-1)
                     + jnp.einsum("ja,tab,jb->tj", Phi_f, second[:-1], Phi_f))
     transition = -0.5 * jnp.sum(LOG_2PI + h[1:] + jnp.exp(-h[1:]) * shock_second)
-    start_cov = stationary_factor_cov(Phi_f, h[0])
+    start_cov = factor_stationary_cov(Phi_f, h[0])
     chol = cholesky(start_cov)
     start = -0.5 * (k * LOG_2PI + 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
                     + jnp.trace(cho_solve(chol, second[0])))
@@ -293,13 +206,24 @@ def expected_complete_loglik(loadings, Phi_f, h, idio_var, y, smoothed_mean, smo
 
 
 class FactorMarginal(NamedTuple):
-    """Output of :func:`marginal_loglik`: ``total`` (the log-likelihood, with the Fisher-identity gradient),
-    pointwise ``loglik`` (T,), smoothed means (T, K) and covariances (T, K, K) of the factors."""
+    """Output of :func:`marginal_loglik`: ``log_likelihood`` (the total, with the Fisher-identity gradient), its
+    terms ``pointwise_log_likelihood`` (T,), smoothed means (T, K) and covariances (T, K, K) of the factors.
+    (``total`` and ``loglik`` are the former names of the first two.)"""
 
-    total: jnp.ndarray
-    loglik: jnp.ndarray
+    log_likelihood: jnp.ndarray
+    pointwise_log_likelihood: jnp.ndarray
     smoothed_mean: jnp.ndarray
     smoothed_cov: jnp.ndarray
+
+    @property
+    def total(self):
+        """Former name of :attr:`log_likelihood`."""
+        return self.log_likelihood
+
+    @property
+    def loglik(self):
+        """Former name of :attr:`pointwise_log_likelihood`."""
+        return self.pointwise_log_likelihood
 
 
 def marginal_loglik(loadings, Phi_f, h, idio_var, y) -> FactorMarginal:
@@ -318,5 +242,5 @@ def marginal_loglik(loadings, Phi_f, h, idio_var, y) -> FactorMarginal:
     mean, cov = smooth_factors(frozen[1], out)
     lag_one = lag_one_covariances(frozen[1], out, cov)
     expected = expected_complete_loglik(loadings, Phi_f, h, idio_var, y, mean, cov, lag_one)
-    total = out.loglik.sum() + expected - lax.stop_gradient(expected)
-    return FactorMarginal(total, out.loglik, mean, cov)
+    total = out.pointwise_log_likelihood.sum() + expected - lax.stop_gradient(expected)
+    return FactorMarginal(total, out.pointwise_log_likelihood, mean, cov)

@@ -6,23 +6,19 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import NamedTuple
 
 import jax
-import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pandas as pd
-from jax import lax
-from numpyro.distributions import constraints
-from numpyro.infer import init_to_median
 
+import bayesvol.models._dfsv_kalman as kalman
 from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values
 from bayesvol.distributions.priors import ScaledBeta
-from bayesvol.models import _dfsv_kalman as kalman
+from bayesvol.models._base import as_key
 from bayesvol.models._dfsv_priors import (
     IdentifiedLoadings,
     LoadingsTransform,
@@ -31,9 +27,18 @@ from bayesvol.models._dfsv_priors import (
     StationaryTransform,
     loadings_from_free,
     num_free_loadings,
-    solve_discrete_lyapunov,
     stationary_from_unconstrained,
-    unconstrained_from_stationary,
+)
+from bayesvol.models._dfsv_state import (
+    JointStateLaw,
+    conditional_covariance,
+    factor_mean,
+    factor_path,
+    idiosyncratic_variance,
+    log_variance_mean,
+    log_variance_path,
+    log_variance_var,
+    simulate_from_shocks,
 )
 
 __all__ = ["DFSV", "DFSVParams", "DFSVSimulation", "default_priors"]
@@ -61,13 +66,16 @@ class DFSVParams(NamedTuple):
 
 
 class DFSVSimulation(NamedTuple):
-    """Simulated DFSV data: returns ``y`` (T, N), factors ``f`` (T, K), factor log-variances ``h`` (T, K) and,
-    with idiosyncratic SV, the idiosyncratic log-variances ``h_id`` (T, N) (else ``None``)."""
+    r"""Simulated DFSV data: returns ``y`` (T, N), factor log-variances ``h`` (T, K), factors ``f`` (T, K), with
+    idiosyncratic SV the idiosyncratic log-variances ``h_id`` (T, N) (else ``None``), and ``covariance``
+    (T, N, N), the conditional covariance :math:`\Lambda\,\mathrm{diag}(e^{h_t})\Lambda' + \Sigma_t` of
+    :math:`r_t` given :math:`f_{t-1}` and the log-variances."""
 
     y: np.ndarray
     h: np.ndarray
     f: np.ndarray
     h_id: np.ndarray | None = None
+    covariance: np.ndarray | None = None
 
 
 class PanelIndex(NamedTuple):
@@ -319,7 +327,7 @@ class DFSV:
                              "redundant series")
         return Panel(values, PanelIndex(time, assets))
 
-    def check_params(self, params: DFSVParams, num_assets: int | None = None) -> DFSVParams:
+    def check_parameters(self, params: DFSVParams, num_assets: int | None = None) -> DFSVParams:
         """Check the shapes of ``params`` against ``K`` and ``N`` (from ``lambda_r`` unless given)."""
         k = self.num_factors
         lam = params.lambda_r
@@ -345,25 +353,17 @@ class DFSV:
 
     def initial(self, params: DFSVParams) -> JointStateLaw:
         """Law of the first state ``x_1 = (f_1, h_1[, h_id_1])`` (see Notes of :class:`DFSV`)."""
-        stationary_h = solve_discrete_lyapunov(params.Phi_h, params.Q_h)
-        id_loc = id_scale = None
-        if self.idiosyncratic == "sv":
-            id_loc, id_scale = params.mu_id, params.sigma_id / jnp.sqrt(1.0 - params.phi_id**2)
-        return JointStateLaw(jnp.zeros(self.num_factors), params.mu, jnp.linalg.cholesky(stationary_h),
-                             params.Phi_f, id_loc, id_scale, stationary_start=True)
+        var = log_variance_var(params, self.idiosyncratic == "sv")
+        return JointStateLaw(jnp.zeros(self.num_factors), var.mean, jnp.linalg.cholesky(var.stationary_cov),
+                             params.Phi_f, stationary_start=True)
 
     def transition(self, params: DFSVParams, state_prev, y_prev=None) -> JointStateLaw:
         """Law of ``x_t`` given ``x_{t-1}``: ``h_t`` (and ``h_id_t``) Gaussian AR, then ``f_t | h_t`` Gaussian."""
         k = self.num_factors
-        f_prev, h_prev = state_prev[..., :k], state_prev[..., k:2 * k]
-        h_loc = params.mu + (h_prev - params.mu) @ params.Phi_h.T
-        id_loc = id_scale = None
-        if self.idiosyncratic == "sv":
-            id_prev = state_prev[..., 2 * k:]
-            id_loc = params.mu_id + params.phi_id * (id_prev - params.mu_id)
-            id_scale = jnp.broadcast_to(params.sigma_id, id_loc.shape)
-        return JointStateLaw(f_prev @ params.Phi_f.T, h_loc, jnp.linalg.cholesky(params.Q_h), params.Phi_f,
-                             id_loc, id_scale)
+        var = log_variance_var(params, self.idiosyncratic == "sv")
+        f_loc = factor_mean(params.Phi_f, state_prev[..., :k])
+        return JointStateLaw(f_loc, log_variance_mean(var, state_prev[..., k:]), jnp.linalg.cholesky(var.cov),
+                             params.Phi_f)
 
     def emission(self, params: DFSVParams, state):
         """Law of ``r_t`` given the state: ``N(Lambda f_t, Sigma_t)`` with diagonal ``Sigma_t``."""
@@ -373,9 +373,7 @@ class DFSV:
 
     def _idio_var(self, params, h_id):
         """Idiosyncratic variances: ``sigma2`` or ``exp(h_id)``."""
-        if self.idiosyncratic == "constant":
-            return params.sigma2
-        return jnp.exp(h_id)
+        return idiosyncratic_variance(params, h_id if self.idiosyncratic == "sv" else None)
 
     # --- simulation ------------------------------------------------------------------------------
     def simulate(self, params: DFSVParams, num_timesteps: int, key) -> DFSVSimulation:
@@ -384,13 +382,15 @@ class DFSV:
         Per step: (1) the factor log-variances ``h_t`` from their VAR(1); (2) factor shocks
         ``nu_t ~ N(0, diag(exp(h_t)))``; (3) ``f_t = Phi_f f_{t-1} + nu_t``; (4) with idiosyncratic SV, each
         ``h_id_t`` from its AR(1); (5) ``eps_t ~ N(0, Sigma_t)``; (6) ``r_t = Lambda f_t + eps_t``.
+        ``key`` is an integer seed or a JAX key.
         """
-        params = self.check_params(params)
+        params = self.check_parameters(params)
         k, n = self._state_dim(params)
-        shocks = jax.random.normal(key, (4, num_timesteps, max(k, n)))
-        out = simulate_from_shocks(self, params, shocks[0, :, :k], shocks[1, :, :k], shocks[2, :, :n],
-                                   shocks[3, :, :n])
-        return DFSVSimulation(*(None if v is None else np.asarray(v) for v in out))
+        shocks = jax.random.normal(as_key(key), (4, num_timesteps, max(k, n)))
+        y, h, f, h_id = simulate_from_shocks(self, params, shocks[0, :, :k], shocks[1, :, :k], shocks[2, :, :n],
+                                             shocks[3, :, :n])
+        covariance = conditional_covariance(params.lambda_r, h, self._idio_var(params, h_id))
+        return DFSVSimulation(*(None if v is None else np.asarray(v) for v in (y, h, f, h_id, covariance)))
 
     # --- the NumPyro program ---------------------------------------------------------------------
     def _sample_params(self, num_assets: int) -> DFSVParams:
@@ -422,20 +422,24 @@ class DFSV:
         num_timesteps, n = y.shape
         k = self.num_factors
         params = self._sample_params(n)
-        z_h = numpyro.sample("h_std", dist.Normal(0.0, 1.0).expand([num_timesteps, k]).to_event(2))
-        h = numpyro.deterministic("h", logvol_path(params.mu, params.Phi_h, params.Q_h, z_h))
+        sv = self.idiosyncratic == "sv"
+        z = numpyro.sample("h_std", dist.Normal(0.0, 1.0).expand([num_timesteps, k]).to_event(2))
+        if sv:
+            z_id = numpyro.sample("h_id_std", dist.Normal(0.0, 1.0).expand([num_timesteps, n]).to_event(2))
+            z = jnp.concatenate([z, z_id], -1)
+        g = log_variance_path(log_variance_var(params, sv), z)
+        h = numpyro.deterministic("h", g[:, :k])
         numpyro.deterministic("vol", jnp.exp(0.5 * h))
         h_id = None
-        if self.idiosyncratic == "sv":
-            z_id = numpyro.sample("h_id_std", dist.Normal(0.0, 1.0).expand([num_timesteps, n]).to_event(2))
-            h_id = numpyro.deterministic("h_id", ar1_paths(params.mu_id, params.phi_id, params.sigma_id, z_id))
+        if sv:
+            h_id = numpyro.deterministic("h_id", g[:, k:])
             numpyro.deterministic("vol_id", jnp.exp(0.5 * h_id))
         idio_var = self._idio_var(params, h_id)
         if self.marginalize_factors:
             # Kalman filter value, gradient by Fisher's identity from the smoothed moments (kalman.marginal_loglik).
             out = kalman.marginal_loglik(params.lambda_r, params.Phi_f, h, idio_var, y)
-            numpyro.factor("y_marginal", out.total)
-            numpyro.deterministic("loglik_y", out.loglik)
+            numpyro.factor("y_marginal", out.log_likelihood)
+            numpyro.deterministic("loglik_y", out.pointwise_log_likelihood)
             numpyro.deterministic("f_mean", out.smoothed_mean)
             numpyro.deterministic("f_sd", jnp.sqrt(jnp.diagonal(out.smoothed_cov, axis1=-2, axis2=-1)))
         else:
@@ -550,222 +554,10 @@ class DFSV:
             starts.append(start)
         return starts
 
-    def nuts_options(self, y, dense_mass: bool = True) -> dict:
-        """NUTS settings used by :func:`bayesvol.sample`: a start and an initial mass matrix (marginalised program).
-
-        Start (``init_strategy``): the parameters are the first of :meth:`start_values` (principal
-        components); the log-variance paths are smoothed by the Bellman filter at those parameters
-        (:func:`bayesvol.models.dfsv_filters.filter_states`) and mapped to the program's standardised
-        innovations ``h_std`` (and ``h_id_std``). Real-valued sites get a jitter of standard deviation 0.1
-        drawn with each chain's key, so chains start apart.
-
-        Mass matrix (``inverse_mass_matrix``, with ``dense_mass``): the inverse of the curvature of the
-        negative log density in the parameters' unconstrained coordinates at that start, log-variance
-        innovations held fixed. The curvature is the complete-data one (the derivative of the
-        Fisher-identity gradient with the factors' smoothing moments held fixed), at least the observed one,
-        so the initial momentum scales err on the small side. Warm-up adapts both further.
-
-        Without them warm-up starts at ``h = mu`` with a unit mass matrix, and on ``T = 1000`` its first
-        windows run at the maximum tree depth with step sizes near 1e-3. The full-latent program
-        (``marginalize_factors=False``) keeps the defaults (an empty dict).
-        """
-        if not self.marginalize_factors:
-            return {}
-        init = self._nuts_init_strategy(y)
-        if not dense_mass:
-            return {"init_strategy": init}
-        return {"init_strategy": init, "inverse_mass_matrix": self._initial_inverse_mass(y, init)}
-
-    def _initial_inverse_mass(self, y, init) -> dict:
-        from numpyro.infer.util import initialize_model
-
-        y = jnp.asarray(y, dtype=jnp.float64)
-        info = initialize_model(jax.random.PRNGKey(0), self.program, model_args=(y,), init_strategy=init)
-        sites = tuple(n for n in self.dense_mass_sites if n in info.param_info.z)
-        point = info.param_info.z
-        flat, unravel = jax.flatten_util.ravel_pytree({n: point[n] for n in sites})
-
-        def gradient(x):
-            return jax.grad(lambda x: info.potential_fn({**point, **unravel(x)}))(x)
-
-        curvature = np.asarray(jax.jit(jax.jacfwd(gradient))(flat))
-        curvature = 0.5 * (curvature + curvature.T)
-        eigval, eigvec = np.linalg.eigh(curvature)
-        if not np.all(np.isfinite(eigval)) or eigval.max() <= 0:
-            return {}
-        # Directions of non-positive curvature get the scale of the flattest positive one.
-        eigval = np.maximum(eigval, eigval[eigval > 0].min())
-        return {sites: jnp.asarray((eigvec / eigval) @ eigvec.T)}
-
-    def _nuts_init_strategy(self, y):
-        from bayesvol.models.dfsv_filters import filter_states
-
-        y = np.asarray(y, dtype=np.float64)
-        k, n = self.num_factors, y.shape[1]
-        start = self.start_values(y)[0]
-        states = filter_states(self, start, y, method="bellman")
-        mu, phi_h, q_h = (np.asarray(start[name]) for name in ("mu", "Phi_h", "Q_h"))
-        h = states.h_smoothed
-        chol_q = np.linalg.cholesky(q_h)
-        chol_0 = np.linalg.cholesky(np.asarray(solve_discrete_lyapunov(phi_h, q_h)))
-        z_h = np.vstack([np.linalg.solve(chol_0, h[0] - mu),
-                         np.linalg.solve(chol_q, (h[1:] - mu - (h[:-1] - mu) @ phi_h.T).T).T])
-        rows, cols = np.nonzero(np.tri(n, k, -1, dtype=bool))
-        values = {"h_std": z_h, "mu": mu, "Q_h": q_h, "lambda_r_free": np.asarray(start["lambda_r"])[rows, cols],
-                  "Phi_f_free": np.asarray(unconstrained_from_stationary(start["Phi_f"])),
-                  "Phi_h_free": np.asarray(unconstrained_from_stationary(phi_h))}
-        if self.idiosyncratic == "constant":
-            values["sigma2"] = np.asarray(start["sigma2"])
-        else:
-            mu_id, phi_id, sigma_id = (np.asarray(start[name]) for name in ("mu_id", "phi_id", "sigma_id"))
-            h_id = states.h_id_smoothed
-            values.update(mu_id=mu_id, phi_id=phi_id, sigma_id=sigma_id,
-                          h_id_std=np.vstack([(h_id[0] - mu_id) * np.sqrt(1.0 - phi_id**2) / sigma_id,
-                                              (h_id[1:] - mu_id - phi_id * (h_id[:-1] - mu_id)) / sigma_id]))
-        return partial(_init_near, values={name: jnp.asarray(v) for name, v in values.items()})
-
     def describe(self) -> str:
         """One line naming the model, for titles and attrs."""
         idio = "constant idiosyncratic variances" if self.idiosyncratic == "constant" else "idiosyncratic SV"
         return f"DFSV (K={self.num_factors} factor{'s' if self.num_factors > 1 else ''}, {idio})"
-
-
-# Sites of the program with real support, where a start value can be jittered freely.
-_REAL_SITES = ("h_std", "h_id_std", "mu", "mu_id", "lambda_r_free", "Phi_f_free", "Phi_h_free")
-
-
-def _init_near(site=None, values=None, jitter: float = 0.1):
-    """Init strategy: ``values[name]`` (plus N(0, jitter^2) noise on real-valued sites, from the chain's key);
-    sites not in ``values`` start at their prior median."""
-    if site is None:
-        return partial(_init_near, values=values, jitter=jitter)
-    if site["type"] == "sample" and not site["is_observed"] and site["name"] in values:
-        value = values[site["name"]]
-        key = site["kwargs"].get("rng_key")
-        if site["name"] in _REAL_SITES and key is not None:
-            value = value + jitter * jax.random.normal(key, jnp.shape(value))
-        return value
-    return init_to_median(site, num_samples=15)
-
-
-# --- the joint state law (latent-state protocol) -------------------------------------------------
-class JointStateLaw(dist.Distribution):
-    r"""Law of the joint state :math:`x_t = (f_t, h_t[, h^{id}_t])`: :math:`h_t` Gaussian, then :math:`f_t \mid h_t`.
-
-    :math:`h_t \sim N(h_{loc}, LL')`, :math:`h^{id}_t \sim N(id_{loc}, \mathrm{diag}(id_{scale}^2))` and
-    :math:`f_t \mid h_t \sim N(f_{loc}, \mathrm{diag}(e^{h_t}))`, or with ``stationary_start``
-    :math:`N(0, \Gamma_f(h_t))`, :math:`\Gamma_f(h) = \Phi_f \Gamma_f(h) \Phi_f' + \mathrm{diag}(e^{h})`.
-    """
-
-    arg_constraints = {}
-    support = constraints.real_vector
-    pytree_data_fields = ("f_loc", "h_loc", "h_scale_tril", "Phi_f", "id_loc", "id_scale")
-    pytree_aux_fields = ("stationary_start",)
-
-    def __init__(self, f_loc, h_loc, h_scale_tril, Phi_f, id_loc=None, id_scale=None, *, stationary_start=False,
-                 validate_args=None):
-        self.f_loc, self.h_loc, self.h_scale_tril, self.Phi_f = f_loc, h_loc, h_scale_tril, Phi_f
-        self.id_loc, self.id_scale, self.stationary_start = id_loc, id_scale, stationary_start
-        k = jnp.shape(h_loc)[-1]
-        n_id = 0 if id_loc is None else jnp.shape(id_loc)[-1]
-        shapes = [jnp.shape(f_loc)[:-1], jnp.shape(h_loc)[:-1]] + ([] if id_loc is None else [jnp.shape(id_loc)[:-1]])
-        super().__init__(batch_shape=jnp.broadcast_shapes(*shapes), event_shape=(2 * k + n_id,),
-                         validate_args=validate_args)
-
-    def _factor_chol(self, h):
-        if self.stationary_start:
-            cov = solve_discrete_lyapunov(self.Phi_f, jnp.exp(h)[..., :, None] * jnp.eye(h.shape[-1]))
-            return jnp.linalg.cholesky(cov)
-        return jnp.exp(0.5 * h)[..., :, None] * jnp.eye(h.shape[-1])
-
-    def sample(self, key, sample_shape=()):
-        k = jnp.shape(self.h_loc)[-1]
-        shape = tuple(sample_shape) + self.batch_shape
-        key_h, key_f, key_id = jax.random.split(key, 3)
-        h = self.h_loc + jnp.einsum("...ij,...j->...i", self.h_scale_tril, jax.random.normal(key_h, shape + (k,)))
-        f = self.f_loc + jnp.einsum("...ij,...j->...i", self._factor_chol(h), jax.random.normal(key_f, shape + (k,)))
-        parts = [jnp.broadcast_to(f, shape + (k,)), h]
-        if self.id_loc is not None:
-            n_id = jnp.shape(self.id_loc)[-1]
-            parts.append(self.id_loc + self.id_scale * jax.random.normal(key_id, shape + (n_id,)))
-        return jnp.concatenate(parts, axis=-1)
-
-    def log_prob(self, value):
-        k = jnp.shape(self.h_loc)[-1]
-        f, h = value[..., :k], value[..., k:2 * k]
-        out = dist.MultivariateNormal(self.h_loc, scale_tril=self.h_scale_tril).log_prob(h)
-        out = out + dist.MultivariateNormal(self.f_loc, scale_tril=self._factor_chol(h)).log_prob(f)
-        if self.id_loc is not None:
-            out = out + dist.Normal(self.id_loc, self.id_scale).log_prob(value[..., 2 * k:]).sum(-1)
-        return out
-
-
-# --- paths and moments ---------------------------------------------------------------------------
-def logvol_path(mu, Phi_h, Q_h, z):
-    """Factor log-variance path from standard-normal innovations ``z`` (T, K), non-centred.
-
-    ``h_1 = mu + chol(Gamma_h) z_1`` and ``h_t = mu + Phi_h (h_{t-1} - mu) + chol(Q_h) z_t``.
-    """
-    first = mu + jnp.linalg.cholesky(solve_discrete_lyapunov(Phi_h, Q_h)) @ z[0]
-    shocks = z[1:] @ jnp.linalg.cholesky(Q_h).T
-
-    def step(h_prev, shock):
-        h_t = mu + Phi_h @ (h_prev - mu) + shock
-        return h_t, h_t
-
-    _, rest = lax.scan(step, first, shocks)
-    return jnp.concatenate([first[None], rest])
-
-
-def ar1_paths(mu, phi, sigma, z):
-    """Independent stationary AR(1) paths, one per column of ``z`` (T, N), non-centred."""
-    first = mu + sigma / jnp.sqrt(1.0 - phi**2) * z[0]
-
-    def step(x_prev, z_t):
-        x_t = mu + phi * (x_prev - mu) + sigma * z_t
-        return x_t, x_t
-
-    _, rest = lax.scan(step, first, z[1:])
-    return jnp.concatenate([first[None], rest])
-
-
-def factor_path(Phi_f, h, z):
-    """Factor path given the log-variances, non-centred.
-
-    ``f_1 = chol(Gamma_f(h_1)) z_1`` and ``f_t = Phi_f f_{t-1} + e^{h_t/2} z_t``.
-    """
-    k = h.shape[-1]
-    first = jnp.linalg.cholesky(solve_discrete_lyapunov(Phi_f, jnp.diag(jnp.exp(h[0])))) @ z[0]
-
-    def step(f_prev, inputs):
-        h_t, z_t = inputs
-        f_t = Phi_f @ f_prev + jnp.exp(0.5 * h_t) * z_t
-        return f_t, f_t
-
-    _, rest = lax.scan(step, first, (h[1:], z[1:]))
-    return jnp.concatenate([first[None], rest]).reshape(-1, k)
-
-
-def simulate_from_shocks(model: DFSV, params: DFSVParams, z_h, z_f, z_id, z_eps):
-    """DFSV paths from standard-normal shocks (each (T, K) or (T, N)), following the simulation recipe.
-
-    Returns ``(y, h, f, h_id)`` with ``h_id`` ``None`` under constant idiosyncratic variances.
-    """
-    h = logvol_path(params.mu, params.Phi_h, params.Q_h, z_h)
-    f = factor_path(params.Phi_f, h, z_f)
-    h_id = None
-    if model.idiosyncratic == "sv":
-        h_id = ar1_paths(params.mu_id, params.phi_id, params.sigma_id, z_id)
-    eps = jnp.sqrt(model._idio_var(params, h_id)) * z_eps
-    return f @ params.lambda_r.T + eps, h, f, h_id
-
-
-def conditional_covariance(lambda_r, h, idio_var):
-    r"""``Lambda diag(e^{h_t}) Lambda' + Sigma_t`` per time step: the covariance of :math:`r_t` given
-    :math:`f_{t-1}` and the log-variances, shape (T, N, N)."""
-    common = jnp.einsum("ik,tk,jk->tij", lambda_r, jnp.exp(h), lambda_r)
-    idio = jnp.broadcast_to(idio_var, common.shape[:-1])
-    return common + idio[..., :, None] * jnp.eye(common.shape[-1])
 
 
 def principal_factors(y, num_factors: int):

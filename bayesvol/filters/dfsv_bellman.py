@@ -1,13 +1,12 @@
-r"""Likelihoods and state estimates for :class:`~bayesvol.models.DFSV`: Bellman filter and Rao-Blackwellised PF.
-
-Both estimators are registered with :func:`bayesvol.fit` and :func:`bayesvol.log_likelihood`
-(``method="bellman"`` and ``method="pf"``); :func:`filter_states` returns their filtered and smoothed factors
-and log-variances.
+r"""Bellman filter and smoother for :class:`~bayesvol.models.DFSV`: Laplace steps in the log-variances with the
+factors integrated out exactly.
 
 The state is split as :math:`x_t = (f_t, g_t)` with :math:`g_t = (h_t, h^{id}_t)` the log-variances. Given
-:math:`g`, the factors are linear-Gaussian; the log-variances follow a Gaussian VAR(1),
-:math:`g_t = c + T g_{t-1} + e_t`, :math:`e_t \sim N(0, Q_g)`, with :math:`T = \mathrm{blockdiag}(\Phi_h,
-\mathrm{diag}\,\phi^{id})` and :math:`Q_g = \mathrm{blockdiag}(Q_h, \mathrm{diag}(\sigma^{id})^2)`.
+:math:`g`, the factors are linear-Gaussian; the log-variances follow the Gaussian VAR(1) of
+:func:`bayesvol.models._dfsv_state.log_variance_var`. The prediction step calls the model's state equations
+(:func:`~bayesvol.models._dfsv_state.log_variance_moments`, :func:`~bayesvol.models._dfsv_state.propagate_factors`,
+:func:`~bayesvol.models._dfsv_state.factor_moments`); the likelihood methods built on this filter are in
+:mod:`bayesvol.filters.dfsv_methods`.
 """
 
 from __future__ import annotations
@@ -17,50 +16,28 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-from bayesvol.filters._newton import maximise
-from bayesvol.filters.resampling import effective_sample_size, normalise_log_weights, systematic_resample
-from bayesvol.inference.mle import register_loglik
-from bayesvol.models import _base
-from bayesvol.models import _dfsv_kalman as kalman
+import bayesvol.models._dfsv_kalman as kalman
+from bayesvol.filters._newton import _STEP_LENGTHS, maximise
+from bayesvol.models._dfsv_linalg import cho_solve, cholesky, solve_lower
 from bayesvol.models._dfsv_priors import solve_discrete_lyapunov
-from bayesvol.models.dfsv import DFSV, DFSVParams
+from bayesvol.models._dfsv_state import (
+    factor_mean,
+    factor_moments,
+    factor_shock_variance,
+    factor_stationary_cov,
+    log_variance_moments,
+    log_variance_var,
+    propagate_factors,
+)
 
-__all__ = ["DFSVStates", "bellman_filter", "factor_space_data", "filter_states",
-           "rao_blackwellised_particle_filter"]
+__all__ = ["BellmanOutput", "FactorSpaceData", "bellman_filter", "bellman_smoother", "factor_space_data"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-class LogVarianceDynamics(NamedTuple):
-    """The Gaussian VAR(1) of ``g_t = (h_t, h_id_t)``: ``g_t = const + trans g_{t-1} + e_t``, ``e_t ~ N(0, cov)``,
-    and its stationary mean and covariance."""
-
-    const: jnp.ndarray
-    trans: jnp.ndarray
-    cov: jnp.ndarray
-    stationary_mean: jnp.ndarray
-    stationary_cov: jnp.ndarray
-
-
-def log_variance_dynamics(model: DFSV, params: DFSVParams) -> LogVarianceDynamics:
-    """:class:`LogVarianceDynamics` of the factor (and idiosyncratic) log-variances."""
-    k = model.num_factors
-    mean, trans, cov = params.mu, params.Phi_h, params.Q_h
-    stationary = solve_discrete_lyapunov(params.Phi_h, params.Q_h)
-    if model.idiosyncratic == "sv":
-        n = params.mu_id.shape[0]
-        mean = jnp.concatenate([mean, params.mu_id])
-        trans = jnp.zeros((k + n, k + n)).at[:k, :k].set(params.Phi_h).at[k:, k:].set(jnp.diag(params.phi_id))
-        cov = jnp.zeros((k + n, k + n)).at[:k, :k].set(params.Q_h).at[k:, k:].set(jnp.diag(params.sigma_id**2))
-        id_var = params.sigma_id**2 / (1.0 - params.phi_id**2)
-        stationary = jnp.zeros((k + n, k + n)).at[:k, :k].set(stationary).at[k:, k:].set(jnp.diag(id_var))
-    return LogVarianceDynamics(mean - trans @ mean, trans, cov, mean, stationary)
-
-
-def _observation_stats_at(model: DFSV, params: DFSVParams, stats_t, y_t, g):
+def _observation_stats_at(model, params, stats_t, y_t, g):
     """Statistics ``(gram, score, quad, logdet)`` of ``r_t`` for the factor update at log-variances ``g``.
 
     Constant idiosyncratic variances: the precomputed ``stats_t``; idiosyncratic SV: computed from ``h_id``.
@@ -169,9 +146,9 @@ def _prior_factor_cov(h, inp: _FactorSpaceStep):
 def _factor_space_loglik(h, inp: _FactorSpaceStep):
     """``l(h)`` without the constant ``c_t``; ``h`` may carry leading batch axes (line-search candidates)."""
     k = h.shape[-1]
-    chol = kalman.cholesky(_prior_factor_cov(h, inp))
+    chol = cholesky(_prior_factor_cov(h, inp))
     resid = inp.gls - inp.loc - (h - inp.centre) @ inp.slope.T
-    half = kalman.solve_lower(chol, resid)
+    half = solve_lower(chol, resid)
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), -1)
     return -0.5 * (k * LOG_2PI + logdet + jnp.sum(half**2, -1))
 
@@ -201,8 +178,8 @@ def _factor_space_derivatives(h, inp: _FactorSpaceStep) -> _FactorSpaceDerivativ
     """
     k = h.shape[-1]
     u = jnp.exp(h)
-    chol = kalman.cholesky(_prior_factor_cov(h, inp))
-    precision = kalman.cho_solve(chol, jnp.eye(k))
+    chol = cholesky(_prior_factor_cov(h, inp))
+    precision = cho_solve(chol, jnp.eye(k))
     precision = 0.5 * (precision + precision.T)
     resid = inp.gls - inp.loc - inp.slope @ (h - inp.centre)
     alpha = precision @ resid
@@ -225,11 +202,11 @@ def _newton_direction(deriv, x, prior_mean, prior_precision):
     objective is not concave at ``x``)."""
     gradient = deriv.grad - prior_precision @ (x - prior_mean)
     curvature = prior_precision - deriv.hessian
-    chol = kalman.cholesky(lax.stop_gradient(curvature))
+    chol = cholesky(lax.stop_gradient(curvature))
     positive = jnp.all(jnp.isfinite(chol))
     curvature = jnp.where(positive, curvature, prior_precision)
-    chol = kalman.cholesky(curvature)
-    return kalman.cho_solve(chol, gradient), curvature, chol
+    chol = cholesky(curvature)
+    return cho_solve(chol, gradient), curvature, chol
 
 
 def _factor_space_mode(inp: _FactorSpaceStep, prior_mean, prior_precision, max_steps: int, tol: float = 1e-9):
@@ -241,8 +218,6 @@ def _factor_space_mode(inp: _FactorSpaceStep, prior_mean, prior_precision, max_s
     theorem), as in :func:`_find_mode`. Step lengths are chosen by the same backtracking as
     :func:`bayesvol.filters._newton.maximise`.
     """
-    from bayesvol.filters._newton import _STEP_LENGTHS
-
     frozen = jax.tree_util.tree_map(lax.stop_gradient, inp)
     mean, precision = lax.stop_gradient(prior_mean), lax.stop_gradient(prior_precision)
 
@@ -278,23 +253,33 @@ class BellmanOutput(NamedTuple):
     """Bellman filter output: pointwise approximate log-likelihood, filtered means and covariances of the joint
     state ``(f, h[, h_id])``, and the moment-matched predictive means and covariances (for smoothing)."""
 
-    loglik: jnp.ndarray
+    pointwise_log_likelihood: jnp.ndarray
     filtered_mean: jnp.ndarray
     filtered_cov: jnp.ndarray
     predicted_mean: jnp.ndarray
     predicted_cov: jnp.ndarray
+
+    @property
+    def log_likelihood(self):
+        """The log-likelihood: the sum of :attr:`pointwise_log_likelihood`."""
+        return jnp.sum(self.pointwise_log_likelihood)
+
+    @property
+    def loglik(self):
+        """Former name of :attr:`pointwise_log_likelihood`."""
+        return self.pointwise_log_likelihood
 
 
 def _stack_state_cov(ff, fg, gg):
     return jnp.concatenate([jnp.concatenate([ff, fg], 1), jnp.concatenate([fg.T, gg], 1)], 0)
 
 
-def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8) -> BellmanOutput:
+def bellman_filter(model, params, y, num_newton_steps: int = 8) -> BellmanOutput:
     r"""Bellman filter for the log-variances with the factors integrated out exactly in each step.
 
     Parameters
     ----------
-    model : DFSV
+    model : bayesvol.models.DFSV
     params : DFSVParams
         Checked parameters (see :func:`bayesvol.models._base.as_params`).
     y : jax.Array
@@ -349,8 +334,8 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
     """
     k = model.num_factors
     y = jnp.asarray(y)
-    dyn = log_variance_dynamics(model, params)
-    dim_g = dyn.const.shape[0]
+    var = log_variance_var(params, model.idiosyncratic == "sv")
+    dim_g = var.mean.shape[0]
     n = y.shape[1]
     if model.idiosyncratic == "constant":
         stats = kalman.observation_stats(params.lambda_r, params.sigma2, y)
@@ -369,9 +354,9 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
             theta, stats_t, y_t, mean_g, factor_mean, factor_base_cov, factor_slope = inputs
             h = g[:k]
             if stationary_start:
-                cov_f = kalman.stationary_factor_cov(theta.Phi_f, h)
+                cov_f = factor_stationary_cov(theta.Phi_f, h)
             else:
-                cov_f = factor_base_cov + jnp.diag(jnp.exp(h))
+                cov_f = factor_base_cov + jnp.diag(factor_shock_variance(h))
             loc_f = factor_mean + factor_slope @ (g - mean_g)
             obs = _observation_stats_at(model, theta, stats_t, y_t, g)
             return kalman.update_with_stats(loc_f, 0.5 * (cov_f + cov_f.T), *obs, n)
@@ -394,11 +379,11 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
         cov = _stack_state_cov(0.5 * (cov_ff + cov_ff.T), cross, cov_gg)
         return jnp.where(jnp.isnan(loglik), -jnp.inf, loglik), jnp.concatenate([f_mean, mode]), cov
 
-    def predictive_moments(mean_g, cov_g, f_mean, cov_ff, cov_fg_next):
+    def predictive_moments(mean_g, cov_g, a_f, p_ff, cov_fg_next):
         """Gaussian moments of the predictive law of x_t (for the smoother), factor variance E[exp(h_t)]."""
-        expected_var = jnp.exp(mean_g[:k] + 0.5 * jnp.diagonal(cov_g)[:k])
-        return jnp.concatenate([f_mean, mean_g]), _stack_state_cov(cov_ff + jnp.diag(expected_var), cov_fg_next,
-                                                                    cov_g)
+        # E[e^{h}] = e^{m_h + V_h / 2}: the factor VAR's moments at the log-variance m_h + V_h / 2.
+        f_mean, cov_ff = factor_moments(Phi_f, mean_g[:k] + 0.5 * jnp.diagonal(cov_g)[:k], a_f, p_ff)
+        return jnp.concatenate([f_mean, mean_g]), _stack_state_cov(cov_ff, cov_fg_next, cov_g)
 
     # Constant idiosyncratic variances: steps after the first work in the K-dimensional form of
     # factor_space_data, with closed-form derivatives (O(K^3) per Newton iteration whatever N).
@@ -410,15 +395,15 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
     def factor_space_update(stats_t, mean_g, cov_g, factor_mean, factor_base_cov, factor_slope, basis):
         """The Bellman step of ``update`` through :func:`_factor_space_mode`."""
         gls_t, const_t = stats_t
-        chol_g = kalman.cholesky(cov_g)
-        precision = kalman.cho_solve(chol_g, eye_g)
+        chol_g = cholesky(cov_g)
+        precision = cho_solve(chol_g, eye_g)
         precision = 0.5 * (precision + precision.T)
         inp = _FactorSpaceStep(gls_t, factor_mean, factor_slope, factor_base_cov + reduced.gls_cov, mean_g, basis)
         mode, deriv, _, chol_info = _factor_space_mode(inp, mean_g, precision, num_newton_steps)
         diff = mode - mean_g
         loglik = (const_t + deriv.value - 0.5 * diff @ precision @ diff - jnp.sum(jnp.log(jnp.diagonal(chol_g)))
                   - jnp.sum(jnp.log(jnp.diagonal(chol_info))))
-        cov_gg = kalman.cho_solve(chol_info, eye_g)
+        cov_gg = cho_solve(chol_info, eye_g)
         cov_gg = 0.5 * (cov_gg + cov_gg.T)
         # Factor moments at the mode: f | g ~ N(m + Sigma alpha, Sigma P W^{-1}), Sigma the prior covariance.
         u = jnp.exp(mode)
@@ -434,8 +419,8 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
     unit_basis = jnp.eye(k)[:, :, None] * jnp.eye(k)[:, None, :]            # e_j e_j'
 
     # t = 1: stationary start.
-    mean_g0, cov_g0 = dyn.stationary_mean, dyn.stationary_cov
-    f_cov0 = kalman.stationary_factor_cov(params.Phi_f, params.mu + 0.5 * jnp.diagonal(cov_g0)[:k])
+    mean_g0, cov_g0 = var.mean, var.stationary_cov
+    f_cov0 = factor_stationary_cov(params.Phi_f, params.mu + 0.5 * jnp.diagonal(cov_g0)[:k])
     pred0 = (jnp.concatenate([jnp.zeros(k), mean_g0]), _stack_state_cov(f_cov0, jnp.zeros((k, dim_g)), cov_g0))
     if fast:   # f_1 | h_1 ~ N(0, Gamma_f(h_1)), Gamma_f(h) = sum_j e^{h_j} Gamma_f(e_j e_j')
         first = factor_space_update(tuple(s[0] for s in scan_seq), mean_g0, cov_g0, jnp.zeros(k), jnp.zeros((k, k)),
@@ -450,19 +435,20 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
         y_t, stats_t = inputs
         a_f, a_g = mean_prev[:k], mean_prev[k:]
         p_ff, p_fg, p_gg = cov_prev[:k, :k], cov_prev[:k, k:], cov_prev[k:, k:]
-        mean_g = dyn.const + dyn.trans @ a_g
-        cov_g = dyn.trans @ p_gg @ dyn.trans.T + dyn.cov
-        cov_g = 0.5 * (cov_g + cov_g.T)
-        cross = p_fg @ dyn.trans.T                                             # Cov(f_{t-1}, g_t)
+        mean_g, cov_g = log_variance_moments(var, a_g, p_gg)
+        cross = p_fg @ var.trans.T                                             # Cov(f_{t-1}, g_t)
         slope = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(cov_g), True), cross.T).T  # B
-        base_cov = Phi_f @ (p_ff - slope @ cross.T) @ Phi_f.T
-        pred = predictive_moments(mean_g, cov_g, Phi_f @ a_f, Phi_f @ p_ff @ Phi_f.T, Phi_f @ cross)
+        # f_{t-1} | g_t ~ N(a_f + B (g_t - m_g), P_ff - B Cov(g_t, f_{t-1})), pushed through the factor VAR;
+        # the shock diag(e^{h_t}) is added inside the update, where h_t varies.
+        factor_loc, base_cov = propagate_factors(Phi_f, a_f, p_ff - slope @ cross.T)
+        factor_slope = factor_mean(Phi_f, slope.T).T                           # Phi_f B (the mean is linear)
+        pred = predictive_moments(mean_g, cov_g, a_f, p_ff, factor_mean(Phi_f, cross.T).T)
         base_cov = 0.5 * (base_cov + base_cov.T)
         if fast:
-            loglik, mean, cov = factor_space_update(stats_t, mean_g, cov_g, Phi_f @ a_f, base_cov, Phi_f @ slope,
+            loglik, mean, cov = factor_space_update(stats_t, mean_g, cov_g, factor_loc, base_cov, factor_slope,
                                                     unit_basis)
         else:
-            loglik, mean, cov = update(y_t, stats_t, mean_g, cov_g, Phi_f @ a_f, base_cov, Phi_f @ slope, False)
+            loglik, mean, cov = update(y_t, stats_t, mean_g, cov_g, factor_loc, base_cov, factor_slope, False)
         return (mean, cov), (loglik, mean, cov, pred[0], pred[1])
 
     _, rest = lax.scan(step, (first[1], first[2]), (y[1:], tuple(s[1:] for s in scan_seq)))
@@ -472,7 +458,7 @@ def bellman_filter(model: DFSV, params: DFSVParams, y, num_newton_steps: int = 8
                          jnp.concatenate([pred0[1][None], pred_covs]))
 
 
-def bellman_smoother(model: DFSV, params: DFSVParams, out: BellmanOutput):
+def bellman_smoother(model, params, out: BellmanOutput):
     r"""Smoothed means and covariances of the joint state from a Bellman filter pass.
 
     The Rauch–Tung–Striebel backward pass over the filtered modes and covariances, with the transition
@@ -480,10 +466,10 @@ def bellman_smoother(model: DFSV, params: DFSVParams, out: BellmanOutput):
     :math:`E[e^{h_t}] = e^{m_h + V_h/2}`): :math:`J_t = P_t F' P_{t+1|t}^{-1}`,
     :math:`a_{t|T} = a_t + J_t (a_{t+1|T} - a_{t+1|t})`, :math:`P_{t|T} = P_t + J_t (P_{t+1|T} - P_{t+1|t}) J_t'`.
     """
-    dyn = log_variance_dynamics(model, params)
+    var = log_variance_var(params, model.idiosyncratic == "sv")
     k = model.num_factors
-    dim = k + dyn.const.shape[0]
-    trans = jnp.zeros((dim, dim)).at[:k, :k].set(params.Phi_f).at[k:, k:].set(dyn.trans)
+    dim = k + var.mean.shape[0]
+    trans = jnp.zeros((dim, dim)).at[:k, :k].set(params.Phi_f).at[k:, k:].set(var.trans)
 
     def step(carry, inputs):
         smooth_mean_next, smooth_cov_next = carry
@@ -497,293 +483,3 @@ def bellman_smoother(model: DFSV, params: DFSVParams, out: BellmanOutput):
     inputs = (out.filtered_mean[:-1], out.filtered_cov[:-1], out.predicted_mean[1:], out.predicted_cov[1:])
     _, (means, covs) = lax.scan(step, last, inputs, reverse=True)
     return jnp.concatenate([means, last[0][None]]), jnp.concatenate([covs, last[1][None]])
-
-
-# --- the Rao-Blackwellised particle filter ---------------------------------------------------------
-class ParticleOutput(NamedTuple):
-    """Rao-Blackwellised particle filter output (see :func:`rao_blackwellised_particle_filter`)."""
-
-    loglik: jnp.ndarray
-    f_mean: jnp.ndarray
-    f_var: jnp.ndarray
-    g_mean: jnp.ndarray
-    g_var: jnp.ndarray
-    ess: jnp.ndarray
-    particles: jnp.ndarray | None
-    log_weights: jnp.ndarray | None
-
-
-def rao_blackwellised_particle_filter(model: DFSV, params: DFSVParams, y, key, num_particles: int = 1000,
-                                      ess_threshold: float = 0.5, store_particles: bool = False) -> ParticleOutput:
-    r"""Particle filter over the log-variances with a Kalman filter over the factors in each particle.
-
-    Parameters
-    ----------
-    model : DFSV
-    params : DFSVParams
-    y : jax.Array
-        Returns (T, N).
-    key : jax.Array
-        PRNG key; the same key gives the same random numbers at every parameter value (common random
-        numbers for maximum likelihood).
-    num_particles : int
-    ess_threshold : float
-        Resample (systematically) when the effective sample size falls to ``ess_threshold * num_particles``.
-    store_particles : bool
-        Keep the log-variance particles and log-weights of every step (for smoothing), O(T M dim) memory.
-
-    Returns
-    -------
-    ParticleOutput
-        ``loglik`` (T,): estimates of :math:`\log p(r_t \mid r_{1:t-1})`; filtered means and variances of
-        :math:`f_t` (mixtures of the particles' Kalman moments) and :math:`g_t`; the ESS per step.
-
-    Notes
-    -----
-    Particles :math:`g^i_t` move by the state equation of the log-variances (bootstrap proposal). Each carries
-    the Kalman filter of the factors given its log-variance path, whose one-step predictive density
-    :math:`p(r_t \mid r_{1:t-1}, g^i_{1:t})` is the weight: the factors are integrated out exactly, so the
-    particles only need to cover the ``K`` (or ``K + N``) log-variances. The product of the averaged weights
-    is an unbiased estimate of the likelihood.
-    """
-    k = model.num_factors
-    y = jnp.asarray(y)
-    num = num_particles
-    dyn = log_variance_dynamics(model, params)
-    dim_g = dyn.const.shape[0]
-    chol_q = jnp.linalg.cholesky(dyn.cov)
-    chol_0 = jnp.linalg.cholesky(dyn.stationary_cov)
-    Phi_f = params.Phi_f
-    if model.idiosyncratic == "constant":
-        stats = kalman.observation_stats(params.lambda_r, params.sigma2, y)
-    log_num = math.log(num)
-
-    def weigh(g, pred_mean, pred_cov, t):
-        if model.idiosyncratic == "constant":
-            gram, score, quad, logdet = stats.gram[t], stats.score[t], stats.quad[t], stats.logdet[t]
-        else:
-            idio = jnp.exp(g[:, k:])
-            scaled = params.lambda_r[None] / idio[:, :, None]
-            gram = jnp.einsum("nik,il->nkl", scaled, params.lambda_r)
-            score = jnp.einsum("nik,i->nk", scaled, y[t])
-            quad = jnp.sum(y[t] ** 2 / idio, -1)
-            logdet = jnp.sum(g[:, k:], -1)
-        return kalman.update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, y.shape[1])
-
-    def summarise(log_w, g, mean, cov):
-        w = jnp.exp(log_w)
-        f_mean = w @ mean
-        f_var = w @ (jnp.diagonal(cov, axis1=-2, axis2=-1) + mean**2) - f_mean**2
-        g_mean = w @ g
-        return f_mean, f_var, g_mean, w @ g**2 - g_mean**2
-
-    key_first, key_scan = jax.random.split(key)
-    g = dyn.stationary_mean + jax.random.normal(key_first, (num, dim_g)) @ chol_0.T
-    loglik_i, mean, cov = weigh(g, jnp.zeros((num, k)), kalman.stationary_factor_cov(Phi_f, g[:, :k]), 0)
-    log_w, loglik_1 = normalise_log_weights(loglik_i - log_num)
-    first = (loglik_1,) + summarise(log_w, g, mean, cov) + (effective_sample_size(log_w),)
-
-    def step(carry, t):
-        g, mean, cov, log_w = carry
-        key_t = jax.random.fold_in(key_scan, t)
-        key_resample, key_move = jax.random.split(key_t)
-        resample = effective_sample_size(log_w) <= ess_threshold * num
-        idx = jnp.where(resample, systematic_resample(key_resample, log_w), jnp.arange(num))
-        g, mean, cov = g[idx], mean[idx], cov[idx]
-        log_w = jnp.where(resample, -log_num, log_w)
-        g = dyn.const + g @ dyn.trans.T + jax.random.normal(key_move, (num, dim_g)) @ chol_q.T
-        pred_mean, pred_cov = kalman.predict(mean, cov, Phi_f, g[:, :k])
-        loglik_i, mean, cov = weigh(g, pred_mean, pred_cov, t)
-        log_w, loglik_t = normalise_log_weights(log_w + loglik_i)
-        out = (loglik_t,) + summarise(log_w, g, mean, cov) + (effective_sample_size(log_w),)
-        stored = (g, log_w) if store_particles else ()
-        return (g, mean, cov, log_w), out + stored
-
-    _, rest = lax.scan(step, (g, mean, cov, log_w), jnp.arange(1, y.shape[0]))
-    seq = [jnp.concatenate([a[None], b]) for a, b in zip(first, rest[:6], strict=True)]
-    particles = jnp.concatenate([g[None], rest[6]]) if store_particles else None
-    weights = jnp.concatenate([log_w[None], rest[7]]) if store_particles else None
-    return ParticleOutput(*seq, particles, weights)
-
-
-def particle_smoother(model: DFSV, params: DFSVParams, y, out: ParticleOutput, key, num_trajectories: int = 100):
-    r"""Smoothed log-variances and factors by backward simulation over a stored particle filter pass.
-
-    Draws ``num_trajectories`` log-variance paths backwards (FFBSi): at ``t`` the ancestor of a trajectory at
-    :math:`g_{t+1}` is drawn with probability proportional to :math:`W^i_t\, p(g_{t+1} \mid g^i_t)`. The
-    smoothed factors average, over the trajectories, the Kalman (RTS) smoother given each path. The backward
-    weights use the log-variance transition only; this is exact when :math:`\Phi_f = 0` and an approximation
-    otherwise, since the factor filter then depends on the whole log-variance path.
-
-    Returns ``(g_mean, g_var, f_mean, f_var)``, each (T, dim).
-    """
-    k = model.num_factors
-    dyn = log_variance_dynamics(model, params)
-    chol_q = jnp.linalg.cholesky(dyn.cov)
-    key_last, key_scan = jax.random.split(key)
-    last_idx = jax.random.categorical(key_last, out.log_weights[-1], shape=(num_trajectories,))
-    last = out.particles[-1][last_idx]
-
-    def step(g_next, inputs):
-        particles, log_w, key_t = inputs
-        resid = g_next[:, None, :] - (dyn.const + particles @ dyn.trans.T)[None]
-        z = kalman.solve_lower(chol_q, resid, vector=True)
-        log_b = log_w[None] - 0.5 * jnp.sum(z**2, -1)
-        idx = jax.random.categorical(key_t, log_b, axis=-1)
-        g_t = particles[idx]
-        return g_t, g_t
-
-    keys = jax.random.split(key_scan, y.shape[0] - 1)
-    _, paths = lax.scan(step, last, (out.particles[:-1], out.log_weights[:-1], keys), reverse=True)
-    paths = jnp.concatenate([paths, last[None]])                 # (T, S, dim_g)
-    idio = params.sigma2 if model.idiosyncratic == "constant" else None
-
-    def factor_smooth(path):
-        var = idio if idio is not None else jnp.exp(path[:, k:])
-        filt = kalman.filter_factors(params.lambda_r, params.Phi_f, path[:, :k], var, y)
-        mean, cov = kalman.smooth_factors(params.Phi_f, filt)
-        return mean, jnp.diagonal(cov, axis1=-2, axis2=-1)
-
-    f_means, f_vars = jax.vmap(factor_smooth, in_axes=1)(paths)
-    f_mean = f_means.mean(0)
-    f_var = (f_vars + f_means**2).mean(0) - f_mean**2
-    return paths.mean(1), paths.var(1), f_mean, f_var
-
-
-# --- registration with bayesvol.fit / bayesvol.log_likelihood --------------------------------------
-# Compiled once per model, size and setting; bayesvol.fit traces through them inside its own jit.
-_bellman_jit = jax.jit(bellman_filter, static_argnums=(0, 3))
-_particle_jit = jax.jit(rao_blackwellised_particle_filter, static_argnums=(0, 4, 5, 6))
-_bellman_smoother_jit = jax.jit(bellman_smoother, static_argnums=0)
-_particle_smoother_jit = jax.jit(particle_smoother, static_argnums=(0, 5))
-
-# Independent replications used to measure the Monte Carlo spread of the particle log-likelihood.
-MC_REPLICATIONS = 10
-
-
-@register_loglik(DFSV, "bellman", hessian="gradient_differences")
-def bellman_loglik(model, params, y, num_newton_steps: int = 8):
-    """Pointwise Bellman-filter log-likelihood (Laplace approximation per step), shape (T,)."""
-    params = model.check_params(params, y.shape[1])
-    return _bellman_jit(model, params, y, int(num_newton_steps)).loglik
-
-
-def _particle_diagnostics(model, params, y, num_particles: int = 1000, seed: int = 0, ess_threshold: float = 0.5):
-    keys = jax.random.split(jax.random.PRNGKey(seed + 1), MC_REPLICATIONS)
-    params = model.check_params(params, y.shape[1])
-    values = np.asarray([float(_particle_jit(model, params, y, key, int(num_particles), float(ess_threshold),
-                                             False).loglik.sum()) for key in keys])
-    return {"loglik_mc_sd": float(np.std(values, ddof=1)), "loglik_mc_replications": MC_REPLICATIONS,
-            "loglik_note": "the particle-filter log-likelihood is a Monte Carlo estimate with systematic resampling, "
-                           "a piecewise smooth function of the parameters for a fixed seed; BFGS may stop with "
-                           "'precision loss' close to the optimum, and estimates that differ by less than about "
-                           "loglik_mc_sd are not distinguishable"}
-
-
-@register_loglik(DFSV, "pf", diagnostics=_particle_diagnostics, hessian="gradient_differences")
-def particle_loglik(model, params, y, num_particles: int = 1000, seed: int = 0, ess_threshold: float = 0.5):
-    """Pointwise Rao-Blackwellised particle-filter estimate of ``log p(r_t | r_{1:t-1})``, shape (T,).
-
-    The random numbers are fixed by ``seed`` (common random numbers across parameter values). The gradient
-    used by :func:`bayesvol.fit` holds the resampling indices fixed (it is the gradient of the smooth piece
-    of the surface the current point lies on).
-    """
-    params = model.check_params(params, y.shape[1])
-    return _particle_jit(model, params, y, jax.random.PRNGKey(seed), int(num_particles), float(ess_threshold),
-                         False).loglik
-
-
-# --- the user-facing state estimates ----------------------------------------------------------------
-class DFSVStates(NamedTuple):
-    """Filtered and smoothed factors and log-variances from one estimator (arrays of shape (T, K) or (T, N)).
-
-    ``*_sd`` are posterior standard deviations (Bellman: from the inverse curvature; particle filter: of the
-    particle mixture). ``h_id_*`` are ``None`` under constant idiosyncratic variances; ``*_smoothed`` are
-    ``None`` when smoothing was not requested. ``loglik`` holds the pointwise log-likelihood terms.
-    """
-
-    method: str
-    loglik: np.ndarray
-    f_filtered: np.ndarray
-    f_filtered_sd: np.ndarray
-    h_filtered: np.ndarray
-    h_filtered_sd: np.ndarray
-    h_id_filtered: np.ndarray | None = None
-    f_smoothed: np.ndarray | None = None
-    f_smoothed_sd: np.ndarray | None = None
-    h_smoothed: np.ndarray | None = None
-    h_smoothed_sd: np.ndarray | None = None
-    h_id_smoothed: np.ndarray | None = None
-
-
-def filter_states(model: DFSV, params, y, method: str = "bellman", *, smooth: bool = True, seed: int = 0,
-                  num_particles: int = 1000, num_trajectories: int = 100, num_newton_steps: int = 8,
-                  ess_threshold: float = 0.5) -> DFSVStates:
-    """Filtered (and smoothed) factors and log-variances at given parameters.
-
-    Parameters
-    ----------
-    model : DFSV
-    params : DFSVParams or dict
-        E.g. ``bayesvol.fit(...).params``.
-    y : array_like or DataFrame
-        Returns (T, N).
-    method : {"bellman", "pf"}
-        Bellman filter (with the RTS-type smoother) or the Rao-Blackwellised particle filter (with backward
-        simulation of ``num_trajectories`` paths).
-    smooth : bool
-        Also compute smoothed estimates.
-    seed, num_particles, num_trajectories, ess_threshold :
-        Particle filter settings.
-    num_newton_steps : int
-        Bellman filter setting.
-
-    Returns
-    -------
-    DFSVStates
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import bayesvol
-    >>> from bayesvol.models.dfsv_filters import filter_states
-    >>> model = bayesvol.models.DFSV(num_factors=1)
-    >>> params = {"lambda_r": np.array([[1.0], [0.8], [0.5]]), "Phi_f": np.array([[0.2]]),
-    ...           "Phi_h": np.array([[0.95]]), "mu": np.array([-0.5]), "Q_h": np.array([[0.04]]),
-    ...           "sigma2": np.array([0.2, 0.3, 0.4])}
-    >>> sim = bayesvol.simulate(model, params, num_timesteps=100, seed=1)
-    >>> states = filter_states(model, params, sim.y)
-    >>> states.f_smoothed.shape
-    (100, 1)
-    """
-    if method not in ("bellman", "pf"):
-        raise ValueError(f"method must be 'bellman' or 'pf', got {method!r}")
-    data = model.validate_data(y)
-    params = model.check_params(_base.as_params(model, params), data.values.shape[1])
-    y = jnp.asarray(data.values)
-    k = model.num_factors
-    sv = model.idiosyncratic == "sv"
-    if method == "bellman":
-        out = _bellman_jit(model, params, y, int(num_newton_steps))
-        sd = jnp.sqrt(jnp.diagonal(out.filtered_cov, axis1=-2, axis2=-1))
-        result = dict(method="bellman", loglik=out.loglik, f_filtered=out.filtered_mean[:, :k], f_filtered_sd=sd[:, :k],
-                      h_filtered=out.filtered_mean[:, k:2 * k], h_filtered_sd=sd[:, k:2 * k],
-                      h_id_filtered=out.filtered_mean[:, 2 * k:] if sv else None)
-        if smooth:
-            mean, cov = _bellman_smoother_jit(model, params, out)
-            sd = jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1))
-            result.update(f_smoothed=mean[:, :k], f_smoothed_sd=sd[:, :k], h_smoothed=mean[:, k:2 * k],
-                          h_smoothed_sd=sd[:, k:2 * k], h_id_smoothed=mean[:, 2 * k:] if sv else None)
-    else:
-        key_filter, key_smooth = jax.random.split(jax.random.PRNGKey(seed))
-        out = _particle_jit(model, params, y, key_filter, int(num_particles), float(ess_threshold), bool(smooth))
-        result = dict(method="pf", loglik=out.loglik, f_filtered=out.f_mean, f_filtered_sd=jnp.sqrt(out.f_var),
-                      h_filtered=out.g_mean[:, :k], h_filtered_sd=jnp.sqrt(out.g_var[:, :k]),
-                      h_id_filtered=out.g_mean[:, k:] if sv else None)
-        if smooth:
-            g_mean, g_var, f_mean, f_var = _particle_smoother_jit(
-                model, params, y, out, key_smooth, int(num_trajectories))
-            result.update(f_smoothed=f_mean, f_smoothed_sd=jnp.sqrt(f_var), h_smoothed=g_mean[:, :k],
-                          h_smoothed_sd=jnp.sqrt(g_var[:, :k]), h_id_smoothed=g_mean[:, k:] if sv else None)
-    return DFSVStates(**{name: (value if isinstance(value, str) or value is None else np.asarray(value))
-                         for name, value in result.items()})
