@@ -32,3 +32,4 @@ __all__ = [
     "sample",
     "simulate",
 ]
+from bayesvol import _temporary_registrations_filters  # noqa: E402, F401  # TEMPORARY
