@@ -31,5 +31,3 @@ __all__ = [
     "sample",
     "simulate",
 ]
-
-from bayesvol import _temporary_registrations_dfsv  # noqa: E402, F401  # TEMPORARY

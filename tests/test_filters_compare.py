@@ -65,7 +65,7 @@ def test_predictive_log_likelihood_group_and_compare(setup):
     assert values.shape == (2, 6, 120)
     assert "one-step-ahead predictive" in out.log_likelihood.attrs["log_likelihood"]
     expected = particle_filter(model, {k: v[1, 2] for k, v in posterior.items()}, y.to_numpy(), 3, 200,
-                               resampling="smooth", ess_threshold=1.0).predictive_log_likelihoods
+                               resampling="smooth", ess_threshold=1.0).pointwise_log_likelihood
     np.testing.assert_allclose(values[1, 2], np.asarray(expected), rtol=1e-9)
     assert "log_likelihood" not in idata.groups()  # the input is not modified
     thinned = add_predictive_log_likelihood(idata, model, y, method="bellman", thin=2)

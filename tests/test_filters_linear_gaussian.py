@@ -149,11 +149,11 @@ def test_kalman_filter_and_smoother_match_dense_gaussian(var_data):
     post_mean = (x_mean + gain @ (var_data - y_mean)).reshape(-1, 2)
     post_cov = x_cov - gain @ big_h @ x_cov
     smooth = kalman_smoother(ssm, var_data)
-    np.testing.assert_allclose(np.asarray(smooth.smoothed_means), post_mean, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(smooth.smoothed_mean), post_mean, atol=1e-9)
     diag_blocks = np.stack([post_cov[2 * t:2 * t + 2, 2 * t:2 * t + 2] for t in range(var_data.shape[0])])
-    np.testing.assert_allclose(np.asarray(smooth.smoothed_covariances), diag_blocks, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(smooth.smoothed_covariance), diag_blocks, atol=1e-9)
     # Filtered mean at the last step equals the smoothed one.
-    np.testing.assert_allclose(np.asarray(out.filtered_means[-1]), post_mean[-1], atol=1e-9)
+    np.testing.assert_allclose(np.asarray(out.filtered_mean[-1]), post_mean[-1], atol=1e-9)
 
 
 def test_kalman_filter_rejects_bad_shapes():
@@ -210,15 +210,15 @@ def test_particle_filter_smooth_resampling_and_ess_threshold(ar_data):
 def test_particle_filter_filtered_moments_match_kalman(ar_data):
     kf = kalman_filter(ar_ssm(AR_PARAMS), ar_data)
     out = particle_filter(NoisyAR1(), AR_PARAMS, ar_data, 0, 20000)
-    kf_mean = np.asarray(kf.filtered_means[:, 0])
-    kf_var = np.asarray(kf.filtered_covariances[:, 0, 0])
+    kf_mean = np.asarray(kf.filtered_mean[:, 0])
+    kf_var = np.asarray(kf.filtered_covariance[:, 0, 0])
     # Monte Carlo sd of a weighted mean is about sqrt(var / ESS); allow 5 of those.
     tol = 5.0 * np.sqrt(kf_var / np.asarray(out.ess))
-    assert np.all(np.abs(np.asarray(out.filtered_means) - kf_mean) < tol)
-    np.testing.assert_allclose(np.asarray(out.filtered_variances), kf_var, rtol=0.1)
+    assert np.all(np.abs(np.asarray(out.filtered_mean) - kf_mean) < tol)
+    np.testing.assert_allclose(np.asarray(out.filtered_variance), kf_var, rtol=0.1)
     # The pointwise predictive terms sum to the total and track the exact ones.
-    np.testing.assert_allclose(float(out.predictive_log_likelihoods.sum()), float(out.log_likelihood))
-    assert np.max(np.abs(np.asarray(out.predictive_log_likelihoods - kf.predictive_log_likelihoods))) < 0.05
+    np.testing.assert_allclose(float(out.pointwise_log_likelihood.sum()), float(out.log_likelihood))
+    assert np.max(np.abs(np.asarray(out.pointwise_log_likelihood - kf.pointwise_log_likelihood))) < 0.05
 
 
 def test_particle_filter_latent_path_matches_kalman_smoother(ar_data):
@@ -239,11 +239,11 @@ def test_particle_filter_latent_path_matches_kalman_smoother(ar_data):
     weights /= weights.sum()
     mean = weights @ paths
     se = np.sqrt(weights**2 @ (paths - mean) ** 2)
-    assert np.all(np.abs(mean - np.asarray(smoother.smoothed_means[:, 0])) < 4.0 * se)
+    assert np.all(np.abs(mean - np.asarray(smoother.smoothed_mean[:, 0])) < 4.0 * se)
     # Spread: the weighted variance matches the smoothed variance on average over time (relative SD of a
     # variance from about 1 / sum(w^2) draws is sqrt(2 / that), shrunk further by averaging over the steps).
     variance = weights @ (paths - mean) ** 2
-    ratio = np.mean(variance / np.asarray(smoother.smoothed_covariances[:, 0, 0]))
+    ratio = np.mean(variance / np.asarray(smoother.smoothed_covariance[:, 0, 0]))
     assert abs(ratio - 1.0) < 4.0 * np.sqrt(2.0 * np.sum(weights**2))
     with pytest.raises(ValueError, match="latent_path"):
         particle_filter(NoisyAR1(), AR_PARAMS, y, 0, 10, resampling="smooth", latent_path=True)
@@ -255,11 +255,11 @@ def test_eis_and_bellman_are_exact_for_linear_gaussian(ar_data):
     np.testing.assert_allclose(float(eis.log_likelihood), float(exact.log_likelihood), atol=1e-6)
     assert float(eis.monte_carlo_sd) < 1e-6
     smooth = kalman_smoother(ar_ssm(AR_PARAMS), ar_data)
-    np.testing.assert_allclose(np.asarray(eis.smoothed_means), np.asarray(smooth.smoothed_means[:, 0]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(eis.smoothed_mean), np.asarray(smooth.smoothed_mean[:, 0]), atol=1e-6)
     bf = bellman_filter(NoisyAR1(), AR_PARAMS, ar_data)
     np.testing.assert_allclose(float(bf.log_likelihood), float(exact.log_likelihood), rtol=1e-10)
-    np.testing.assert_allclose(np.asarray(bf.filtered_means), np.asarray(exact.filtered_means), atol=1e-9)
-    np.testing.assert_allclose(np.asarray(bf.filtered_covariances), np.asarray(exact.filtered_covariances),
+    np.testing.assert_allclose(np.asarray(bf.filtered_mean), np.asarray(exact.filtered_mean), atol=1e-9)
+    np.testing.assert_allclose(np.asarray(bf.filtered_covariance), np.asarray(exact.filtered_covariance),
                                atol=1e-9)
 
 
@@ -268,7 +268,7 @@ def test_vector_state_bellman_exact_and_particle_filter(var_data):
     params = {"a": 1.0, "r": 0.7}
     bf = bellman_filter(NoisyVAR1(), params, var_data)
     np.testing.assert_allclose(float(bf.log_likelihood), float(exact.log_likelihood), rtol=1e-10)
-    np.testing.assert_allclose(np.asarray(bf.filtered_means), np.asarray(exact.filtered_means), atol=1e-8)
+    np.testing.assert_allclose(np.asarray(bf.filtered_mean), np.asarray(exact.filtered_mean), atol=1e-8)
 
     def run(key, proposal):
         return particle_filter(NoisyVAR1(), params, var_data, key, 400, proposal=proposal).log_likelihood

@@ -105,7 +105,7 @@ def test_exact_likelihood_kernel_equals_plain_metropolis_hastings(data):
 
     def log_likelihood(u, key):
         out = kalman_loglik(jnp.tanh(u[0]), jnp.exp(u[1]), data)
-        return out.log_likelihood, out.predictive_log_likelihoods
+        return out.log_likelihood, out.pointwise_log_likelihood
 
     key = jax.random.PRNGKey(3)
     num = 100
@@ -169,7 +169,7 @@ def test_adaptive_exact_likelihood_matches_quadrature(data, grid_posterior):
 
     def log_likelihood(u, key):
         out = kalman_loglik(phi_map(u[0]), sigma_map(u[1]), data)
-        return out.log_likelihood, out.predictive_log_likelihoods
+        return out.log_likelihood, out.pointwise_log_likelihood
 
     def log_prior(u):
         phi, sigma = phi_map(u[0]), sigma_map(u[1])
@@ -243,7 +243,7 @@ def _smoothed_means(phi, sigma, y):
     ssm = LinearGaussianSSM(jnp.zeros(1), jnp.reshape(sigma**2 / (1 - phi**2), (1, 1)), jnp.reshape(phi, (1, 1)),
                             jnp.zeros(1), jnp.reshape(sigma**2, (1, 1)), jnp.eye(1), jnp.zeros(1),
                             jnp.array([[NOISE_SD**2]]))
-    return kalman_smoother(ssm, y).smoothed_means[:, 0]
+    return kalman_smoother(ssm, y).smoothed_mean[:, 0]
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,7 @@ def test_particle_filters_and_eis_match_quadrature(sv_cases, name):
     eis = efficient_importance_sampling(model, params, y, key=1, num_draws=64)
     assert float(eis.monte_carlo_sd) < 0.05
     assert abs(float(eis.log_likelihood) - exact) < 0.05
-    np.testing.assert_allclose(float(eis.predictive_log_likelihoods.sum()), float(eis.log_likelihood))
+    np.testing.assert_allclose(float(eis.pointwise_log_likelihood.sum()), float(eis.log_likelihood))
 
 
 def test_auxiliary_proposal_has_bounded_weights_and_less_noise(sv_cases):
@@ -198,7 +198,7 @@ def test_bellman_filter_matches_naive_loop(sv_cases):
         a, p = h, 1.0 / info
         means.append(h)
     out = bellman_filter(model, params, y)
-    np.testing.assert_allclose(np.asarray(out.filtered_means[:, 0]), means, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out.filtered_mean[:, 0]), means, atol=1e-6)
     assert abs(float(out.log_likelihood) - total) < 1e-6
     # An approximation: close to, not equal to, the exact value.
     assert abs(float(out.log_likelihood) - exact) < 0.05 * abs(exact)
@@ -208,9 +208,9 @@ def test_vmap_over_datasets(sv_cases):
     model, params, y, _ = sv_cases["normal-persistent"]
     other = sv_cases["normal-rough"][2]
     data = jnp.stack([jnp.asarray(y), jnp.asarray(other)])
-    batched = jax.vmap(lambda d: particle_filter(model, params, d, 3, 200).predictive_log_likelihoods)(data)
+    batched = jax.vmap(lambda d: particle_filter(model, params, d, 3, 200).pointwise_log_likelihood)(data)
     for i in range(2):
-        single = particle_filter(model, params, data[i], 3, 200).predictive_log_likelihoods
+        single = particle_filter(model, params, data[i], 3, 200).pointwise_log_likelihood
         np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(single), rtol=1e-9)
 
 

@@ -1,13 +1,15 @@
 """Filters for latent-state models: particle filters, EIS, the Bellman filter and the Kalman filter.
 
 Each filter is a pure JAX function over the latent-state protocol (``initial``, ``transition``,
-``emission``) — a ``lax.scan`` over a small step, with its results in a NamedTuple — so it runs under
-``jit``, ``vmap`` and ``grad``. Importing this package also registers the SV likelihood methods
-``"pf"``, ``"eis"``, ``"bellman"`` and ``"qml"`` for :func:`bayesvol.fit` and
-:func:`bayesvol.log_likelihood`.
+``emission``): an ``init`` and a small ``step`` that one driver (:mod:`bayesvol.filters._driver`) runs with
+``lax.scan``, with its results in a NamedTuple whose field names are shared by every filter
+(``log_likelihood``, ``pointwise_log_likelihood``, ``filtered_mean``, ``filtered_variance`` or
+``filtered_covariance``), so it runs under ``jit``, ``vmap`` and ``grad``. :mod:`bayesvol.filters.sv_methods`
+holds the SV likelihood methods ``"pf"``, ``"eis"``, ``"bellman"`` and ``"qml"`` that the registry of
+:mod:`bayesvol.inference` points at.
 """
 
-from bayesvol.filters import resampling, sv_methods  # noqa: F401  (sv_methods registers the likelihoods)
+from bayesvol.filters import resampling, sv_methods
 from bayesvol.filters.bellman import BellmanFilterResult, bellman_filter, run_bellman_filter
 from bayesvol.filters.eis import EISResult, efficient_importance_sampling
 from bayesvol.filters.kalman import (
@@ -16,6 +18,7 @@ from bayesvol.filters.kalman import (
     LinearGaussianSSM,
     kalman_filter,
     kalman_smoother,
+    rts_smoother,
     sv_qml_filter,
 )
 from bayesvol.filters.particle import ParticleFilterResult, particle_filter
@@ -33,6 +36,8 @@ __all__ = [
     "kalman_smoother",
     "particle_filter",
     "resampling",
+    "rts_smoother",
     "run_bellman_filter",
+    "sv_methods",
     "sv_qml_filter",
 ]

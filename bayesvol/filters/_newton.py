@@ -1,5 +1,6 @@
-"""Newton's method for ``max_x log g(x) - (x - m)' P^{-1} (x - m) / 2``: the update step shared by the
-Bellman filter and the auxiliary particle filter's proposal.
+"""Newton's method for ``max_x log g(x) - (x - m)' P^{-1} (x - m) / 2`` and the Laplace approximation at its
+maximiser: the one mode finder of the filters (the Bellman filter's update, hence EIS's starting kernel, and the
+auxiliary particle filter's proposal).
 
 Fixed numbers of iterations (no ``while_loop``), so the result is reverse-differentiable, and a small
 vectorised backtracking search over step lengths, so a step never lowers the objective.
@@ -77,15 +78,23 @@ def maximise(log_g, prior_mean, prior_precision, num_steps: int, x0=None) -> New
     return NewtonResult(x=x, log_g=log_g(x), grad_log_g=grad_fn(x), hessian_log_g=hess_fn(x))
 
 
-def maximise_elementwise(log_g, prior_mean, prior_variance, num_steps: int) -> NewtonResult:
-    r"""Many independent scalar problems at once: ``log_g`` maps ``x`` of shape ``(N,)`` to ``(N,)`` with
-    element ``i`` depending on ``x[i]`` only (one particle each), so first and second derivatives of all
-    problems come from one gradient and one Jacobian-vector product. Same iteration as :func:`maximise`;
-    ``hessian_log_g`` holds the second derivatives, shape ``(N,)``."""
+def elementwise_derivatives(log_g):
+    """First and second derivatives of an elementwise ``log_g`` (``(N,) -> (N,)``, element ``i`` depending on
+    ``x[i]`` only): two functions of ``x``, one gradient of the sum and one Jacobian-vector product."""
     grad_fn = jax.grad(lambda x: jnp.sum(log_g(x)))
 
     def second(x):
         return jax.jvp(grad_fn, (x,), (jnp.ones_like(x),))[1]
+
+    return grad_fn, second
+
+
+def maximise_elementwise(log_g, prior_mean, prior_variance, num_steps: int) -> NewtonResult:
+    r"""Many independent scalar problems at once: ``log_g`` maps ``x`` of shape ``(N,)`` to ``(N,)`` with
+    element ``i`` depending on ``x[i]`` only (one particle each), so first and second derivatives of all
+    problems come from one gradient and one Jacobian-vector product (:func:`elementwise_derivatives`). Same
+    iteration as :func:`maximise`; ``hessian_log_g`` holds the second derivatives, shape ``(N,)``."""
+    grad_fn, second = elementwise_derivatives(log_g)
 
     def objective(x):
         value = log_g(x) - 0.5 * (x - prior_mean) ** 2 / prior_variance
@@ -104,3 +113,45 @@ def maximise_elementwise(log_g, prior_mean, prior_variance, num_steps: int) -> N
 
     x, _ = lax.scan(body, prior_mean, None, length=num_steps)
     return NewtonResult(x=x, log_g=log_g(x), grad_log_g=grad_fn(x), hessian_log_g=second(x))
+
+
+class LaplaceResult(NamedTuple):
+    """Mode and covariance of the Laplace approximation, and the log of its integral."""
+
+    mean: jax.Array
+    covariance: jax.Array
+    log_evidence: jax.Array
+
+
+def laplace(log_g, prior_mean, prior_covariance, num_steps: int) -> LaplaceResult:
+    r"""Laplace approximation of :math:`g(x) N(x; m, P)` for a flat state :math:`x \in \mathbb{R}^n`.
+
+    The mode :math:`\hat x` comes from :func:`maximise` (``num_steps`` Newton steps from :math:`m`); its
+    covariance is :math:`(P^{-1} - \nabla^2 \log g(\hat x))^{-1}` (the prior's where that information is
+    numerically not positive definite) and
+
+    .. math::
+
+        \log \int g(x) N(x; m, P)\, dx \approx \log g(\hat x) - \tfrac12 (\hat x - m)^\top P^{-1} (\hat x - m)
+        - \tfrac12 \log\det P + \tfrac12 \log\det \hat P,
+
+    exact when :math:`\log g` is quadratic in :math:`x`.
+    """
+    identity = jnp.eye(prior_mean.shape[0])
+    prior_chol = cholesky(prior_covariance)
+    precision = cho_solve(prior_chol, identity)
+    found = maximise(log_g, prior_mean, precision, num_steps)
+    information = precision - found.hessian_log_g
+    information = 0.5 * (information + information.T)
+    info_chol = cholesky(lax.stop_gradient(information))
+    # At a maximum the information is positive semi-definite; guard the numerically singular case.
+    positive = jnp.all(jnp.isfinite(info_chol))
+    information = jnp.where(positive, information, precision)
+    info_chol = cholesky(information)
+    covariance = cho_solve(info_chol, identity)
+    diff = found.x - prior_mean
+    log_det_prior = 2.0 * jnp.sum(jnp.log(jnp.diag(prior_chol)))
+    log_det_info = 2.0 * jnp.sum(jnp.log(jnp.diag(info_chol)))
+    log_evidence = found.log_g - 0.5 * diff @ precision @ diff - 0.5 * log_det_prior - 0.5 * log_det_info
+    log_evidence = jnp.where(jnp.isnan(log_evidence), -jnp.inf, log_evidence)
+    return LaplaceResult(found.x, 0.5 * (covariance + covariance.T), log_evidence)

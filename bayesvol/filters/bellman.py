@@ -1,5 +1,6 @@
 r"""The Bellman filter (Lange 2024): a mode-based filter for state-space models with a Gaussian state
-equation, with exact derivatives and Newton's method inside one ``lax.scan``.
+equation, with exact derivatives and Newton's method (:func:`bayesvol.filters._newton.laplace`) in the step
+that the filter driver runs.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
-from bayesvol.filters import _common, _newton
+import bayesvol.filters._common as _common
+import bayesvol.filters._driver as _driver
+import bayesvol.filters._newton as _newton
 
 __all__ = ["BellmanFilterResult", "bellman_filter", "run_bellman_filter"]
 
@@ -23,21 +25,29 @@ class BellmanFilterResult(NamedTuple):
     Attributes
     ----------
     log_likelihood : jax.Array
-        Approximate :math:`\\log p(y_{1:T} \\mid \\theta)`, the sum of ``predictive_log_likelihoods``.
-    predictive_log_likelihoods : jax.Array
+        Approximate :math:`\\log p(y_{1:T} \\mid \\theta)`, the sum of ``pointwise_log_likelihood``.
+    pointwise_log_likelihood : jax.Array
         Approximate :math:`\\log p(y_t \\mid y_{1:t-1}, \\theta)`, shape ``(T,)``.
-    filtered_means, filtered_covariances : jax.Array
+    filtered_mean, filtered_covariance : jax.Array
         Updated state (the mode) and its covariance, shapes ``(T, n)`` and ``(T, n, n)``.
-    predicted_means, predicted_covariances : jax.Array
+    predicted_mean, predicted_covariance : jax.Array
         Predicted state and covariance before seeing :math:`y_t`, same shapes.
+
+    The older plural names (``predictive_log_likelihoods``, ``filtered_means``, ...) stay readable.
     """
 
     log_likelihood: jax.Array
-    predictive_log_likelihoods: jax.Array
-    filtered_means: jax.Array
-    filtered_covariances: jax.Array
-    predicted_means: jax.Array
-    predicted_covariances: jax.Array
+    pointwise_log_likelihood: jax.Array
+    filtered_mean: jax.Array
+    filtered_covariance: jax.Array
+    predicted_mean: jax.Array
+    predicted_covariance: jax.Array
+
+    predictive_log_likelihoods = _driver.alias("pointwise_log_likelihood")
+    filtered_means = _driver.alias("filtered_mean")
+    filtered_covariances = _driver.alias("filtered_covariance")
+    predicted_means = _driver.alias("predicted_mean")
+    predicted_covariances = _driver.alias("predicted_covariance")
 
 
 def run_bellman_filter(log_observation_density: Callable, predict: Callable, initial_mean, initial_covariance,
@@ -67,47 +77,25 @@ def run_bellman_filter(log_observation_density: Callable, predict: Callable, ini
     y = _common.check_observations(y)
     initial_mean = jnp.atleast_1d(jnp.asarray(initial_mean, dtype=jnp.float64))
     initial_covariance = jnp.atleast_2d(jnp.asarray(initial_covariance, dtype=jnp.float64))
-    size = initial_mean.shape[0]
-    identity = jnp.eye(size)
 
     def update(pred_mean, pred_cov, y_t):
-        pred_chol = _newton.cholesky(pred_cov)
-        precision = _newton.cho_solve(pred_chol, identity)
-        found = _newton.maximise(lambda x: log_observation_density(x, y_t), pred_mean, precision, num_newton_steps)
-        information = precision - found.hessian_log_g
-        information = 0.5 * (information + information.T)
-        info_chol = _newton.cholesky(lax.stop_gradient(information))
-        # At a maximum the information is positive semi-definite; guard the numerically singular case.
-        positive = jnp.all(jnp.isfinite(info_chol))
-        information = jnp.where(positive, information, precision)
-        info_chol = _newton.cholesky(information)
-        covariance = _newton.cho_solve(info_chol, identity)
-        diff = found.x - pred_mean
-        log_det_pred = 2.0 * jnp.sum(jnp.log(jnp.diag(pred_chol)))
-        log_det_info = 2.0 * jnp.sum(jnp.log(jnp.diag(info_chol)))
-        loglik = found.log_g - 0.5 * diff @ precision @ diff - 0.5 * log_det_pred - 0.5 * log_det_info
-        loglik = jnp.where(jnp.isnan(loglik), -jnp.inf, loglik)
-        return found.x, 0.5 * (covariance + covariance.T), loglik
+        found = _newton.laplace(lambda x: log_observation_density(x, y_t), pred_mean, pred_cov, num_newton_steps)
+        return {"pointwise_log_likelihood": found.log_evidence, "filtered_mean": found.mean,
+                "filtered_covariance": found.covariance, "predicted_mean": pred_mean,
+                "predicted_covariance": pred_cov}
+
+    def init(inputs):
+        out = update(initial_mean, initial_covariance, inputs[0])
+        return (out["filtered_mean"], out["filtered_covariance"]), out
 
     def step(carry, inputs):
         mean, cov = carry
         y_t, y_prev = inputs
         pred_mean, pred_cov = predict(mean, cov, y_prev)
-        pred_cov = 0.5 * (pred_cov + pred_cov.T)
-        new_mean, new_cov, loglik = update(pred_mean, pred_cov, y_t)
-        return (new_mean, new_cov), (loglik, new_mean, new_cov, pred_mean, pred_cov)
+        out = update(pred_mean, 0.5 * (pred_cov + pred_cov.T), y_t)
+        return (out["filtered_mean"], out["filtered_covariance"]), out
 
-    mean0, cov0, loglik0 = update(initial_mean, initial_covariance, y[0])
-    _, (logliks, means, covs, pred_means, pred_covs) = lax.scan(step, (mean0, cov0), (y[1:], y[:-1]))
-    logliks = jnp.concatenate([loglik0[None], logliks])
-    return BellmanFilterResult(
-        log_likelihood=jnp.sum(logliks),
-        predictive_log_likelihoods=logliks,
-        filtered_means=jnp.concatenate([mean0[None], means]),
-        filtered_covariances=jnp.concatenate([cov0[None], covs]),
-        predicted_means=jnp.concatenate([initial_mean[None], pred_means]),
-        predicted_covariances=jnp.concatenate([initial_covariance[None], pred_covs]),
-    )
+    return _driver.run_filter(BellmanFilterResult, init, step, (y, _driver.lagged(y)))
 
 
 def bellman_filter(model, params, y, *, num_newton_steps: int = 10) -> BellmanFilterResult:
@@ -161,7 +149,7 @@ def bellman_filter(model, params, y, *, num_newton_steps: int = 10) -> BellmanFi
     >>> params = {"mu": -1.0, "phi": 0.95, "sigma": 0.2}
     >>> y = bayesvol.simulate(model, params, 200, seed=0).y
     >>> out = bellman_filter(model, params, y)
-    >>> out.filtered_means.shape
+    >>> out.filtered_mean.shape
     (200, 1)
     """
     num_newton_steps = _common.check_positive_int(num_newton_steps, "num_newton_steps")

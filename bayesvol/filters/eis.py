@@ -16,7 +16,9 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax import lax
 
-from bayesvol.filters import _common
+import bayesvol.filters._common as _common
+import bayesvol.filters._driver as _driver
+import bayesvol.filters._newton as _newton
 from bayesvol.filters.bellman import _run_model as _run_bellman
 from bayesvol.models._dfsv_linalg import cho_solve, cholesky
 
@@ -36,9 +38,13 @@ class EISResult(NamedTuple):
     ----------
     log_likelihood : jax.Array
         EIS estimate of :math:`\\log p(y_{1:T} \\mid \\theta)`.
-    predictive_log_likelihoods : jax.Array
+    pointwise_log_likelihood : jax.Array
         Shape ``(T,)``: :math:`\\log \\hat p(y_{1:t}) - \\log \\hat p(y_{1:t-1})`, each partial likelihood
         estimated from the same draws; they sum to ``log_likelihood`` exactly (see Notes).
+    filtered_mean, filtered_variance : jax.Array
+        Importance-sampling estimates of the moments of :math:`h_t \\mid y_{1:t}` from the same draws and
+        the partial weights (consistent, but noisy where the sampler, fitted to all of :math:`y_{1:T}`, is
+        far from the filtering law), shape ``(T,)``.
     log_weights : jax.Array
         Log importance weights of the ``S`` draws, shape ``(S,)``.
     monte_carlo_sd : jax.Array
@@ -46,24 +52,33 @@ class EISResult(NamedTuple):
         counted as one draw).
     kernel_linear, kernel_quadratic : jax.Array
         Fitted kernel coefficients :math:`b_t, c_t` of :math:`\\exp(b_t h_t + c_t h_t^2)`, shape ``(T,)``.
-    smoothed_means, smoothed_variances : jax.Array
+    smoothed_mean, smoothed_variance : jax.Array
         Importance-sampling estimates of the moments of :math:`h_t \\mid y_{1:T}`, shape ``(T,)``.
     max_change : jax.Array
         Largest change of a kernel coefficient in the last iteration (small at the fixed point).
     num_iterations : jax.Array
         Fixed-point iterations run (at most the ``num_iterations`` asked for; fewer once converged).
+
+    The older names ``predictive_log_likelihoods``, ``smoothed_means`` and ``smoothed_variances`` stay
+    readable.
     """
 
     log_likelihood: jax.Array
-    predictive_log_likelihoods: jax.Array
+    pointwise_log_likelihood: jax.Array
+    filtered_mean: jax.Array
+    filtered_variance: jax.Array
     log_weights: jax.Array
     monte_carlo_sd: jax.Array
     kernel_linear: jax.Array
     kernel_quadratic: jax.Array
-    smoothed_means: jax.Array
-    smoothed_variances: jax.Array
+    smoothed_mean: jax.Array
+    smoothed_variance: jax.Array
     max_change: jax.Array
     num_iterations: jax.Array
+
+    predictive_log_likelihoods = _driver.alias("pointwise_log_likelihood")
+    smoothed_means = _driver.alias("smoothed_mean")
+    smoothed_variances = _driver.alias("smoothed_variance")
 
 
 def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, *, num_iterations: int = 10,
@@ -139,8 +154,9 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     :math:`\log\chi_{t+1}` at the draws and applies the projection.
 
     The partial products up to :math:`t`, divided by :math:`\chi_{t+1}(h_t)`, are unbiased importance
-    weights for :math:`p(y_{1:t})` under the same draws; their log-means give ``predictive_log_likelihoods``
-    by differencing (consistent, noisier than the total for :math:`t \ll T`).
+    weights for :math:`p(y_{1:t})` under the same draws; their log-means give ``pointwise_log_likelihood``
+    by differencing (consistent, noisier than the total for :math:`t \ll T`), and, normalised, the filtered
+    moments of :math:`h_t`.
 
     Cost :math:`O(S T)` per iteration. On simulated SV data of length 1000 (``mu = -1, phi = 0.97,
     sigma = 0.18``), the Monte Carlo standard deviation of the log-likelihood is about 0.05 for ``S`` from 6 to
@@ -201,10 +217,14 @@ def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_s
         return d.loc * jnp.ones_like(h_prev), d.scale * jnp.ones_like(h_prev)
 
     def draw(p, linear, quadratic):
-        """Draws (T, S) from the sampler and log chi_t at the previous draw (T, S)."""
-        first = model.initial(p)
-        mean0, sd0, log_chi0 = _sampler(first.loc, first.scale, linear[0], quadratic[0])
-        h0 = mean0 + sd0 * z[0]
+        """Draws (T, S) from the sampler and log chi_t at the previous draw (T, S): a forward pass."""
+
+        def init(inputs):
+            z_0, _, b_0, c_0 = inputs
+            first = model.initial(p)
+            mean0, sd0, log_chi0 = _sampler(first.loc, first.scale, b_0, c_0)
+            h0 = mean0 + sd0 * z_0
+            return h0, (h0, jnp.broadcast_to(log_chi0, (num_draws,)))
 
         def step(h_prev, inputs):
             z_t, y_prev, b_t, c_t = inputs
@@ -213,9 +233,7 @@ def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_s
             h_t = mean + sd * z_t
             return h_t, (h_t, log_chi)
 
-        _, (h_rest, chi_rest) = lax.scan(step, h0, (z[1:], y[:-1], linear[1:], quadratic[1:]))
-        h = jnp.concatenate([h0[None], h_rest])
-        log_chi = jnp.concatenate([jnp.broadcast_to(log_chi0, (1, num_draws)), chi_rest])
+        _, (h, log_chi) = _driver.scan_steps(step, (z, _driver.lagged(y), linear, quadratic), init=init)
         return h, log_chi
 
     def refit(p, h):
@@ -249,8 +267,8 @@ def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_s
 
         # (b, c) = (0, 0) makes chi identically 1: the convention chi_{T+1} = 1 for the last step.
         zero = jnp.zeros((), dtype=h.dtype)
-        _, (linear, quadratic) = lax.scan(step, (zero, zero), (log_g_all, loc_all, scale_all, projection, centre,
-                                                               spread), reverse=True)
+        _, (linear, quadratic) = _driver.scan_steps(step, (log_g_all, loc_all, scale_all, projection, centre, spread),
+                                                    carry=(zero, zero), reverse=True)
         return linear, quadratic
 
     def log_weight_terms(p, h, log_chi, linear, quadratic):
@@ -283,11 +301,11 @@ def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_s
     # (curvature capped at zero), which keeps the first draws where the posterior mass is even when the
     # stationary law is very wide (phi near +-1).
     first_fixed = model.initial(fixed)
-    modes = _run_bellman(model, fixed, y, num_start_steps).filtered_means[:, 0]
+    modes = _run_bellman(model, fixed, y, num_start_steps).filtered_mean[:, 0]
     modes = jnp.where(jnp.isfinite(modes), modes, jnp.broadcast_to(first_fixed.loc, y.shape))
-    grad_fn = jax.grad(lambda h: jnp.sum(log_g(fixed, h, y)))
+    grad_fn, second = _newton.elementwise_derivatives(lambda h: log_g(fixed, h, y))
     slope = grad_fn(modes)
-    curvature = jax.jvp(grad_fn, (modes,), (jnp.ones_like(modes),))[1]
+    curvature = second(modes)
     quadratic0 = jnp.minimum(0.5 * curvature, 0.0)
     linear0 = slope - 2.0 * quadratic0 * modes
     linear0 = jnp.where(jnp.isfinite(linear0), linear0, 0.0)
@@ -331,19 +349,26 @@ def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_s
     log_likelihood = log_mean_partial[-1]
     weights = jnp.exp(log_weights - jnp.max(log_weights))
     normalised = weights / jnp.sum(weights)
-    smoothed_means = h @ normalised
-    smoothed_variances = (h - smoothed_means[:, None]) ** 2 @ normalised
+    smoothed_mean = h @ normalised
+    smoothed_variance = (h - smoothed_mean[:, None]) ** 2 @ normalised
+    # Filtering moments: h_t weighted by the partial weights of p(y_{1:t}) (normalised per step).
+    partial_weights = jnp.exp(partial - jnp.max(partial, axis=1, keepdims=True))
+    partial_weights = partial_weights / jnp.sum(partial_weights, axis=1, keepdims=True)
+    filtered_mean = jnp.sum(partial_weights * h, axis=1)
+    filtered_variance = jnp.sum(partial_weights * (h - filtered_mean[:, None]) ** 2, axis=1)
     pairs = weights.reshape(2, -1).mean(axis=0) if antithetic else weights
     relative_sd = jnp.std(pairs, ddof=1) / jnp.mean(pairs) / jnp.sqrt(pairs.shape[0])
     return EISResult(
         log_likelihood=log_likelihood,
-        predictive_log_likelihoods=predictive,
+        pointwise_log_likelihood=predictive,
+        filtered_mean=filtered_mean,
+        filtered_variance=filtered_variance,
         log_weights=log_weights,
         monte_carlo_sd=relative_sd,
         kernel_linear=linear,
         kernel_quadratic=quadratic,
-        smoothed_means=smoothed_means,
-        smoothed_variances=smoothed_variances,
+        smoothed_mean=smoothed_mean,
+        smoothed_variance=smoothed_variance,
         max_change=last_change,
         num_iterations=num_done + 1,
     )

@@ -9,10 +9,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from jax.scipy.special import digamma, polygamma
 
-from bayesvol.filters import _common
+import bayesvol.filters._common as _common
+import bayesvol.filters._driver as _driver
 
 __all__ = [
     "KalmanFilterResult",
@@ -21,6 +21,7 @@ __all__ = [
     "kalman_filter",
     "kalman_smoother",
     "log_chi2_moments",
+    "rts_smoother",
     "sv_qml_filter",
     "sv_qml_state_space",
 ]
@@ -71,28 +72,40 @@ class KalmanFilterResult(NamedTuple):
     ----------
     log_likelihood : jax.Array
         Exact :math:`\\log p(y_{1:T})`.
-    predictive_log_likelihoods : jax.Array
+    pointwise_log_likelihood : jax.Array
         :math:`\\log p(y_t \\mid y_{1:t-1})`, shape ``(T,)``.
-    filtered_means, filtered_covariances : jax.Array
+    filtered_mean, filtered_covariance : jax.Array
         Moments of :math:`x_t \\mid y_{1:t}`, shapes ``(T, n)`` and ``(T, n, n)``.
-    predicted_means, predicted_covariances : jax.Array
+    predicted_mean, predicted_covariance : jax.Array
         Moments of :math:`x_t \\mid y_{1:t-1}`.
+
+    The older plural names (``predictive_log_likelihoods``, ``filtered_means``, ...) stay readable.
     """
 
     log_likelihood: jax.Array
-    predictive_log_likelihoods: jax.Array
-    filtered_means: jax.Array
-    filtered_covariances: jax.Array
-    predicted_means: jax.Array
-    predicted_covariances: jax.Array
+    pointwise_log_likelihood: jax.Array
+    filtered_mean: jax.Array
+    filtered_covariance: jax.Array
+    predicted_mean: jax.Array
+    predicted_covariance: jax.Array
+
+    predictive_log_likelihoods = _driver.alias("pointwise_log_likelihood")
+    filtered_means = _driver.alias("filtered_mean")
+    filtered_covariances = _driver.alias("filtered_covariance")
+    predicted_means = _driver.alias("predicted_mean")
+    predicted_covariances = _driver.alias("predicted_covariance")
 
 
 class KalmanSmootherResult(NamedTuple):
-    """Output of :func:`kalman_smoother`: moments of :math:`x_t \\mid y_{1:T}` and the filter's output."""
+    """Output of :func:`kalman_smoother`: moments of :math:`x_t \\mid y_{1:T}` and the filter's output
+    (older names ``smoothed_means``, ``smoothed_covariances`` stay readable)."""
 
-    smoothed_means: jax.Array
-    smoothed_covariances: jax.Array
+    smoothed_mean: jax.Array
+    smoothed_covariance: jax.Array
     filtered: KalmanFilterResult
+
+    smoothed_means = _driver.alias("smoothed_mean")
+    smoothed_covariances = _driver.alias("smoothed_covariance")
 
 
 _BASE_NDIM = {"transition_matrix": 2, "transition_offset": 1, "transition_covariance": 2,
@@ -162,15 +175,16 @@ def kalman_filter(ssm: LinearGaussianSSM, y) -> KalmanFilterResult:
     >>> ssm = LinearGaussianSSM(jnp.zeros(1), jnp.eye(1), 0.9 * jnp.eye(1), jnp.zeros(1), 0.1 * jnp.eye(1),
     ...                         jnp.eye(1), jnp.zeros(1), jnp.eye(1))
     >>> out = kalman_filter(ssm, jnp.array([0.3, -0.2, 0.5]))
-    >>> out.filtered_means.shape
+    >>> out.filtered_mean.shape
     (3, 1)
     """
     y, mean0, cov0, steps = _check(ssm, y)
     n = mean0.shape[0]
     identity = jnp.eye(n)
 
-    def update(pred_mean, pred_cov, y_t, emission_matrix, emission_offset, emission_cov):
-        innovation = y_t - emission_matrix @ pred_mean - emission_offset
+    def update(pred_mean, pred_cov, y_t, s):
+        emission_matrix, emission_cov = s["emission_matrix"], s["emission_covariance"]
+        innovation = y_t - emission_matrix @ pred_mean - s["emission_offset"]
         innovation_cov = emission_matrix @ pred_cov @ emission_matrix.T + emission_cov
         chol = jnp.linalg.cholesky(0.5 * (innovation_cov + innovation_cov.T))
         whitened = jax.scipy.linalg.solve_triangular(chol, innovation, lower=True)
@@ -180,32 +194,22 @@ def kalman_filter(ssm: LinearGaussianSSM, y) -> KalmanFilterResult:
         mean = pred_mean + gain @ innovation
         factor = identity - gain @ emission_matrix
         cov = factor @ pred_cov @ factor.T + gain @ emission_cov @ gain.T
-        return mean, 0.5 * (cov + cov.T), loglik
+        cov = 0.5 * (cov + cov.T)
+        return (mean, cov), {"pointwise_log_likelihood": loglik, "filtered_mean": mean, "filtered_covariance": cov,
+                             "predicted_mean": pred_mean, "predicted_covariance": pred_cov}
+
+    def init(inputs):
+        y_0, s = inputs
+        return update(mean0, cov0, y_0, s)
 
     def step(carry, inputs):
         mean, cov = carry
         y_t, s = inputs
         pred_mean = s["transition_matrix"] @ mean + s["transition_offset"]
         pred_cov = s["transition_matrix"] @ cov @ s["transition_matrix"].T + s["transition_covariance"]
-        pred_cov = 0.5 * (pred_cov + pred_cov.T)
-        new_mean, new_cov, loglik = update(pred_mean, pred_cov, y_t, s["emission_matrix"], s["emission_offset"],
-                                           s["emission_covariance"])
-        return (new_mean, new_cov), (loglik, new_mean, new_cov, pred_mean, pred_cov)
+        return update(pred_mean, 0.5 * (pred_cov + pred_cov.T), y_t, s)
 
-    first = {k: v[0] for k, v in steps.items()}
-    mean1, cov1, loglik1 = update(mean0, cov0, y[0], first["emission_matrix"], first["emission_offset"],
-                                  first["emission_covariance"])
-    rest = {k: v[1:] for k, v in steps.items()}
-    _, (logliks, means, covs, pred_means, pred_covs) = lax.scan(step, (mean1, cov1), (y[1:], rest))
-    logliks = jnp.concatenate([loglik1[None], logliks])
-    return KalmanFilterResult(
-        log_likelihood=jnp.sum(logliks),
-        predictive_log_likelihoods=logliks,
-        filtered_means=jnp.concatenate([mean1[None], means]),
-        filtered_covariances=jnp.concatenate([cov1[None], covs]),
-        predicted_means=jnp.concatenate([mean0[None], pred_means]),
-        predicted_covariances=jnp.concatenate([cov0[None], pred_covs]),
-    )
+    return _driver.run_filter(KalmanFilterResult, init, step, (y, steps))
 
 
 def kalman_smoother(ssm: LinearGaussianSSM, y) -> KalmanSmootherResult:
@@ -234,12 +238,31 @@ def kalman_smoother(ssm: LinearGaussianSSM, y) -> KalmanSmootherResult:
     >>> from bayesvol.filters import LinearGaussianSSM, kalman_smoother
     >>> ssm = LinearGaussianSSM(jnp.zeros(1), jnp.eye(1), 0.9 * jnp.eye(1), jnp.zeros(1), 0.1 * jnp.eye(1),
     ...                         jnp.eye(1), jnp.zeros(1), jnp.eye(1))
-    >>> kalman_smoother(ssm, jnp.array([0.3, -0.2, 0.5])).smoothed_means.shape
+    >>> kalman_smoother(ssm, jnp.array([0.3, -0.2, 0.5])).smoothed_mean.shape
     (3, 1)
     """
     filtered = kalman_filter(ssm, y)
-    num_steps = filtered.filtered_means.shape[0]
-    matrices = _per_step(ssm, num_steps)["transition_matrix"]
+    matrices = _per_step(ssm, filtered.filtered_mean.shape[0])["transition_matrix"]
+    mean, cov = rts_smoother(filtered, matrices)
+    return KalmanSmootherResult(smoothed_mean=mean, smoothed_covariance=cov, filtered=filtered)
+
+
+def rts_smoother(filtered, transition_matrix):
+    r"""The Rauch–Tung–Striebel backward pass over the output of a Kalman-type filter.
+
+    Parameters
+    ----------
+    filtered : KalmanFilterResult or BellmanFilterResult
+        Anything with ``filtered_mean``, ``filtered_covariance``, ``predicted_mean`` and
+        ``predicted_covariance``, shapes ``(T, n)`` and ``(T, n, n)``.
+    transition_matrix : jax.Array, shape (T, n, n)
+        :math:`F_t` (element 0 unused), or for a non-linear state equation its Jacobian at the filtered state.
+
+    Returns
+    -------
+    (smoothed_mean, smoothed_covariance)
+        Shapes ``(T, n)`` and ``(T, n, n)``; the last step equals the filter's.
+    """
 
     def step(carry, inputs):
         next_mean, next_cov = carry
@@ -251,18 +274,14 @@ def kalman_smoother(ssm: LinearGaussianSSM, y) -> KalmanSmootherResult:
         smoothed_cov = 0.5 * (smoothed_cov + smoothed_cov.T)
         return (smoothed_mean, smoothed_cov), (smoothed_mean, smoothed_cov)
 
-    last = (filtered.filtered_means[-1], filtered.filtered_covariances[-1])
-    _, (means, covs) = lax.scan(
-        step, last,
-        (filtered.filtered_means[:-1], filtered.filtered_covariances[:-1], filtered.predicted_means[1:],
-         filtered.predicted_covariances[1:], matrices[1:]),
-        reverse=True,
+    last = (filtered.filtered_mean[-1], filtered.filtered_covariance[-1])
+    _, (means, covs) = _driver.scan_steps(
+        step,
+        (filtered.filtered_mean[:-1], filtered.filtered_covariance[:-1], filtered.predicted_mean[1:],
+         filtered.predicted_covariance[1:], transition_matrix[1:]),
+        carry=last, reverse=True,
     )
-    return KalmanSmootherResult(
-        smoothed_means=jnp.concatenate([means, last[0][None]]),
-        smoothed_covariances=jnp.concatenate([covs, last[1][None]]),
-        filtered=filtered,
-    )
+    return jnp.concatenate([means, last[0][None]]), jnp.concatenate([covs, last[1][None]])
 
 
 def log_chi2_moments(nu=None):
@@ -344,7 +363,7 @@ def sv_qml_filter(model, params, y, *, offset=None) -> KalmanFilterResult:
     >>> from bayesvol.filters import sv_qml_filter
     >>> y = bayesvol.datasets.load("gbpusd").to_numpy()
     >>> out = sv_qml_filter(bayesvol.models.SV(), {"mu": -0.7, "phi": 0.97, "sigma": 0.2}, y)
-    >>> out.predictive_log_likelihoods.shape
+    >>> out.pointwise_log_likelihood.shape
     (945,)
     """
     y = _common.check_observations(y)

@@ -1,8 +1,8 @@
 r"""Particle filters over the latent-state protocol: bootstrap and auxiliary (tangent-adapted) proposals.
 
-One ``lax.scan`` over a small step function; results as a NamedTuple. Everything is pure JAX in the
-parameters, the data and the key, so the filter runs under ``jit``, ``vmap`` (over parameter sets,
-data sets or keys) and ``grad``.
+An ``init`` and a small ``step`` run by the filter driver (:mod:`bayesvol.filters._driver`); results as a
+NamedTuple. Everything is pure JAX in the parameters, the data and the key, so the filter runs under ``jit``,
+``vmap`` (over parameter sets, data sets or keys) and ``grad``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from bayesvol.filters import _common, _newton
+import bayesvol.filters._common as _common
+import bayesvol.filters._driver as _driver
+import bayesvol.filters._newton as _newton
 from bayesvol.filters.resampling import (
     effective_sample_size,
     normalise_log_weights,
@@ -35,10 +37,10 @@ class ParticleFilterResult(NamedTuple):
     Attributes
     ----------
     log_likelihood : jax.Array
-        Estimate of :math:`\\log p(y_{1:T} \\mid \\theta)`, the sum of ``predictive_log_likelihoods``.
-    predictive_log_likelihoods : jax.Array
+        Estimate of :math:`\\log p(y_{1:T} \\mid \\theta)`, the sum of ``pointwise_log_likelihood``.
+    pointwise_log_likelihood : jax.Array
         Estimates of the one-step predictive :math:`\\log p(y_t \\mid y_{1:t-1}, \\theta)`, shape ``(T,)``.
-    filtered_means, filtered_variances : jax.Array
+    filtered_mean, filtered_variance : jax.Array
         Weighted particle mean and variance of :math:`x_t \\mid y_{1:t}`, shape ``(T, *state_shape)``
         (elementwise variances for vector states).
     ess : jax.Array
@@ -48,15 +50,22 @@ class ParticleFilterResult(NamedTuple):
     latent_path : jax.Array or None
         With ``latent_path=True``: one path :math:`x_{1:T}` drawn from the filter's final weights and traced
         back through the particles' ancestors, shape ``(T, *state_shape)``; else ``None``.
+
+    The older names ``predictive_log_likelihoods``, ``filtered_means`` and ``filtered_variances`` stay
+    readable.
     """
 
     log_likelihood: jax.Array
-    predictive_log_likelihoods: jax.Array
-    filtered_means: jax.Array
-    filtered_variances: jax.Array
+    pointwise_log_likelihood: jax.Array
+    filtered_mean: jax.Array
+    filtered_variance: jax.Array
     ess: jax.Array
     resampled: jax.Array
     latent_path: jax.Array | None = None
+
+    predictive_log_likelihoods = _driver.alias("pointwise_log_likelihood")
+    filtered_means = _driver.alias("filtered_mean")
+    filtered_variances = _driver.alias("filtered_variance")
 
 
 def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, proposal: str = "bootstrap",
@@ -153,7 +162,7 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
     >>> params = {"mu": -1.0, "phi": 0.95, "sigma": 0.2}
     >>> y = bayesvol.simulate(model, params, 200, seed=0).y
     >>> out = particle_filter(model, params, y, key=1, num_particles=500, proposal="auxiliary")
-    >>> out.predictive_log_likelihoods.shape
+    >>> out.pointwise_log_likelihood.shape
     (200,)
 
     Many parameter sets at once, with common random numbers:
@@ -299,6 +308,13 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         variance = jnp.maximum(variance, 0.0).reshape(state_shape)
         return increment, shifted - log_total, ess, (mean, variance)
 
+    def outputs(increment, mean, variance, ess, resampled, history):
+        out = {"pointwise_log_likelihood": increment, "filtered_mean": mean, "filtered_variance": variance,
+               "ess": ess, "resampled": resampled}
+        if trace_path:
+            out["history"] = history
+        return out
+
     # Random input, split from ``key`` outside the scan: one uniform per step for systematic resampling, and
     # the moves' normals (or keys) drawn block by block (see ``_block_length``). Fixed ``key`` gives common
     # random numbers across parameters.
@@ -306,21 +322,24 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
     resample_key, initial_key, block_root, tail_key = jax.random.split(key, 4)
     uniforms = jax.random.uniform(resample_key, (num_steps,), dtype=y.dtype)
 
-    # t = 0: N identical "parents", so no resampling; first-stage weights are equal.
-    if proposal == "bootstrap":
-        x0 = model.initial(params).sample(initial_key, (num,))
-        log_w0, log_c0 = log_g(x0, y[0]), 0.0
-    else:
-        prior0 = _common.broadcast_gaussian(model.initial(params), num)
-        info0 = tangent(prior0, y[0])
-        x0, log_w0 = move(prior0, y[0], block_noise(initial_key, 1)[0], info0)
-        log_c0 = first_stage(prior0, info0)[0]
-    increment0, log_weights0, ess0, (mean0, var0) = weigh(jnp.full(num, -log_num), log_w0, x0)
-    increment0 = increment0 + log_c0
+    def init(inputs):
+        """t = 0: N identical "parents", so no resampling; first-stage weights are equal."""
+        y_0 = inputs[0]
+        if proposal == "bootstrap":
+            x0 = model.initial(params).sample(initial_key, (num,))
+            log_w0, log_c0 = log_g(x0, y_0), 0.0
+        else:
+            prior0 = _common.broadcast_gaussian(model.initial(params), num)
+            info0 = tangent(prior0, y_0)
+            x0, log_w0 = move(prior0, y_0, block_noise(initial_key, 1)[0], info0)
+            log_c0 = first_stage(prior0, info0)[0]
+        increment0, log_weights0, ess0, (mean0, var0) = weigh(jnp.full(num, -log_num), log_w0, x0)
+        history = (x0, jnp.arange(num, dtype=jnp.int32))
+        return (x0, log_weights0, ess0), outputs(increment0 + log_c0, mean0, var0, ess0, jnp.array(False), history)
 
     def step(carry, inputs):
         x_prev, log_weights_prev, ess_prev = carry
-        y_t, y_prev, uniform, noise = inputs
+        (y_t, y_prev, uniform), noise = inputs
         prior_prev = model.transition(params, x_prev, y_prev)
         if proposal == "auxiliary":
             info = tangent(prior_prev, y_t)
@@ -350,49 +369,26 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         log_post = jnp.where(resample, -log_num, log_first)
         x, log_w = move(prior, y_t, noise, info)
         increment, log_weights, ess, (mean, var) = weigh(log_post, log_w, x)
-        history = (x, ancestors) if trace_path else None
-        return (x, log_weights, ess), (increment + log_c, mean, var, ess, resample, history)
+        return (x, log_weights, ess), outputs(increment + log_c, mean, var, ess, resample, (x, ancestors))
 
-    def run_block(carry, block_inputs):
-        block_key, step_inputs = block_inputs
-        length = step_inputs[0].shape[0]
-        return lax.scan(step, carry, (*step_inputs, block_noise(block_key, length)))
-
-    # Outer scan over whole blocks of steps, then the remaining steps as one shorter block.
-    step_inputs = (y[1:], y[:-1], uniforms[1:])
-    num_moves = num_steps - 1
-    block = _block_length(num * flat_size, num_moves)
-    num_blocks, tail = divmod(num_moves, block)
-    carry, outputs = (x0, log_weights0, ess0), []
-    if num_blocks:
-        head = jax.tree.map(lambda v: v[: num_blocks * block].reshape((num_blocks, block) + v.shape[1:]),
-                            step_inputs)
-        carry, out = lax.scan(run_block, carry, (jax.random.split(block_root, num_blocks), head))
-        outputs.append(jax.tree.map(lambda v: v.reshape((num_blocks * block,) + v.shape[2:]), out))
-    if tail or not num_blocks:
-        carry, out = run_block(carry, (tail_key, jax.tree.map(lambda v: v[num_blocks * block:], step_inputs)))
-        outputs.append(out)
-    increments, means, variances, ess, resampled, history = jax.tree.map(lambda *v: jnp.concatenate(v), *outputs)
-    path = None
-    if trace_path:
+    def finish(carry, out):
+        if not trace_path:
+            return out
         # One index drawn from the final weights, then back through the ancestors: particle b_t of step t
         # descends from particle ancestors_t[b_t] of step t - 1.
-        particles, ancestors = history
+        particles, ancestors = out.pop("history")
         last = jax.random.categorical(jax.random.fold_in(key, 1), carry[1]).astype(jnp.int32)
 
         def trace_back(index, step_history):
             x_t, ancestors_t = step_history
             return ancestors_t[index], x_t[index]
 
-        first, later = lax.scan(trace_back, last, (particles, ancestors), reverse=True)
-        path = jnp.concatenate([x0[first][None], later])
-    increments = jnp.concatenate([increment0[None], increments])
-    return ParticleFilterResult(
-        log_likelihood=jnp.sum(increments),
-        predictive_log_likelihoods=increments,
-        filtered_means=jnp.concatenate([mean0[None], means]),
-        filtered_variances=jnp.concatenate([var0[None], variances]),
-        ess=jnp.concatenate([ess0[None], ess]),
-        resampled=jnp.concatenate([jnp.array([False]), resampled]),
-        latent_path=path,
-    )
+        first, later = lax.scan(trace_back, last, (particles[1:], ancestors[1:]), reverse=True)
+        return {**out, "latent_path": jnp.concatenate([particles[0][first][None], later])}
+
+    # The moves' normals (or keys) come a block of steps at a time: an outer scan over whole blocks around the
+    # inner scan over steps, then the remaining steps as one shorter block.
+    block = _block_length(num * flat_size, num_steps - 1)
+    blocks = _driver.Blocks(block, block_noise, block_root, tail_key)
+    return _driver.run_filter(ParticleFilterResult, init, step, (y, _driver.lagged(y), uniforms), blocks=blocks,
+                              finish=finish)

@@ -1,5 +1,6 @@
 """Likelihood methods of :class:`bayesvol.models.SV` for :func:`bayesvol.fit` and
-:func:`bayesvol.log_likelihood`: ``"pf"``, ``"eis"``, ``"bellman"`` and ``"qml"``.
+:func:`bayesvol.log_likelihood`: ``"pf"``, ``"eis"``, ``"bellman"`` and ``"qml"`` (the registry in
+:mod:`bayesvol.inference` points at these functions and their diagnostics).
 
 Each returns the pointwise log-likelihood (one value per time step) as a pure JAX function of the
 parameters; simulated methods use a fixed ``seed`` (common random numbers), so the optimiser sees one
@@ -16,10 +17,9 @@ from bayesvol.filters.bellman import bellman_filter
 from bayesvol.filters.eis import efficient_importance_sampling
 from bayesvol.filters.kalman import sv_qml_filter
 from bayesvol.filters.particle import particle_filter
-from bayesvol.inference.mle import register_loglik
-from bayesvol.models.sv import SV
 
-__all__ = ["sv_bellman", "sv_eis", "sv_particle_filter", "sv_qml"]
+__all__ = ["eis_diagnostics", "pf_diagnostics", "qml_diagnostics", "sv_bellman", "sv_eis", "sv_particle_filter",
+           "sv_qml"]
 
 # Independent replications used to measure the Monte Carlo spread of a simulated log-likelihood.
 MC_REPLICATIONS = 20
@@ -30,8 +30,10 @@ def _spread(values) -> dict:
     return {"loglik_mc_sd": float(np.std(values, ddof=1)), "loglik_mc_replications": int(values.size)}
 
 
-def _pf_diagnostics(model, params, y, *, num_particles=1000, seed=0, proposal="bootstrap", resampling="smooth",
-                    ess_threshold=1.0):
+def pf_diagnostics(model, params, y, *, num_particles=1000, seed=0, proposal="bootstrap", resampling="smooth",
+                   ess_threshold=1.0):
+    """Monte Carlo spread of the particle-filter log-likelihood over independent seeds (``loglik_mc_sd``)."""
+
     def one(key):
         return particle_filter(model, params, y, key, num_particles, proposal=proposal, resampling=resampling,
                                ess_threshold=ess_threshold).log_likelihood
@@ -43,7 +45,6 @@ def _pf_diagnostics(model, params, y, *, num_particles=1000, seed=0, proposal="b
     return out
 
 
-@register_loglik(SV, "pf", differentiable=True, diagnostics=_pf_diagnostics, hessian="differences")
 def sv_particle_filter(model, params, y, *, num_particles: int = 1000, seed: int = 0, proposal: str = "bootstrap",
                        resampling: str = "smooth", ess_threshold: float = 1.0):
     """Particle-filter estimates of ``log p(y_t | y_{1:t-1})`` (see :func:`bayesvol.filters.particle_filter`).
@@ -54,11 +55,14 @@ def sv_particle_filter(model, params, y, *, num_particles: int = 1000, seed: int
     discontinuous surface; use it for evaluation, not fitting.
     """
     return particle_filter(model, params, y, seed, num_particles, proposal=proposal, resampling=resampling,
-                           ess_threshold=ess_threshold).predictive_log_likelihoods
+                           ess_threshold=ess_threshold).pointwise_log_likelihood
 
 
-def _eis_diagnostics(model, params, y, *, num_draws=64, seed=0, num_iterations=8, antithetic=True,
-                     tolerance=None):
+def eis_diagnostics(model, params, y, *, num_draws=64, seed=0, num_iterations=8, antithetic=True,
+                    tolerance=None):
+    """Monte Carlo spread of the EIS log-likelihood over independent seeds, and the last kernel change of the
+    run at ``seed`` (``eis_max_kernel_change``)."""
+
     def one(key):
         out = efficient_importance_sampling(model, params, y, key, num_draws, num_iterations=num_iterations,
                                             antithetic=antithetic, tolerance=tolerance)
@@ -73,7 +77,6 @@ def _eis_diagnostics(model, params, y, *, num_draws=64, seed=0, num_iterations=8
     return out
 
 
-@register_loglik(SV, "eis", differentiable=True, diagnostics=_eis_diagnostics, hessian="differences")
 def sv_eis(model, params, y, *, num_draws: int = 64, seed: int = 0, num_iterations: int = 8,
            antithetic: bool = True, tolerance: float | None = None):
     """EIS log-likelihood terms (see :func:`bayesvol.filters.efficient_importance_sampling`).
@@ -82,21 +85,20 @@ def sv_eis(model, params, y, *, num_draws: int = 64, seed: int = 0, num_iteratio
     estimate is a smooth function of the parameters with exact gradients for :func:`bayesvol.fit`.
     """
     return efficient_importance_sampling(model, params, y, seed, num_draws, num_iterations=num_iterations,
-                                         antithetic=antithetic, tolerance=tolerance).predictive_log_likelihoods
+                                         antithetic=antithetic, tolerance=tolerance).pointwise_log_likelihood
 
 
-@register_loglik(SV, "bellman", differentiable=True, hessian="differences")
 def sv_bellman(model, params, y, *, num_newton_steps: int = 10):
     """Bellman-filter approximate log-likelihood terms (see :func:`bayesvol.filters.bellman_filter`)."""
-    return bellman_filter(model, params, y, num_newton_steps=num_newton_steps).predictive_log_likelihoods
+    return bellman_filter(model, params, y, num_newton_steps=num_newton_steps).pointwise_log_likelihood
 
 
-def _qml_diagnostics(model, params, y, *, offset=None):
+def qml_diagnostics(model, params, y, *, offset=None):
+    """A note that the QML value is a quasi-log-likelihood of ``log(y^2 + c)``, not a density of ``y``."""
     return {"loglik_note": "Gaussian quasi-log-likelihood of log(y^2 + c), not a density of y; compare estimates "
                            "(with robust standard errors), not log-likelihood values, with other methods"}
 
 
-@register_loglik(SV, "qml", differentiable=True, diagnostics=_qml_diagnostics, hessian="differences")
 def sv_qml(model, params, y, *, offset=None):
     """Quasi-log-likelihood terms of ``log y_t^2`` (see :func:`bayesvol.filters.sv_qml_filter`)."""
-    return sv_qml_filter(model, params, y, offset=offset).predictive_log_likelihoods
+    return sv_qml_filter(model, params, y, offset=offset).pointwise_log_likelihood

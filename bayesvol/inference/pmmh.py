@@ -315,8 +315,8 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
         out = particle_filter(model, model.params_type(**constrain(u_flat)), y, key, num_particles,
                               ess_threshold=ess_threshold, latent_path=latent_path)
         if latent_path:
-            return out.log_likelihood, out.predictive_log_likelihoods, out.latent_path
-        return out.log_likelihood, out.predictive_log_likelihoods
+            return out.log_likelihood, out.pointwise_log_likelihood, out.latent_path
+        return out.log_likelihood, out.pointwise_log_likelihood
 
     key_init, key_chains = jax.random.split(jax.random.PRNGKey(seed))
     starts = init_flat + init_scale * jax.random.normal(key_init, (num_chains, dim))
