@@ -14,6 +14,10 @@ import pandas as pd
 MIN_OBSERVATIONS = 20
 
 
+class ConvergenceWarning(UserWarning):
+    """An estimate or a sampler's output may not be what it claims to be (no convergence, divergences, ...)."""
+
+
 class Series1D(NamedTuple):
     """A validated univariate series: float64 values and, if the input had one, its index."""
 

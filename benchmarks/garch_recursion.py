@@ -32,7 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 from _machine import machine_info
 
-from bayesvol.inference import mle
+from bayesvol.inference import registry
+from bayesvol.inference._problem import Problem, constrain_flat, unconstrain_flat
+from bayesvol.inference._problem import objective as objective_fn
+from bayesvol.inference.standard_errors import loglik_derivatives_one
 from bayesvol.models import GARCH, GARCHParams, _observation
 
 TRUE = {"mu": 0.03, "omega": 0.02, "alpha": 0.03, "gamma": 0.09, "beta": 0.9, "nu": 7.0, "skew": -0.15}
@@ -73,10 +76,10 @@ def kernels(problem, variant):
                 _observation.filter_states = original
         return wrapped
 
-    objective = jax.value_and_grad(lambda u, y: mle._objective(problem, u, y))
+    objective = jax.value_and_grad(lambda u, y: objective_fn(problem, u, y))
     single = jax.jit(with_filter(objective))
     batch = jax.jit(with_filter(jax.vmap(objective, in_axes=(None, 1))))
-    derivatives = jax.jit(with_filter(jax.vmap(lambda t, y: mle._loglik_derivatives_one(problem, t, y),
+    derivatives = jax.jit(with_filter(jax.vmap(lambda t, y: loglik_derivatives_one(problem, t, y),
                                                in_axes=(None, 1))))
     return {"single_T5000_value_and_grad": single, "batch_64x1000_value_and_grad": batch,
             "se_block_32x1000_hessian_and_scores": derivatives}
@@ -98,10 +101,11 @@ def main(argv=None):
     machine = machine_info(("jax", "jaxlib", "numpyro", "numpy"))
     model = GARCH(vol="gjr", dist="skewt")
     shapes = tuple(() for _ in model.param_names)
-    problem = mle._Problem(model=model, method="exact", free_shapes=shapes, shapes=shapes, options=())
+    problem = Problem(model=model, method="exact", loglik=registry.lookup(model, "exact").loglik, free_shapes=shapes,
+                      shapes=shapes, options=())
     params = GARCHParams(**{k: jnp.asarray(v) for k, v in TRUE.items()})
-    u = mle._unconstrain_flat(problem, params)
-    theta = mle._constrain_flat(problem, u)
+    u = unconstrain_flat(problem, params)
+    theta = constrain_flat(problem, u)
     y_single = simulate(model, 5000, 1, 1)[:, 0]
     y_panel = simulate(model, 1000, 64, 2)
     inputs = {"single_T5000_value_and_grad": (u, y_single), "batch_64x1000_value_and_grad": (u, y_panel),

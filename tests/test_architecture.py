@@ -1,6 +1,6 @@
 """The shape of the package, read from its source: layers, import cycles, module sizes, protocols, registry.
 
-Layers, bottom to top: the layer-0 helpers (``_config``, ``_validation``, ``_warnings``, ``_version``,
+Layers, bottom to top: the layer-0 helpers (``_config``, ``_validation``, ``_version``,
 ``datasets``) < ``distributions`` < ``models`` < ``filters`` < ``inference`` < everything at the top
 (``compare``, ``forecast``, ``plots``, ``cli``, ``simulation``, the package root). A module may import
 from its own layer and the ones below; every import counts, including those deferred inside functions.
@@ -20,7 +20,7 @@ from bayesvol.models import _protocol
 
 PACKAGE = pathlib.Path(bayesvol.__file__).parent
 MAX_LINES = 600
-RANK = {"_config": 0, "_validation": 0, "_warnings": 0, "_version": 0, "datasets": 0, "distributions": 1,
+RANK = {"_config": 0, "_validation": 0, "_version": 0, "datasets": 0, "distributions": 1,
         "models": 2, "filters": 3, "inference": 4}
 TOP = 5
 

@@ -22,6 +22,7 @@ import scipy.stats
 import bayesvol
 from bayesvol.filters import LinearGaussianSSM, kalman_filter
 from bayesvol.inference.pmmh import iteration_keys, run_pmmh, sample_pmmh
+from bayesvol.models._protocol import LatentStateModelBase
 
 NOISE_SD = 0.5  # known observation noise r
 TRUE = {"phi": 0.6, "sigma": 0.7}
@@ -34,7 +35,7 @@ class ARParams(NamedTuple):
 
 
 @dataclass(frozen=True)
-class NoisyAR1:
+class NoisyAR1(LatentStateModelBase):
     """x_t = phi x_{t-1} + sigma eta_t, y_t = x_t + 0.5 eps_t: two free parameters, so a grid gives the posterior."""
 
     params_type = ARParams

@@ -108,8 +108,9 @@ def test_batch_fit_equals_column_by_column(gjr_t_study):
 
 def test_stacked_covariances_and_boundaries_equal_single_series_routines():
     """The batch's vectorised covariances, standard errors and boundary flags against the per-series ones."""
-    from bayesvol.inference import batch as batch_module
-    from bayesvol.inference import mle
+    from bayesvol.inference import registry
+    from bayesvol.inference import standard_errors as se_
+    from bayesvol.inference._problem import Problem
 
     rng = np.random.default_rng(0)
     model = GARCH(vol="gjr", dist="t")
@@ -117,20 +118,20 @@ def test_stacked_covariances_and_boundaries_equal_single_series_routines():
     scores = rng.standard_normal((4, num_obs, p))
     hessians = -np.einsum("ntp,ntq->npq", scores, scores) - 0.1 * np.eye(p)
     hessians[2] = np.diag([-1.0] * (p - 1) + [0.0])  # singular information: the single-series fallback
-    covs, robust = batch_module._stacked_covariances(hessians, scores)
+    covs, robust = se_.stacked_covariances(hessians, scores)
     for j in range(4):
-        cov_j, robust_j = mle._covariances(hessians[j], scores[j])
+        cov_j, robust_j = se_.covariances(hessians[j], scores[j])
         np.testing.assert_allclose(covs[j], cov_j, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(robust[j], robust_j, rtol=1e-12, atol=1e-14)
-        np.testing.assert_array_equal(batch_module._standard_errors_stacked(covs)[j], mle._standard_errors(cov_j))
-    problem = mle._Problem(model=model, method="exact", free_shapes=((),) * p, shapes=((),) * p, options=())
-    transforms = mle._transforms(model)
+        np.testing.assert_array_equal(se_.standard_errors(covs)[j], se_.standard_errors(cov_j))
+    problem = Problem(model=model, method="exact", loglik=registry.lookup(model, "exact").loglik,
+                      free_shapes=((),) * p, shapes=((),) * p, options=())
     u_hat = rng.normal(0.0, 8.0, (4, p))
     u_hat[:, 0] = 20.0  # mu is unbounded: never on an edge
     scores[1, :, 1] += 1.0  # omega of series 1 pushed outwards: flagged when |u| > 6
     u_hat[1, 1] = 7.0
-    flags = batch_module._boundaries(problem, transforms, u_hat, scores, ["a", "b", "c", "d"])
-    expected = {name: mle._at_boundary(problem, transforms, u_hat[j], scores[j])
+    flags = se_.stacked_boundaries(problem, u_hat, scores, ["a", "b", "c", "d"])
+    expected = {name: se_.at_boundary(problem, u_hat[j], scores[j])
                 for j, name in enumerate("abcd")}
     assert flags == {name: edge for name, edge in expected.items() if edge}
     assert "omega" in flags["b"] and all("mu" not in edge for edge in flags.values())

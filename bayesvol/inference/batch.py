@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from jax import lax
 
-from bayesvol._warnings import ConvergenceWarning
-from bayesvol.inference import registry
+import bayesvol.inference.registry as registry
+from bayesvol._validation import ConvergenceWarning
 from bayesvol.inference._problem import Problem, labels, objective, options_key
 from bayesvol.inference.results import BatchMLEResult
 from bayesvol.inference.standard_errors import (

@@ -7,7 +7,7 @@ import warnings
 import arviz as az
 import numpy as np
 
-from bayesvol._warnings import ConvergenceWarning
+from bayesvol._validation import ConvergenceWarning
 
 __all__ = ["ConvergenceWarning", "check_convergence"]
 

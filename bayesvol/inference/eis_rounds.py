@@ -21,7 +21,6 @@ import scipy.optimize
 
 from bayesvol.filters.wishart_methods import EISKernels, _eis_options, _run_eis
 from bayesvol.inference.diagnostics import ConvergenceWarning
-from bayesvol.inference.mle import fit
 from bayesvol.models._base import as_params
 
 __all__ = ["fit_eis_rounds"]
@@ -118,7 +117,7 @@ def _best_start(model, values, data, start, num_starts, seed, static):
     return _free_parameters(model, starts[int(np.nanargmax(at_starts))])
 
 
-def fit_eis_rounds(model, y, *, start=None, num_starts=None, maxiter=2000, gtol=1e-5, warn=True, max_rounds=20,
+def fit_eis_rounds(model, y, *, fit, start=None, num_starts=None, maxiter=2000, gtol=1e-5, warn=True, max_rounds=20,
                    round_tolerance=0.2, se_differences="forward", **options):
     r"""EIS maximum likelihood in rounds: optimise with the EIS sampler fixed, refit the sampler, repeat.
 

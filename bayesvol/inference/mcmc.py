@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import MCMC, NUTS, init_to_median
 
-from bayesvol.inference import _idata, registry
+import bayesvol.inference._idata as _idata
+import bayesvol.inference.registry as registry
 from bayesvol.inference.diagnostics import check_convergence
 from bayesvol.inference.pmmh import check_latent_state_model, sample_pmmh
 from bayesvol.inference.svi import sample_svi

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import scipy.optimize
 
-from bayesvol._warnings import ConvergenceWarning
-from bayesvol.inference import registry
-from bayesvol.inference import standard_errors as se_
+import bayesvol.inference.registry as registry
+import bayesvol.inference.standard_errors as se_
+from bayesvol._validation import ConvergenceWarning
 from bayesvol.inference._problem import (
     Problem,
     constrain_flat,

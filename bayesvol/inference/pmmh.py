@@ -19,11 +19,11 @@ import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+import bayesvol.inference._idata as _idata
 from bayesvol.filters import particle_filter
 from bayesvol.filters._common import check_observations
-from bayesvol.inference import _idata
 from bayesvol.inference.diagnostics import check_convergence
-from bayesvol.models._protocol import LatentStateModel
+from bayesvol.models._protocol import ModelDefaults, StateSpaceLaws
 
 __all__ = ["PMMHTrace", "adaptation_windows", "iteration_keys", "run_pmmh", "sample_pmmh"]
 
@@ -194,10 +194,13 @@ def _finite_loglik(log_likelihood, position, key):
 
 
 def check_latent_state_model(model):
-    if not isinstance(model, LatentStateModel):
+    if not isinstance(model, StateSpaceLaws):
         raise ValueError(f"method='pmmh' needs a latent-state model (initial, transition, emission and priors; see "
                          f"bayesvol.models._protocol); {type(model).__name__} is not one. Observation-driven models "
                          "have an exact likelihood: use method='nuts'")
+    if not isinstance(model, ModelDefaults):
+        raise TypeError(f"method='pmmh' needs the hooks of bayesvol.models._protocol.ModelDefaults (parameter "
+                        f"transforms, start values); derive {type(model).__name__} from LatentStateModelBase")
     if not model.elementwise_transforms:
         raise NotImplementedError(f"method='pmmh' is not available for {type(model).__name__}, whose parameters "
                                   "need a joint transform; use method='nuts'")

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import bayesvol.inference.dfsv_nuts as dfsv_nuts
+import bayesvol.inference.eis_rounds as eis_rounds
+import bayesvol.inference.two_step as two_step
 from bayesvol.filters import dfsv_methods, sv_methods, wishart_methods
-from bayesvol.inference import dfsv_nuts, eis_rounds, two_step
 from bayesvol.models import dcc, egarch, garch, iggarch
 from bayesvol.models.dcc import DCC, DCCCorrelationStep
 from bayesvol.models.dfsv import DFSV
@@ -71,7 +73,7 @@ TABLE: dict[tuple[type, str], Method] = {
     (GARCH, "exact"): Method(garch.exact_loglik),
     (EGARCH, "exact"): Method(egarch.exact_loglik),
     (IGGARCH, "exact"): Method(iggarch.exact_loglik),
-    (DCC, "exact"): Method(dcc.exact_loglik),
+    (DCC, "exact"): Method(dcc.exact_loglik, fitter=two_step.fit_joint),
     (DCC, "two_step"): Method(fitter=two_step.fit_two_step),
     (DCCCorrelationStep, "exact"): Method(dcc.correlation_step_loglik),
     **{(family, name): row for family in (GARCH, EGARCH, IGGARCH, DCC) for name, row in _EXACT_SAMPLERS.items()},

@@ -7,7 +7,7 @@ import numpy as np
 from numpyro.infer import SVI, Predictive, Trace_ELBO, autoguide, init_to_median
 from numpyro.optim import ClippedAdam
 
-from bayesvol.inference import _idata
+import bayesvol.inference._idata as _idata
 
 GUIDES = {
     "normal": autoguide.AutoNormal,

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from bayesvol.inference.mle import MLEResult, fit
+from bayesvol.inference.results import MLEResult
 from bayesvol.models._base import as_params
 from bayesvol.models.dcc import DCC, DCCCorrelationStep, DCCParams, target
 
@@ -71,7 +71,7 @@ class DCCTwoStepResult:
                               float_format=lambda v: f"{v: .5f}")])
 
 
-def fit_two_step(model: DCC, y, **fit_options) -> DCCTwoStepResult:
+def fit_two_step(model: DCC, y, *, fit, **fit_options) -> DCCTwoStepResult:
     r"""Engle's (2002) two-step estimator of a DCC model.
 
     Step 1 fits each asset's GARCH(1,1) by maximum likelihood (:func:`bayesvol.fit` on the panel, one
@@ -85,6 +85,8 @@ def fit_two_step(model: DCC, y, **fit_options) -> DCCTwoStepResult:
     ----------
     model : DCC
     y : (T, k) array or DataFrame
+    fit : callable
+        The single-series optimiser, :func:`bayesvol.fit` (the registry passes it).
     **fit_options
         Passed to both :func:`bayesvol.fit` calls (``maxiter``, ``gtol``, ``warn``). Start values are not
         taken: each step starts from its own model's.
@@ -110,7 +112,7 @@ def fit_two_step(model: DCC, y, **fit_options) -> DCCTwoStepResult:
                             loglik=loglik, q_bar=np.asarray(target(u)), columns=panel.columns)
 
 
-def fit_joint(model: DCC, y, *, start=None, **fit_options) -> MLEResult:
+def fit_joint(model: DCC, y, *, fit, start=None, **fit_options) -> MLEResult:
     """Joint maximum likelihood of every DCC parameter, by default started from the two-step estimate.
 
     ``bayesvol.fit(DCC(), y)`` runs this function; it then optimises the exact joint likelihood with
@@ -120,6 +122,6 @@ def fit_joint(model: DCC, y, *, start=None, **fit_options) -> MLEResult:
     if start is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            two_step = fit_two_step(model, y)
+            two_step = fit_two_step(model, y, fit=fit)
         start = [{n: np.asarray(v) for n, v in two_step.params.items()}]
     return fit(model, y, "exact", direct=True, start=start, **fit_options)

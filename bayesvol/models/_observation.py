@@ -38,6 +38,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import promote_shapes
 
 import bayesvol.models._base as _base
+from bayesvol.models._protocol import AffineRecursionModel
 
 LOGLIK_KIND = "one-step-ahead predictive log p(y_t | y_{1:t-1}, theta)"
 
@@ -93,7 +94,7 @@ def filter_states(model, params, y, state=None):
     faster (``benchmarks/garch_recursion.py``: about 1.1 times the CPU time for one value and gradient, 2.5
     times for the forward-over-reverse Hessian), because each step of the loop is already a few vector operations.
     """
-    if hasattr(model, "affine_coefficients") and jax.default_backend() != "cpu":
+    if isinstance(model, AffineRecursionModel) and jax.default_backend() != "cpu":
         return affine_filter_states(model, params, y, state)
     return sequential_filter_states(model, params, y, state=state)
 

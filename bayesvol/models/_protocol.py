@@ -13,7 +13,8 @@ Required of every model (:class:`VolatilityModel`)
 
 Required of a latent-state model (:class:`LatentStateModel`)
     ``initial(params)``, ``transition(params, state_prev, y_prev)``, ``emission(params, state)``: NumPyro
-    distributions of the first state, of the next state, and of the observation given the state.
+    distributions of the first state, of the next state, and of the observation given the state. These three
+    with the parameters and priors (:class:`StateSpaceLaws`) are all the filters and PMMH need.
 
 Required of an observation-driven model (:class:`ObservationDrivenModel`)
     ``init_state(params, y)``, ``update(params, state, y_t)``, ``emission(params, state)``,
@@ -37,15 +38,17 @@ import numpy as np
 from numpyro.distributions import biject_to
 from numpyro.distributions.transforms import IdentityTransform
 
+import bayesvol.models._base as _base
 from bayesvol._validation import as_returns, time_coords
-from bayesvol.models import _base
 
 __all__ = [
+    "AffineRecursionModel",
     "LatentStateModel",
     "LatentStateModelBase",
     "ModelDefaults",
     "ObservationDrivenModel",
     "ObservationDrivenModelBase",
+    "StateSpaceLaws",
     "VarianceForecastModel",
     "VolatilityModel",
     "check_model",
@@ -80,14 +83,26 @@ class VolatilityModel(Protocol):
 
 
 @runtime_checkable
-class LatentStateModel(VolatilityModel, Protocol):
-    """A state-space model: the state evolves by itself, the observation depends on the current state."""
+class StateSpaceLaws(Protocol):
+    """The three laws of a state-space model with its parameters: all that the filters and PMMH need."""
+
+    params_type: ClassVar[type]
+
+    @property
+    def param_names(self) -> tuple[str, ...]: ...
+
+    def prior_distributions(self) -> Any: ...
 
     def initial(self, params) -> Any: ...
 
     def transition(self, params, state_prev, y_prev=None) -> Any: ...
 
     def emission(self, params, state) -> Any: ...
+
+
+@runtime_checkable
+class LatentStateModel(VolatilityModel, StateSpaceLaws, Protocol):
+    """A state-space model: the state evolves by itself, the observation depends on the current state."""
 
 
 @runtime_checkable
@@ -101,6 +116,14 @@ class ObservationDrivenModel(VolatilityModel, Protocol):
     def emission(self, params, state) -> Any: ...
 
     def in_parameter_space(self, params) -> Any: ...
+
+
+@runtime_checkable
+class AffineRecursionModel(ObservationDrivenModel, Protocol):
+    """An observation-driven model whose ``update`` is the affine map ``a_t * state + b_t`` (GARCH, GJR), with
+    coefficients that depend on the data only: its filter may run as a parallel prefix scan."""
+
+    def affine_coefficients(self, params, y) -> Any: ...
 
 
 @runtime_checkable
@@ -171,6 +194,10 @@ class ModelDefaults:
     def check_parameters(self, params):
         """Parameters converted from a mapping and checked against each prior's support."""
         return _base.as_params(self, params)
+
+    def start_values(self, y) -> list[dict]:
+        """Start values for maximum likelihood (and PMMH); none by default."""
+        return []
 
     # --- maximum likelihood switches ------------------------------------------------------------
     supports_batch_fit: ClassVar[bool] = False   # a (T, n) panel is n independent series fitted at once

@@ -28,6 +28,7 @@ import bayesvol.models._base as _base
 import bayesvol.models._observation as _observation
 from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values, time_coords
 from bayesvol.distributions.priors import ShiftedExponential
+from bayesvol.models._protocol import ModelDefaults, ObservationDrivenModelBase
 from bayesvol.models.garch import GARCH, GARCHParams
 from bayesvol.models.garch import default_priors as garch_priors
 
@@ -140,7 +141,7 @@ class DiagonalScale(ndist.Distribution):
 
 
 @dataclass(frozen=True)
-class DCC:
+class DCC(ObservationDrivenModelBase):
     r"""DCC(1,1)-GARCH(1,1) model for a panel of k return series.
 
     Parameters
@@ -500,7 +501,7 @@ class _Residuals(NamedTuple):
 
 
 @dataclass(frozen=True)
-class DCCCorrelationStep:
+class DCCCorrelationStep(ModelDefaults):
     r"""The DCC correlation model of standardised residuals :math:`u_t`, the second step of Engle's estimator.
 
     Parameters ``dcc_a``, ``dcc_b`` (and ``nu`` for ``dist="t"``); :math:`u_t \sim N(0, R_t)` (or the

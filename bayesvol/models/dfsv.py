@@ -40,6 +40,7 @@ from bayesvol.models._dfsv_state import (
     log_variance_var,
     simulate_from_shocks,
 )
+from bayesvol.models._protocol import LatentStateModelBase
 
 __all__ = ["DFSV", "DFSVParams", "DFSVSimulation", "default_priors"]
 
@@ -154,7 +155,7 @@ def _merge_priors(num_factors: int, overrides: Mapping | None, allowed: tuple) -
 
 
 @dataclass(frozen=True)
-class DFSV:
+class DFSV(LatentStateModelBase):
     r"""Dynamic factor stochastic volatility model for an ``N``-asset return panel with ``K`` factors.
 
     Parameters
@@ -221,6 +222,8 @@ class DFSV:
     _prior_items: tuple = field(default=(), init=False, repr=False)
 
     params_type = DFSVParams
+    # identified loadings and stationary VAR matrices: structured transforms, not one bijection per entry
+    elementwise_transforms = False
 
     def __post_init__(self):
         k = self.num_factors

@@ -14,10 +14,11 @@ import numpyro
 import numpyro.distributions as ndist
 from jax.scipy.special import log_ndtr
 
+import bayesvol.models._base as _base
+import bayesvol.models._observation as _observation
 from bayesvol.distributions import SkewedStudentT, StandardizedStudentT
 from bayesvol.distributions.priors import ScaledBeta, ShiftedExponential
 from bayesvol.distributions.skewed_t import _hansen_constants, _unit_t_abs_moments, _unit_t_partial_moments
-from bayesvol.models import _base, _observation
 from bayesvol.models._protocol import ObservationDrivenModelBase
 
 __all__ = ["EGARCH", "EGARCHParams", "EGARCHSimulation", "exact_loglik", "log_backcast"]

@@ -18,6 +18,7 @@ import bayesvol.models._base as _base
 import bayesvol.models._observation as _observation
 from bayesvol.distributions import SkewedStudentT, StandardizedStudentT, second_moment_below_zero
 from bayesvol.distributions.priors import ScaledBeta, ShiftedExponential
+from bayesvol.models._protocol import ObservationDrivenModelBase
 
 __all__ = ["GARCH", "GARCHParams", "GARCHSimulation", "backcast", "exact_loglik"]
 
@@ -80,7 +81,7 @@ def backcast(residuals) -> jax.Array:
 
 
 @dataclass(frozen=True)
-class GARCH:
+class GARCH(ObservationDrivenModelBase):
     r"""GARCH(1,1) and GJR-GARCH(1,1,1) with a constant or zero mean.
 
     Parameters
@@ -150,6 +151,8 @@ class GARCH:
     _prior_items: tuple = field(default=(), init=False, repr=False)
 
     params_type = GARCHParams
+    # alpha, gamma, beta are optimised and sampled on stationary (stick-breaking) coordinates: a joint map
+    elementwise_transforms = False
     loglik_kind = _observation.LOGLIK_KIND
     latent_sites = ()
     deterministic_sites = ("vol",)

@@ -21,6 +21,7 @@ import bayesvol.models._base as _base
 import bayesvol.models._observation as _observation
 from bayesvol.distributions import InverseGaussian
 from bayesvol.distributions.priors import ScaledBeta
+from bayesvol.models._protocol import ObservationDrivenModelBase
 
 __all__ = ["IGGARCH", "IGGARCHParams", "IGGARCHSimulation", "SupportReport", "exact_loglik"]
 
@@ -175,7 +176,7 @@ class IGReturn(ndist.Distribution):
 
 
 @dataclass(frozen=True)
-class IGGARCH:
+class IGGARCH(ObservationDrivenModelBase):
     r"""Inverse Gaussian GARCH of Christoffersen, Heston & Jacobs (2006), one or two components.
 
     Parameters

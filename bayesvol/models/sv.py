@@ -13,8 +13,8 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
+import bayesvol.models._base as _base
 from bayesvol.distributions.priors import ScaledBeta, ShiftedExponential
-from bayesvol.models import _base
 from bayesvol.models._protocol import LatentStateModelBase
 
 __all__ = ["SV", "SVParams"]

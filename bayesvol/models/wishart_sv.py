@@ -26,6 +26,7 @@ from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values, time_coords
 from bayesvol.distributions.priors import ShiftedExponential
 from bayesvol.distributions.wishart import GaussianPrecision, gaussian_precision_log_prob
 from bayesvol.models._base import as_key, as_params
+from bayesvol.models._protocol import LatentStateModelBase
 from bayesvol.models._wishart_linalg import scale_inverse, scale_matrix, steady_state
 
 __all__ = ["GaussianPrecision", "WishartSV", "WishartSVParams", "WishartSVSimulation", "reference_params"]
@@ -107,7 +108,7 @@ def _bartlett(diag, offdiag, k):
 
 
 @dataclass(frozen=True)
-class WishartSV:
+class WishartSV(LatentStateModelBase):
     r"""Wishart multivariate stochastic volatility model.
 
     Parameters
@@ -161,6 +162,8 @@ class WishartSV:
     _prior_items: tuple = field(default=(), init=False, repr=False)
 
     params_type = WishartSVParams
+    # A is a covariance matrix (a structured transform of its free entries)
+    elementwise_transforms = False
     param_names = ("nu", "d", "A")
     loglik_kind = LOGLIK_KIND
     latent_sites = ("bartlett_diag", "bartlett_offdiag")
