@@ -10,12 +10,13 @@ from bayesvol import (
     plots,
 )
 from bayesvol._version import __version__
-from bayesvol.forecast import Forecast, forecast
+from bayesvol.forecast import CovarianceForecast, Forecast, forecast
 from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, sample
 from bayesvol.simulation import simulate
 
 __all__ = [
     "ConvergenceWarning",
+    "CovarianceForecast",
     "Forecast",
     "MLEResult",
     "__version__",

@@ -1,9 +1,11 @@
-"""Forecasts of variances, returns and value-at-risk from observation-driven models (GARCH family, IG-GARCH).
+"""Forecasts: variances, returns and value-at-risk (GARCH family, EGARCH, IG-GARCH) and covariances (DCC, Wishart SV).
 
 From fixed parameters (a dict, ``<Model>Params`` or an :class:`~bayesvol.MLEResult`) the variance forecast
 is analytic for GARCH/GJR and simulated for IG-GARCH; from a posterior (``arviz.InferenceData``) every
 draw is filtered through the data and simulated forward, so the predictive distribution of returns, and the
-value-at-risk read from it, integrate over parameter uncertainty.
+value-at-risk read from it, integrate over parameter uncertainty. For the multivariate models the same
+:func:`forecast` gives the one-step-ahead covariance matrix (:class:`CovarianceForecast`), from parameters
+(the filter's last state) or from a posterior (averaged over the draws).
 """
 
 from __future__ import annotations
@@ -16,11 +18,71 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+import bayesvol.filters.wishart_methods as wishart_methods
 from bayesvol.inference.results import MLEResult
 from bayesvol.models import _base, _observation
 from bayesvol.models._protocol import VarianceForecastModel
+from bayesvol.models.dcc import DCC
+from bayesvol.models.wishart_sv import WishartSV
 
-__all__ = ["Forecast", "forecast"]
+__all__ = ["CovarianceForecast", "Forecast", "forecast"]
+
+
+@dataclass
+class CovarianceForecast:
+    r"""One-step-ahead covariance forecast :math:`E[y_{T+1} y_{T+1}' \mid y_{1:T}]` of a multivariate model.
+
+    Attributes
+    ----------
+    covariance : pandas.DataFrame
+        The forecast covariance matrix, rows and columns labelled by asset.
+    method : str
+        How the last state was obtained: ``"filter"`` (DCC's exact recursion), ``"eis"`` or ``"pf"`` (Wishart
+        SV's filtering law), or ``"posterior"`` (averaged over posterior draws).
+    source : str
+        ``"parameters"`` or ``"posterior"``.
+    """
+
+    covariance: pd.DataFrame
+    method: str
+    source: str
+
+    @property
+    def volatility(self) -> pd.Series:
+        """Forecast conditional standard deviation of each asset."""
+        return pd.Series(np.sqrt(np.diag(self.covariance.to_numpy())), index=self.covariance.index, name="volatility")
+
+    @property
+    def correlation(self) -> pd.DataFrame:
+        """Forecast conditional correlation matrix."""
+        vol = self.volatility.to_numpy()
+        return self.covariance / np.outer(vol, vol)
+
+
+def _covariance_forecast(model, source, y, horizon, method, options) -> CovarianceForecast:
+    if horizon != 1:
+        raise ValueError(f"covariance forecasts of {model.describe()} are one step ahead; got horizon={horizon}")
+    panel = model.validate_data(y)
+    columns = getattr(panel, "columns", None)
+    labels = list(columns) if columns is not None else list(range(np.shape(panel.values)[1]))
+    if getattr(source, "posterior", None) is not None:
+        if method is not None or options:
+            raise ValueError("a forecast from a posterior takes no method or filter options")
+        cov, method, kind = model.posterior_forecast_covariance(source, y), "posterior", "posterior"
+    else:
+        params = source.params if isinstance(source, MLEResult) else source
+        if isinstance(model, DCC):
+            if method not in (None, "filter"):
+                raise ValueError(f"DCC forecasts come from its exact recursion (method='filter'), got {method!r}")
+            cov, method = model.forecast_covariance(params, y, **options), "filter"
+        else:
+            method = method or "eis"
+            cov = wishart_methods.forecast_covariance(model, params, y, method=method, **options)
+        kind = "parameters"
+    cov = np.asarray(cov, dtype=np.float64)
+    if not np.all(np.isfinite(cov)):
+        raise ValueError("the covariance forecast is not finite; check the parameters (Wishart SV needs nu > k + 1)")
+    return CovarianceForecast(covariance=pd.DataFrame(cov, index=labels, columns=labels), method=method, source=kind)
 
 
 @dataclass
@@ -106,13 +168,17 @@ def _forecast_draws(model, stacked, y, horizon: int, paths: int, analytic: bool,
 
 
 def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05), method: str | None = None,
-             num_paths: int = 10_000, max_draws: int = 1000, seed: int = 0) -> Forecast:
-    """Forecast variances, returns and value-at-risk ``1..horizon`` steps after the data.
+             num_paths: int = 10_000, max_draws: int = 1000, seed: int = 0, **options) -> Forecast | CovarianceForecast:
+    """Forecast variances, returns and value-at-risk ``1..horizon`` steps after the data, or a covariance matrix.
 
     Parameters
     ----------
     model : bayesvol model
-        An observation-driven model: :class:`~bayesvol.models.GARCH` or :class:`~bayesvol.models.IGGARCH`.
+        A univariate observation-driven model (:class:`~bayesvol.models.GARCH`,
+        :class:`~bayesvol.models.EGARCH`, :class:`~bayesvol.models.IGGARCH`), or a multivariate one
+        (:class:`~bayesvol.models.DCC`, :class:`~bayesvol.models.WishartSV`), for which the result is the
+        one-step-ahead covariance (:class:`CovarianceForecast`; ``method`` ``"eis"`` or ``"pf"`` for Wishart
+        SV, whose filter options, e.g. ``num_draws``, pass through ``**options``).
     params_or_idata : dict, <Model>Params, MLEResult or arviz.InferenceData
         Fixed parameters (e.g. maximum-likelihood estimates) or a posterior sample from :func:`bayesvol.sample`.
     y : array_like or pandas.Series
@@ -134,7 +200,7 @@ def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05)
 
     Returns
     -------
-    Forecast
+    Forecast or CovarianceForecast
 
     Examples
     --------
@@ -148,9 +214,14 @@ def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05)
     >>> bool((fc.value_at_risk[0.01] > 0).all())
     True
     """
-    if not isinstance(model, VarianceForecastModel):
-        raise ValueError(f"forecast needs an observation-driven model (GARCH, IGGARCH); got {model!r}")
     horizon = _check_positive_int("horizon", horizon)
+    if isinstance(model, (DCC, WishartSV)):
+        return _covariance_forecast(model, params_or_idata, y, horizon, method, options)
+    if not isinstance(model, VarianceForecastModel):
+        raise ValueError(f"forecast needs an observation-driven model (GARCH, EGARCH, IGGARCH) or a covariance "
+                         f"model (DCC, WishartSV); got {model!r}")
+    if options:
+        raise TypeError(f"forecast of {model.describe()} takes no options {sorted(options)}")
     num_paths = _check_positive_int("num_paths", num_paths)
     max_draws = _check_positive_int("max_draws", max_draws)
     if method is None:
