@@ -6,7 +6,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test test-fast lint docs bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; run 'make PYTHON=python3 ...'"; exit 1; }
@@ -27,7 +27,12 @@ demo: $(STAMP_RUN)
 test: $(STAMP_DEV)
 	$(BIN)/ruff check bayesvol tests benchmarks
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow --durations=15
+
+# The quick part of the suite alone (the long statistical checks are marked slow).
+test-fast: $(STAMP_DEV)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check bayesvol tests benchmarks
