@@ -219,7 +219,7 @@ def test_kalman_prediction_of_the_factors_is_the_transition_pushed_forward():
     for t in (1, 5, T - 1):
         state = jnp.concatenate([out.filtered_mean[t - 1], h[t - 1]])
         law = model.transition(params, state)
-        jac = jax.jacfwd(lambda f: model.transition(params, jnp.concatenate([f, h[t - 1]])).f_loc)(
+        jac = jax.jacfwd(lambda f, h_prev=h[t - 1]: model.transition(params, jnp.concatenate([f, h_prev])).f_loc)(
             out.filtered_mean[t - 1])
         np.testing.assert_allclose(np.asarray(out.predicted_mean[t]), np.asarray(law.f_loc), rtol=1e-13, atol=1e-15)
         cov = jac @ out.filtered_cov[t - 1] @ jac.T + jnp.diag(jnp.exp(h[t]))
