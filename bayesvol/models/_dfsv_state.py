@@ -63,7 +63,7 @@ def log_variance_var(params, idiosyncratic_sv: bool) -> LogVarianceVAR:
 
 def log_variance_mean(var: LogVarianceVAR, prev):
     """``E[g_t | g_{t-1}] = mean + trans (g_{t-1} - mean)``; ``prev`` may carry leading batch axes."""
-    return var.mean + (prev - var.mean) @ var.trans.T
+    return var.mean + jnp.einsum("ij,...j->...i", var.trans, prev - var.mean)
 
 
 def log_variance_moments(var: LogVarianceVAR, mean_prev, cov_prev):
