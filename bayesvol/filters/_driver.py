@@ -65,7 +65,7 @@ def _rest(tree):
 
 
 def _prepend(first, rest):
-    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    return jax.tree.map(lambda a, b: jnp.concatenate([jnp.expand_dims(a, 0), b]), first, rest)
 
 
 def _num_steps(inputs) -> int:
@@ -116,7 +116,7 @@ def scan_steps(step: Callable, inputs, *, init: Callable | None = None, carry: A
         last = jax.tree.map(lambda v: v[-1], inputs)
         carry, final = init(last)
         carry, outputs = lax.scan(step, carry, jax.tree.map(lambda v: v[:-1], inputs), reverse=True)
-        return carry, jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), outputs, final)
+        return carry, jax.tree.map(lambda a, b: jnp.concatenate([a, jnp.expand_dims(b, 0)]), outputs, final)
     carry, first = init(_first(inputs))
     if blocks is None:
         carry, outputs = lax.scan(step, carry, _rest(inputs))

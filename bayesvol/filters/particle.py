@@ -8,6 +8,7 @@ NamedTuple. Everything is pure JAX in the parameters, the data and the key, so t
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -219,32 +220,8 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         values = sum_state(model.emission(params, x).log_prob(y_t))
         return jnp.where(jnp.isnan(values), -jnp.inf, values)
 
-    flat_size = 1
-    for size in state_shape:
-        flat_size *= size
-
     def tangent(prior, y_t):
-        """Expansion point a, log g(a) and its gradient, per particle (see Notes)."""
-        mean = _common.gaussian_mean(prior)
-        if num_newton_steps == 0:
-            grad = jax.grad(lambda z: jnp.sum(log_g(z, y_t)))(mean)
-            return mean, log_g(mean, y_t), grad
-        if state_ndim == 0:
-            variance = _common.gaussian_covariance(prior, 0)[..., 0, 0]
-            found = _newton.maximise_elementwise(lambda z: log_g(z, y_t), mean, variance, num_newton_steps)
-            return found.x, found.log_g, found.grad_log_g
-        precision = jnp.linalg.inv(_common.gaussian_covariance(prior, state_ndim))
-        precision = jnp.broadcast_to(precision, (num, flat_size, flat_size))
-
-        def one(mean_i, precision_i):
-            def log_g_i(z):
-                return jnp.sum(model.emission(params, z.reshape(state_shape)).log_prob(y_t))
-
-            return _newton.maximise(log_g_i, mean_i.reshape(flat_size), precision_i, num_newton_steps)
-
-        found = jax.vmap(one)(mean, precision)
-        reshape = (num,) + state_shape
-        return found.x.reshape(reshape), found.log_g, found.grad_log_g.reshape(reshape)
+        return _tangent(model, params, prior, lambda z: log_g(z, y_t), y_t, num_newton_steps, state_shape)
 
     # Gaussian moves (the auxiliary proposal, or a Gaussian state equation) are loc + scale z with standard
     # normals z drawn for a block of steps in one vectorised call; other state laws draw from per-step keys.
@@ -281,33 +258,6 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         log_w = log_g(x, y_t) - log_g_point - sum_state(grad * (x - point))
         return x, jnp.where(jnp.isnan(log_w), -jnp.inf, log_w)
 
-    def weigh(log_post, log_w, x):
-        # Predictive log-likelihood term, normalised log-weights, ESS and weighted moments from one exp and
-        # sums over the particles (sibling reductions that XLA fuses into one pass): with
-        # m = max_i(log Wbar_i + log w_i) and e_i = exp(. - m), log sum_i Wbar_i w_i = m + log sum e, the
-        # normalised weights are e / sum e and the ESS is (sum e)^2 / sum e^2.
-        log_unnormalised = log_post + log_w
-        log_unnormalised = jnp.where(jnp.isnan(log_unnormalised), -jnp.inf, log_unnormalised)
-        top = jnp.max(log_unnormalised)
-        finite = jnp.isfinite(top)
-        # All weights zero: the estimate of p(y_t | ...) is zero; carry uniform weights (e = 1) so later steps
-        # stay finite.
-        shifted = jnp.where(finite, log_unnormalised - top, 0.0)
-        scaled = jnp.exp(shifted)
-        total = jnp.sum(scaled)
-        log_total = jnp.log(total)
-        increment = jnp.where(finite, top + log_total, -jnp.inf)
-        ess = total**2 / jnp.sum(scaled**2)
-        # Moments about the first particle (a point of the cloud), so that the variance as a difference of
-        # weighted sums loses no precision to a large mean.
-        flat = x.reshape(num, -1)
-        deviation = flat - flat[0]
-        mean_deviation = jnp.sum(scaled[:, None] * deviation, axis=0) / total
-        variance = jnp.sum(scaled[:, None] * deviation**2, axis=0) / total - mean_deviation**2
-        mean = (flat[0] + mean_deviation).reshape(state_shape)
-        variance = jnp.maximum(variance, 0.0).reshape(state_shape)
-        return increment, shifted - log_total, ess, (mean, variance)
-
     def outputs(increment, mean, variance, ess, resampled, history):
         out = {"pointwise_log_likelihood": increment, "filtered_mean": mean, "filtered_variance": variance,
                "ess": ess, "resampled": resampled}
@@ -333,7 +283,7 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
             info0 = tangent(prior0, y_0)
             x0, log_w0 = move(prior0, y_0, block_noise(initial_key, 1)[0], info0)
             log_c0 = first_stage(prior0, info0)[0]
-        increment0, log_weights0, ess0, (mean0, var0) = weigh(jnp.full(num, -log_num), log_w0, x0)
+        increment0, log_weights0, ess0, (mean0, var0) = _weigh(jnp.full(num, -log_num), log_w0, x0, state_shape)
         history = (x0, jnp.arange(num, dtype=jnp.int32))
         return (x0, log_weights0, ess0), outputs(increment0 + log_c0, mean0, var0, ess0, jnp.array(False), history)
 
@@ -368,27 +318,91 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
             info = tangent(prior, y_t) if proposal == "auxiliary" else None
         log_post = jnp.where(resample, -log_num, log_first)
         x, log_w = move(prior, y_t, noise, info)
-        increment, log_weights, ess, (mean, var) = weigh(log_post, log_w, x)
+        increment, log_weights, ess, (mean, var) = _weigh(log_post, log_w, x, state_shape)
         return (x, log_weights, ess), outputs(increment + log_c, mean, var, ess, resample, (x, ancestors))
 
     def finish(carry, out):
         if not trace_path:
             return out
-        # One index drawn from the final weights, then back through the ancestors: particle b_t of step t
-        # descends from particle ancestors_t[b_t] of step t - 1.
         particles, ancestors = out.pop("history")
-        last = jax.random.categorical(jax.random.fold_in(key, 1), carry[1]).astype(jnp.int32)
-
-        def trace_back(index, step_history):
-            x_t, ancestors_t = step_history
-            return ancestors_t[index], x_t[index]
-
-        first, later = lax.scan(trace_back, last, (particles[1:], ancestors[1:]), reverse=True)
-        return {**out, "latent_path": jnp.concatenate([particles[0][first][None], later])}
+        return {**out, "latent_path": _trace_path(jax.random.fold_in(key, 1), carry[1], particles, ancestors)}
 
     # The moves' normals (or keys) come a block of steps at a time: an outer scan over whole blocks around the
     # inner scan over steps, then the remaining steps as one shorter block.
-    block = _block_length(num * flat_size, num_steps - 1)
+    block = _block_length(num * math.prod(state_shape), num_steps - 1)
     blocks = _driver.Blocks(block, block_noise, block_root, tail_key)
     return _driver.run_filter(ParticleFilterResult, init, step, (y, _driver.lagged(y), uniforms), blocks=blocks,
                               finish=finish)
+
+
+def _tangent(model, params, prior, log_g, y_t, num_newton_steps, state_shape):
+    """Expansion point a, log g(a) and its gradient, per particle (see the Notes of :func:`particle_filter`)."""
+    state_ndim = len(state_shape)
+    mean = _common.gaussian_mean(prior)
+    num = mean.shape[0]
+    if num_newton_steps == 0:
+        grad = jax.grad(lambda z: jnp.sum(log_g(z)))(mean)
+        return mean, log_g(mean), grad
+    if state_ndim == 0:
+        variance = _common.gaussian_covariance(prior, 0)[..., 0, 0]
+        found = _newton.maximise_elementwise(log_g, mean, variance, num_newton_steps)
+        return found.x, found.log_g, found.grad_log_g
+    flat_size = math.prod(state_shape)
+    precision = jnp.linalg.inv(_common.gaussian_covariance(prior, state_ndim))
+    precision = jnp.broadcast_to(precision, (num, flat_size, flat_size))
+
+    def one(mean_i, precision_i):
+        def log_g_i(z):
+            return jnp.sum(model.emission(params, z.reshape(state_shape)).log_prob(y_t))
+
+        return _newton.maximise(log_g_i, mean_i.reshape(flat_size), precision_i, num_newton_steps)
+
+    found = jax.vmap(one)(mean, precision)
+    reshape = (num,) + state_shape
+    return found.x.reshape(reshape), found.log_g, found.grad_log_g.reshape(reshape)
+
+
+def _weigh(log_post, log_w, x, state_shape):
+    """Predictive log-likelihood term, normalised log-weights, ESS and weighted moments of the particles ``x``
+    from post-resampling log-weights ``log_post`` and second-stage log-weights ``log_w``.
+
+    One exp and sums over the particles (sibling reductions that XLA fuses into one pass): with
+    m = max_i(log Wbar_i + log w_i) and e_i = exp(. - m), log sum_i Wbar_i w_i = m + log sum e, the normalised
+    weights are e / sum e and the ESS is (sum e)^2 / sum e^2.
+    """
+    num = x.shape[0]
+    log_unnormalised = log_post + log_w
+    log_unnormalised = jnp.where(jnp.isnan(log_unnormalised), -jnp.inf, log_unnormalised)
+    top = jnp.max(log_unnormalised)
+    finite = jnp.isfinite(top)
+    # All weights zero: the estimate of p(y_t | ...) is zero; carry uniform weights (e = 1) so later steps stay
+    # finite.
+    shifted = jnp.where(finite, log_unnormalised - top, 0.0)
+    scaled = jnp.exp(shifted)
+    total = jnp.sum(scaled)
+    log_total = jnp.log(total)
+    increment = jnp.where(finite, top + log_total, -jnp.inf)
+    ess = total**2 / jnp.sum(scaled**2)
+    # Moments about the first particle (a point of the cloud), so that the variance as a difference of weighted
+    # sums loses no precision to a large mean.
+    flat = x.reshape(num, -1)
+    deviation = flat - flat[0]
+    mean_deviation = jnp.sum(scaled[:, None] * deviation, axis=0) / total
+    variance = jnp.sum(scaled[:, None] * deviation**2, axis=0) / total - mean_deviation**2
+    mean = (flat[0] + mean_deviation).reshape(state_shape)
+    variance = jnp.maximum(variance, 0.0).reshape(state_shape)
+    return increment, shifted - log_total, ess, (mean, variance)
+
+
+def _trace_path(key, log_weights, particles, ancestors):
+    """One path drawn from the final weights, then back through the ancestors: particle b_t of step t descends
+    from particle ancestors_t[b_t] of step t - 1 (``particles`` and ``ancestors`` of all T steps; the first
+    step's ancestors are unused)."""
+    last = jax.random.categorical(key, log_weights).astype(jnp.int32)
+
+    def trace_back(index, step_history):
+        x_t, ancestors_t = step_history
+        return ancestors_t[index], x_t[index]
+
+    first, later = lax.scan(trace_back, last, (particles[1:], ancestors[1:]), reverse=True)
+    return jnp.concatenate([particles[0][first][None], later])
