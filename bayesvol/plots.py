@@ -68,7 +68,7 @@ def plot_factors(source, *, truth=None, time=None, smoothed: bool = True, band: 
     Parameters
     ----------
     source : DFSVStates or arviz.InferenceData
-        Filter output (:func:`bayesvol.models.dfsv_filters.filter_states`: estimate with a normal band of
+        Filter output (:func:`bayesvol.filters.dfsv_methods.filter_states`: estimate with a normal band of
         ``band`` mass from its standard deviation) or a posterior from :func:`bayesvol.sample` (median and
         equal-tailed band of ``h`` and of the factors ``f`` or their smoothed means ``f_mean``).
     truth : tuple of arrays (f, h), optional

@@ -174,8 +174,8 @@ def test_rao_blackwellised_likelihood_equals_dense_multivariate_normal(time_vary
                             phi_f, np.zeros(k), noise, lam, np.zeros(n),
                             np.broadcast_to(idio_var, (num_timesteps, n))[:, :, None] * np.eye(n))
     generic = kalman_filter(ssm, y)
-    np.testing.assert_allclose(np.asarray(terms), np.asarray(generic.predictive_log_likelihoods), rtol=1e-9)
-    np.testing.assert_allclose(np.asarray(out.filtered_mean), np.asarray(generic.filtered_means), atol=1e-9)
+    np.testing.assert_allclose(np.asarray(terms), np.asarray(generic.pointwise_log_likelihood), rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(out.filtered_mean), np.asarray(generic.filtered_mean), atol=1e-9)
 
 
 def test_one_factor_one_asset_without_dynamics_is_sv_with_measurement_noise():
