@@ -49,7 +49,8 @@ def test_marginalised_and_full_latent_posteriors_agree(posteriors):
     f_full = full.posterior["f"].mean(("chain", "draw")).values
     assert np.corrcoef(f_rb[:, 0], f_full[:, 0])[0, 1] > 0.95
     # Divergences: an isolated one can occur by chance on a 60-step series (the start and initial mass matrix
-    # of the DFSV NUTS set-up (inference/dfsv_nuts.py) change the sampler's path); more than 1% of the draws would signal bad geometry.
+    # of the DFSV NUTS set-up in inference/dfsv_nuts.py change the sampler's path); more than 1% of the draws
+    # would signal bad geometry.
     assert int(marginal.sample_stats["diverging"].sum()) <= 4
 
 
