@@ -11,7 +11,6 @@ The state is split as :math:`x_t = (f_t, g_t)` with :math:`g_t = (h_t, h^{id}_t)
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
@@ -19,7 +18,9 @@ import jax.numpy as jnp
 from jax import lax
 
 import bayesvol.models._dfsv_kalman as kalman
+from bayesvol.distributions._constants import LOG_2PI
 from bayesvol.filters._newton import _STEP_LENGTHS, maximise
+from bayesvol.filters.kalman import rts_smoother
 from bayesvol.models._dfsv_linalg import cho_solve, cholesky, solve_lower
 from bayesvol.models._dfsv_priors import solve_discrete_lyapunov
 from bayesvol.models._dfsv_state import (
@@ -34,7 +35,6 @@ from bayesvol.models._dfsv_state import (
 
 __all__ = ["BellmanOutput", "FactorSpaceData", "bellman_filter", "bellman_smoother", "factor_space_data"]
 
-LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _observation_stats_at(model, params, stats_t, y_t, g):
@@ -458,28 +458,27 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> BellmanOutput
                          jnp.concatenate([pred0[1][None], pred_covs]))
 
 
+class _FilteredMoments(NamedTuple):
+    """The Bellman pass's moments under the names :func:`~bayesvol.filters.kalman.rts_smoother` reads."""
+
+    filtered_mean: jnp.ndarray
+    filtered_covariance: jnp.ndarray
+    predicted_mean: jnp.ndarray
+    predicted_covariance: jnp.ndarray
+
+
 def bellman_smoother(model, params, out: BellmanOutput):
     r"""Smoothed means and covariances of the joint state from a Bellman filter pass.
 
     The Rauch–Tung–Striebel backward pass over the filtered modes and covariances, with the transition
     :math:`F = \mathrm{blockdiag}(\Phi_f, T)` and the moment-matched predictive covariances (factor variance
     :math:`E[e^{h_t}] = e^{m_h + V_h/2}`): :math:`J_t = P_t F' P_{t+1|t}^{-1}`,
-    :math:`a_{t|T} = a_t + J_t (a_{t+1|T} - a_{t+1|t})`, :math:`P_{t|T} = P_t + J_t (P_{t+1|T} - P_{t+1|t}) J_t'`.
+    :math:`a_{t|T} = a_t + J_t (a_{t+1|T} - a_{t+1|t})`, :math:`P_{t|T} = P_t + J_t (P_{t+1|T} - P_{t+1|t}) J_t'`,
+    run by the package's one RTS pass (:func:`~bayesvol.filters.kalman.rts_smoother`).
     """
     var = log_variance_var(params, model.idiosyncratic == "sv")
     k = model.num_factors
     dim = k + var.mean.shape[0]
     trans = jnp.zeros((dim, dim)).at[:k, :k].set(params.Phi_f).at[k:, k:].set(var.trans)
-
-    def step(carry, inputs):
-        smooth_mean_next, smooth_cov_next = carry
-        mean, cov, pred_mean_next, pred_cov_next = inputs
-        gain = jax.scipy.linalg.solve(pred_cov_next, trans @ cov, assume_a="pos").T
-        smooth_mean = mean + gain @ (smooth_mean_next - pred_mean_next)
-        smooth_cov = cov + gain @ (smooth_cov_next - pred_cov_next) @ gain.T
-        return (smooth_mean, 0.5 * (smooth_cov + smooth_cov.T)), (smooth_mean, smooth_cov)
-
-    last = (out.filtered_mean[-1], out.filtered_cov[-1])
-    inputs = (out.filtered_mean[:-1], out.filtered_cov[:-1], out.predicted_mean[1:], out.predicted_cov[1:])
-    _, (means, covs) = lax.scan(step, last, inputs, reverse=True)
-    return jnp.concatenate([means, last[0][None]]), jnp.concatenate([covs, last[1][None]])
+    moments = _FilteredMoments(out.filtered_mean, out.filtered_cov, out.predicted_mean, out.predicted_cov)
+    return rts_smoother(moments, jnp.broadcast_to(trans, (out.filtered_mean.shape[0], dim, dim)))

@@ -20,19 +20,18 @@ Kalman update for all particles at once. The generic filter serves as the indepe
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
 from jax import lax
 
+from bayesvol.distributions._constants import LOG_2PI
 from bayesvol.models._dfsv_linalg import cho_solve, cholesky, mm, mT, mv, solve_lower, solve_upper
 from bayesvol.models._dfsv_state import factor_moments, factor_stationary_cov
 
 __all__ = ["FactorFilterOutput", "FactorMarginal", "ObservationStats", "expected_complete_loglik", "filter_factors",
            "lag_one_covariances", "marginal_loglik", "observation_stats", "smooth_factors", "update_with_stats"]
 
-LOG_2PI = math.log(2.0 * math.pi)
 
 # --- the filter -----------------------------------------------------------------------------------
 class ObservationStats(NamedTuple):
@@ -87,7 +86,7 @@ def update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, num_assets
     half_u = solve_lower(chol_m, u)
     resid_quad = quad - 2.0 * jnp.sum(pred_mean * score, -1) + jnp.sum(pred_mean * gram_mean, -1)
     logdet_s = logdet + 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_m, axis1=-2, axis2=-1)), -1)
-    loglik = -0.5 * (num_assets * math.log(2.0 * math.pi) + logdet_s + resid_quad - jnp.sum(half_u**2, -1))
+    loglik = -0.5 * (num_assets * LOG_2PI + logdet_s + resid_quad - jnp.sum(half_u**2, -1))
     mean = pred_mean + mv(chol_pred, solve_upper(chol_m, half_u))
     half = solve_lower(chol_m, mT(chol_pred))
     return loglik, mean, mm(mT(half), half)
