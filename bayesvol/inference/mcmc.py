@@ -80,9 +80,10 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
     if method not in registry.SAMPLERS:
         raise ValueError(f"method must be 'nuts', 'svi' or 'pmmh', got {method!r}")
     if method == "pmmh":
-        check_latent_state_model(model)
-    check_model(model)
-    registry.lookup(model, method)
+        check_latent_state_model(model)  # the three laws with priors are all PMMH needs, for any such model
+    else:
+        check_model(model)
+        registry.lookup(model, method)
     series = model.validate_data(y)
     y_values = jnp.asarray(series.values)
     for name, value in (("num_chains", num_chains), ("num_samples", num_samples)):
