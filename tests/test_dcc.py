@@ -68,6 +68,7 @@ def test_joint_loglik_matches_naive_loop(data):
     assert ours == pytest.approx(reference, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_two_step_estimates_match_arch_and_scipy(data):
     """Step 1 by arch's GARCH(1,1) (zero mean, normal, backcast), step 2 by scipy on the residuals."""
     from arch import arch_model
@@ -170,6 +171,7 @@ def test_posterior_forecast_of_a_point_mass_is_the_plug_in_forecast(data):
                                rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_nuts_runs_and_agrees_with_maximum_likelihood(data):
     """A short NUTS run (1 chain, 100 + 100 draws, T = 250, k = 2): InferenceData groups and dims, finite
     pointwise log-likelihood, posterior predictive draws, and posterior means of the GARCH parameters within

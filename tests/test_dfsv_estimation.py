@@ -58,6 +58,7 @@ def test_closed_form_newton_derivatives_equal_autodiff():
         np.testing.assert_allclose(deriv.hessian, hessian, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_fisher_identity_gradient_equals_reverse_mode_through_the_filter():
     # Constant and time-varying idiosyncratic variances; gradients with respect to every argument (K = 2,
     # correlated factor dynamics).
@@ -85,6 +86,7 @@ SMALL = {"lambda_r": np.array([[1.0], [0.8], [0.6], [0.9]]), "Phi_f": np.array([
          "mu": np.array([0.0]), "Q_h": np.array([[0.05]]), "sigma2": np.array([0.3, 0.2, 0.25, 0.35])}
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("nuts")
 def test_nuts_recovers_parameters_and_log_variances():
     model = DFSV(num_factors=1)
@@ -113,6 +115,7 @@ def test_nuts_recovers_parameters_and_log_variances():
     assert np.corrcoef(h_mean, sim.h[:, 0])[0, 1] > best - 0.1, (np.corrcoef(h_mean, sim.h[:, 0])[0, 1], best)
 
 
+@pytest.mark.slow
 def test_particle_filter_mle_agrees_with_bellman_mle():
     model = DFSV(num_factors=1)
     truth = {name: value[:3] if name in ("lambda_r", "sigma2") else value for name, value in SMALL.items()}

@@ -124,6 +124,7 @@ def test_idiosyncratic_sv_filters_agree():
     assert np.corrcoef(bellman.h_id_filtered[:, 0], pf.h_id_filtered[:, 0])[0, 1] > 0.8
 
 
+@pytest.mark.slow
 def test_bellman_maximum_likelihood_recovers_the_parameters():
     model = DFSV(num_factors=1)
     truth = dict(ONE_FACTOR, lambda_r=np.array([[1.0], [0.8], [0.6]]), Phi_f=np.array([[0.3]]),

@@ -77,6 +77,7 @@ def test_log_likelihood_dispatches_to_the_filters(gbpusd):
         assert pointwise.shape == (200,) and abs(pointwise.sum() - got) < 1e-8
 
 
+@pytest.mark.slow
 def test_eis_mle_matches_exact_mle_on_gbpusd(gbpusd, gbpusd_exact):
     model = bayesvol.models.SV()
     exact, se = gbpusd_exact["theta"], gbpusd_exact["se"]

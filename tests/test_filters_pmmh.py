@@ -193,6 +193,7 @@ def test_adaptive_exact_likelihood_matches_quadrature(data, grid_posterior):
     np.testing.assert_allclose(np.diag(adapted), 2.38**2 / 2 * np.diag(empirical), rtol=0.4)
 
 
+@pytest.mark.slow
 def test_pmmh_with_particle_filter_matches_quadrature(data, grid_posterior):
     idata = bayesvol.sample(NoisyAR1(), data, method="pmmh", num_particles=100, num_warmup=500, num_samples=2500,
                             num_chains=2, seed=1, warn=False, progress_bar=False)

@@ -44,6 +44,7 @@ def wald(params, cov):
     return z, float(error @ np.linalg.solve(cov, error))
 
 
+@pytest.mark.slow
 def test_eis_mle_recovers_simulated_parameters(eis_fit):
     assert eis_fit.converged
     assert np.allclose(np.sqrt(np.diag(eis_fit.cov)), [eis_fit.se[n] for n in NAMES])
@@ -55,6 +56,7 @@ def test_eis_mle_recovers_simulated_parameters(eis_fit):
     assert eis_fit.diagnostics["loglik_mc_sd"] < 0.5
 
 
+@pytest.mark.slow
 def test_pf_mle_recovers_simulated_parameters(simulated, eis_fit):
     # Bootstrap filter with continuous resampling and fixed random numbers (a smooth surface), few particles:
     # the estimate carries simulation error on top of sampling error; the log-likelihood's downward bias

@@ -63,6 +63,7 @@ def test_recovery_on_data_from_an_independent_numpy_loop():
     _check_recovery(idata, TRUE, h)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("nuts2")
 def test_recovery_with_t_errors():
     truth = dict(TRUE, nu=6.0)
@@ -71,6 +72,7 @@ def test_recovery_with_t_errors():
     _check_recovery(idata, truth, h)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("nuts2")
 def test_recovery_with_leverage():
     truth = dict(TRUE, rho=-0.5)

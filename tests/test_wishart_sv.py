@@ -304,6 +304,7 @@ def test_bad_data_is_reported():
 # ---------------------------------------------------------------- EIS maximum likelihood (small)
 
 
+@pytest.mark.slow
 def test_eis_mle_maximises_the_simulated_likelihood_k1():
     """fit(method="eis") maximises the common-random-numbers EIS surface and reports SEs and MC diagnostics.
 
@@ -364,6 +365,7 @@ def test_round_rule_on_a_linear_fixed_point_iteration():
     assert distance == pytest.approx(0.01 / (1.0 - 0.8)) and not settled
 
 
+@pytest.mark.slow
 def test_eis_mle_rounds_stopping_on_their_limit_warn_and_do_not_converge():
     """One round cannot settle (no contraction ratio yet): a warning, converged False, diagnostics say why."""
     from bayesvol.inference.diagnostics import ConvergenceWarning
@@ -497,6 +499,7 @@ def test_kernel_passes_stop_on_convergence_and_warm_start():
     assert np.all(np.abs(np.asarray(C2) - np.asarray(C)) <= 1e-2 * (1.0 + np.abs(np.asarray(C))))
 
 
+@pytest.mark.slow
 def test_eis_mle_recovers_d_and_nu_from_seed_parameters():
     """EIS-MLE on T = 400 returns simulated with seed 003's parameters (k = 3), from the generic start.
 
@@ -517,6 +520,7 @@ def test_eis_mle_recovers_d_and_nu_from_seed_parameters():
 # ---------------------------------------------------------------- NUTS (tiny)
 
 
+@pytest.mark.slow
 def test_nuts_runs_on_a_short_panel():
     """NUTS over the Bartlett variables (k = 2, T = 25, 1 chain, 100 + 100 draws).
 
