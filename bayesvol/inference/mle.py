@@ -183,19 +183,53 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     data = model.validate_data(y)
     y_values = jnp.asarray(data.values)
     nobs = int(y_values.shape[0])
+    starts = _start_params(model, data.values, start, num_starts)
+    names = model.param_names
+    shapes = tuple(tuple(jnp.shape(getattr(starts[0], n))) for n in names)
+    problem = Problem(model=model, method=method, loglik=row.loglik, free_shapes=free_shapes(model, shapes),
+                      shapes=shapes, options=options_key(options))
+    res, converged = _optimise(problem, differentiable, starts, y_values, maxiter, gtol)
+    u_hat = jnp.asarray(res.x)
+    flat_theta = constrain_flat(problem, u_hat)
+    loglik, cov, robust_cov, fixed, scores = _information(problem, differentiable, by_differences, u_hat, flat_theta,
+                                                          y_values, se_differences)
+    se_flat = np.where(fixed, 0.0, se_.standard_errors(cov))
+    robust_flat = np.where(fixed, 0.0, se_.standard_errors(robust_cov))
+    params_out = se_.inside_supports(model, split(np.asarray(flat_theta), names, problem.shapes))
+    message = str(res.message)
+    diagnostics = (dict(row.diagnostics(model, model.params_type(**problem.unravel(flat_theta)), y_values,
+                                        **options)) if row.diagnostics else {})
+    if not converged and warn:
+        warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge: {message}",
+                      ConvergenceWarning, stacklevel=2)
+    return MLEResult(model=model, method=method, params=params_out, se=split(se_flat, names, problem.shapes),
+                     robust_se=split(robust_flat, names, problem.shapes), cov=cov, robust_cov=robust_cov,
+                     loglik=loglik, nobs=nobs, converged=converged, message=message,
+                     at_boundary=se_.at_boundary(problem, np.asarray(u_hat), scores),
+                     labels=labels(model, problem.shapes), num_starts=len(starts), options=dict(options),
+                     num_free_params=int(np.size(res.x)), diagnostics=diagnostics)
+
+
+def _start_params(model, values, start, num_starts) -> list:
+    """The start values to try: the model's own ``start_values`` or the user's, checked against the supports."""
     if start is None:
-        starts = list(model.start_values(data.values))
+        starts = list(model.start_values(values))
     else:
         starts = [start] if isinstance(start, dict) else list(start)
     starts = starts[: num_starts or len(starts)]
     if not starts:
         raise ValueError("no start values")
-    starts = [_base.as_params(model, s) for s in starts]
-    names = model.param_names
+    return [_base.as_params(model, s) for s in starts]
 
-    shapes = tuple(tuple(jnp.shape(getattr(starts[0], n))) for n in names)
-    problem = Problem(model=model, method=method, loglik=row.loglik, free_shapes=free_shapes(model, shapes),
-                      shapes=shapes, options=options_key(options))
+
+def _optimise(problem: Problem, differentiable: bool, starts, y_values, maxiter: int, gtol: float):
+    """The best optimum over the start values: ``(scipy result, converged)``.
+
+    BFGS on the JAX gradient (from the inverse outer product of scores for models with ``mle_opg_start``), or
+    Nelder-Mead for a likelihood without derivatives. Start values with a non-finite likelihood are skipped;
+    with ``mle_screen_starts`` only the start of highest likelihood is optimised (as arch does).
+    """
+    model, nobs = problem.model, int(y_values.shape[0])
 
     def scipy_fun(u):
         v, g = objective_value_and_grad(problem, jnp.asarray(u), y_values)
@@ -211,17 +245,15 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         if np.isfinite(value0):
             candidates.append((value0, u0))
     if model.mle_screen_starts and candidates:
-        # Screen the start values by their log-likelihood and optimise from the best one only (as arch does).
         candidates = [min(candidates, key=lambda c: c[0])]
     best = None
     for _, u0 in candidates:
-        if differentiable and model.mle_opg_start:
-            res = _bfgs_from_opg(scipy_fun, problem, u0, y_values, nobs, maxiter, gtol)
-            grad_norm = float(np.max(np.abs(res.jac)))
-            ok = bool(res.success) or (grad_norm < 10 * gtol and np.isfinite(res.fun))
-        elif differentiable:
-            res = scipy.optimize.minimize(scipy_fun, u0, jac=True, method="BFGS",
-                                          options={"maxiter": maxiter, "gtol": gtol})
+        if differentiable:
+            if model.mle_opg_start:
+                res = _bfgs_from_opg(scipy_fun, problem, u0, y_values, nobs, maxiter, gtol)
+            else:
+                res = scipy.optimize.minimize(scipy_fun, u0, jac=True, method="BFGS",
+                                              options={"maxiter": maxiter, "gtol": gtol})
             grad_norm = float(np.max(np.abs(res.jac)))
             ok = bool(res.success) or (grad_norm < 10 * gtol and np.isfinite(res.fun))
         else:
@@ -234,12 +266,18 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     if best is None:
         raise ValueError("the log-likelihood is not finite at any start value; give start values inside the "
                          "support of the data (see the model's documentation)")
-    res, converged = best
-    u_hat = jnp.asarray(res.x)
-    flat_theta = constrain_flat(problem, u_hat)
-    # Structured parameters (entries fixed for identification, symmetric matrices) have fewer free coordinates
-    # than entries: derivatives are then taken in the unconstrained coordinates and mapped back by the delta
-    # method, so that fixed entries do not enter the information matrix as if they were free.
+    return best
+
+
+def _information(problem: Problem, differentiable: bool, by_differences: bool, u_hat, flat_theta, y_values,
+                 se_differences):
+    """Log-likelihood, covariances (inverse information, sandwich), fixed entries and scores at the estimate.
+
+    Structured parameters (entries fixed for identification, symmetric matrices) have fewer free coordinates
+    than entries: derivatives are then taken in the unconstrained coordinates and mapped back by the delta
+    method, so that fixed entries do not enter the information matrix as if they were free.
+    """
+    nobs = int(y_values.shape[0])
     structured = u_hat.size != flat_theta.size
     if structured:
         def coords_pointwise(u):
@@ -259,8 +297,8 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         loglik = -total * nobs if np.isfinite(total) else float(loglik_total(problem, flat_theta, y_values))
         if differentiable and by_differences:
             hessian, scores = se_.gradient_differences(coords_pointwise, np.asarray(coords),
-                                                    se_.compiled_gradient(problem, y_values, nobs, structured),
-                                                    scheme=se_differences or "central")
+                                                       se_.compiled_gradient(problem, y_values, nobs, structured),
+                                                       scheme=se_differences or "central")
         elif differentiable:
             hessian = np.asarray(jax.jit(jax.hessian(lambda u: jnp.sum(coords_pointwise(u))))(coords))
             scores = np.asarray(jax.jit(jax.jacfwd(coords_pointwise))(coords))
@@ -274,23 +312,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         fixed = np.all(jac == 0.0, axis=1)
         # Natural-coordinate scores are not defined here; the boundary check then relies on |u| alone.
         scores = np.zeros((nobs, flat_theta.size))
-    se_flat = np.where(fixed, 0.0, se_.standard_errors(cov))
-    robust_flat = np.where(fixed, 0.0, se_.standard_errors(robust_cov))
-    params_out = se_.inside_supports(model, split(np.asarray(flat_theta), names, problem.shapes))
-    se = split(se_flat, names, problem.shapes)
-    robust_se = split(robust_flat, names, problem.shapes)
-    at_boundary = se_.at_boundary(problem, np.asarray(u_hat), scores)
-    message = str(res.message)
-    diagnostics = (dict(row.diagnostics(model, model.params_type(**problem.unravel(flat_theta)), y_values,
-                                        **options)) if row.diagnostics else {})
-    if not converged and warn:
-        warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge: {message}",
-                      ConvergenceWarning, stacklevel=2)
-    return MLEResult(model=model, method=method, params=params_out, se=se, robust_se=robust_se, cov=cov,
-                     robust_cov=robust_cov, loglik=loglik, nobs=nobs, converged=converged, message=message,
-                     at_boundary=at_boundary, labels=labels(model, problem.shapes), num_starts=len(starts),
-                     options=dict(options), num_free_params=int(np.size(res.x)),
-                     diagnostics=diagnostics)
+    return loglik, cov, robust_cov, fixed, scores
 
 
 def _is_panel(y) -> bool:
