@@ -27,10 +27,9 @@ demo: $(STAMP_RUN)
 test: $(STAMP_DEV)
 	$(BIN)/ruff check bayesvol tests benchmarks
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
-# The quick part of the suite alone (the long statistical checks are marked slow).
+# The suite without the long statistical checks and notebooks (marked slow; make test runs them too).
 test-fast: $(STAMP_DEV)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
 
