@@ -27,9 +27,10 @@ demo: $(STAMP_RUN)
 test: $(STAMP_DEV)
 	$(BIN)/ruff check bayesvol tests benchmarks
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow --durations=15
 
-# The suite without the long statistical checks and notebooks (marked slow; make test runs them too).
+# The suite without the long statistical checks and notebooks (marked slow; make test runs them after the rest).
 test-fast: $(STAMP_DEV)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
 
