@@ -24,15 +24,19 @@ $(STAMP_DEV): $(BIN)/python pyproject.toml
 demo: $(STAMP_RUN)
 	$(BIN)/bayesvol demo --out $(DEMO_OUT)
 
+# The tests share compiled programs through JAX's persistent cache (test modules, pytest workers, the two
+# runs and the notebooks' kernels compile many of the same programs); it lives in the virtual environment.
+JAX_CACHE := JAX_COMPILATION_CACHE_DIR=$(abspath $(VENV))/jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
+
 test: $(STAMP_DEV)
 	$(BIN)/ruff check bayesvol tests benchmarks
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow --durations=15
+	$(JAX_CACHE) $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
+	$(JAX_CACHE) $(BIN)/python -m pytest -n 2 --dist loadgroup -m slow --durations=15
 
 # The suite without the long statistical checks and notebooks (marked slow; make test runs them after the rest).
 test-fast: $(STAMP_DEV)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
+	$(JAX_CACHE) $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check bayesvol tests benchmarks
