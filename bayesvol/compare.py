@@ -33,6 +33,7 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 
 from bayesvol.inference import registry
+from bayesvol.inference._idata import MLE_GROUPS
 from bayesvol.inference.results import MLEResult
 from bayesvol.models._protocol import LatentStateModel
 
@@ -49,14 +50,25 @@ PREDICTIVE_ATTR = ("one-step-ahead predictive: log p(y_t | y_{{1:t-1}}, theta) p
 SAMPLE_DIMS = ("chain", "draw")
 
 
-def _as_mle_dict(mle) -> dict[str, MLEResult]:
+def _as_mle_trees(mle) -> dict[str, xr.DataTree]:
+    """Label -> tree of estimates and standard errors (:meth:`MLEResult.to_datatree`), however ``mle`` came."""
     if mle is None:
         return {}
-    if isinstance(mle, MLEResult):
-        return {f"MLE ({mle.method})": mle}
-    if isinstance(mle, Mapping) and all(isinstance(v, MLEResult) for v in mle.values()):
-        return dict(mle)
-    raise TypeError("mle must be an MLEResult or a dict of label -> MLEResult")
+    if isinstance(mle, MLEResult | xr.DataTree):
+        tree = _mle_tree(mle)
+        return {f"MLE ({tree.attrs.get('method', 'mle')})": tree}
+    if isinstance(mle, Mapping) and all(isinstance(v, MLEResult | xr.DataTree) for v in mle.values()):
+        return {label: _mle_tree(value) for label, value in mle.items()}
+    raise TypeError("mle must be an MLEResult (or its to_datatree()) or a dict of label -> MLEResult")
+
+
+def _mle_tree(value) -> xr.DataTree:
+    tree = value.to_datatree() if isinstance(value, MLEResult) else value
+    missing = [group for group in MLE_GROUPS if group not in tree.children]
+    if missing:
+        raise ValueError(f"an MLE tree needs the groups {', '.join(MLE_GROUPS)} (MLEResult.to_datatree()); "
+                         f"this one lacks {', '.join(missing)}")
+    return tree
 
 
 def _posterior(idata):
@@ -84,8 +96,8 @@ def _row_labels(name, shape):
 def _names(idata, mles, var_names):
     if var_names is not None:
         return list(var_names)
-    for result in mles.values():
-        return list(result.model.param_names)
+    for tree in mles.values():
+        return list(tree["estimate"].data_vars)
     posterior = _posterior(idata)
     return [v for v in posterior.data_vars if set(posterior[v].dims) <= set(SAMPLE_DIMS)]
 
@@ -99,9 +111,10 @@ def estimates_table(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0
     idata : xarray.DataTree, optional
         With a ``posterior`` group whose variables carry the model's parameter names.
     mle : MLEResult or dict of label -> MLEResult, optional
-        One or several MLE fits (e.g. ``{"EIS": res_eis, "PF": res_pf}``).
+        One or several MLE fits (e.g. ``{"EIS": res_eis, "PF": res_pf}``), or their trees
+        (:meth:`MLEResult.to_datatree`, also as read back from netCDF).
     var_names : list of str, optional
-        Parameters to show; by default the MLE model's ``param_names``.
+        Parameters to show; by default the MLE model's parameter names.
     hdi_prob : float
         Probability mass of the highest-density interval.
     robust : bool
@@ -125,7 +138,7 @@ def estimates_table(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0
     """
     if idata is None and mle is None:
         raise ValueError("give a posterior (idata), an MLE result, or both")
-    mles = _as_mle_dict(mle)
+    mles = _as_mle_trees(mle)
     names = _names(idata, mles, var_names)
     lo, hi = 100 * (1 - hdi_prob) / 2, 100 * (1 + hdi_prob) / 2
     lo_label, hi_label = f"hdi_{lo:g}%", f"hdi_{hi:g}%"
@@ -142,11 +155,14 @@ def estimates_table(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0
         stats.columns = ["mean", "sd", lo_label, hi_label]
         frame = stats
         frame.index.name = "parameter"
-    for label, result in mles.items():
-        estimates = pd.Series(result.flat(result.params), index=result.labels)
-        errors = pd.Series(result.flat(result.robust_se if robust else result.se), index=result.labels)
-        keep = [lab for lab in result.labels if lab.split("[")[0] in names]
-        block = pd.DataFrame({label: estimates[keep], f"{label} se": errors[keep]})
+    group = "robust_std_error" if robust else "std_error"
+    for label, tree in mles.items():
+        present = [name for name in names if name in tree["estimate"].data_vars]
+        rows = [row for name in present for row in _row_labels(name, tree["estimate"][name].shape)]
+        block = pd.DataFrame({
+            label: np.concatenate([np.ravel(tree["estimate"][name].values) for name in present]),
+            f"{label} se": np.concatenate([np.ravel(tree[group][name].values) for name in present]),
+        }, index=rows) if present else pd.DataFrame(columns=[label, f"{label} se"])
         frame = block if frame.empty else frame.join(block, how="outer")
     order = [row for name in names for row in frame.index if row == name or row.startswith(name + "[")]
     return frame.loc[order]
@@ -189,7 +205,7 @@ def plot_estimates(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0.
     """
     if idata is None and mle is None:
         raise ValueError("give a posterior (idata), an MLE result, or both")
-    mles = _as_mle_dict(mle)
+    mles = _as_mle_trees(mle)
     names = _names(idata, mles, var_names)
     posterior = None
     sources, twig, trunk, point = {}, [], [], []
@@ -201,8 +217,7 @@ def plot_estimates(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0.
             store.append(arviz_stats.hdi(idata, prob=probability, var_names=names).to_dataset())
         point.append(posterior.to_dataset()[names].mean(SAMPLE_DIMS))
     bounds = xr.DataArray(["lower", "upper"], dims="ci_bound", name="ci_bound")
-    for label, result in mles.items():
-        tree = result.to_datatree()
+    for label, tree in mles.items():
         estimate = _like_posterior(tree["estimate"].to_dataset()[names], posterior)
         group = "robust_std_error" if robust else "std_error"
         error = _like_posterior(tree[group].to_dataset()[names], posterior)
