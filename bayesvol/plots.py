@@ -77,7 +77,8 @@ def plot_trace(idata, var_names=None, **kwargs):
 def plot_rank(idata, var_names=None, **kwargs):
     """Fractional rank ECDFs per chain with simultaneous bands (``arviz_plots.plot_rank``).
 
-    Chains that sample one distribution stay inside the bands; one chain outside them has not mixed.
+    Chains that sample one distribution stay inside the bands; one chain outside them has not mixed. A single
+    chain is drawn against its simultaneous envelope (``method="envelope"``).
 
     Parameters
     ----------
@@ -88,6 +89,8 @@ def plot_rank(idata, var_names=None, **kwargs):
     -------
     arviz_plots.PlotCollection
     """
+    # The default multi-chain test needs two chains; one chain gets the simultaneous envelope instead.
+    kwargs.setdefault("method", "mtc_c" if idata.posterior.sizes["chain"] > 1 else "envelope")
     return _diagnostic(arviz_plots.plot_rank, idata, var_names, kwargs)
 
 
