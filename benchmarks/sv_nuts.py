@@ -739,7 +739,8 @@ def main(argv=None):
     settings = nuts_settings()
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": machine_info(("jax", "jaxlib", "numpyro", "pystan", "httpstan", "arviz-base", "arviz-stats", "numpy")),
+        "machine": machine_info(("jax", "jaxlib", "numpyro", "pystan", "httpstan", "arviz-base", "arviz-stats",
+                                 "numpy")),
         "config": {"T": Ts, "num_chains": num_chains, "num_warmup": num_warmup, "num_samples": num_samples,
                    "seed": args.seed, "quick": args.quick, "true_params": TRUE_PARAMS,
                    "bayesvol_chain_method": _chain_method(num_chains), **settings},
