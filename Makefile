@@ -1,17 +1,32 @@
-# Each target creates .venv with Python 3.11 if absent and installs what it needs.
-PYTHON ?= python3.11
+# Each target creates .venv with Python >= 3.12 if absent and installs what it needs.
+# PYTHON=/path/to/python3.12 picks the interpreter; otherwise the first candidate that runs and is new enough:
+# python3.13, python3.12, then a 3.12/3.13 that pyenv installed (pyenv's shims fail unless a version is selected,
+# so each candidate is run, not just looked up).
+PY_CHECK := import sys; assert sys.version_info >= (3, 12)
+PYENV_ROOT_DIR = $(or $(shell pyenv root 2>/dev/null),$(HOME)/.pyenv)
+PY_CANDIDATES = python3.13 python3.12 $(wildcard $(PYENV_ROOT_DIR)/versions/3.1[23]*/bin/python3.1[23])
+PYTHON ?= $(firstword $(foreach cand,$(PY_CANDIDATES),$(shell $(cand) -c '$(PY_CHECK)' >/dev/null 2>&1 && echo $(cand))))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 DEMO_OUT ?= demo-output
+# A .venv made by an older Python (before bayesvol required 3.12) is rebuilt, not reused.
+VENV_STALE := $(shell test -x $(BIN)/python && ! $(BIN)/python -c '$(PY_CHECK)' >/dev/null 2>&1 && echo yes)
 
-.PHONY: demo test test-fast lint docs bench clean
+.PHONY: demo test test-fast lint docs bench clean FORCE
 
-$(BIN)/python:
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; run 'make PYTHON=python3 ...'"; exit 1; }
+$(BIN)/python: $(if $(VENV_STALE),FORCE)
+	@test -n "$(PYTHON)" && $(PYTHON) -c '$(PY_CHECK)' >/dev/null 2>&1 || { \
+		echo "make: bayesvol needs Python 3.12 or newer; tried $(or $(PYTHON),$(strip $(PY_CANDIDATES)))."; \
+		echo "  Install Python 3.12 or 3.13 (e.g. 'pyenv install 3.12', or your system's python3.12 with its"; \
+		echo "  venv module), or name an interpreter: make PYTHON=/path/to/python3.12 $(MAKECMDGOALS)"; \
+		exit 1; }
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+FORCE:
 
 $(STAMP_RUN): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .

@@ -92,9 +92,8 @@ def _load_returns(args):
 
 
 def _run(args, model, returns, label) -> int:
-    import arviz as az
+    import arviz_stats
     import matplotlib
-    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -113,13 +112,13 @@ def _run(args, model, returns, label) -> int:
                    num_steps=args.num_steps, posterior_predictive=True, progress_bar=not args.no_progress)
     elapsed = time.perf_counter() - started
     idata.posterior.attrs["data"] = label
-    idata.to_netcdf(str(out / "idata.nc"))
+    idata.to_netcdf(out / "idata.nc")
     names = list(model.param_names)
-    table = az.summary(idata, var_names=names, hdi_prob=0.9)
-    table.to_csv(out / "summary.csv")
+    summary = dict(var_names=names, ci_kind="hdi", ci_prob=0.9)
+    arviz_stats.summary(idata, round_to="none", **summary).to_csv(out / "summary.csv")
     print(f"\nPosterior summary ({elapsed:.1f} s):")
-    print(table.to_string())
-    if "sample_stats" in idata.groups():
+    print(arviz_stats.summary(idata, **summary).to_string())
+    if "sample_stats" in idata.children:
         print(f"divergences: {int(idata.sample_stats['diverging'].sum())}")
 
     ax = plots.plot_volatility(idata, title=f"{model.describe()} — {label}")
@@ -128,8 +127,7 @@ def _run(args, model, returns, label) -> int:
     files = ["idata.nc", "summary.csv", "volatility.png"]
     if args.method == "nuts":
         for name, fn in (("trace.png", plots.plot_trace), ("rank.png", plots.plot_rank)):
-            axes = fn(idata)
-            np.ravel(axes)[0].figure.savefig(out / name, dpi=100, bbox_inches="tight")
+            fn(idata).savefig(out / name, dpi=100, bbox_inches="tight")
             plt.close("all")
             files.append(name)
     print(f"\nwrote {', '.join(files)} to {out}/")

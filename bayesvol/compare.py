@@ -1,14 +1,15 @@
 r"""Posterior against maximum likelihood, and models against each other on predictive scores.
 
-The one module that speaks ArviZ beyond building ``InferenceData``:
+Statistics and plots come from ArviZ 1.x (arviz-stats, arviz-plots); this module arranges them:
 
-* :func:`estimates_table` — posterior mean, sd and HDI beside MLE ± SE, one row per parameter name;
-* :func:`plot_estimates` — a forest plot of the posterior HDIs with the MLEs (and their 95% intervals)
-  overlaid;
+* :func:`estimates_table` — posterior mean, sd and HDI (``arviz_stats.summary``) beside MLE ± SE, one row
+  per parameter name;
+* :func:`plot_estimates` — a forest plot (``arviz_plots.plot_forest``) of the posterior HDIs with the MLEs and
+  their Wald intervals as further rows of the same plot;
 * :func:`add_predictive_log_likelihood` — one-step-ahead predictive log-likelihoods
   :math:`\log p(y_t \mid y_{1:t-1}, \theta)` per posterior draw in the ``log_likelihood`` group, so that
-  ``arviz.loo`` / ``arviz.compare`` rank latent-state models (particle filter) and observation-driven
-  models (exact recursion) on the same footing;
+  ``arviz_stats.loo`` / ``arviz_stats.compare`` rank latent-state models (particle filter) and
+  observation-driven models (exact recursion) on the same footing;
 * :func:`leave_future_out` — the log predictive score of the last part of the sample.
 
 Everything works for any :class:`~bayesvol.MLEResult` (SV by EIS, PF, Bellman or QML, and the GARCH
@@ -17,17 +18,22 @@ family) and any posterior whose variable names are the model's parameter names.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
 
-import arviz as az
+import arviz_plots
+import arviz_stats
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy.special import logsumexp
+from scipy.stats import norm
 
 from bayesvol.inference import registry
+from bayesvol.inference._idata import MLE_GROUPS
 from bayesvol.inference.results import MLEResult
 from bayesvol.models._protocol import LatentStateModel
 
@@ -41,48 +47,59 @@ __all__ = [
 
 PREDICTIVE_ATTR = ("one-step-ahead predictive: log p(y_t | y_{{1:t-1}}, theta) per posterior draw, by {how}; "
                    "comparable across latent-state and observation-driven models")
+SAMPLE_DIMS = ("chain", "draw")
 
 
-def _as_mle_dict(mle) -> dict[str, MLEResult]:
+def _as_mle_trees(mle) -> dict[str, xr.DataTree]:
+    """Label -> tree of estimates and standard errors (:meth:`MLEResult.to_datatree`), however ``mle`` came."""
     if mle is None:
         return {}
-    if isinstance(mle, MLEResult):
-        return {f"MLE ({mle.method})": mle}
-    if isinstance(mle, Mapping) and all(isinstance(v, MLEResult) for v in mle.values()):
-        return dict(mle)
-    raise TypeError("mle must be an MLEResult or a dict of label -> MLEResult")
+    if isinstance(mle, MLEResult | xr.DataTree):
+        tree = _mle_tree(mle)
+        return {f"MLE ({tree.attrs.get('method', 'mle')})": tree}
+    if isinstance(mle, Mapping) and all(isinstance(v, MLEResult | xr.DataTree) for v in mle.values()):
+        return {label: _mle_tree(value) for label, value in mle.items()}
+    raise TypeError("mle must be an MLEResult (or its to_datatree()) or a dict of label -> MLEResult")
+
+
+def _mle_tree(value) -> xr.DataTree:
+    tree = value.to_datatree() if isinstance(value, MLEResult) else value
+    missing = [group for group in MLE_GROUPS if group not in tree.children]
+    if missing:
+        raise ValueError(f"an MLE tree needs the groups {', '.join(MLE_GROUPS)} (MLEResult.to_datatree()); "
+                         f"this one lacks {', '.join(missing)}")
+    return tree
 
 
 def _posterior(idata):
-    if isinstance(idata, az.InferenceData):
-        if "posterior" not in idata.groups():
-            raise ValueError("the InferenceData has no posterior group")
-        return idata.posterior
-    raise TypeError(f"expected arviz.InferenceData, got {type(idata).__name__}")
+    """The ``posterior`` node of an ArviZ 1.x tree."""
+    if isinstance(idata, xr.DataTree):
+        if "posterior" not in idata.children:
+            raise ValueError("the DataTree has no posterior group")
+        return idata["posterior"]
+    raise TypeError(f"expected an xarray.DataTree with a posterior group (ArviZ 1.x), got {type(idata).__name__}")
 
 
-def _scalar_rows(posterior, names):
-    """Flattened (label, draws) for each named variable, matrix parameters element by element."""
-    rows = []
+def _check_names(posterior, names):
     for name in names:
-        if name not in posterior:
+        if name not in posterior.data_vars:
             raise ValueError(f"parameter {name!r} is not in the posterior (has {', '.join(posterior.data_vars)})")
-        values = posterior[name].values  # (chain, draw, ...)
-        flat = values.reshape(values.shape[0], values.shape[1], -1)
-        if values.ndim == 2:
-            rows.append((name, flat[:, :, 0]))
-        else:
-            for k, idx in enumerate(np.ndindex(values.shape[2:])):
-                rows.append((f"{name}[{','.join(map(str, idx))}]", flat[:, :, k]))
-    return rows
+
+
+def _row_labels(name, shape):
+    """``name`` or ``name[i,j]`` per entry, in C order: the labels of :attr:`MLEResult.labels`."""
+    if not shape:
+        return [name]
+    return [f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(shape)]
 
 
 def _names(idata, mles, var_names):
     if var_names is not None:
         return list(var_names)
-    for result in mles.values():
-        return list(result.model.param_names)
-    return [v for v in _posterior(idata).data_vars if _posterior(idata)[v].ndim == 2]
+    for tree in mles.values():
+        return list(tree["estimate"].data_vars)
+    posterior = _posterior(idata)
+    return [v for v in posterior.data_vars if set(posterior[v].dims) <= set(SAMPLE_DIMS)]
 
 
 def estimates_table(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0.94,
@@ -91,12 +108,13 @@ def estimates_table(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0
 
     Parameters
     ----------
-    idata : arviz.InferenceData, optional
+    idata : xarray.DataTree, optional
         With a ``posterior`` group whose variables carry the model's parameter names.
     mle : MLEResult or dict of label -> MLEResult, optional
-        One or several MLE fits (e.g. ``{"EIS": res_eis, "PF": res_pf}``).
+        One or several MLE fits (e.g. ``{"EIS": res_eis, "PF": res_pf}``), or their trees
+        (:meth:`MLEResult.to_datatree`, also as read back from netCDF).
     var_names : list of str, optional
-        Parameters to show; by default the MLE model's ``param_names``.
+        Parameters to show; by default the MLE model's parameter names.
     hdi_prob : float
         Probability mass of the highest-density interval.
     robust : bool
@@ -105,89 +123,125 @@ def estimates_table(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0
     Returns
     -------
     pandas.DataFrame
-        Columns ``mean``, ``sd``, ``hdi_<lo>%``, ``hdi_<hi>%`` (posterior) and, per MLE, ``<label>`` and
-        ``<label> se``.
+        Columns ``mean``, ``sd``, ``hdi_<lo>%``, ``hdi_<hi>%`` (posterior, from ``arviz_stats.summary``) and,
+        per MLE, ``<label>`` and ``<label> se``. Matrix parameters take one row per entry, labelled
+        ``name[i,j]`` as in :meth:`MLEResult.to_frame`.
 
     Examples
     --------
-    >>> import numpy as np, arviz as az
+    >>> import numpy as np, arviz_base
     >>> from bayesvol.compare import estimates_table
     >>> draws = np.random.default_rng(0).normal([[0.9], [0.2]], 0.01, (2, 2, 100)).transpose(1, 0, 2)
-    >>> idata = az.from_dict(posterior={"phi": draws[0], "sigma": draws[1]})
+    >>> idata = arviz_base.from_dict({"posterior": {"phi": draws[0], "sigma": draws[1]}})
     >>> list(estimates_table(idata, var_names=["phi", "sigma"]).columns)
     ['mean', 'sd', 'hdi_3%', 'hdi_97%']
     """
     if idata is None and mle is None:
         raise ValueError("give a posterior (idata), an MLE result, or both")
-    mles = _as_mle_dict(mle)
+    mles = _as_mle_trees(mle)
     names = _names(idata, mles, var_names)
     lo, hi = 100 * (1 - hdi_prob) / 2, 100 * (1 + hdi_prob) / 2
     lo_label, hi_label = f"hdi_{lo:g}%", f"hdi_{hi:g}%"
     frame = pd.DataFrame(index=pd.Index([], name="parameter"))
     if idata is not None:
-        rows = _scalar_rows(_posterior(idata), names)
-        stats = {}
-        for label, draws in rows:
-            interval = az.hdi(draws.ravel(), hdi_prob=hdi_prob)
-            stats[label] = {"mean": draws.mean(), "sd": draws.std(ddof=1), lo_label: interval[0],
-                            hi_label: interval[1]}
-        frame = pd.DataFrame.from_dict(stats, orient="index")
+        posterior = _posterior(idata)
+        _check_names(posterior, names)
+        stats = arviz_stats.summary(idata, var_names=names, kind="stats", ci_kind="hdi", ci_prob=hdi_prob,
+                                    round_to="none")
+        # arviz-stats labels entries by coordinate values; the MLE side uses positions, so relabel by position
+        # (both are in C order of each variable's own dims).
+        stats.index = [label for name in names
+                       for label in _row_labels(name, posterior[name].shape[len(SAMPLE_DIMS):])]
+        stats.columns = ["mean", "sd", lo_label, hi_label]
+        frame = stats
         frame.index.name = "parameter"
-    for label, result in mles.items():
-        estimates = pd.Series(result.flat(result.params), index=result.labels)
-        errors = pd.Series(result.flat(result.robust_se if robust else result.se), index=result.labels)
-        keep = [lab for lab in result.labels if lab.split("[")[0] in names]
-        block = pd.DataFrame({label: estimates[keep], f"{label} se": errors[keep]})
+    group = "robust_std_error" if robust else "std_error"
+    for label, tree in mles.items():
+        present = [name for name in names if name in tree["estimate"].data_vars]
+        rows = [row for name in present for row in _row_labels(name, tree["estimate"][name].shape)]
+        block = pd.DataFrame({
+            label: np.concatenate([np.ravel(tree["estimate"][name].values) for name in present]),
+            f"{label} se": np.concatenate([np.ravel(tree[group][name].values) for name in present]),
+        }, index=rows) if present else pd.DataFrame(columns=[label, f"{label} se"])
         frame = block if frame.empty else frame.join(block, how="outer")
     order = [row for name in names for row in frame.index if row == name or row.startswith(name + "[")]
     return frame.loc[order]
 
 
-def plot_estimates(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0.94, ax=None):
-    """Forest plot: posterior mean and HDI per parameter, MLEs with 95% Wald intervals overlaid.
+def _like_posterior(dataset: xr.Dataset, posterior) -> xr.Dataset:
+    """``dataset`` with each variable on the posterior's dims and coords (an MLE fitted without labels)."""
+    if posterior is None:
+        return dataset
+    out = {}
+    for name, var in dataset.data_vars.items():
+        target = posterior[name]
+        dims = [d for d in target.dims if d not in SAMPLE_DIMS]
+        if tuple(var.dims) != tuple(dims) and var.shape == tuple(target.sizes[d] for d in dims):
+            var = xr.DataArray(var.values, dims=dims)
+        out[name] = var.assign_coords({d: target[d].values for d in var.dims if d in target.coords})
+    return xr.Dataset(out)
+
+
+def plot_estimates(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0.94, robust: bool = False,
+                   **kwargs):
+    """Forest plot of posterior and maximum-likelihood estimates (``arviz_plots.plot_forest``).
+
+    One row per parameter entry and per source: the posterior mean with its central 50% and ``hdi_prob``
+    HDIs, and each MLE with its Wald intervals of the same probabilities (estimate ± z se), in one plot and
+    one colour per source.
 
     Parameters
     ----------
-    idata, mle, var_names, hdi_prob :
+    idata, mle, var_names, hdi_prob, robust :
         As for :func:`estimates_table`.
-    ax : matplotlib.axes.Axes or array of Axes, optional
-        One axis per parameter (parameters live on different scales); created when omitted.
+    **kwargs
+        Passed to ``arviz_plots.plot_forest`` (e.g. ``backend``, ``figure_kwargs``).
 
     Returns
     -------
-    numpy.ndarray of matplotlib.axes.Axes
+    arviz_plots.PlotCollection
+        ``.savefig(path)`` writes the figure; ``.viz["twig"][name]`` holds the interval lines, with a ``model``
+        dim whose labels are ``"posterior"`` and the MLE labels.
     """
-    import matplotlib.pyplot as plt
-
-    table = estimates_table(idata, mle, var_names=var_names, hdi_prob=hdi_prob)
-    mles = _as_mle_dict(mle)
-    rows = list(table.index)
-    if ax is None:
-        _, ax = plt.subplots(len(rows), 1, figsize=(7, 1.1 * len(rows) + 0.6), squeeze=False)
-    axes = np.ravel(ax)
-    if axes.size != len(rows):
-        raise ValueError(f"need {len(rows)} axes, one per parameter; got {axes.size}")
-    hdi_cols = [c for c in table.columns if c.startswith("hdi_")]
-    for axis, row in zip(axes, rows, strict=True):
-        labels, position = [], 0
-        if idata is not None:
-            axis.plot(table.loc[row, hdi_cols], [position, position], color="C0", lw=3)
-            axis.plot(table.loc[row, "mean"], position, "o", color="C0")
-            labels.append(f"posterior ({100 * hdi_prob:g}% HDI)")
-            position += 1
-        for k, label in enumerate(mles):
-            est, se = table.loc[row, label], table.loc[row, f"{label} se"]
-            if np.isfinite(est):
-                width = 1.959964 * se if np.isfinite(se) else 0.0
-                axis.errorbar(est, position, xerr=width, fmt="D", color=f"C{k + 1}", capsize=3)
-            labels.append(f"{label} ± 1.96 se")
-            position += 1
-        axis.set_yticks(range(position), labels, fontsize=8)
-        axis.set_ylim(-0.7, position - 0.3)
-        axis.invert_yaxis()
-        axis.set_title(row, fontsize=10, loc="left")
-    axes[0].figure.tight_layout()
-    return axes
+    if idata is None and mle is None:
+        raise ValueError("give a posterior (idata), an MLE result, or both")
+    mles = _as_mle_trees(mle)
+    names = _names(idata, mles, var_names)
+    posterior = None
+    sources, twig, trunk, point = {}, [], [], []
+    if idata is not None:
+        posterior = _posterior(idata)
+        _check_names(posterior, names)
+        sources["posterior"] = idata
+        for probability, store in ((hdi_prob, twig), (0.5, trunk)):
+            store.append(arviz_stats.hdi(idata, prob=probability, var_names=names).to_dataset())
+        point.append(posterior.to_dataset()[names].mean(SAMPLE_DIMS))
+    bounds = xr.DataArray(["lower", "upper"], dims="ci_bound", name="ci_bound")
+    for label, tree in mles.items():
+        estimate = _like_posterior(tree["estimate"].to_dataset()[names], posterior)
+        group = "robust_std_error" if robust else "std_error"
+        error = _like_posterior(tree[group].to_dataset()[names], posterior)
+        for probability, store in ((hdi_prob, twig), (0.5, trunk)):
+            z = norm.ppf((1 + probability) / 2)
+            store.append(xr.concat([estimate - z * error, estimate + z * error], dim=bounds))
+        point.append(estimate)
+        # plot_forest lays out rows from a draw-shaped group: one pseudo-draw at the estimate
+        sources[label] = xr.DataTree.from_dict({"posterior": estimate.expand_dims(chain=[0], draw=[0])})
+    models = xr.DataArray(list(sources), dims="model", name="model")
+    stats = {key: xr.concat(values, dim=models, join="outer")
+             for key, values in (("twig", twig), ("trunk", trunk), ("point_estimate", point))}
+    if len(sources) == 1:
+        stats = {key: value.isel(model=0, drop=True) for key, value in stats.items()}
+    kwargs.setdefault("backend", "matplotlib")
+    with warnings.catch_warnings():
+        # arviz-plots aligns the sources' chain and draw coords by xarray's default join, which is changing
+        warnings.filterwarnings("ignore", message="In a future version of xarray the default value for join",
+                                category=FutureWarning)
+        collection = arviz_plots.plot_forest(sources if len(sources) > 1 else next(iter(sources.values())),
+                                             var_names=names, combined=True, stats=stats, **kwargs)
+    if len(sources) > 1:
+        collection.add_legend("model")
+    return collection
 
 
 def _draws_as_params(model, posterior, draw_slice):
@@ -220,7 +274,7 @@ def add_predictive_log_likelihood(idata, model, y, *, method: str | None = None,
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         Posterior of ``model`` given ``y`` (e.g. from :func:`bayesvol.sample`).
     model : bayesvol model
     y : array_like or pandas.Series
@@ -238,16 +292,16 @@ def add_predictive_log_likelihood(idata, model, y, *, method: str | None = None,
 
     Returns
     -------
-    arviz.InferenceData
+    xarray.DataTree
         A copy with ``log_likelihood["y"]`` of dims ``(chain, draw, time)``; its ``attrs`` say that the
-        values are one-step-ahead predictive and how they were computed, so ``arviz.loo`` and
-        ``arviz.compare`` treat SV and GARCH alike.
+        values are one-step-ahead predictive and how they were computed, so ``arviz_stats.loo`` and
+        ``arviz_stats.compare`` treat SV and GARCH alike.
 
     Notes
     -----
     PSIS-LOO on these terms approximates leaving out the *term* :math:`\log p(y_t \mid y_{1:t-1})`, the
-    standard way of comparing time-series models by ``arviz.compare``; :func:`leave_future_out` scores the
-    last part of the sample as a genuine forecast. The particle-filter terms are Monte Carlo estimates;
+    standard way of comparing time-series models by ``arviz_stats.compare``; :func:`leave_future_out` scores
+    the last part of the sample as a genuine forecast. The particle-filter terms are Monte Carlo estimates;
     their noise adds to the LOO standard errors (use enough particles that the per-draw log-likelihood SD
     is well below 1).
     """
@@ -256,27 +310,24 @@ def add_predictive_log_likelihood(idata, model, y, *, method: str | None = None,
         raise ValueError(f"thin must be a positive integer, got {thin!r}")
     method = method or _default_method(model)
     data = model.validate_data(y)
-    idata = idata.sel(draw=slice(None, None, thin)) if thin > 1 else idata.copy()
     params, (num_chains, num_draws) = _draws_as_params(model, posterior, slice(None, None, thin))
     one = _pointwise_fn(model, data.values, method, options)
     flat = jax.lax.map(one, {k: jnp.asarray(v) for k, v in params.items()}, batch_size=batch_size)
     values = np.asarray(flat).reshape(num_chains, num_draws, -1)
     how = (f"the particle filter ({options})" if method == "pf" else f"the {method!r} likelihood ({options})")
-    if "observed_data" in idata.groups() and "time" in idata.observed_data.coords:
-        times = idata.observed_data["time"].values
+    tree = idata.isel(draw=slice(None, None, thin), missing_dims="ignore") if thin > 1 else idata.copy()
+    if "observed_data" in tree.children and "time" in tree["observed_data"].coords:
+        times = tree["observed_data"]["time"].values
     else:
         times = np.arange(values.shape[-1])
     if times.shape[0] != values.shape[-1]:
-        raise ValueError(f"y has {values.shape[-1]} observations but the InferenceData has {times.shape[0]}")
-    dataset = az.from_dict(log_likelihood={"y": values}, dims={"y": ["time"]},
-                           coords={"time": times}).log_likelihood
-    dataset = dataset.assign_coords(chain=idata.posterior.chain.values, draw=idata.posterior.draw.values)
-    dataset.attrs.update(dict(idata.posterior.attrs))
-    dataset.attrs["log_likelihood"] = PREDICTIVE_ATTR.format(how=how)
-    if "log_likelihood" in idata.groups():
-        del idata.log_likelihood
-    idata.add_groups(log_likelihood=dataset)
-    return idata
+        raise ValueError(f"y has {values.shape[-1]} observations but the DataTree has {times.shape[0]}")
+    kept = tree["posterior"]
+    attrs = dict(kept.attrs) | {"log_likelihood": PREDICTIVE_ATTR.format(how=how)}
+    tree["log_likelihood"] = xr.Dataset(
+        {"y": (("chain", "draw", "time"), values)},
+        coords={"chain": kept["chain"].values, "draw": kept["draw"].values, "time": times}, attrs=attrs)
+    return tree
 
 
 class LeaveFutureOutResult(NamedTuple):
@@ -307,7 +358,7 @@ def leave_future_out(fitted, model, y, num_test: int, *, method: str | None = No
 
     Parameters
     ----------
-    fitted : arviz.InferenceData or MLEResult
+    fitted : xarray.DataTree or MLEResult
         Posterior or estimate from the training part.
     model : bayesvol model
     y : array_like or pandas.Series

@@ -1,7 +1,7 @@
 """Forecasts: variances, returns and value-at-risk (GARCH family, EGARCH, IG-GARCH) and covariances (DCC, Wishart SV).
 
 From fixed parameters (a dict, ``<Model>Params`` or an :class:`~bayesvol.MLEResult`) the variance forecast
-is analytic for GARCH/GJR and simulated for IG-GARCH; from a posterior (``arviz.InferenceData``) every
+is analytic for GARCH/GJR and simulated for IG-GARCH; from a posterior (an ArviZ ``xarray.DataTree``) every
 draw is filtered through the data and simulated forward, so the predictive distribution of returns, and the
 value-at-risk read from it, integrate over parameter uncertainty. For the multivariate models the same
 :func:`forecast` gives the one-step-ahead covariance matrix (:class:`CovarianceForecast`), from parameters
@@ -129,8 +129,8 @@ def _check_positive_int(name, value):
 
 
 def _draws_from(model, source):
-    """Stacked parameter values (S draws per name) and a label, from params, an MLEResult or InferenceData."""
-    posterior = getattr(source, "posterior", None)  # arviz.InferenceData (or anything with a posterior group)
+    """Stacked parameter values (S draws per name) and a label, from params, an MLEResult or a posterior DataTree."""
+    posterior = getattr(source, "posterior", None)  # an ArviZ DataTree (or anything with a posterior group)
     if posterior is not None:
         missing = [n for n in model.param_names if n not in posterior]
         if missing:
@@ -179,7 +179,7 @@ def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05)
         (:class:`~bayesvol.models.DCC`, :class:`~bayesvol.models.WishartSV`), for which the result is the
         one-step-ahead covariance (:class:`CovarianceForecast`; ``method`` ``"eis"`` or ``"pf"`` for Wishart
         SV, whose filter options, e.g. ``num_draws``, pass through ``**options``).
-    params_or_idata : dict, <Model>Params, MLEResult or arviz.InferenceData
+    params_or_idata : dict, <Model>Params, MLEResult or xarray.DataTree
         Fixed parameters (e.g. maximum-likelihood estimates) or a posterior sample from :func:`bayesvol.sample`.
     y : array_like or pandas.Series
         The returns the model was estimated on; the forecast starts after the last one.

@@ -1,12 +1,17 @@
-"""Plots of posterior volatility and sampler diagnostics (matplotlib, through ArviZ where it has one)."""
+"""Plots of posterior volatility (matplotlib) and sampler diagnostics (arviz-plots, matplotlib backend).
+
+The diagnostics plots return an ``arviz_plots.PlotCollection``: ``.savefig(path)`` writes the figure and
+``.viz`` holds the matplotlib objects. Posterior against maximum likelihood is
+:func:`bayesvol.compare.plot_estimates`.
+"""
 
 from __future__ import annotations
 
-import arviz as az
+import arviz_plots
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_factors", "plot_rank", "plot_trace", "plot_volatility"]
+__all__ = ["plot_factors", "plot_forest", "plot_pair", "plot_rank", "plot_trace", "plot_volatility"]
 
 
 def plot_volatility(idata, *, hdi_prob: float = 0.9, ax=None, title: str | None = None):
@@ -14,7 +19,7 @@ def plot_volatility(idata, *, hdi_prob: float = 0.9, ax=None, title: str | None 
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         With ``posterior["vol"]`` and ``observed_data["y"]`` on dim ``time``.
     hdi_prob : float
         Mass of the central posterior band of ``vol`` (equal-tailed quantiles).
@@ -44,16 +49,81 @@ def plot_volatility(idata, *, hdi_prob: float = 0.9, ax=None, title: str | None 
     return ax
 
 
+def _diagnostic(plot, idata, var_names, kwargs):
+    kwargs.setdefault("backend", "matplotlib")
+    return plot(idata, var_names=var_names or _parameter_names(idata), **kwargs)
+
+
 def plot_trace(idata, var_names=None, **kwargs):
-    """Trace and density per chain of the parameters (ArviZ ``plot_trace``)."""
-    var_names = var_names or _parameter_names(idata)
-    return az.plot_trace(idata, var_names=var_names, compact=False, **kwargs)
+    """Trace and marginal density per chain of the parameters (``arviz_plots.plot_trace_dist``).
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        A posterior from :func:`bayesvol.sample`.
+    var_names : list of str, optional
+        Variables to show; by default the parameters (posterior variables without a ``time`` dim).
+    **kwargs
+        Passed to ``arviz_plots.plot_trace_dist`` (``compact``, ``backend``, ...).
+
+    Returns
+    -------
+    arviz_plots.PlotCollection
+    """
+    kwargs.setdefault("compact", False)
+    return _diagnostic(arviz_plots.plot_trace_dist, idata, var_names, kwargs)
 
 
 def plot_rank(idata, var_names=None, **kwargs):
-    """Rank plots of the parameters: flat histograms per chain mean the chains mix (ArviZ ``plot_rank``)."""
-    var_names = var_names or _parameter_names(idata)
-    return az.plot_rank(idata, var_names=var_names, **kwargs)
+    """Fractional rank ECDFs per chain with simultaneous bands (``arviz_plots.plot_rank``).
+
+    Chains that sample one distribution stay inside the bands; one chain outside them has not mixed. A single
+    chain is drawn against its simultaneous envelope (``method="envelope"``).
+
+    Parameters
+    ----------
+    idata, var_names, **kwargs :
+        As for :func:`plot_trace`, passed to ``arviz_plots.plot_rank``.
+
+    Returns
+    -------
+    arviz_plots.PlotCollection
+    """
+    # The default multi-chain test needs two chains; one chain gets the simultaneous envelope instead.
+    kwargs.setdefault("method", "mtc_c" if idata.posterior.sizes["chain"] > 1 else "envelope")
+    return _diagnostic(arviz_plots.plot_rank, idata, var_names, kwargs)
+
+
+def plot_forest(idata, var_names=None, **kwargs):
+    """Forest plot of the parameters: per chain point estimates and credible intervals (``arviz_plots``).
+
+    For posterior and maximum-likelihood estimates in one plot use :func:`bayesvol.compare.plot_estimates`.
+
+    Parameters
+    ----------
+    idata, var_names, **kwargs :
+        As for :func:`plot_trace`, passed to ``arviz_plots.plot_forest`` (``combined=True`` merges chains).
+
+    Returns
+    -------
+    arviz_plots.PlotCollection
+    """
+    return _diagnostic(arviz_plots.plot_forest, idata, var_names, kwargs)
+
+
+def plot_pair(idata, var_names=None, **kwargs):
+    """Pairwise scatter plots and marginals of the parameters, divergences marked (``arviz_plots.plot_pair``).
+
+    Parameters
+    ----------
+    idata, var_names, **kwargs :
+        As for :func:`plot_trace`, passed to ``arviz_plots.plot_pair``.
+
+    Returns
+    -------
+    arviz_plots.PlotMatrix
+    """
+    return _diagnostic(arviz_plots.plot_pair, idata, var_names, kwargs)
 
 
 def _parameter_names(idata) -> list[str]:
@@ -67,7 +137,7 @@ def plot_factors(source, *, truth=None, time=None, smoothed: bool = True, band: 
 
     Parameters
     ----------
-    source : DFSVStates or arviz.InferenceData
+    source : DFSVStates or xarray.DataTree
         Filter output (:func:`bayesvol.filters.dfsv_methods.filter_states`: estimate with a normal band of
         ``band`` mass from its standard deviation) or a posterior from :func:`bayesvol.sample` (median and
         equal-tailed band of ``h`` and of the factors ``f`` or their smoothed means ``f_mean``).

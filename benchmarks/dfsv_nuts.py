@@ -24,7 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
-import arviz as az
+import arviz_stats
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,10 +85,10 @@ def run(num_assets: int, num_factors: int, num_timesteps: int, num_chains: int, 
     seconds = time.perf_counter() - start
     post = idata.posterior
     names = list(model.param_names)
-    ess_by_name = {n: np.ravel(az.ess(post[n].to_dataset(), method="bulk")[n].values) for n in names}
+    ess_by_name = {n: np.ravel(arviz_stats.ess(post[n], method="bulk").values) for n in names}
     ess_params = np.concatenate(list(ess_by_name.values()))
     ess_params = ess_params[np.isfinite(ess_params)]   # fixed entries (identified loadings) have no ESS
-    ess_h = np.ravel(az.ess(post["h"].to_dataset(), method="bulk")["h"].values)
+    ess_h = np.ravel(arviz_stats.ess(post["h"], method="bulk").values)
     h_mean = post["h"].mean(("chain", "draw")).values
     recovery = {}
     for name in names:

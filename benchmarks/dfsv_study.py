@@ -29,7 +29,7 @@ import statistics
 import time
 from pathlib import Path
 
-import arviz as az
+import arviz_stats
 import jax
 import numpy as np
 import scipy.stats
@@ -105,7 +105,7 @@ def run_nuts(num_assets: int, num_factors: int, num_timesteps: int, num_warmup: 
                             seed=0, progress_bar=False, warn=False)
     seconds = time.perf_counter() - start
     names = [n for n in model.param_names]
-    ess = az.ess(idata, var_names=names, method="bulk")
+    ess = arviz_stats.ess(idata, var_names=names, method="bulk")
     min_ess = float(min(float(ess[n].min()) for n in names))
     h_mean = idata.posterior["h"].mean(("chain", "draw")).values
     recovery = {}

@@ -42,7 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import arviz as az
+import arviz_base
+import arviz_stats
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -143,9 +144,9 @@ def captured_stderr():
 
 def ess_summary(posterior: dict) -> dict:
     """Bulk-ESS per parameter and min / median over the latent path h; ``posterior`` arrays are (chain, draw, ...)."""
-    idata = az.from_dict(posterior={k: np.asarray(posterior[k]) for k in PARAM_NAMES + ("h",)},
-                         dims={"h": ["time"]})
-    ess = az.ess(idata, method="bulk")
+    idata = arviz_base.from_dict({"posterior": {k: np.asarray(posterior[k]) for k in PARAM_NAMES + ("h",)}},
+                                 dims={"h": ["time"]})
+    ess = arviz_stats.ess(idata, method="bulk")
     per_param = {k: float(ess[k]) for k in PARAM_NAMES}
     ess_h = np.asarray(ess["h"])
     return {
@@ -287,7 +288,7 @@ def run_numpyro(program, y, *, num_chains, num_warmup, num_samples, seed, layout
 
 
 def run_bayesvol_api(model, y, *, num_chains, num_warmup, num_samples, seed):
-    """``bayesvol.sample`` end to end (compilation, warm-up, sampling, InferenceData assembly)."""
+    """``bayesvol.sample`` end to end (compilation, warm-up, sampling, result tree assembly)."""
     t0, c0 = time.perf_counter(), time.process_time()
     idata = bayesvol.sample(model, y, num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
                             seed=seed, progress_bar=False, warn=False)
@@ -609,7 +610,7 @@ def markdown(results: dict) -> str:
                      f"{fmt(r['params_cpu_sampling'], 2)} | {fmt(r['h_sampling'], 2)} | {fmt(r['h_total'], 2)} |")
     if results.get("api_check"):
         lines += ["", "## `bayesvol.sample` end to end (public API check)", "",
-                  "Compilation, warm-up, sampling and building the InferenceData (with the pointwise "
+                  "Compilation, warm-up, sampling and building the result tree (with the pointwise "
                   "log-likelihood), timed around one call; ratio against Stan's *total* above.", "",
                   "| T | parametrisation | wall s | min ESS θ | min ESS h | ESS θ/s | ESS h/s | ratio θ vs Stan | "
                   "div | load |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -738,7 +739,8 @@ def main(argv=None):
     settings = nuts_settings()
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": machine_info(("jax", "jaxlib", "numpyro", "pystan", "httpstan", "arviz", "numpy")),
+        "machine": machine_info(("jax", "jaxlib", "numpyro", "pystan", "httpstan", "arviz-base", "arviz-stats",
+                                 "numpy")),
         "config": {"T": Ts, "num_chains": num_chains, "num_warmup": num_warmup, "num_samples": num_samples,
                    "seed": args.seed, "quick": args.quick, "true_params": TRUE_PARAMS,
                    "bayesvol_chain_method": _chain_method(num_chains), **settings},

@@ -3,9 +3,9 @@
 import subprocess
 import sys
 
-import arviz as az
 import pandas as pd
 import pytest
+import xarray as xr
 
 from bayesvol.cli import main
 
@@ -22,7 +22,7 @@ def test_demo_writes_netcdf_summary_and_plots(tmp_path, capsys):
     assert list(summary.index) == ["mu", "phi", "sigma"]
     printed = capsys.readouterr().out
     assert "Posterior summary" in printed and "phi" in printed
-    idata = az.from_netcdf(str(out / "idata.nc"))
+    idata = xr.load_datatree(out / "idata.nc")
     assert idata.posterior["vol"].sizes["time"] == 945
 
 
@@ -32,7 +32,7 @@ def test_fit_bundled_prices_with_svi(tmp_path):
     code = main(["fit", "--model", "sv", "--data", "fred_h10", "--column", "DEXUSUK", "--start", "2010-01-01",
                  "--method", "svi", "--num-steps", "300", "--out", str(out), *TINY])
     assert code == 0
-    idata = az.from_netcdf(str(out / "idata.nc"))
+    idata = xr.load_datatree(out / "idata.nc")
     assert str(idata.posterior["time"].values[0]).startswith("2010-01")
     assert (out / "volatility.png").exists()
 

@@ -162,28 +162,28 @@ def test_predictive_draws_have_the_one_step_covariances(data, law):
 
 
 def test_posterior_forecast_of_a_point_mass_is_the_plug_in_forecast(data):
-    import arviz as az
+    import arviz_base
 
     y = data[:80]
     draws = point_mass_draws(MODEL, TRUE, y, 4)
-    idata = az.from_dict(posterior={k: v for k, v in draws.items() if k != "cov"})
+    idata = arviz_base.from_dict({"posterior": {k: v for k, v in draws.items() if k != "cov"}})
     np.testing.assert_allclose(MODEL.posterior_forecast_covariance(idata, y), MODEL.forecast_covariance(TRUE, y),
                                rtol=1e-10)
 
 
 @pytest.mark.slow
 def test_nuts_runs_and_agrees_with_maximum_likelihood(data):
-    """A short NUTS run (1 chain, 100 + 100 draws, T = 250, k = 2): InferenceData groups and dims, finite
+    """A short NUTS run (1 chain, 100 + 100 draws, T = 250, k = 2): DataTree groups and dims, finite
     pointwise log-likelihood, posterior predictive draws, and posterior means of the GARCH parameters within
     3 posterior SDs plus 3 Monte Carlo SEs (SD / sqrt(ESS)) of the joint maximum-likelihood estimate (the
     posterior is roughly normal around the MLE; the priors shift it by well under one SD)."""
-    import arviz as az
+    import arviz_stats
 
     model = DCC()
     y = data[:250, :2]
     idata = bayesvol.sample(model, y, num_chains=1, num_warmup=100, num_samples=100, seed=1, progress_bar=False,
                             warn=False, posterior_predictive=True)
-    assert {"posterior", "log_likelihood", "observed_data", "posterior_predictive"} <= set(idata.groups())
+    assert {"posterior", "log_likelihood", "observed_data", "posterior_predictive"} <= set(idata.children)
     assert idata.posterior["cov"].dims == ("chain", "draw", "time", "asset", "asset2")
     assert idata.posterior["omega"].dims == ("chain", "draw", "asset")
     assert idata.posterior_predictive["y"].shape == (1, 100, 250, 2)
@@ -193,7 +193,7 @@ def test_nuts_runs_and_agrees_with_maximum_likelihood(data):
         mle = bayesvol.fit(model, y)
     for name in ("alpha", "beta", "dcc_b"):
         draws = idata.posterior[name].values.reshape(100, -1)
-        ess = np.asarray(az.ess(idata, var_names=[name])[name].values).reshape(-1)
+        ess = np.asarray(arviz_stats.ess(idata, var_names=[name])[name].values).reshape(-1)
         band = 3 * draws.std(axis=0) * (1 + 1 / np.sqrt(ess))
         assert np.all(np.abs(draws.mean(axis=0) - np.asarray(mle.params[name])) < band), name
     forecast = model.posterior_forecast_covariance(idata, y)

@@ -2,7 +2,7 @@
 computations, the Fisher-identity gradient against reverse-mode differentiation of the Kalman filter,
 NUTS parameter recovery, and particle-filter MLE against Bellman MLE."""
 
-import arviz as az
+import arviz_stats
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,7 +105,7 @@ def test_nuts_recovers_parameters_and_log_variances():
         z = (draws.mean(0) - SMALL[name])[free] / sd[free]
         assert np.all(np.abs(z) < 3.5), (name, draws.mean(0), SMALL[name], sd)
     assert int(idata.sample_stats["diverging"].sum()) <= 3
-    ess = az.ess(idata, var_names=["mu", "Phi_h", "Q_h"], method="bulk")
+    ess = arviz_stats.ess(idata, var_names=["mu", "Phi_h", "Q_h"], method="bulk")
     assert min(float(ess[n].min()) for n in ("mu", "Phi_h", "Q_h")) > 30
     # The posterior-mean log-variance path tracks the truth about as well as the Bellman smoother given
     # the true parameters (an oracle the posterior, which must also learn the parameters, cannot beat by much).

@@ -10,7 +10,7 @@
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import arviz as az
+import arviz_stats
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -154,7 +154,7 @@ def _check_against_grid(draws, grid_posterior, label):
     correlation of the chain's squared deviations, which that formula ignores."""
     for name, (mean, sd) in grid_posterior.items():
         values = draws[name]
-        ess = float(az.ess(values, method="bulk"))
+        ess = float(arviz_stats.ess(values, method="bulk"))
         assert ess > 100, (label, name, ess)
         assert abs(values.mean() - mean) < 4 * sd / np.sqrt(ess), (label, name, values.mean(), mean, ess)
         assert abs(values.std() - sd) < 4 * sd / np.sqrt(2 * ess) + 0.05 * sd, (label, name, values.std(), sd, ess)

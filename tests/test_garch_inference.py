@@ -1,4 +1,4 @@
-"""NUTS on GARCH: default priors, exact pointwise log-likelihood in the InferenceData, posterior forecasts."""
+"""NUTS on GARCH: default priors, exact pointwise log-likelihood in the posterior DataTree, posterior forecasts."""
 
 import numpy as np
 import pytest

@@ -1,11 +1,11 @@
-"""NUTS and SVI on SV: parameter recovery, latent-path tracking, prior sensitivity, InferenceData layout."""
+"""NUTS and SVI on SV: parameter recovery, latent-path tracking, prior sensitivity, DataTree layout."""
 
 import warnings
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import bayesvol
 from bayesvol.distributions import ScaledBeta
@@ -111,7 +111,7 @@ def small_idata(gbpusd):
 @pytest.mark.xdist_group("nuts3")
 def test_inference_data_follows_the_conventions(small_idata, tmp_path):
     idata, y = small_idata
-    assert set(idata.groups()) >= {"posterior", "sample_stats", "log_likelihood", "observed_data",
+    assert set(idata.children) >= {"posterior", "sample_stats", "log_likelihood", "observed_data",
                                    "posterior_predictive"}
     assert idata.posterior["h"].dims == ("chain", "draw", "time")
     assert idata.posterior["vol"].dims == ("chain", "draw", "time")
@@ -130,10 +130,10 @@ def test_inference_data_follows_the_conventions(small_idata, tmp_path):
     ll = norm(0, idata.posterior["vol"].values).logpdf(y.to_numpy())
     np.testing.assert_allclose(idata.log_likelihood["y"].values, ll, rtol=1e-10)
     path = tmp_path / "idata.nc"
-    idata.to_netcdf(str(path))
-    loaded = az.from_netcdf(str(path))
-    for group in idata.groups():
-        xr_a, xr_b = getattr(idata, group), getattr(loaded, group)
+    idata.to_netcdf(path)
+    loaded = xr.load_datatree(path)
+    for group in idata.children:
+        xr_a, xr_b = idata[group], loaded[group]
         for name in xr_a.data_vars:
             np.testing.assert_array_equal(xr_a[name].values, xr_b[name].values)
     assert loaded.posterior.attrs["model"] == "SV (normal errors)"

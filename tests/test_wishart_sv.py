@@ -524,7 +524,7 @@ def test_eis_mle_recovers_d_and_nu_from_seed_parameters():
 def test_nuts_runs_on_a_short_panel():
     """NUTS over the Bartlett variables (k = 2, T = 25, 1 chain, 100 + 100 draws).
 
-    Checks the InferenceData groups and dims, a finite pointwise log-likelihood, and that the posterior mean
+    Checks the DataTree groups and dims, a finite pointwise log-likelihood, and that the posterior mean
     variances, averaged over time, are within a factor exp(+-1.2) of the sample variances: the sample variance
     of 25 returns with stochastic volatility has a relative SE of about 0.4 (sqrt(2/25) inflated for the
     excess kurtosis of the mixture), so the band is 3 such SEs on the log scale.
@@ -532,7 +532,7 @@ def test_nuts_runs_on_a_short_panel():
     y = bayesvol.simulate(MODEL, PARAMS_2, num_timesteps=25, seed=4).y
     idata = bayesvol.sample(MODEL, y, num_chains=1, num_warmup=100, num_samples=100, seed=0, progress_bar=False,
                             warn=False, posterior_predictive=True)
-    assert {"posterior", "log_likelihood", "observed_data", "posterior_predictive"} <= set(idata.groups())
+    assert {"posterior", "log_likelihood", "observed_data", "posterior_predictive"} <= set(idata.children)
     post = idata.posterior
     assert post["A"].dims == ("chain", "draw", "asset", "asset2")
     assert post["cov"].dims == ("chain", "draw", "time", "asset", "asset2") and post["cov"].shape[2] == 25

@@ -1,4 +1,4 @@
-"""Estimators: NumPyro samplers (NUTS, SVI, PMMH) returning ArviZ InferenceData, and maximum likelihood.
+"""Estimators: NumPyro samplers (NUTS, SVI, PMMH) returning ArviZ ``xarray.DataTree``, and maximum likelihood.
 
 Which estimator exists for which model family is the table in :mod:`bayesvol.inference.registry`.
 """

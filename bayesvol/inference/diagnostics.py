@@ -1,10 +1,10 @@
-"""Convergence checks that turn R-hat, ESS and divergences into warnings a user can act on."""
+"""Convergence checks that turn R-hat, ESS and divergences (from arviz-stats) into warnings a user can act on."""
 
 from __future__ import annotations
 
 import warnings
 
-import arviz as az
+import arviz_stats
 import numpy as np
 
 from bayesvol._validation import ConvergenceWarning
@@ -21,8 +21,8 @@ def check_convergence(idata, var_names, *, target_accept_prob=None, warn=True) -
 
     Parameters
     ----------
-    idata : arviz.InferenceData
-        Output of :func:`bayesvol.sample` with ``method="nuts"``.
+    idata : xarray.DataTree
+        Output of :func:`bayesvol.sample` (ArviZ 1.x layout: ``posterior`` and ``sample_stats`` groups).
     var_names : sequence of str
         Variables to check (parameters and the latent path ``h``).
     target_accept_prob : float, optional
@@ -33,7 +33,7 @@ def check_convergence(idata, var_names, *, target_accept_prob=None, warn=True) -
     messages = []
     posterior = idata.posterior
     num_chains, num_draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
+    if "sample_stats" in idata.children and "diverging" in idata.sample_stats:
         num_div = int(idata.sample_stats["diverging"].sum())
         if num_div:
             advice = "raise target_accept_prob" + (f" (now {target_accept_prob})" if target_accept_prob else "")
@@ -44,7 +44,7 @@ def check_convergence(idata, var_names, *, target_accept_prob=None, warn=True) -
             )
     var_names = [v for v in var_names if v in posterior]
     if num_chains > 1:
-        rhat = az.rhat(posterior, var_names=var_names)
+        rhat = arviz_stats.rhat(idata, var_names=var_names)
         for name in var_names:
             worst = float(np.nanmax(rhat[name].values))
             if worst > RHAT_THRESHOLD:
@@ -52,7 +52,7 @@ def check_convergence(idata, var_names, *, target_accept_prob=None, warn=True) -
                     f"R-hat of {name} is {worst:.3f} (above {RHAT_THRESHOLD}): the chains have not mixed into "
                     "the same distribution; run more warm-up and samples before trusting the results"
                 )
-    ess = az.ess(posterior, var_names=var_names, method="bulk")
+    ess = arviz_stats.ess(idata, var_names=var_names, method="bulk")
     floor = ESS_PER_CHAIN * num_chains
     for name in var_names:
         worst = float(np.nanmin(ess[name].values))

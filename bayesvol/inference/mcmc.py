@@ -1,4 +1,4 @@
-"""NUTS and SVI drivers: a model and its data in, ``arviz.InferenceData`` out."""
+"""NUTS and SVI drivers: a model and its data in, an ArviZ ``xarray.DataTree`` out."""
 
 from __future__ import annotations
 
@@ -63,10 +63,12 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
 
     Returns
     -------
-    arviz.InferenceData
-        ``posterior`` (parameters, ``h``, ``vol`` on dim ``time``), ``sample_stats``, ``log_likelihood``
-        (``y``, dims chain, draw, time, conditional on ``h``), ``observed_data`` and, on request,
-        ``posterior_predictive``.
+    xarray.DataTree
+        In ArviZ 1.x's layout: groups ``posterior`` (parameters, ``h``, ``vol`` on dim ``time``),
+        ``sample_stats``, ``log_likelihood`` (``y``, dims chain, draw, time, conditional on ``h``),
+        ``observed_data`` and, on request, ``posterior_predictive``; every group's ``attrs`` name the model,
+        the method and the kind of log-likelihood. ``idata.to_netcdf(path)`` saves it and
+        ``xarray.open_datatree(path)`` reads it back.
 
     Examples
     --------

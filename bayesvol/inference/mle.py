@@ -207,7 +207,8 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
                      loglik=loglik, nobs=nobs, converged=converged, message=message,
                      at_boundary=se_.at_boundary(problem, np.asarray(u_hat), scores),
                      labels=labels(model, problem.shapes), num_starts=len(starts), options=dict(options),
-                     num_free_params=int(np.size(res.x)), diagnostics=diagnostics)
+                     num_free_params=int(np.size(res.x)), diagnostics=diagnostics, data_index=data.index,
+                     data_shape=tuple(np.shape(data.values)))
 
 
 def _start_params(model, values, start, num_starts) -> list:

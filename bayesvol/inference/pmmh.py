@@ -251,11 +251,11 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
 
     Returns
     -------
-    arviz.InferenceData
+    xarray.DataTree
         ``posterior`` (the parameters, dims chain and draw), ``sample_stats`` (``acceptance_rate``: the
         acceptance probability of each proposal; ``accepted``; ``lp``: log-likelihood estimate plus log prior
         density of the current state), ``log_likelihood`` (the particle filter's one-step predictive
-        :math:`\log \hat p(y_t \mid y_{1:t-1}, \theta)` at each draw, so ``arviz.compare`` can rank the model
+        :math:`\log \hat p(y_t \mid y_{1:t-1}, \theta)` at each draw, so ``arviz_stats.compare`` can rank the model
         against others on predictive terms) and ``observed_data``; ``attrs`` record the method, particle count,
         warm-up and mean acceptance.
 

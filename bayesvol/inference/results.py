@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from bayesvol.inference._idata import from_mle
+
 __all__ = ["BatchMLEResult", "MLEResult"]
 
 
@@ -37,6 +39,9 @@ class MLEResult:
     diagnostics : dict
         Method-specific checks at the estimate, e.g. ``loglik_mc_sd``, the Monte Carlo standard deviation of
         a simulated log-likelihood.
+    data_index, data_shape :
+        Labels (dates, asset names) and shape of the fitted data, so that :meth:`to_datatree` gives the
+        parameters the dims and coords of a posterior of the same data.
     """
 
     model: object
@@ -56,6 +61,8 @@ class MLEResult:
     num_free_params: int | None = None
     options: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
+    data_index: object = field(default=None, repr=False)
+    data_shape: tuple | None = None
 
     @property
     def num_params(self) -> int:
@@ -85,6 +92,26 @@ class MLEResult:
              "2.5%": est - 1.959964 * se, "97.5%": est + 1.959964 * se},
             index=self.labels,
         )
+
+    def to_datatree(self):
+        """The estimates and standard errors as an ``xarray.DataTree`` under the posterior's names and dims.
+
+        Returns
+        -------
+        xarray.DataTree
+            Groups ``estimate``, ``std_error`` and ``robust_std_error`` (one variable per parameter, dims such
+            as ``asset`` and ``factor`` as in the posterior of the same data); attrs hold the method,
+            log-likelihood, AIC, BIC and convergence. It saves to netCDF like a posterior.
+
+        Examples
+        --------
+        >>> import bayesvol
+        >>> y = bayesvol.datasets.load("gbpusd")
+        >>> tree = bayesvol.fit(bayesvol.models.GARCH(), y).to_datatree()
+        >>> sorted(tree.children), tree["estimate"]["alpha"].dims
+        (['estimate', 'robust_std_error', 'std_error'], ())
+        """
+        return from_mle(self)
 
     def summary(self, robust: bool = False) -> str:
         """A readable table in the manner of arch's ``summary()``."""
@@ -168,7 +195,8 @@ class BatchMLEResult:
             loglik=float(self.loglik.iloc[position]), nobs=self.nobs, converged=converged,
             message=("gradient below tolerance" if converged else "no convergence within the iteration limit")
             + f" after {int(self.iterations.iloc[position])} BFGS iterations (batch fit, series {name!r})",
-            at_boundary=list(self.at_boundary.get(name, [])), labels=list(self.labels), options=dict(self.options))
+            at_boundary=list(self.at_boundary.get(name, [])), labels=list(self.labels), options=dict(self.options),
+            data_shape=(self.nobs,))
 
     def results(self) -> list[MLEResult]:
         """One :class:`~bayesvol.MLEResult` per series, in column order."""

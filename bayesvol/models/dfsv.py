@@ -489,7 +489,7 @@ class DFSV(LatentStateModelBase):
 
     @property
     def loglik_kind(self) -> str:
-        """What ``log_likelihood["y"]`` of the InferenceData holds."""
+        """What ``log_likelihood["y"]`` of the posterior DataTree holds."""
         if self.marginalize_factors:
             return ("conditional on the log-variances, factors integrated out: log p(r_t | r_{1:t-1}, h_{1:t}, "
                     "theta) from a Kalman filter")
