@@ -1,34 +1,50 @@
-"""bayesvol: Bayesian and frequentist estimation of volatility models with NumPyro and JAX."""
+"""bayesvol: Bayesian and frequentist estimation of volatility models with NumPyro and JAX.
 
-from bayesvol import (
-    _config,  # noqa: F401  (float64 and CPU devices before anything uses JAX)
-    compare,
-    datasets,
-    distributions,
-    filters,
-    models,
-    plots,
-)
+Importing the package sets up JAX (float64, one host device per core) and nothing else: the estimators,
+models, plots and comparison tools are imported on first use (``bayesvol.fit``, ``bayesvol.plots``, ...),
+so that ``import bayesvol`` costs little beyond importing JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bayesvol import _config  # noqa: F401  (float64 and CPU devices before anything uses JAX)
+from bayesvol._validation import ConvergenceWarning
 from bayesvol._version import __version__
-from bayesvol.forecast import CovarianceForecast, Forecast, forecast
-from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, sample
-from bayesvol.simulation import simulate
 
-__all__ = [
-    "ConvergenceWarning",
-    "CovarianceForecast",
-    "Forecast",
-    "MLEResult",
-    "__version__",
-    "compare",
-    "datasets",
-    "distributions",
-    "filters",
-    "fit",
-    "forecast",
-    "log_likelihood",
-    "models",
-    "plots",
-    "sample",
-    "simulate",
-]
+# Public name -> (module, attribute or None for the module itself), resolved on first access.
+_LAZY = {
+    "backtest": ("bayesvol.backtest", None),
+    "compare": ("bayesvol.compare", None),
+    "datasets": ("bayesvol.datasets", None),
+    "distributions": ("bayesvol.distributions", None),
+    "filters": ("bayesvol.filters", None),
+    "models": ("bayesvol.models", None),
+    "plots": ("bayesvol.plots", None),
+    "CovarianceForecast": ("bayesvol.forecasting", "CovarianceForecast"),
+    "Forecast": ("bayesvol.forecasting", "Forecast"),
+    "forecast": ("bayesvol.forecasting", "forecast"),
+    "MLEResult": ("bayesvol.inference.results", "MLEResult"),
+    "fit": ("bayesvol.inference.mle", "fit"),
+    "log_likelihood": ("bayesvol.inference.mle", "log_likelihood"),
+    "sample": ("bayesvol.inference.mcmc", "sample"),
+    "simulate": ("bayesvol.simulation", "simulate"),
+}
+
+__all__ = ["ConvergenceWarning", "__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'bayesvol' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

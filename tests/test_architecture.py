@@ -2,7 +2,7 @@
 
 Layers, bottom to top: the layer-0 helpers (``_config``, ``_validation``, ``_version``,
 ``datasets``) < ``distributions`` < ``models`` < ``filters`` < ``inference`` < everything at the top
-(``compare``, ``forecast``, ``plots``, ``cli``, ``simulation``, the package root). A module may import
+(``compare``, ``forecasting``, ``plots``, ``cli``, ``simulation``, the package root). A module may import
 from its own layer and the ones below; every import counts, including those deferred inside functions.
 """
 

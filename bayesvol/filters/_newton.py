@@ -12,11 +12,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 # Step lengths tried at each iteration, down to very short ones for far-off starts where a full step
 # overflows (e.g. exp(-h) in SV); 0 keeps the current point when no step improves the objective.
-_STEP_LENGTHS = jnp.array([1.0, 0.5, 0.25, 0.125, 2.0**-4, 2.0**-6, 2.0**-9, 2.0**-13, 2.0**-18, 0.0])
+# numpy, not jnp: a module-level jnp array would start the JAX backend when the package is imported.
+_STEP_LENGTHS = np.array([1.0, 0.5, 0.25, 0.125, 2.0**-4, 2.0**-6, 2.0**-9, 2.0**-13, 2.0**-18, 0.0])
 
 
 def cholesky(a):

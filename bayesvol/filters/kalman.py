@@ -26,7 +26,8 @@ __all__ = [
     "sv_qml_state_space",
 ]
 
-LOG_CHI2_1_MEAN = float(digamma(0.5) + np.log(2.0))  # -1.2704
+# E log chi2_1 = digamma(1/2) + log 2 = -(Euler gamma) - log 2, in closed form (no JAX computation at import)
+LOG_CHI2_1_MEAN = float(-np.euler_gamma - np.log(2.0))  # -1.2704
 LOG_CHI2_1_VARIANCE = float(np.pi**2 / 2.0)
 
 

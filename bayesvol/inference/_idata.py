@@ -7,11 +7,14 @@ shows both.
 
 from __future__ import annotations
 
-import arviz_base
+from typing import TYPE_CHECKING
+
 import numpy as np
-import xarray as xr
 
 from bayesvol._version import __version__
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["MLE_GROUPS", "build", "from_mle", "model_attrs"]
 
@@ -62,6 +65,9 @@ def build(model, y, index, posterior: dict, *, sample_stats=None, log_likelihood
         Groups ``posterior``, ``observed_data`` and those given of ``sample_stats``, ``log_likelihood``,
         ``posterior_predictive``.
     """
+    # Imported here: arviz and xarray cost seconds at import and only results need them.
+    import arviz_base
+
     dims, coords = model.site_dims(index, y)
     data = {
         "posterior": {k: np.asarray(v) for k, v in posterior.items()},
@@ -106,6 +112,8 @@ def from_mle(result) -> xr.DataTree:
         the dims the posterior of the same data has (``asset``, ``factor``, ...), without ``chain`` and
         ``draw``; attrs hold the method, log-likelihood, AIC, BIC, observations and convergence.
     """
+    import xarray as xr
+
     dims, coords = _mle_dims(result)
     names = list(result.model.param_names)
     sources = {"estimate": result.params, "std_error": result.se, "robust_std_error": result.robust_se}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 
-import arviz_stats
 import numpy as np
 
 from bayesvol._validation import ConvergenceWarning
@@ -30,6 +29,8 @@ def check_convergence(idata, var_names, *, target_accept_prob=None, warn=True) -
     warn : bool
         Also emit each message as a :class:`ConvergenceWarning`.
     """
+    import arviz_stats  # here, not at module level: it takes seconds to import
+
     messages = []
     posterior = idata.posterior
     num_chains, num_draws = posterior.sizes["chain"], posterior.sizes["draw"]

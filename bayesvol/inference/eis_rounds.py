@@ -17,7 +17,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 
 from bayesvol.filters.wishart_methods import EISKernels, _eis_options, _run_eis
 from bayesvol.inference.diagnostics import ConvergenceWarning
@@ -180,6 +179,8 @@ def fit_eis_rounds(model, y, *, fit, start=None, num_starts=None, maxiter=2000, 
                                            num_draws=static["num_draws"], antithetic=static["antithetic"])
             v, g = float(v), np.asarray(g, dtype=np.float64)
             return (v, g) if np.isfinite(v) and np.all(np.isfinite(g)) else (1e10, np.zeros_like(g))
+
+        import scipy.optimize  # here: a second to import, and only the EIS rounds need it
 
         res = scipy.optimize.minimize(scipy_fun, u, jac=True, method="BFGS",
                                       options={"maxiter": maxiter, "gtol": gtol, "hess_inv0": hess_inv})

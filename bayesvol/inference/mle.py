@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-import scipy.optimize
 
 import bayesvol.inference.registry as registry
 import bayesvol.inference.standard_errors as se_
@@ -113,6 +112,8 @@ def _bfgs_from_opg(scipy_fun, problem: Problem, u0, y, nobs: int, maxiter: int, 
     BFGS inverse Hessian of the mean objective); while it exceeds ``_PREDICTED_GAIN_TOL`` another round
     starts from the estimate and ``H`` with a hundredfold smaller gradient tolerance.
     """
+    import scipy.optimize
+
     inverse = np.asarray(_opg_inverse(problem, jnp.asarray(u0), y), dtype=np.float64)
     x, tol, iterations, evaluations = u0, gtol, 0, 0
     for _ in range(_MAX_ROUNDS):
@@ -230,6 +231,8 @@ def _optimise(problem: Problem, differentiable: bool, starts, y_values, maxiter:
     Nelder-Mead for a likelihood without derivatives. Start values with a non-finite likelihood are skipped;
     with ``mle_screen_starts`` only the start of highest likelihood is optimised (as arch does).
     """
+    import scipy.optimize  # here: it takes a second to import and only fitting needs it
+
     model, nobs = problem.model, int(y_values.shape[0])
 
     def scipy_fun(u):
