@@ -8,10 +8,20 @@ so that ``import bayesvol`` costs little beyond importing JAX.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from bayesvol import _config  # noqa: F401  (float64 and CPU devices before anything uses JAX)
 from bayesvol._validation import ConvergenceWarning
 from bayesvol._version import __version__
+
+if TYPE_CHECKING:  # the same names for type checkers and the API docs, which do not run __getattr__
+    from bayesvol import backtest, compare, datasets, distributions, filters, models, plots
+    from bayesvol.forecasting import CovarianceForecast, Forecast, forecast
+    from bayesvol.inference.mcmc import sample
+    from bayesvol.inference.mle import fit, log_likelihood
+    from bayesvol.inference.results import MLEResult
+    from bayesvol.rolling import RollingForecast, rolling_forecast
+    from bayesvol.simulation import simulate
 
 # Public name -> (module, attribute or None for the module itself), resolved on first access.
 _LAZY = {
@@ -30,9 +40,31 @@ _LAZY = {
     "log_likelihood": ("bayesvol.inference.mle", "log_likelihood"),
     "sample": ("bayesvol.inference.mcmc", "sample"),
     "simulate": ("bayesvol.simulation", "simulate"),
+    "RollingForecast": ("bayesvol.rolling", "RollingForecast"),
+    "rolling_forecast": ("bayesvol.rolling", "rolling_forecast"),
 }
 
-__all__ = ["ConvergenceWarning", "__version__", *sorted(_LAZY)]
+__all__ = [
+    "ConvergenceWarning",
+    "CovarianceForecast",
+    "Forecast",
+    "MLEResult",
+    "RollingForecast",
+    "__version__",
+    "backtest",
+    "compare",
+    "datasets",
+    "distributions",
+    "filters",
+    "fit",
+    "forecast",
+    "log_likelihood",
+    "models",
+    "plots",
+    "rolling_forecast",
+    "sample",
+    "simulate",
+]
 
 
 def __getattr__(name: str):

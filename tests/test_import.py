@@ -69,3 +69,9 @@ def test_public_names_resolve_on_first_use():
         assert name in dir(bayesvol)
     with pytest.raises(AttributeError, match="no attribute 'fitt'"):
         bayesvol.fitt  # noqa: B018
+
+
+def test_all_lists_every_lazy_name():
+    import bayesvol
+
+    assert set(bayesvol.__all__) == set(bayesvol._LAZY) | {"ConvergenceWarning", "__version__"}
