@@ -11,7 +11,7 @@ from bayesvol import (
 )
 from bayesvol._version import __version__
 from bayesvol.forecast import CovarianceForecast, Forecast, forecast
-from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, sample
+from bayesvol.inference import ConvergenceWarning, MLEResult, fit, log_likelihood, log_likelihood_fn, sample
 from bayesvol.simulation import simulate
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "fit",
     "forecast",
     "log_likelihood",
+    "log_likelihood_fn",
     "models",
     "plots",
     "sample",
