@@ -1,8 +1,8 @@
 """Input checks shared by every model and estimator: the one validation layer at the public boundary.
 
-Each check raises :class:`ValueError` (or :class:`TypeError` for an argument of the wrong kind) with a
-message that names the argument, shows the offending value and says how to fix it, so the command line can
-print it as one line and users of the Python API see what to change. The checks are:
+Each check raises :class:`ValueError` with a message that names the argument, shows the offending value
+and says how to fix it, so the command line can print it as one line and users of the Python API see what
+to change. The checks are:
 
 * returns hold real numbers: booleans, dates, durations, complex numbers and text are refused rather than
   converted (``as_returns``, ``as_panel_values``, :func:`real_values`);
@@ -331,8 +331,8 @@ def as_seed(seed, name: str = "seed") -> int:
 
     Raises
     ------
-    TypeError
-        If ``seed`` is neither (a float, a bool, a string).
+    ValueError
+        If ``seed`` is neither (a float, a bool, a string) or does not fit in 64 bits.
     """
     if seed is None:
         return secrets.randbits(32)
@@ -340,7 +340,7 @@ def as_seed(seed, name: str = "seed") -> int:
         if not -(2**63) <= int(seed) < 2**64:
             raise ValueError(f"{name} must fit in 64 bits, got {int(seed)}")
         return int(seed)
-    raise TypeError(f"{name} must be an integer or None (a fresh random seed), got {seed!r} ({type(seed).__name__})")
+    raise ValueError(f"{name} must be an integer or None (a fresh random seed), got {seed!r} ({type(seed).__name__})")
 
 
 def as_key(seed, name: str = "seed") -> jax.Array:
@@ -352,7 +352,7 @@ def as_key(seed, name: str = "seed") -> jax.Array:
 
     Raises
     ------
-    TypeError
+    ValueError
         If ``seed`` is none of these (a float, a bool, a string, an array that is not a key).
     """
     if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool | np.bool_)):
@@ -361,7 +361,7 @@ def as_key(seed, name: str = "seed") -> jax.Array:
         key = jnp.asarray(seed)
         if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,)):
             return key
-    raise TypeError(f"{name} must be an integer, None (a fresh random seed) or a jax.random key, got {seed!r} "
+    raise ValueError(f"{name} must be an integer, None (a fresh random seed) or a jax.random key, got {seed!r} "
                     f"({type(seed).__name__})")
 
 

@@ -205,13 +205,13 @@ def test_bad_num_timesteps_is_named(num_timesteps, message):
 @pytest.mark.parametrize("seed", [1.5, "seed", True, np.array([1, 2, 3])])
 def test_bad_seeds_are_named(seed):
     message = r"must be an integer, None \(a fresh random seed\) or a jax\.random key"
-    with pytest.raises(TypeError, match="seed " + message):
+    with pytest.raises(ValueError, match="seed " + message):
         bayesvol.simulate(SV(), SV_PARAMS, 10, seed=seed)
-    with pytest.raises(TypeError, match="key " + message):
+    with pytest.raises(ValueError, match="key " + message):
         filters.particle_filter(SV(), SV_PARAMS, Y, seed, 16)
-    with pytest.raises(TypeError, match="seed " + message):
+    with pytest.raises(ValueError, match="seed " + message):
         bayesvol.forecast(GARCH(), GARCH_PARAMS, Y, seed=seed)
-    with pytest.raises(TypeError, match=r"seed must be an integer or None"):
+    with pytest.raises(ValueError, match=r"seed must be an integer or None"):
         bayesvol.sample(SV(), Y, seed=seed, **QUICK)
 
 
