@@ -20,7 +20,7 @@ def simulate(model, params, num_timesteps: int, seed=0):
     params : <Model>Params or dict
         Parameter values by name; each must lie in its prior's support.
     num_timesteps : int
-        Length of the simulated series (at least 1): a Python or numpy integer.
+        Length of the simulated series (at least 2): a Python or numpy integer.
     seed : int, None or jax.random key
         Seed of the JAX random number generator (a Python or numpy integer), a key (``jax.random.key`` or
         ``jax.random.PRNGKey``), or ``None`` for a fresh random seed from the operating system (a different
@@ -41,5 +41,5 @@ def simulate(model, params, num_timesteps: int, seed=0):
     (100,)
     """
     check_model(model)
-    num_timesteps = _validation.as_count(num_timesteps, "num_timesteps")
+    num_timesteps = _validation.as_count(num_timesteps, "num_timesteps", _base.MIN_SIMULATED_STEPS)
     return model.simulate(_base.as_params(model, params), num_timesteps, _base.as_key(seed, "seed"))

@@ -187,9 +187,10 @@ def test_a_parameter_that_is_not_a_real_number_is_named(value):
 
 # --- options: counts and seeds -------------------------------------------------------------------------
 @pytest.mark.parametrize(("num_timesteps", "message"), [
-    (0, "num_timesteps must be an integer >= 1, got 0"),
-    (-5, "num_timesteps must be an integer >= 1, got -5"),
-    (2.5, r"num_timesteps must be an integer >= 1, got 2\.5 \(float\)"),
+    (1, "num_timesteps must be an integer >= 2, got 1"),
+    (0, "num_timesteps must be an integer >= 2, got 0"),
+    (-5, "num_timesteps must be an integer >= 2, got -5"),
+    (2.5, r"num_timesteps must be an integer >= 2, got 2\.5 \(float\)"),
     (10.0, r"num_timesteps .* got 10\.0 \(float\); pass 10"),
     (True, r"num_timesteps .* got True \(bool\)"),
     ("10", r"num_timesteps .* got '10' \(str\)"),

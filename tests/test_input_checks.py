@@ -134,11 +134,6 @@ def test_simulate_takes_integer_seeds_numpy_integers_none_and_keys(model, params
         assert bayesvol.simulate(model, params, 12, seed=jax.random.key(7)).y.shape == (12,)
 
 
-def test_a_single_step_can_be_simulated():
-    assert bayesvol.simulate(SV(), SV_PARAMS, 1).y.shape == (1,)
-    assert bayesvol.simulate(GARCH(), GARCH_PARAMS, 1).y.shape == (1,)
-
-
 # --- the datasets reader ---------------------------------------------------------------------------------
 def test_load_csv_sorts_dates_and_reads_missing_markers_as_missing(tmp_path):
     path = tmp_path / "prices.csv"

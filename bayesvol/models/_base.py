@@ -26,9 +26,13 @@ def as_key(key_or_seed, name: str = "key"):
     return _validation.as_key(key_or_seed, name)
 
 
+# Shortest simulated path: a series of one value has no dynamics to show.
+MIN_SIMULATED_STEPS = 2
+
+
 def simulation_inputs(num_timesteps, key) -> tuple[int, jax.Array]:
-    """``num_timesteps`` as an int >= 1 and a key from ``key``, with clear errors: shared by every ``simulate``."""
-    return _validation.as_count(num_timesteps, "num_timesteps"), as_key(key)
+    """``num_timesteps`` as an int >= 2 and a key from ``key``, with clear errors: shared by every ``simulate``."""
+    return _validation.as_count(num_timesteps, "num_timesteps", MIN_SIMULATED_STEPS), as_key(key)
 
 
 def prior_ndims(model) -> dict[str, int]:
