@@ -17,8 +17,9 @@ from bayesvol._version import __version__
 if TYPE_CHECKING:  # the same names for type checkers and the API docs, which do not run __getattr__
     from bayesvol import backtest, compare, datasets, distributions, filters, models, plots
     from bayesvol.forecasting import CovarianceForecast, Forecast, forecast
+    from bayesvol.inference.likelihood import log_likelihood, log_likelihood_fn
     from bayesvol.inference.mcmc import sample
-    from bayesvol.inference.mle import fit, log_likelihood
+    from bayesvol.inference.mle import fit
     from bayesvol.inference.results import MLEResult
     from bayesvol.rolling import RollingForecast, rolling_forecast
     from bayesvol.simulation import simulate
@@ -37,7 +38,8 @@ _LAZY = {
     "forecast": ("bayesvol.forecasting", "forecast"),
     "MLEResult": ("bayesvol.inference.results", "MLEResult"),
     "fit": ("bayesvol.inference.mle", "fit"),
-    "log_likelihood": ("bayesvol.inference.mle", "log_likelihood"),
+    "log_likelihood": ("bayesvol.inference.likelihood", "log_likelihood"),
+    "log_likelihood_fn": ("bayesvol.inference.likelihood", "log_likelihood_fn"),
     "sample": ("bayesvol.inference.mcmc", "sample"),
     "simulate": ("bayesvol.simulation", "simulate"),
     "RollingForecast": ("bayesvol.rolling", "RollingForecast"),
@@ -59,6 +61,7 @@ __all__ = [
     "fit",
     "forecast",
     "log_likelihood",
+    "log_likelihood_fn",
     "models",
     "plots",
     "rolling_forecast",

@@ -72,23 +72,45 @@ def _load_returns(args):
         if not (source.endswith(".csv") or Path(source).exists()):
             raise ValueError(f"--data {source!r} is neither a bundled data set ({', '.join(datasets.available())}) "
                              "nor an existing CSV file")
-        frame = datasets.load_csv(source)
         if args.column:
-            if args.column not in frame.columns:
-                raise ValueError(f"no column {args.column!r} in {source!r}; columns: {', '.join(frame.columns)}")
-            data = frame[args.column]
-        elif frame.shape[1] == 1:
-            data = frame.iloc[:, 0]
+            data = datasets.load_csv(source, column=args.column)
         else:
-            raise ValueError(f"{source!r} has several columns; choose one with --column ({', '.join(frame.columns)})")
+            frame = datasets.load_csv(source)
+            if frame.shape[1] != 1:
+                raise ValueError(f"{source!r} has several columns; choose one with --column "
+                                 f"({', '.join(frame.columns)})")
+            data = frame.iloc[:, 0]
         is_returns = args.returns
         label = f"{Path(source).name}:{data.name}"
-    data = data.loc[args.start: args.end] if (args.start or args.end) else data
+    data = _date_range(data, args.start, args.end, label)
     if is_returns:
         returns = data.dropna()
     else:
         returns = datasets.log_returns(data)
     return returns.rename("y"), label
+
+
+def _date_range(data, start, end, label):
+    """The rows from ``--start`` to ``--end``, with errors that say why a range is empty."""
+    import pandas as pd
+
+    bounds = {}
+    for flag, text in (("--start", start), ("--end", end)):
+        if text:
+            try:
+                bounds[flag] = pd.Timestamp(text)
+            except (ValueError, TypeError):
+                raise ValueError(f"{flag} {text!r} is not a date; write it as YYYY-MM-DD") from None
+    first, last = data.index[0], data.index[-1]
+    if "--start" in bounds and bounds["--start"] > last:
+        raise ValueError(f"--start {start} is after the last date of {label} ({last:%Y-%m-%d}); choose an earlier "
+                         f"start (the data run from {first:%Y-%m-%d})")
+    if "--end" in bounds and bounds["--end"] < first:
+        raise ValueError(f"--end {end} is before the first date of {label} ({first:%Y-%m-%d}); choose a later end "
+                         f"(the data run to {last:%Y-%m-%d})")
+    if len(bounds) == 2 and bounds["--start"] > bounds["--end"]:
+        raise ValueError(f"--start {start} is after --end {end}")
+    return data.loc[bounds.get("--start"): bounds.get("--end")] if bounds else data
 
 
 def _run(args, model, returns, label) -> int:
@@ -155,7 +177,7 @@ def main(argv=None) -> int:
             returns, label = _load_returns(args)
             model = SV(errors=args.errors, leverage=args.leverage)
         return _run(args, model, returns, label)
-    except (ValueError, TypeError, NotImplementedError, OSError, KeyError) as err:
+    except (ValueError, TypeError, NotImplementedError, OSError, KeyError, FloatingPointError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"bayesvol: error: {message}", file=sys.stderr)
         return 2

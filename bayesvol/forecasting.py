@@ -195,8 +195,8 @@ def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05)
         Simulated paths in all (split evenly over posterior draws).
     max_draws : int
         Posterior draws used at most (evenly thinned).
-    seed : int
-        Seed of the JAX random number generator.
+    seed : int, None or jax.random key
+        Seed of the JAX random number generator (``None``: a fresh random seed).
 
     Returns
     -------
@@ -215,6 +215,7 @@ def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05)
     True
     """
     horizon = _check_positive_int("horizon", horizon)
+    key = _base.as_key(seed, "seed")
     if isinstance(model, (DCC, WishartSV)):
         return _covariance_forecast(model, params_or_idata, y, horizon, method, options)
     if not isinstance(model, VarianceForecastModel):
@@ -242,7 +243,7 @@ def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05)
     paths = max(1, num_paths // num_draws) if simulate else 0
     expected, mean, returns = _forecast_draws(model, {n: jnp.asarray(v) for n, v in stacked.items()},
                                               jnp.asarray(series.values), horizon, paths, method == "analytic",
-                                              jax.random.PRNGKey(seed))
+                                              key)
     expected, mean = np.asarray(expected), np.asarray(mean)
     if not np.all(np.isfinite(expected)):
         raise ValueError("the variance forecast is not finite; the parameters put the data outside the model's "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bayesvol._validation as _validation
 from bayesvol.models import _base
 from bayesvol.models._protocol import check_model
 
@@ -19,9 +20,11 @@ def simulate(model, params, num_timesteps: int, seed=0):
     params : <Model>Params or dict
         Parameter values by name; each must lie in its prior's support.
     num_timesteps : int
-        Length of the simulated series (at least 2).
-    seed : int or jax.random key
-        Seed of the JAX random number generator, or a key.
+        Length of the simulated series (at least 2): a Python or numpy integer.
+    seed : int, None or jax.random key
+        Seed of the JAX random number generator (a Python or numpy integer), a key (``jax.random.key`` or
+        ``jax.random.PRNGKey``), or ``None`` for a fresh random seed from the operating system (a different
+        path on every call; pass an integer to make it reproducible).
 
     Returns
     -------
@@ -37,7 +40,6 @@ def simulate(model, params, num_timesteps: int, seed=0):
     >>> sim.h.shape
     (100,)
     """
-    if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 2:
-        raise ValueError(f"num_timesteps must be an integer >= 2, got {num_timesteps!r}")
     check_model(model)
-    return model.simulate(_base.as_params(model, params), num_timesteps, _base.as_key(seed))
+    num_timesteps = _validation.as_count(num_timesteps, "num_timesteps", _base.MIN_SIMULATED_STEPS)
+    return model.simulate(_base.as_params(model, params), num_timesteps, _base.as_key(seed, "seed"))

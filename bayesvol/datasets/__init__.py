@@ -86,25 +86,32 @@ def load(name: str) -> pd.DataFrame | pd.Series:
 def load_csv(path, column: str | None = None, date_column: str | None = None) -> pd.Series | pd.DataFrame:
     """Read a user's CSV of prices or returns into the same shape :func:`load` returns.
 
+    The rows are sorted by date (files often list the newest date first); a date that appears twice is an
+    error, as is a cell that is neither a number nor empty (a typo such as ``1O2.5`` is reported with its
+    date and column, never dropped). Empty cells, the usual missing-value markers (``NA``, ``NaN``, ``null``,
+    ...) and FRED's ``.`` are missing values (NaN), which :func:`log_returns` drops.
+
     Parameters
     ----------
     path : str or path-like
         CSV file with a date column and one or more numeric columns.
     column : str, optional
-        Column to return as a Series. Without it the whole numeric frame is returned.
+        Column to return as a Series (only this column is checked). Without it every column must be numeric
+        and the whole frame is returned.
     date_column : str, optional
         Name of the date column; by default the first column.
 
     Raises
     ------
     ValueError
-        If the file cannot be read, the date column does not parse, or ``column`` is not in the file.
+        If the file cannot be read, the date column does not parse or repeats a date, ``column`` is not in
+        the file, or a value cell is not a number.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"cannot read {str(path)!r}: no such file")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, na_values=["."])
     except Exception as err:  # pandas raises several parser error types
         raise ValueError(f"cannot read {str(path)!r} as CSV: {err}") from None
     if frame.shape[1] < 2:
@@ -116,12 +123,37 @@ def load_csv(path, column: str | None = None, date_column: str | None = None) ->
         frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop(date_column)), name="date")
     except (ValueError, TypeError) as err:
         raise ValueError(f"column {date_column!r} of {str(path)!r} does not hold dates: {err}") from None
-    frame = frame.sort_index()
-    if column is None:
-        return frame.apply(pd.to_numeric, errors="coerce")
-    if column not in frame.columns:
+    # Line numbers of the file (the header is line 1), for messages after the rows are sorted.
+    lines = np.arange(2, frame.shape[0] + 2)
+    if frame.index.hasnans:
+        raise ValueError(f"line {int(lines[frame.index.isna()][0])} of {str(path)!r} has no date in column "
+                         f"{date_column!r}; give it one or delete the line")
+    if not frame.index.is_unique:
+        first = frame.index[frame.index.duplicated()][0]
+        raise ValueError(f"date {first:%Y-%m-%d} appears more than once in {str(path)!r} (lines "
+                         f"{', '.join(map(str, lines[frame.index == first]))}); keep one line per date")
+    order = np.argsort(frame.index.to_numpy(), kind="stable")
+    frame, lines = frame.iloc[order], lines[order]
+    if column is not None and column not in frame.columns:
         raise ValueError(f"no column {column!r} in {str(path)!r}; columns: {', '.join(frame.columns)}")
-    return pd.to_numeric(frame[column], errors="coerce").rename(column)
+    names = [column] if column is not None else list(frame.columns)
+    numeric = pd.DataFrame({name: _numeric_column(frame, name, lines, path, column is None) for name in names},
+                           index=frame.index)
+    return numeric[column] if column is not None else numeric
+
+
+def _numeric_column(frame: pd.DataFrame, name: str, lines: np.ndarray, path: Path, hint: bool) -> pd.Series:
+    """Column ``name`` as float64; a cell that is neither a number nor missing is an error naming its date."""
+    raw = frame[name]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = (values.isna() & raw.notna()).to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"column {name!r} of {str(path)!r} is not numeric: {raw.iloc[first]!r} on "
+                         f"{frame.index[first]:%Y-%m-%d} (line {int(lines[first])}) is not a number "
+                         f"({int(bad.sum())} such cell(s)); correct it, or leave it empty for a missing value"
+                         + ("; to read one column only, pass column=..." if hint else ""))
+    return values.astype(np.float64).rename(name)
 
 
 def log_returns(prices, scale: float = 100.0, min_length: int = 3) -> pd.Series | pd.DataFrame:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
+import bayesvol._validation as _validation
 from bayesvol.models import _base
 
 
@@ -18,8 +19,20 @@ def is_concrete(value) -> bool:
 
 
 def check_observations(y, name: str = "y") -> jax.Array:
-    """``y`` as a float64 JAX array with a leading time axis; finite when its values are known."""
-    y = jnp.asarray(y, dtype=jnp.float64)
+    """``y`` as a float64 JAX array with a leading time axis; finite when its values are known.
+
+    Known values pass the package's input checks (real numbers, a sorted date index without duplicates,
+    squares that do not overflow); traced ones (under ``vmap`` over data sets) only the dtype check.
+    """
+    if is_concrete(y):
+        index = getattr(y, "index", None)
+        _validation.check_time_index(index, name)
+        values = _validation.real_values(y, name)
+        _validation.check_magnitude(values, name, index)
+    else:
+        _validation.check_real_dtype(y.dtype, name)
+        values = y
+    y = jnp.asarray(values, dtype=jnp.float64)
     if y.ndim < 1 or y.shape[0] < 1:
         raise ValueError(f"{name} must have a leading time axis with at least one observation; got shape {y.shape}")
     if is_concrete(y) and not np.all(np.isfinite(np.asarray(y))):
@@ -41,15 +54,8 @@ def check_choice(value, name: str, choices) -> str:
 
 
 def as_key(key) -> jax.Array:
-    """A PRNG key from a key or an integer seed."""
-    if isinstance(key, int | np.integer) and not isinstance(key, bool):
-        return jax.random.PRNGKey(int(key))
-    if not isinstance(key, jax.Array | np.ndarray):
-        raise ValueError(f"key must be an integer seed or a jax.random.PRNGKey, got {type(key).__name__}")
-    key = jnp.asarray(key)
-    if key.shape != (2,) or not jnp.issubdtype(key.dtype, jnp.unsignedinteger):
-        raise ValueError("key must be an integer seed or a jax.random.PRNGKey")
-    return key
+    """A PRNG key from a key, an integer seed or ``None`` (a fresh random seed)."""
+    return _validation.as_key(key, "key")
 
 
 def model_params(model, params):

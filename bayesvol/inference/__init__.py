@@ -4,9 +4,10 @@ Which estimator exists for which model family is the table in :mod:`bayesvol.inf
 """
 
 from bayesvol.inference.diagnostics import ConvergenceWarning, check_convergence
+from bayesvol.inference.likelihood import log_likelihood, log_likelihood_fn
 from bayesvol.inference.mcmc import sample
-from bayesvol.inference.mle import MLEResult, fit, log_likelihood
+from bayesvol.inference.mle import MLEResult, fit
 from bayesvol.inference.results import BatchMLEResult
 
 __all__ = ["BatchMLEResult", "ConvergenceWarning", "MLEResult", "check_convergence", "fit", "log_likelihood",
-           "sample"]
+           "log_likelihood_fn", "sample"]

@@ -23,7 +23,7 @@ import pandas as pd
 from jax import lax
 
 import bayesvol.inference.registry as registry
-from bayesvol._validation import ConvergenceWarning
+from bayesvol._validation import ConvergenceWarning, as_panel_values
 from bayesvol.inference._problem import Problem, labels, objective, options_key
 from bayesvol.inference.results import BatchMLEResult
 from bayesvol.inference.standard_errors import (
@@ -51,13 +51,11 @@ _BFGS_SCAN_UNROLL = 8
 
 
 def _as_panel(model, y):
-    if isinstance(y, pd.DataFrame):
-        names, index, values = list(y.columns), y.index, y.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        values = np.asarray(y, dtype=np.float64)
-        if values.ndim != 2:
-            raise ValueError(f"a batch fit needs a 2-D array (time x series); got shape {values.shape}")
-        names, index = list(range(values.shape[1])), None
+    # Real numbers, a sorted date index and representable squares are checked on the whole panel first.
+    values, index, names = as_panel_values(y)
+    if values.ndim != 2:
+        raise ValueError(f"a batch fit needs a 2-D array (time x series); got shape {values.shape}")
+    names = names if names is not None else list(range(values.shape[1]))
     columns = []
     for j, name in enumerate(names):
         series = pd.Series(values[:, j], index=index) if index is not None else values[:, j]

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import MCMC, NUTS, init_to_median
 
+import bayesvol._validation as _validation
 import bayesvol.inference._idata as _idata
 import bayesvol.inference.registry as registry
 from bayesvol.inference.diagnostics import check_convergence
@@ -41,8 +42,8 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
     num_chains, num_warmup, num_samples : int
         NUTS chains, warm-up (adaptation) iterations and kept draws per chain. With SVI, ``num_samples``
         draws are taken from the fitted guide (one "chain").
-    seed : int
-        Seed of the JAX random number generator.
+    seed : int or None
+        Seed of the JAX random number generator (a Python or numpy integer); ``None`` draws a fresh one.
     target_accept_prob, max_tree_depth :
         NUTS tuning; raise the first if divergences are reported.
     dense_mass : bool
@@ -57,7 +58,9 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
         1.01 or low effective sample size.
     num_steps, guide, learning_rate :
         SVI only: optimisation steps, the guide (``"normal"``: mean field; ``"lowrank"``: low-rank
-        multivariate normal; ``"mvn"``: full multivariate normal) and the Adam step size.
+        multivariate normal; ``"mvn"``: full multivariate normal) and the Adam step size. An optimisation
+        that diverges (NaN or infinite ELBO, NaN draws) raises :class:`FloatingPointError` saying what to
+        change; one whose ELBO is still falling at the end is warned about (with ``warn``).
     num_particles : int
         PMMH only: particles of the bootstrap filter whose likelihood estimate drives the chain.
 
@@ -89,8 +92,11 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
     series = model.validate_data(y)
     y_values = jnp.asarray(series.values)
     for name, value in (("num_chains", num_chains), ("num_samples", num_samples)):
-        if not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    num_chains, num_samples = int(num_chains), int(num_samples)
+    num_warmup = _validation.as_count(num_warmup, "num_warmup", minimum=0)
+    seed = _validation.as_seed(seed)
     if method == "nuts":
         return _sample_nuts(model, y_values, series.index, num_chains, num_warmup, num_samples, seed,
                             target_accept_prob, max_tree_depth, dense_mass, posterior_predictive, progress_bar,
@@ -98,7 +104,7 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
     if method == "svi":
         return sample_svi(model, y_values, series.index, num_samples=num_samples, seed=seed,
                           posterior_predictive=posterior_predictive, progress_bar=progress_bar,
-                          num_steps=num_steps, guide=guide, learning_rate=learning_rate)
+                          num_steps=num_steps, guide=guide, learning_rate=learning_rate, warn=warn)
     return sample_pmmh(model, y_values, series.index, num_particles=num_particles, num_samples=num_samples,
                        num_warmup=num_warmup, num_chains=num_chains, seed=seed, warn=warn)
 

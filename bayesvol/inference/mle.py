@@ -10,6 +10,7 @@ optimiser sees one deterministic surface. Standard errors and boundary flags com
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from functools import partial
 
@@ -18,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+import bayesvol._validation as _validation
+import bayesvol.inference.likelihood as likelihood
 import bayesvol.inference.registry as registry
 import bayesvol.inference.standard_errors as se_
 from bayesvol._validation import ConvergenceWarning
@@ -39,38 +42,8 @@ from bayesvol.models import _base
 
 __all__ = ["MLEResult", "fit", "log_likelihood"]
 
-
-def log_likelihood(model, params, y, method: str = "exact", *, pointwise: bool = False, **options):
-    """Log-likelihood of ``y`` under ``model`` at ``params``, all constants included.
-
-    Parameters
-    ----------
-    model : bayesvol model
-    params : <Model>Params or dict
-        Parameter values by name.
-    y : array_like or pandas object
-        Data.
-    method : str
-        ``"exact"`` for observation-driven models (GARCH family); for latent-state models a simulated or
-        approximate method such as ``"pf"``, ``"eis"``, ``"bellman"``, ``"qml"`` where registered.
-    pointwise : bool
-        Return the per-observation terms ``log p(y_t | y_{1:t-1})`` instead of their sum.
-    **options
-        Passed to the method (e.g. ``num_particles``, ``seed``).
-
-    Returns
-    -------
-    float or numpy.ndarray
-    """
-    row = registry.lookup(model, method)
-    if row.loglik is None:
-        raise ValueError(f"method {method!r} of {model!r} is an estimator without a likelihood of its own; "
-                         f"evaluate the log-likelihood with one of {', '.join(registry.available(model))}")
-    model = model.bind_data(y)
-    data = model.validate_data(y)
-    params = _base.as_params(model, params)
-    values = np.asarray(row.loglik(model, params, jnp.asarray(data.values), **options))
-    return values if pointwise else float(values.sum())
+# Importable from here as well, as before it moved beside its differentiable form.
+log_likelihood = likelihood.log_likelihood
 
 
 # Smallest eigenvalue kept when inverting the outer product of scores, relative to the largest.
@@ -167,6 +140,11 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     MLEResult
         Or, for a batch, a :class:`~bayesvol.inference.batch.BatchMLEResult`.
     """
+    maxiter = _validation.as_count(maxiter, "maxiter")
+    if num_starts is not None:
+        num_starts = _validation.as_count(num_starts, "num_starts")
+    if isinstance(gtol, bool) or not (isinstance(gtol, numbers.Real) and 0.0 < gtol < np.inf):
+        raise ValueError(f"gtol must be a positive number, got {gtol!r}")
     if _is_panel(y) and model.supports_batch_fit:
         return fit_batch(model, y, method, start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol,
                          warn=warn, **options)

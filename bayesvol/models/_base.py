@@ -18,15 +18,28 @@ import numpy as np
 import numpyro
 from jax import lax
 
+import bayesvol._validation as _validation
 
-def as_key(key_or_seed):
-    """A JAX PRNG key from an integer seed, or the key itself: every ``simulate`` takes either."""
-    if isinstance(key_or_seed, (int, np.integer)) and not isinstance(key_or_seed, bool):
-        return jax.random.PRNGKey(int(key_or_seed))
-    key = jnp.asarray(key_or_seed)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,)):
-        return key_or_seed
-    raise TypeError(f"key must be an integer seed or a jax.random key, got {key_or_seed!r}")
+
+def as_key(key_or_seed, name: str = "key"):
+    """A JAX PRNG key from an integer seed, ``None`` (a fresh random seed) or a key: every ``simulate`` takes these."""
+    return _validation.as_key(key_or_seed, name)
+
+
+# Shortest simulated path: a series of one value has no dynamics to show.
+MIN_SIMULATED_STEPS = 2
+
+
+def simulation_inputs(num_timesteps, key) -> tuple[int, jax.Array]:
+    """``num_timesteps`` as an int >= 2 and a key from ``key``, with clear errors: shared by every ``simulate``."""
+    return _validation.as_count(num_timesteps, "num_timesteps", MIN_SIMULATED_STEPS), as_key(key)
+
+
+def prior_ndims(model) -> dict[str, int]:
+    """Name -> number of dimensions of each parameter, read from the shape of its prior."""
+    priors = model.prior_distributions()
+    return {name: len(getattr(priors, name).batch_shape) + len(getattr(priors, name).event_shape)
+            for name in model.param_names}
 
 
 def merge_priors(defaults: Mapping, overrides: Mapping | None, allowed) -> dict:
@@ -50,7 +63,8 @@ def as_params(model, params):
     Raises
     ------
     ValueError
-        If a parameter is missing, unknown, or outside the support of its prior.
+        If a parameter is missing, unknown, not a real number, has the wrong number of dimensions (a vector
+        where a scalar belongs) or lies outside the support of its prior.
     """
     names = model.param_names
     if isinstance(params, model.params_type):
@@ -66,8 +80,16 @@ def as_params(model, params):
     else:
         raise TypeError(f"params must be a {model.params_type.__name__} or a dict, got {type(params).__name__}")
     priors = model.prior_distributions()
+    # Models that derive from the protocol's base classes declare the dimensions of per-asset parameters; a
+    # bare state-space model (the filters accept any object with the three laws) has them from its priors.
+    hook = getattr(model, "param_ndims", None)
+    ndims = hook() if hook is not None else prior_ndims(model)
     for name in names:
-        value = jnp.asarray(values[name], dtype=jnp.float64)
+        value = values[name]
+        if not isinstance(value, jax.core.Tracer):
+            value = _validation.real_values(value, f"parameter {name!r}")
+        _validation.check_parameter_shape(name, value, ndims[name], repr(model))
+        value = jnp.asarray(value, dtype=jnp.float64)
         concrete = not isinstance(value, jax.core.Tracer)
         if concrete and not bool(jnp.all(getattr(priors, name).support(value))):
             raise ValueError(

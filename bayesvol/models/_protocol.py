@@ -21,7 +21,7 @@ Required of an observation-driven model (:class:`ObservationDrivenModel`)
     ``in_parameter_space(params)``.
 
 Optional hooks (defaults in :class:`ModelDefaults`): data handling (``validate_data``, ``bind_data``),
-the parameter space (``param_transforms``, ``from_unconstrained``, ``to_unconstrained``,
+the parameter space (``param_ndims``, ``param_transforms``, ``from_unconstrained``, ``to_unconstrained``,
 ``elementwise_transforms``, ``bounded_free_names``), maximum-likelihood switches (``supports_batch_fit``,
 ``mle_screen_starts``, ``mle_opg_start``), the NumPyro program's sites (``latent_sites``,
 ``hidden_sites``, ``deterministic_sites``, ``dense_mass_sites``, ``site_dims``), and posterior quantities
@@ -186,6 +186,13 @@ class ModelDefaults:
         transforms = self.param_transforms()
         return {n: transforms[n].inv(jnp.asarray(getattr(params, n))) for n in self.param_names}
 
+    def param_ndims(self) -> dict[str, int]:
+        """Name -> number of dimensions of each parameter (0: a scalar), by default the shape of its prior.
+
+        :func:`bayesvol.models._base.as_params` refuses other shapes (a vector where a scalar belongs) by name.
+        """
+        return _base.prior_ndims(self)
+
     def bounded_free_names(self) -> tuple[str, ...]:
         """Parameters with an edge to their support (checked by maximum likelihood's boundary flags)."""
         transforms = self.param_transforms()
@@ -250,8 +257,12 @@ class LatentStateModelBase(ModelDefaults):
     latent_sites: tuple[str, ...] = ("h_std",)
 
     def simulate(self, params, num_timesteps: int, key):
-        """Draw ``(y, h)`` from ``initial``/``transition``/``emission`` in one ``lax.scan``."""
-        return _base.simulate_latent(self, self.check_parameters(params), num_timesteps, _base.as_key(key))
+        """Draw ``(y, h)`` from ``initial``/``transition``/``emission`` in one ``lax.scan``.
+
+        ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key.
+        """
+        num_timesteps, key = _base.simulation_inputs(num_timesteps, key)
+        return _base.simulate_latent(self, self.check_parameters(params), num_timesteps, key)
 
 
 class ObservationDrivenModelBase(ModelDefaults):

@@ -230,6 +230,10 @@ class DCC(ObservationDrivenModelBase):
         """Scalar prior of each parameter (applied to every asset for the per-asset ones)."""
         return DCCParams(**{name: self._merged[name] for name in self.param_names})
 
+    def param_ndims(self) -> dict[str, int]:
+        """Per-asset GARCH parameters are vectors (one value per asset); ``nu``, ``dcc_a``, ``dcc_b`` scalars."""
+        return {name: 1 if name in ("mu", "omega", "alpha", "beta") else 0 for name in self.param_names}
+
     def describe(self) -> str:
         """One line naming the model."""
         return f"DCC(1,1)-GARCH(1,1), {self.mean} mean, {'normal' if self.dist == 'normal' else 'Student-t'}"
@@ -388,14 +392,15 @@ class DCC(ObservationDrivenModelBase):
     def simulate(self, params, num_timesteps: int, key, *, correlation=None) -> DCCSimulation:
         r"""Simulate from the unconditional GARCH variances with :math:`Q_1 = \bar Q` = ``correlation``.
 
-        ``key`` is an integer seed or a JAX random key. ``correlation`` is the target :math:`\bar Q` (default:
-        the identity); with targeting, the sample :math:`\bar Q` of a long simulated series is close to it.
-        The path runs :meth:`update` on draws from :meth:`emission`.
+        ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key. ``correlation`` is the
+        target :math:`\bar Q` (default: the identity); with targeting, the sample :math:`\bar Q` of a long
+        simulated series is close to it. The path runs :meth:`update` on draws from :meth:`emission`.
         """
+        num_timesteps, key = _base.simulation_inputs(num_timesteps, key)
         params = _base.as_params(self, params)
         self.check_parameters(params)
         state = self.init_state(params, None, q_bar=correlation)
-        y, states = _observation.simulate_path(self, params, num_timesteps, _base.as_key(key), state=state)
+        y, states = _observation.simulate_path(self, params, num_timesteps, key, state=state)
         return DCCSimulation(y=np.asarray(y), covariance=np.asarray(self.covariance(states)))
 
     # --- estimation hooks -----------------------------------------------------------------------------------

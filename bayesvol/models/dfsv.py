@@ -18,7 +18,7 @@ import pandas as pd
 import bayesvol.models._dfsv_kalman as kalman
 from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values
 from bayesvol.distributions.priors import ScaledBeta
-from bayesvol.models._base import as_key
+from bayesvol.models._base import as_params, simulation_inputs
 from bayesvol.models._dfsv_priors import (
     IdentifiedLoadings,
     LoadingsTransform,
@@ -270,6 +270,11 @@ class DFSV(LatentStateModelBase):
         values["lambda_r"] = values["lambda_r"].with_num_assets(n)
         return DFSVParams(**values)
 
+    def param_ndims(self) -> dict[str, int]:
+        """Matrices ``lambda_r``, ``Phi_f``, ``Phi_h``, ``Q_h``; every other parameter a vector (its priors are
+        element-wise)."""
+        return {name: 2 if name in ("lambda_r", "Phi_f", "Phi_h", "Q_h") else 1 for name in self.param_names}
+
     def param_transforms(self) -> dict:
         """Bijection from the unconstrained space of each parameter (used by maximum likelihood)."""
         priors = self.prior_distributions()
@@ -385,11 +390,12 @@ class DFSV(LatentStateModelBase):
         Per step: (1) the factor log-variances ``h_t`` from their VAR(1); (2) factor shocks
         ``nu_t ~ N(0, diag(exp(h_t)))``; (3) ``f_t = Phi_f f_{t-1} + nu_t``; (4) with idiosyncratic SV, each
         ``h_id_t`` from its AR(1); (5) ``eps_t ~ N(0, Sigma_t)``; (6) ``r_t = Lambda f_t + eps_t``.
-        ``key`` is an integer seed or a JAX key.
+        ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX key.
         """
-        params = self.check_parameters(params)
+        num_timesteps, key = simulation_inputs(num_timesteps, key)
+        params = self.check_parameters(as_params(self, params))
         k, n = self._state_dim(params)
-        shocks = jax.random.normal(as_key(key), (4, num_timesteps, max(k, n)))
+        shocks = jax.random.normal(key, (4, num_timesteps, max(k, n)))
         y, h, f, h_id = simulate_from_shocks(self, params, shocks[0, :, :k], shocks[1, :, :k], shocks[2, :, :n],
                                              shocks[3, :, :n])
         covariance = conditional_covariance(params.lambda_r, h, self._idio_var(params, h_id))

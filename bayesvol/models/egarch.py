@@ -323,17 +323,12 @@ class EGARCH(ObservationDrivenModelBase):
     def simulate(self, params, num_timesteps: int, key) -> EGARCHSimulation:
         r"""Simulate ``num_timesteps`` returns, starting from :math:`\ln\sigma^2_1 = E[\ln\sigma^2_t]`.
 
-        ``key`` is a JAX PRNG key or an integer seed.
+        ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key.
         """
-        if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, (int, np.integer)) or num_timesteps < 1:
-            raise ValueError(f"num_timesteps must be a positive integer, got {num_timesteps!r}")
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-            key = jax.random.PRNGKey(int(key))
-        elif not isinstance(key, jax.Array):
-            raise TypeError(f"key must be a JAX PRNG key or an integer seed, got {type(key).__name__}")
+        num_timesteps, key = _base.simulation_inputs(num_timesteps, key)
         params = _base.as_params(self, params)
         self.check_parameters(params)
-        y, states = _observation.simulate_path(self, params, int(num_timesteps), key)
+        y, states = _observation.simulate_path(self, params, num_timesteps, key)
         return EGARCHSimulation(y=np.asarray(y), variance=np.asarray(jnp.exp(states)))
 
     def filter(self, params, y):

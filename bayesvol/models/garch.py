@@ -440,12 +440,13 @@ class GARCH(ObservationDrivenModelBase):
     def simulate(self, params, num_timesteps: int, key) -> GARCHSimulation:
         """Simulate ``num_timesteps`` returns starting from the unconditional variance.
 
-        ``key`` is an integer seed or a JAX random key. The path runs :meth:`update` on draws from
-        :meth:`emission`, the recursion the likelihood filters with.
+        ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key. The path runs
+        :meth:`update` on draws from :meth:`emission`, the recursion the likelihood filters with.
         """
+        num_timesteps, key = _base.simulation_inputs(num_timesteps, key)
         params = _base.as_params(self, params)
         self.check_parameters(params)
-        y, variance = _observation.simulate_path(self, params, num_timesteps, _base.as_key(key))
+        y, variance = _observation.simulate_path(self, params, num_timesteps, key)
         return GARCHSimulation(y=np.asarray(y), variance=np.asarray(variance))
 
     def filter(self, params, y):

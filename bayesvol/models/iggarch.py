@@ -428,11 +428,13 @@ class IGGARCH(ObservationDrivenModelBase):
     def simulate(self, params, num_timesteps: int, key) -> IGGARCHSimulation:
         """Simulate returns from the unconditional variance; raises if :math:`h_t` turns non-positive.
 
-        ``key`` is an integer seed or a JAX random key; the path runs :meth:`update` on draws from :meth:`emission`.
+        ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key; the path runs
+        :meth:`update` on draws from :meth:`emission`.
         """
+        num_timesteps, key = _base.simulation_inputs(num_timesteps, key)
         params = _base.as_params(self, params)
         self.check_parameters(params)
-        y, states = _observation.simulate_path(self, params, num_timesteps, _base.as_key(key))
+        y, states = _observation.simulate_path(self, params, num_timesteps, key)
         h = np.asarray(self.variance(states))
         if not np.all(h > 0):
             first = int(np.flatnonzero(~(h > 0))[0])

@@ -25,7 +25,7 @@ from numpyro.distributions import biject_to, constraints
 from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values, time_coords
 from bayesvol.distributions.priors import ShiftedExponential
 from bayesvol.distributions.wishart import GaussianPrecision, gaussian_precision_log_prob
-from bayesvol.models._base import as_key, as_params
+from bayesvol.models._base import as_params, simulation_inputs
 from bayesvol.models._protocol import LatentStateModelBase
 from bayesvol.models._wishart_linalg import scale_inverse, scale_matrix, steady_state
 
@@ -290,12 +290,12 @@ class WishartSV(LatentStateModelBase):
     def simulate(self, params, num_timesteps: int, key) -> WishartSVSimulation:
         """Simulate ``num_timesteps`` returns and precision matrices, starting from :math:`\\Omega_0 = \\bar\\Omega`.
 
-        ``key`` is an integer seed or a JAX random key. Each step draws from :meth:`transition` and
-        :meth:`emission`.
+        ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key. Each step draws from
+        :meth:`transition` and :meth:`emission`.
         """
+        num_timesteps, key = simulation_inputs(num_timesteps, key)
         params = as_params(self, params)
         self.check_parameters(params)
-        key = as_key(key)
         omega0 = self.steady_state(params)
 
         def step(omega_prev, step_key):
