@@ -23,7 +23,6 @@ import bayesvol.models._dfsv_kalman as kalman
 from bayesvol.distributions._constants import LOG_2PI
 from bayesvol.filters._newton import _STEP_LENGTHS, maximise
 from bayesvol.filters.kalman import rts_smoother
-from bayesvol.models._dfsv_linalg import cho_solve, cholesky, solve_lower
 from bayesvol.models._dfsv_priors import solve_discrete_lyapunov
 from bayesvol.models._dfsv_state import (
     factor_mean,
@@ -34,6 +33,7 @@ from bayesvol.models._dfsv_state import (
     log_variance_var,
     propagate_factors,
 )
+from bayesvol.models._linalg import cho_solve, cholesky, solve_lower
 
 __all__ = ["DFSVBellmanResult", "FactorSpaceData", "bellman_filter", "bellman_smoother", "factor_space_data"]
 

@@ -67,7 +67,8 @@ import bayesvol.filters._driver as _driver
 from bayesvol.distributions._constants import LOG_2, LOG_2PI
 from bayesvol.distributions.wishart import EIGH_CHECKPOINT_NAME, gaussian_precision_log_prob
 from bayesvol.filters.resampling import effective_sample_size, normalise_log_weights, systematic_resample
-from bayesvol.models._wishart_linalg import logdet_from_cholesky, scale_inverse
+from bayesvol.models._linalg import logdet_from_cholesky
+from bayesvol.models._wishart_linalg import scale_inverse
 
 __all__ = ["WishartEISResult", "bartlett_chi_square_log_density", "eis_kernels", "wishart_eis"]
 

@@ -17,8 +17,8 @@ from jax import lax
 import bayesvol.filters._driver as _driver
 import bayesvol.models._dfsv_kalman as kalman
 from bayesvol.filters.resampling import effective_sample_size, normalise_log_weights, systematic_resample
-from bayesvol.models._dfsv_linalg import solve_lower
 from bayesvol.models._dfsv_state import factor_moments, factor_stationary_cov, log_variance_mean, log_variance_var
+from bayesvol.models._linalg import solve_lower
 
 __all__ = ["RaoBlackwellisedFilterResult", "particle_smoother", "rao_blackwellised_particle_filter"]
 
