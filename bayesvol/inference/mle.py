@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.optimize
 
+import bayesvol.inference._optimiser as _optimiser
 import bayesvol.inference.registry as registry
 import bayesvol.inference.standard_errors as se_
 from bayesvol._validation import ConvergenceWarning
@@ -116,8 +117,7 @@ def _bfgs_from_opg(scipy_fun, problem: Problem, u0, y, nobs: int, maxiter: int, 
     inverse = np.asarray(_opg_inverse(problem, jnp.asarray(u0), y), dtype=np.float64)
     x, tol, iterations, evaluations = u0, gtol, 0, 0
     for _ in range(_MAX_ROUNDS):
-        res = scipy.optimize.minimize(scipy_fun, x, jac=True, method="BFGS",
-                                      options={"maxiter": maxiter - iterations, "gtol": tol, "hess_inv0": inverse})
+        res = _optimiser.bfgs(scipy_fun, x, maxiter=maxiter - iterations, gtol=tol, hess_inv0=inverse)
         iterations, evaluations = iterations + res.nit, evaluations + res.nfev
         gain = 0.5 * nobs * float(res.jac @ res.hess_inv @ res.jac)
         if not (res.success and np.isfinite(gain)) or gain < _PREDICTED_GAIN_TOL or iterations >= maxiter:
@@ -230,13 +230,7 @@ def _optimise(problem: Problem, differentiable: bool, starts, y_values, maxiter:
     with ``mle_screen_starts`` only the start of highest likelihood is optimised (as arch does).
     """
     model, nobs = problem.model, int(y_values.shape[0])
-
-    def scipy_fun(u):
-        v, g = objective_value_and_grad(problem, jnp.asarray(u), y_values)
-        v, g = float(v), np.asarray(g, dtype=np.float64)
-        if not np.isfinite(v) or not np.all(np.isfinite(g)):
-            return 1e10, np.zeros_like(g)
-        return v, g
+    scipy_fun = _optimiser.scipy_objective(lambda u: objective_value_and_grad(problem, u, y_values))
 
     candidates = []
     for params0 in starts:
@@ -252,8 +246,7 @@ def _optimise(problem: Problem, differentiable: bool, starts, y_values, maxiter:
             if model.mle_opg_start:
                 res = _bfgs_from_opg(scipy_fun, problem, u0, y_values, nobs, maxiter, gtol)
             else:
-                res = scipy.optimize.minimize(scipy_fun, u0, jac=True, method="BFGS",
-                                              options={"maxiter": maxiter, "gtol": gtol})
+                res = _optimiser.bfgs(scipy_fun, u0, maxiter=maxiter, gtol=gtol)
             grad_norm = float(np.max(np.abs(res.jac)))
             ok = bool(res.success) or (grad_norm < 10 * gtol and np.isfinite(res.fun))
         else:
