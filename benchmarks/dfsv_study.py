@@ -89,7 +89,8 @@ def run_filters(num_assets: int, num_factors: int, num_timesteps: int, particles
             model, params, y, key, num, 0.5, False).pointwise_log_likelihood, repeats)
         rows.append({"N": num_assets, "K": k, "T": num_timesteps, "filter": "pf", "particles": num,
                      "seconds_per_pass": seconds, "loglik": float(out.log_likelihood),
-                     "f": _score(np.asarray(out.f_mean), sim.f), "h": _score(np.asarray(out.g_mean[:, :k]), sim.h)})
+                     "f": _score(np.asarray(out.filtered_mean[:, :k]), sim.f),
+                     "h": _score(np.asarray(out.filtered_mean[:, k:2 * k]), sim.h)})
     for row in rows:
         print(json.dumps(row), flush=True)
     return rows

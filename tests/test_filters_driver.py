@@ -197,6 +197,48 @@ def test_every_filter_has_the_common_fields():
     np.testing.assert_allclose(float(eis.filtered_mean[-1]), float(eis.smoothed_mean[-1]), rtol=1e-10)
 
 
+def test_multivariate_filters_have_the_common_fields():
+    """The DFSV Bellman filter, the Rao-Blackwellised particle filter and the Wishart EIS (plain and sequential)
+    follow the same result convention, and their older attribute names stay readable."""
+    from bayesvol.filters.dfsv_bellman import bellman_filter as dfsv_bellman_filter
+    from bayesvol.filters.eis_wishart import wishart_eis
+    from bayesvol.filters.rbpf import rao_blackwellised_particle_filter
+    from bayesvol.models._base import as_params
+    from bayesvol.models._wishart_linalg import steady_state
+
+    model = bayesvol.models.DFSV(num_factors=1)
+    params = as_params(model, {"lambda_r": np.array([[1.0], [0.7]]), "Phi_f": np.array([[0.2]]),
+                               "Phi_h": np.array([[0.9]]), "mu": np.array([-0.5]), "Q_h": np.array([[0.05]]),
+                               "sigma2": np.array([0.3, 0.4])})
+    y = jnp.asarray(bayesvol.simulate(model, params, 15, seed=1).y)
+    bellman = dfsv_bellman_filter(model, params, y, 4)
+    particle = rao_blackwellised_particle_filter(model, params, y, jax.random.PRNGKey(0), 50)
+    for name, out in {"dfsv_bellman": bellman, "rbpf": particle}.items():
+        assert out._fields[:2] == ("log_likelihood", "pointwise_log_likelihood"), name
+        assert out.filtered_mean.shape == (15, 2), name                     # the joint state (f, h)
+        np.testing.assert_allclose(float(out.log_likelihood), float(jnp.sum(out.pointwise_log_likelihood)),
+                                   rtol=1e-12, err_msg=name)
+        assert out.loglik is out.pointwise_log_likelihood, name
+    assert bellman.filtered_covariance.shape == (15, 2, 2)
+    assert bellman.filtered_cov is bellman.filtered_covariance
+    assert bellman.predicted_cov is bellman.predicted_covariance
+    assert particle.filtered_variance.shape == (15, 2) and particle.ess.shape == (15,)
+
+    wishart = bayesvol.models.WishartSV()
+    a = np.array([[1.2, 0.3], [0.3, 0.8]])
+    returns = jnp.asarray(bayesvol.simulate(wishart, {"nu": 9.0, "d": 0.6, "A": a}, 15, seed=2).y)
+    chol_a = jnp.linalg.cholesky(jnp.asarray(a))
+    for resample in (False, True):
+        out = wishart_eis(returns, 9.0, 0.6, chol_a, steady_state(chol_a, 0.6), num_draws=8, num_iterations=1,
+                          key=jax.random.PRNGKey(1), resample=resample)
+        assert out._fields[:2] == ("log_likelihood", "pointwise_log_likelihood")
+        assert out.pointwise_log_likelihood.shape == (15,)
+        np.testing.assert_allclose(float(out.log_likelihood), float(jnp.sum(out.pointwise_log_likelihood)),
+                                   rtol=1e-12)
+        assert out.loglik is out.log_likelihood and out.pointwise is out.pointwise_log_likelihood
+        assert (out.filtered_scale_inverse is None) != resample
+
+
 def _naive_kalman(m0, p0, f, c, q, h, d, r, y):
     """Textbook covariance-form Kalman filter and RTS smoother, one NumPy step at a time."""
     num_steps = y.shape[0]

@@ -2,7 +2,8 @@ r"""The filter driver: every filter of this package is an ``init`` and a small `
 
 A filter is written as two pure functions of one time step's inputs,
 
-- ``init(inputs_0) -> (carry, outputs_0)``: the first step, from the initial law of the state;
+- ``init(inputs_0) -> (carry, outputs_0)``: the first step, from the initial law of the state (or, where the
+  first step is like the others, an initial ``carry`` instead);
 - ``step(carry, inputs_t) -> (carry, outputs_t)``: every later step (predict, update, weigh, ...);
 
 and :func:`run_filter` runs ``step`` over the time axis with ``lax.scan``, stacks the per-step outputs and
@@ -125,23 +126,26 @@ def scan_steps(step: Callable, inputs, *, init: Callable | None = None, carry: A
     return carry, _prepend(first, outputs)
 
 
-def run_filter(result_type: type, init: Callable, step: Callable, inputs, *, combine: Callable | None = None,
-               blocks: Blocks | None = None, finish: Callable | None = None):
+def run_filter(result_type: type, init: Callable | None, step: Callable, inputs, *, carry: Any = None,
+               combine: Callable | None = None, blocks: Blocks | None = None, finish: Callable | None = None):
     """Run a filter written as ``init`` and ``step`` and assemble its ``result_type``.
 
     Parameters
     ----------
     result_type : NamedTuple class
         With fields ``log_likelihood``, ``pointwise_log_likelihood`` and those the outputs name.
-    init : callable
+    init : callable or None
         ``init(inputs_0) -> (carry, outputs_0)``; with ``combine``: ``init(inputs_t) -> element_t``, mapped
-        over all steps.
+        over all steps. ``None`` with ``carry``.
     step : callable
         ``step(carry, inputs_t) -> (carry, outputs_t)``; with ``combine``: ``step(prefix_t, inputs_t) ->
         outputs_t``, reading the outputs off the prefix :math:`e_1 \\bullet \\dots \\bullet e_t`, mapped
         over all steps. Outputs are a dict keyed by field names of ``result_type``.
     inputs : pytree
         Per-step inputs, leading axis time (length ``T``).
+    carry : pytree, optional
+        Instead of ``init``: the carry before the first step, so that every step, the first included, goes
+        through ``step`` (for a filter whose first step is no different from the others).
     combine : callable, optional
         An associative operator on elements: the prefixes are computed with ``lax.associative_scan``.
     blocks : Blocks, optional
@@ -149,23 +153,26 @@ def run_filter(result_type: type, init: Callable, step: Callable, inputs, *, com
     finish : callable, optional
         ``finish(carry, outputs) -> fields``: the stacked outputs turned into the result's fields (e.g. to add
         a field computed from the final carry, or drop an output that is no field); by default the outputs.
+        An estimator whose total is not computed as a sum of per-step terms (an importance sampler over
+        whole paths, whose terms split the log of its average weight) returns ``log_likelihood`` itself.
 
     Returns
     -------
     result_type
-        ``log_likelihood`` is the sum of ``pointwise_log_likelihood``.
+        ``log_likelihood`` is the sum of ``pointwise_log_likelihood`` unless ``finish`` gives it.
     """
     if combine is None:
-        carry, outputs = scan_steps(step, inputs, init=init, blocks=blocks)
+        carry, outputs = scan_steps(step, inputs, init=init, carry=carry, blocks=blocks)
     else:
-        if blocks is not None:
-            raise ValueError("blocks are for the sequential scan")
+        if blocks is not None or carry is not None:
+            raise ValueError("blocks and carry are for the sequential scan")
         prefixes = lax.associative_scan(combine, jax.vmap(init)(inputs))
         outputs = jax.vmap(step)(prefixes, inputs)
         carry = jax.tree.map(lambda v: v[-1], prefixes)
-    fields = dict(outputs) if finish is None else finish(carry, outputs)
-    pointwise = fields["pointwise_log_likelihood"]
-    return result_type(log_likelihood=jnp.sum(pointwise), **fields)
+    fields = dict(outputs) if finish is None else dict(finish(carry, outputs))
+    if "log_likelihood" not in fields:
+        fields["log_likelihood"] = jnp.sum(fields["pointwise_log_likelihood"])
+    return result_type(**fields)
 
 
 def lagged(y):

@@ -15,28 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from bayesvol.models._linalg import cho_solve, cholesky, logdet_from_cholesky
+
 # Step lengths tried at each iteration, down to very short ones for far-off starts where a full step
 # overflows (e.g. exp(-h) in SV); 0 keeps the current point when no step improves the objective.
 # numpy, not jnp: a module-level jnp array would start the JAX backend when the package is imported.
 _STEP_LENGTHS = np.array([1.0, 0.5, 0.25, 0.125, 2.0**-4, 2.0**-6, 2.0**-9, 2.0**-13, 2.0**-18, 0.0])
-
-
-def cholesky(a):
-    """Lower Cholesky factor of a symmetric matrix (NaN where it is not positive definite).
-
-    A ``1 x 1`` matrix (a scalar state, as in SV) is factorised as its square root: inside ``lax.scan`` XLA fuses
-    that with its neighbours, where a LAPACK call on CPU costs more than the arithmetic.
-    """
-    if a.shape[-1] == 1:
-        return jnp.sqrt(a)
-    return jnp.linalg.cholesky(a)
-
-
-def cho_solve(chol, b):
-    """Solve ``(L L') x = b`` given the lower Cholesky factor ``L`` (``b`` a vector or a matrix)."""
-    if chol.shape[-1] == 1:
-        return b / chol[0, 0] ** 2
-    return jax.scipy.linalg.cho_solve((chol, True), b)
 
 
 class NewtonResult(NamedTuple):
@@ -152,8 +136,7 @@ def laplace(log_g, prior_mean, prior_covariance, num_steps: int) -> LaplaceResul
     info_chol = cholesky(information)
     covariance = cho_solve(info_chol, identity)
     diff = found.x - prior_mean
-    log_det_prior = 2.0 * jnp.sum(jnp.log(jnp.diag(prior_chol)))
-    log_det_info = 2.0 * jnp.sum(jnp.log(jnp.diag(info_chol)))
-    log_evidence = found.log_g - 0.5 * diff @ precision @ diff - 0.5 * log_det_prior - 0.5 * log_det_info
+    log_evidence = (found.log_g - 0.5 * diff @ precision @ diff - 0.5 * logdet_from_cholesky(prior_chol)
+                    - 0.5 * logdet_from_cholesky(info_chol))
     log_evidence = jnp.where(jnp.isnan(log_evidence), -jnp.inf, log_evidence)
     return LaplaceResult(found.x, 0.5 * (covariance + covariance.T), log_evidence)

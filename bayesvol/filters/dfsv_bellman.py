@@ -3,10 +3,11 @@ factors integrated out exactly.
 
 The state is split as :math:`x_t = (f_t, g_t)` with :math:`g_t = (h_t, h^{id}_t)` the log-variances. Given
 :math:`g`, the factors are linear-Gaussian; the log-variances follow the Gaussian VAR(1) of
-:func:`bayesvol.models._dfsv_state.log_variance_var`. The prediction step calls the model's state equations
-(:func:`~bayesvol.models._dfsv_state.log_variance_moments`, :func:`~bayesvol.models._dfsv_state.propagate_factors`,
-:func:`~bayesvol.models._dfsv_state.factor_moments`); the likelihood methods built on this filter are in
-:mod:`bayesvol.filters.dfsv_methods`.
+:func:`bayesvol.models._dfsv_state.log_variance_var`. The filter is an ``init`` (the stationary start) and a
+``step`` run by the filter driver (:mod:`bayesvol.filters._driver`); the prediction step calls the model's
+state equations (:func:`~bayesvol.models._dfsv_state.log_variance_moments`,
+:func:`~bayesvol.models._dfsv_state.propagate_factors`, :func:`~bayesvol.models._dfsv_state.factor_moments`);
+the likelihood methods built on this filter are in :mod:`bayesvol.filters.dfsv_methods`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+import bayesvol.filters._driver as _driver
 import bayesvol.models._dfsv_kalman as kalman
 from bayesvol.distributions._constants import LOG_2PI
 from bayesvol.filters._newton import _STEP_LENGTHS, maximise
 from bayesvol.filters.kalman import rts_smoother
-from bayesvol.models._dfsv_linalg import cho_solve, cholesky, solve_lower
 from bayesvol.models._dfsv_priors import solve_discrete_lyapunov
 from bayesvol.models._dfsv_state import (
     factor_mean,
@@ -32,8 +33,9 @@ from bayesvol.models._dfsv_state import (
     log_variance_var,
     propagate_factors,
 )
+from bayesvol.models._linalg import cho_solve, cholesky, solve_lower
 
-__all__ = ["BellmanOutput", "FactorSpaceData", "bellman_filter", "bellman_smoother", "factor_space_data"]
+__all__ = ["DFSVBellmanResult", "FactorSpaceData", "bellman_filter", "bellman_smoother", "factor_space_data"]
 
 
 
@@ -249,32 +251,41 @@ def _factor_space_mode(inp: _FactorSpaceStep, prior_mean, prior_precision, max_s
 
 
 # --- the Bellman filter ---------------------------------------------------------------------------
-class BellmanOutput(NamedTuple):
-    """Bellman filter output: pointwise approximate log-likelihood, filtered means and covariances of the joint
-    state ``(f, h[, h_id])``, and the moment-matched predictive means and covariances (for smoothing)."""
+class DFSVBellmanResult(NamedTuple):
+    """Output of the DFSV Bellman filter (``T`` steps; joint state :math:`x_t = (f_t, h_t[, h^{id}_t])` of size
+    ``n``).
 
-    pointwise_log_likelihood: jnp.ndarray
-    filtered_mean: jnp.ndarray
-    filtered_cov: jnp.ndarray
-    predicted_mean: jnp.ndarray
-    predicted_cov: jnp.ndarray
+    Attributes
+    ----------
+    log_likelihood : jax.Array
+        Approximate :math:`\\log p(r_{1:T} \\mid \\theta)`, the sum of ``pointwise_log_likelihood``.
+    pointwise_log_likelihood : jax.Array
+        Approximate :math:`\\log p(r_t \\mid r_{1:t-1}, \\theta)` (Laplace in the log-variances), shape ``(T,)``.
+    filtered_mean, filtered_covariance : jax.Array
+        Filtered moments of the joint state, shapes ``(T, n)`` and ``(T, n, n)``.
+    predicted_mean, predicted_covariance : jax.Array
+        Moment-matched predictive moments before seeing :math:`r_t` (for smoothing), same shapes.
 
-    @property
-    def log_likelihood(self):
-        """The log-likelihood: the sum of :attr:`pointwise_log_likelihood`."""
-        return jnp.sum(self.pointwise_log_likelihood)
+    The older names ``loglik`` (the pointwise terms), ``filtered_cov`` and ``predicted_cov`` stay readable.
+    """
 
-    @property
-    def loglik(self):
-        """Former name of :attr:`pointwise_log_likelihood`."""
-        return self.pointwise_log_likelihood
+    log_likelihood: jax.Array
+    pointwise_log_likelihood: jax.Array
+    filtered_mean: jax.Array
+    filtered_covariance: jax.Array
+    predicted_mean: jax.Array
+    predicted_covariance: jax.Array
+
+    loglik = _driver.alias("pointwise_log_likelihood")
+    filtered_cov = _driver.alias("filtered_covariance")
+    predicted_cov = _driver.alias("predicted_covariance")
 
 
 def _stack_state_cov(ff, fg, gg):
     return jnp.concatenate([jnp.concatenate([ff, fg], 1), jnp.concatenate([fg.T, gg], 1)], 0)
 
 
-def bellman_filter(model, params, y, num_newton_steps: int = 8) -> BellmanOutput:
+def bellman_filter(model, params, y, num_newton_steps: int = 8) -> DFSVBellmanResult:
     r"""Bellman filter for the log-variances with the factors integrated out exactly in each step.
 
     Parameters
@@ -290,7 +301,7 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> BellmanOutput
 
     Returns
     -------
-    BellmanOutput
+    DFSVBellmanResult
         Filtered means and covariances of the joint state :math:`x_t = (f_t, g_t)`,
         :math:`g_t = (h_t[, h^{id}_t])`.
 
@@ -334,6 +345,7 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> BellmanOutput
     """
     k = model.num_factors
     y = jnp.asarray(y)
+    Phi_f = params.Phi_f
     var = log_variance_var(params, model.idiosyncratic == "sv")
     dim_g = var.mean.shape[0]
     n = y.shape[1]
@@ -418,17 +430,24 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> BellmanOutput
 
     unit_basis = jnp.eye(k)[:, :, None] * jnp.eye(k)[:, None, :]            # e_j e_j'
 
-    # t = 1: stationary start.
-    mean_g0, cov_g0 = var.mean, var.stationary_cov
-    f_cov0 = factor_stationary_cov(params.Phi_f, params.mu + 0.5 * jnp.diagonal(cov_g0)[:k])
-    pred0 = (jnp.concatenate([jnp.zeros(k), mean_g0]), _stack_state_cov(f_cov0, jnp.zeros((k, dim_g)), cov_g0))
-    if fast:   # f_1 | h_1 ~ N(0, Gamma_f(h_1)), Gamma_f(h) = sum_j e^{h_j} Gamma_f(e_j e_j')
-        first = factor_space_update(tuple(s[0] for s in scan_seq), mean_g0, cov_g0, jnp.zeros(k), jnp.zeros((k, k)),
-                                    jnp.zeros((k, dim_g)), solve_discrete_lyapunov(params.Phi_f, unit_basis))
-    else:
-        first = update(y[0], tuple(s[0] for s in stats_seq), mean_g0, cov_g0, jnp.zeros(k), jnp.zeros((k, k)),
-                       jnp.zeros((k, dim_g)), True)
-    Phi_f = params.Phi_f
+    def outputs(loglik, mean, cov, pred_mean, pred_cov):
+        return {"pointwise_log_likelihood": loglik, "filtered_mean": mean, "filtered_covariance": cov,
+                "predicted_mean": pred_mean, "predicted_covariance": pred_cov}
+
+    def init(inputs):
+        """t = 1 from the stationary law: f_1 | h_1 ~ N(0, Gamma_f(h_1))."""
+        y_t, stats_t = inputs
+        mean_g0, cov_g0 = var.mean, var.stationary_cov
+        f_cov0 = factor_stationary_cov(Phi_f, params.mu + 0.5 * jnp.diagonal(cov_g0)[:k])
+        pred_mean = jnp.concatenate([jnp.zeros(k), mean_g0])
+        pred_cov = _stack_state_cov(f_cov0, jnp.zeros((k, dim_g)), cov_g0)
+        if fast:   # Gamma_f(h) = sum_j e^{h_j} Gamma_f(e_j e_j'): the stationary basis in the factor-space step
+            loglik, mean, cov = factor_space_update(stats_t, mean_g0, cov_g0, jnp.zeros(k), jnp.zeros((k, k)),
+                                                    jnp.zeros((k, dim_g)), solve_discrete_lyapunov(Phi_f, unit_basis))
+        else:
+            loglik, mean, cov = update(y_t, stats_t, mean_g0, cov_g0, jnp.zeros(k), jnp.zeros((k, k)),
+                                       jnp.zeros((k, dim_g)), True)
+        return (mean, cov), outputs(loglik, mean, cov, pred_mean, pred_cov)
 
     def step(carry, inputs):
         mean_prev, cov_prev = carry
@@ -442,32 +461,19 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> BellmanOutput
         # the shock diag(e^{h_t}) is added inside the update, where h_t varies.
         factor_loc, base_cov = propagate_factors(Phi_f, a_f, p_ff - slope @ cross.T)
         factor_slope = factor_mean(Phi_f, slope.T).T                           # Phi_f B (the mean is linear)
-        pred = predictive_moments(mean_g, cov_g, a_f, p_ff, factor_mean(Phi_f, cross.T).T)
+        pred_mean, pred_cov = predictive_moments(mean_g, cov_g, a_f, p_ff, factor_mean(Phi_f, cross.T).T)
         base_cov = 0.5 * (base_cov + base_cov.T)
         if fast:
             loglik, mean, cov = factor_space_update(stats_t, mean_g, cov_g, factor_loc, base_cov, factor_slope,
                                                     unit_basis)
         else:
             loglik, mean, cov = update(y_t, stats_t, mean_g, cov_g, factor_loc, base_cov, factor_slope, False)
-        return (mean, cov), (loglik, mean, cov, pred[0], pred[1])
+        return (mean, cov), outputs(loglik, mean, cov, pred_mean, pred_cov)
 
-    _, rest = lax.scan(step, (first[1], first[2]), (y[1:], tuple(s[1:] for s in scan_seq)))
-    loglik, means, covs, pred_means, pred_covs = rest
-    return BellmanOutput(jnp.concatenate([first[0][None], loglik]), jnp.concatenate([first[1][None], means]),
-                         jnp.concatenate([first[2][None], covs]), jnp.concatenate([pred0[0][None], pred_means]),
-                         jnp.concatenate([pred0[1][None], pred_covs]))
+    return _driver.run_filter(DFSVBellmanResult, init, step, (y, scan_seq))
 
 
-class _FilteredMoments(NamedTuple):
-    """The Bellman pass's moments under the names :func:`~bayesvol.filters.kalman.rts_smoother` reads."""
-
-    filtered_mean: jnp.ndarray
-    filtered_covariance: jnp.ndarray
-    predicted_mean: jnp.ndarray
-    predicted_covariance: jnp.ndarray
-
-
-def bellman_smoother(model, params, out: BellmanOutput):
+def bellman_smoother(model, params, out: DFSVBellmanResult):
     r"""Smoothed means and covariances of the joint state from a Bellman filter pass.
 
     The Rauch–Tung–Striebel backward pass over the filtered modes and covariances, with the transition
@@ -480,5 +486,4 @@ def bellman_smoother(model, params, out: BellmanOutput):
     k = model.num_factors
     dim = k + var.mean.shape[0]
     trans = jnp.zeros((dim, dim)).at[:k, :k].set(params.Phi_f).at[k:, k:].set(var.trans)
-    moments = _FilteredMoments(out.filtered_mean, out.filtered_cov, out.predicted_mean, out.predicted_cov)
-    return rts_smoother(moments, jnp.broadcast_to(trans, (out.filtered_mean.shape[0], dim, dim)))
+    return rts_smoother(out, jnp.broadcast_to(trans, (out.filtered_mean.shape[0], dim, dim)))

@@ -153,27 +153,24 @@ def filter_states(model, params, y, method: str = "bellman", *, smooth: bool = T
     sv = model.idiosyncratic == "sv"
     if method == "bellman":
         out = _bellman_jit(model, params, y, int(num_newton_steps))
-        sd = jnp.sqrt(jnp.diagonal(out.filtered_cov, axis1=-2, axis2=-1))
-        result = dict(method="bellman", pointwise_log_likelihood=out.pointwise_log_likelihood,
-                      f_filtered=out.filtered_mean[:, :k], f_filtered_sd=sd[:, :k],
-                      h_filtered=out.filtered_mean[:, k:2 * k], h_filtered_sd=sd[:, k:2 * k],
-                      h_id_filtered=out.filtered_mean[:, 2 * k:] if sv else None)
-        if smooth:
-            mean, cov = _bellman_smoother_jit(model, params, out)
-            sd = jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1))
-            result.update(f_smoothed=mean[:, :k], f_smoothed_sd=sd[:, :k], h_smoothed=mean[:, k:2 * k],
-                          h_smoothed_sd=sd[:, k:2 * k], h_id_smoothed=mean[:, 2 * k:] if sv else None)
+        sd = jnp.sqrt(jnp.diagonal(out.filtered_covariance, axis1=-2, axis2=-1))
     else:
         key_filter, key_smooth = jax.random.split(jax.random.PRNGKey(seed))
         out = _particle_jit(model, params, y, key_filter, int(num_particles), float(ess_threshold), bool(smooth))
-        result = dict(method="pf", pointwise_log_likelihood=out.pointwise_log_likelihood, f_filtered=out.f_mean,
-                      f_filtered_sd=jnp.sqrt(out.f_var),
-                      h_filtered=out.g_mean[:, :k], h_filtered_sd=jnp.sqrt(out.g_var[:, :k]),
-                      h_id_filtered=out.g_mean[:, k:] if sv else None)
-        if smooth:
-            g_mean, g_var, f_mean, f_var = _particle_smoother_jit(
-                model, params, y, out, key_smooth, int(num_trajectories))
-            result.update(f_smoothed=f_mean, f_smoothed_sd=jnp.sqrt(f_var), h_smoothed=g_mean[:, :k],
-                          h_smoothed_sd=jnp.sqrt(g_var[:, :k]), h_id_smoothed=g_mean[:, k:] if sv else None)
+        sd = jnp.sqrt(out.filtered_variance)
+    # Both filters give moments of the joint state (f, h[, h_id]).
+    result = dict(method=method, pointwise_log_likelihood=out.pointwise_log_likelihood,
+                  f_filtered=out.filtered_mean[:, :k], f_filtered_sd=sd[:, :k],
+                  h_filtered=out.filtered_mean[:, k:2 * k], h_filtered_sd=sd[:, k:2 * k],
+                  h_id_filtered=out.filtered_mean[:, 2 * k:] if sv else None)
+    if smooth and method == "bellman":
+        mean, cov = _bellman_smoother_jit(model, params, out)
+        sd = jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1))
+        result.update(f_smoothed=mean[:, :k], f_smoothed_sd=sd[:, :k], h_smoothed=mean[:, k:2 * k],
+                      h_smoothed_sd=sd[:, k:2 * k], h_id_smoothed=mean[:, 2 * k:] if sv else None)
+    elif smooth:
+        g_mean, g_var, f_mean, f_var = _particle_smoother_jit(model, params, y, out, key_smooth, int(num_trajectories))
+        result.update(f_smoothed=f_mean, f_smoothed_sd=jnp.sqrt(f_var), h_smoothed=g_mean[:, :k],
+                      h_smoothed_sd=jnp.sqrt(g_var[:, :k]), h_id_smoothed=g_mean[:, k:] if sv else None)
     return DFSVStates(**{name: (value if isinstance(value, str) or value is None else np.asarray(value))
                          for name, value in result.items()})

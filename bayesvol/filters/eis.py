@@ -20,7 +20,7 @@ import bayesvol.filters._common as _common
 import bayesvol.filters._driver as _driver
 import bayesvol.filters._newton as _newton
 from bayesvol.filters.bellman import _run_model as _run_bellman
-from bayesvol.models._dfsv_linalg import cho_solve, cholesky
+from bayesvol.models._linalg import cho_solve, cholesky
 
 __all__ = ["EISResult", "efficient_importance_sampling"]
 

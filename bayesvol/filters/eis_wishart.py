@@ -46,6 +46,11 @@ difference between the sampler and the Wishart kernel), and the likelihood estim
 Where a regression proposes an auxiliary kernel that makes :math:`M_t` indefinite for a draw, that draw
 uses :math:`C_t = 0, c_t = 0` (a valid sampler, with its own weight); the fraction of such draws is
 reported. :math:`c_t` is kept at or above :math:`k - 1 - \nu` so that :math:`m_t \ge k`.
+
+Every pass is one step function scanned by the filter driver (:mod:`bayesvol.filters._driver`): the forward
+and backward passes of the kernel iteration with :func:`~bayesvol.filters._driver.scan_steps`, the final pass
+(plain or with resampling) with :func:`~bayesvol.filters._driver.run_filter`, starting from the carry that
+:math:`\Omega_0` gives (the first step is like the others).
 """
 
 from __future__ import annotations
@@ -58,17 +63,19 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import gammaln, logsumexp, multigammaln
 
+import bayesvol.filters._driver as _driver
 from bayesvol.distributions._constants import LOG_2, LOG_2PI
 from bayesvol.distributions.wishart import EIGH_CHECKPOINT_NAME, gaussian_precision_log_prob
 from bayesvol.filters.resampling import effective_sample_size, normalise_log_weights, systematic_resample
-from bayesvol.models._wishart_linalg import logdet_from_cholesky, scale_inverse
+from bayesvol.models._linalg import logdet_from_cholesky
+from bayesvol.models._wishart_linalg import scale_inverse
 
-__all__ = ["EISOutput", "bartlett_chi_square_log_density", "eis_kernels", "wishart_eis"]
+__all__ = ["WishartEISResult", "bartlett_chi_square_log_density", "eis_kernels", "wishart_eis"]
 
 _RIDGE = 1e-9
 
 
-class EISOutput(NamedTuple):
+class WishartEISResult(NamedTuple):
     """Result of :func:`wishart_eis` (JAX arrays).
 
     Attributes
@@ -118,15 +125,8 @@ class EISOutput(NamedTuple):
     filtered_scale_inverse: jax.Array | None = None
     iterations: jax.Array | None = None
 
-    @property
-    def loglik(self) -> jax.Array:
-        """Former name of :attr:`log_likelihood`."""
-        return self.log_likelihood
-
-    @property
-    def pointwise(self) -> jax.Array:
-        """Former name of :attr:`pointwise_log_likelihood`."""
-        return self.pointwise_log_likelihood
+    loglik = _driver.alias("log_likelihood")
+    pointwise = _driver.alias("pointwise_log_likelihood")
 
 
 def _chi_square_from_normal(z, df):
@@ -229,15 +229,8 @@ def _initial_carry(omega0, num_draws, nu, d, chol_a):
     return jnp.broadcast_to(s_inv0, (num_draws, k, k)), jnp.broadcast_to(logdet_s0, (num_draws,))
 
 
-def _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0, checkpoint=True):
-    r"""Draw whole paths from the samplers (c, C) with fixed normals (no resampling).
-
-    ``checkpoint`` recomputes each step in the backward pass of reverse-mode differentiation instead of
-    storing its intermediates (memory T x N x k x k instead of many times that), except the eigen-systems
-    behind :math:`\Omega_t^{-d}`, which are kept (one more T x N x k x k array): the eigendecompositions are
-    the most expensive item of a step, and keeping them made the value and gradient 15 to 20 % faster at
-    k = 5 and 10 (T = 1000, N = 128) than recomputing them.
-    """
+def _forward_step(nu, d, chol_a, checkpoint: bool):
+    """One step of every draw from the samplers (c, C) with fixed normals; carry ``(S^{-1}, log|S|)``."""
 
     def step(carry, inputs):
         omega, s_inv, logdet_s, logdet_omega, log_w, _, ok = _propagate(*carry, *inputs, nu, d, chol_a)
@@ -246,13 +239,49 @@ def _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0, checkpoint=True)
     if checkpoint:
         # Keep only the eigen-systems of Omega_t (for Omega_t^{-d}); the rest is recomputed in the backward pass.
         step = jax.checkpoint(step, policy=jax.checkpoint_policies.save_only_these_names(EIGH_CHECKPOINT_NAME))
+    return step
 
+
+def _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0):
+    """Whole paths drawn from the samplers (c, C) with fixed normals (no resampling), for the EIS regressions:
+    ``(omega, s_inv, logdet_s, logdet_omega, log_w, ok)``, each with leading axes (T, N)."""
     carry0 = _initial_carry(omega0, z_diag.shape[1], nu, d, chol_a)
-    _, outputs = lax.scan(step, carry0, (y, c, C, z_diag, z_offdiag))
-    return outputs
+    _, paths = _driver.scan_steps(_forward_step(nu, d, chol_a, False), (y, c, C, z_diag, z_offdiag), carry=carry0)
+    return paths
 
 
-def _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys, nu, d, chol_a, omega0, threshold=1.0):
+def _importance_sampling(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0, fields) -> WishartEISResult:
+    r"""The plain EIS estimate: whole paths from the samplers (c, C), weighted at the end (no resampling).
+
+    Every step is checkpointed: reverse-mode differentiation recomputes it in the backward pass instead of
+    storing its intermediates (memory T x N x k x k instead of many times that), except the eigen-systems
+    behind :math:`\Omega_t^{-d}`, which are kept (one more T x N x k x k array): the eigendecompositions are
+    the most expensive item of a step, and keeping them made the value and gradient 15 to 20 % faster at
+    k = 5 and 10 (T = 1000, N = 128) than recomputing them. ``fields`` are result fields from the kernel
+    passes.
+    """
+    num_draws = z_diag.shape[1]
+
+    def finish(carry, paths):
+        omega, _, _, _, log_w, ok = paths
+        cumulative = jnp.cumsum(log_w, axis=0)                       # (T, N)
+        running = logsumexp(cumulative, axis=1) - jnp.log(num_draws)
+        path_log_w = cumulative[-1]
+        normalised = jnp.exp(path_log_w - logsumexp(path_log_w))
+        # The estimate is the log of the average path weight; the terms split it (a telescoping sum).
+        return dict(fields, log_likelihood=running[-1],
+                    pointwise_log_likelihood=jnp.diff(running, prepend=jnp.zeros((1,), dtype=y.dtype)),
+                    log_weights=path_log_w, precision=omega, scale_inverse_last=carry[0],
+                    fallback_rate=1.0 - jnp.mean(ok), ess=1.0 / jnp.sum(normalised**2),
+                    resample_rate=jnp.zeros((), dtype=y.dtype))
+
+    carry0 = _initial_carry(omega0, num_draws, nu, d, chol_a)
+    return _driver.run_filter(WishartEISResult, None, _forward_step(nu, d, chol_a, True),
+                              (y, c, C, z_diag, z_offdiag), carry=carry0, finish=finish)
+
+
+def _sequential(y, c, C, z_diag, z_offdiag, resample_keys, nu, d, chol_a, omega0, fields,
+                threshold=1.0) -> WishartEISResult:
     r"""The samplers (c, C) as proposals of a particle filter with adaptive systematic resampling.
 
     Incremental weight of a draw: :math:`w_t = g\,p\,\chi_{t+1}(\Omega_t) / (q_t\,\chi_t(\Omega_{t-1}))`
@@ -261,7 +290,8 @@ def _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys, nu, d, chol_a, omega
     grows linearly in T. With :math:`c = 0, C = 0` this is the fully adapted particle filter
     (:math:`\chi_t(\Omega_{t-1}) = p(y_t \mid \Omega_{t-1})`). The carried weights include the look-ahead
     factor :math:`\chi_{t+1}(\Omega_t)`; the filtering law :math:`p(\Omega_t \mid y_{1:t})` uses the weights
-    without it, and gives the one-step forecasts :math:`E[S_t^{-1} \mid y_{1:t}]` returned here.
+    without it, and gives the one-step forecasts :math:`E[S_t^{-1} \mid y_{1:t}]` returned here. ``fields``
+    are result fields from the kernel passes.
     """
     T, k = y.shape
     num_particles = z_diag.shape[1]
@@ -285,13 +315,21 @@ def _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys, nu, d, chol_a, omega
         resample = effective_sample_size(log_w_new) <= threshold * num_particles
         idx = jnp.where(resample, systematic_resample(key_t, log_w_new), jnp.arange(num_particles))
         log_w_new = jnp.where(resample, -jnp.log(num_particles) * jnp.ones_like(log_w_new), log_w_new)
-        return (s_inv[idx], logdet_s[idx], log_w_new), (loglik_t, filtered_s_inv, resample)
+        return (s_inv[idx], logdet_s[idx], log_w_new), {"pointwise_log_likelihood": loglik_t,
+                                                        "filtered_scale_inverse": filtered_s_inv,
+                                                        "resampled": resample}
+
+    def finish(carry, out):
+        s_inv_last, _, log_w_last = carry
+        return dict(fields, pointwise_log_likelihood=out["pointwise_log_likelihood"], log_weights=log_w_last,
+                    precision=None, scale_inverse_last=s_inv_last, fallback_rate=jnp.nan,
+                    ess=1.0 / jnp.sum(jnp.exp(log_w_last)**2), resample_rate=jnp.mean(out["resampled"]),
+                    filtered_scale_inverse=out["filtered_scale_inverse"])
 
     s_inv0, logdet_s0 = _initial_carry(omega0, num_particles, nu, d, chol_a)
     carry0 = (s_inv0, logdet_s0, jnp.full((num_particles,), -jnp.log(num_particles), dtype=y.dtype))
-    (s_inv_last, _, log_w_last), (pointwise, filtered_s_inv, resampled) = lax.scan(
-        step, carry0, (y, c, C, z_diag, z_offdiag, resample_keys, y_next, c_next, C_next, not_last, not_first))
-    return pointwise, filtered_s_inv, s_inv_last, log_w_last, jnp.mean(resampled)
+    inputs = (y, c, C, z_diag, z_offdiag, resample_keys, y_next, c_next, C_next, not_last, not_first)
+    return _driver.run_filter(WishartEISResult, None, step, inputs, carry=carry0, finish=finish)
 
 
 def _regressors(omega, logdet_omega):
@@ -330,7 +368,7 @@ def _backward(y, paths, nu):
 
     zero = (jnp.zeros((), dtype=y.dtype), jnp.zeros((k, k), dtype=y.dtype))
     inputs = (omega[:-1], s_inv[:-1], logdet_s[:-1], logdet_omega[:-1], y[1:])
-    _, (c_head, C_head) = lax.scan(step, zero, inputs, reverse=True)
+    _, (c_head, C_head) = _driver.scan_steps(step, inputs, carry=zero, reverse=True)
     return jnp.concatenate([c_head, zero[0][None]]), jnp.concatenate([C_head, zero[1][None]])
 
 
@@ -364,7 +402,7 @@ def eis_kernels(y, z_diag, z_offdiag, nu, d, chol_a, omega0, *, num_iterations: 
 
     def one_pass(state):
         c, C, _, count = state
-        paths = _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0, checkpoint=False)
+        paths = _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0)
         c_new, C_new = _backward(y, paths, nu)
         change = jnp.maximum(jnp.max(jnp.abs(c_new - c) / (1.0 + jnp.abs(c))),
                              jnp.max(jnp.abs(C_new - C) / (1.0 + jnp.abs(C))))
@@ -380,7 +418,7 @@ def eis_kernels(y, z_diag, z_offdiag, nu, d, chol_a, omega0, *, num_iterations: 
 
 def wishart_eis(y, nu, d, chol_a, omega0, *, num_draws: int = 64, num_iterations: int = 10,
                 tolerance: float = 1e-2, key=None, z_diag=None, z_offdiag=None, resample_keys=None,
-                resample: bool = False, initial_kernels=None) -> EISOutput:
+                resample: bool = False, initial_kernels=None) -> WishartEISResult:
     r"""EIS estimate of the Wishart SV log-likelihood (pure JAX).
 
     Parameters
@@ -415,7 +453,7 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_draws: int = 64, num_iterations
 
     Returns
     -------
-    EISOutput
+    WishartEISResult
         Derivatives of ``log_likelihood`` with respect to the parameters hold the kernels fixed (see
         :func:`eis_kernels`).
     """
@@ -427,23 +465,7 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_draws: int = 64, num_iterations
         resample_keys = jax.random.split(key_unif, T)
     c, C, change, passes = eis_kernels(y, z_diag, z_offdiag, nu, d, chol_a, omega0, num_iterations=num_iterations,
                                        tolerance=tolerance, initial=initial_kernels)
+    fields = {"c": c, "C": C, "change": change, "iterations": passes}
     if resample:
-        pointwise, filtered, s_inv_last, log_w_last, rate = _forward_smc(y, c, C, z_diag, z_offdiag, resample_keys,
-                                                                         nu, d, chol_a, omega0)
-        normalised = jnp.exp(log_w_last)
-        return EISOutput(log_likelihood=jnp.sum(pointwise), pointwise_log_likelihood=pointwise,
-                         log_weights=log_w_last, precision=None,
-                         scale_inverse_last=s_inv_last, c=c, C=C, change=change, fallback_rate=jnp.nan,
-                         ess=1.0 / jnp.sum(normalised**2), resample_rate=rate, filtered_scale_inverse=filtered,
-                         iterations=passes)
-    omega, s_inv, _, _, log_w, ok = _forward(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0)
-    cumulative = jnp.cumsum(log_w, axis=0)                       # (T, N)
-    running = logsumexp(cumulative, axis=1) - jnp.log(num_draws)
-    pointwise = jnp.diff(running, prepend=jnp.zeros((1,), dtype=y.dtype))
-    path_log_w = cumulative[-1]
-    normalised = jnp.exp(path_log_w - logsumexp(path_log_w))
-    return EISOutput(log_likelihood=running[-1], pointwise_log_likelihood=pointwise, log_weights=path_log_w,
-                     precision=omega,
-                     scale_inverse_last=s_inv[-1], c=c, C=C, change=change,
-                     fallback_rate=1.0 - jnp.mean(ok), ess=1.0 / jnp.sum(normalised**2),
-                     resample_rate=jnp.zeros((), dtype=y.dtype), iterations=passes)
+        return _sequential(y, c, C, z_diag, z_offdiag, resample_keys, nu, d, chol_a, omega0, fields)
+    return _importance_sampling(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0, fields)

@@ -14,40 +14,55 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+import bayesvol.filters._driver as _driver
 import bayesvol.models._dfsv_kalman as kalman
 from bayesvol.filters.resampling import effective_sample_size, normalise_log_weights, systematic_resample
-from bayesvol.models._dfsv_linalg import solve_lower
 from bayesvol.models._dfsv_state import factor_moments, factor_stationary_cov, log_variance_mean, log_variance_var
+from bayesvol.models._linalg import solve_lower
 
-__all__ = ["ParticleOutput", "particle_smoother", "rao_blackwellised_particle_filter"]
+__all__ = ["RaoBlackwellisedFilterResult", "particle_smoother", "rao_blackwellised_particle_filter"]
 
 
 # --- the Rao-Blackwellised particle filter ---------------------------------------------------------
-class ParticleOutput(NamedTuple):
-    """Rao-Blackwellised particle filter output (see :func:`rao_blackwellised_particle_filter`)."""
+class RaoBlackwellisedFilterResult(NamedTuple):
+    """Output of :func:`rao_blackwellised_particle_filter` (``T`` steps; joint state
+    :math:`x_t = (f_t, h_t[, h^{id}_t])` of size ``n``, log-variances :math:`g_t = (h_t[, h^{id}_t])` of size
+    ``dim_g``).
 
-    pointwise_log_likelihood: jnp.ndarray
-    f_mean: jnp.ndarray
-    f_var: jnp.ndarray
-    g_mean: jnp.ndarray
-    g_var: jnp.ndarray
-    ess: jnp.ndarray
-    particles: jnp.ndarray | None
-    log_weights: jnp.ndarray | None
+    Attributes
+    ----------
+    log_likelihood : jax.Array
+        Estimate of :math:`\\log p(r_{1:T} \\mid \\theta)`, the sum of ``pointwise_log_likelihood``.
+    pointwise_log_likelihood : jax.Array
+        Estimates of :math:`\\log p(r_t \\mid r_{1:t-1}, \\theta)`, shape ``(T,)``.
+    filtered_mean, filtered_variance : jax.Array
+        Filtered means and elementwise variances of the joint state, shape ``(T, n)``: for the factors the
+        mixtures of the particles' Kalman moments, for the log-variances the weighted particle moments.
+    ess : jax.Array
+        Effective sample size of the weights after step ``t``, shape ``(T,)``.
+    resampled : jax.Array
+        Whether the particles were resampled before moving to ``t`` (always ``False`` at ``t = 0``).
+    particles, log_weights : jax.Array or None
+        With ``store_particles=True``: the log-variance particles ``(T, M, dim_g)`` and their normalised
+        log-weights ``(T, M)`` after each step; else ``None``.
 
-    @property
-    def log_likelihood(self):
-        """The log-likelihood: the sum of :attr:`pointwise_log_likelihood`."""
-        return jnp.sum(self.pointwise_log_likelihood)
+    The older name ``loglik`` (the pointwise terms) stays readable.
+    """
 
-    @property
-    def loglik(self):
-        """Former name of :attr:`pointwise_log_likelihood`."""
-        return self.pointwise_log_likelihood
+    log_likelihood: jax.Array
+    pointwise_log_likelihood: jax.Array
+    filtered_mean: jax.Array
+    filtered_variance: jax.Array
+    ess: jax.Array
+    resampled: jax.Array
+    particles: jax.Array | None = None
+    log_weights: jax.Array | None = None
+
+    loglik = _driver.alias("pointwise_log_likelihood")
 
 
-def rao_blackwellised_particle_filter(model, params, y, key, num_particles: int = 1000,
-                                      ess_threshold: float = 0.5, store_particles: bool = False) -> ParticleOutput:
+def rao_blackwellised_particle_filter(model, params, y, key, num_particles: int = 1000, ess_threshold: float = 0.5,
+                                      store_particles: bool = False) -> RaoBlackwellisedFilterResult:
     r"""Particle filter over the log-variances with a Kalman filter over the factors in each particle.
 
     Parameters
@@ -67,9 +82,10 @@ def rao_blackwellised_particle_filter(model, params, y, key, num_particles: int 
 
     Returns
     -------
-    ParticleOutput
+    RaoBlackwellisedFilterResult
         ``pointwise_log_likelihood`` (T,): estimates of :math:`\log p(r_t \mid r_{1:t-1})`; filtered means
-        and variances of :math:`f_t` (mixtures of the particles' Kalman moments) and :math:`g_t`; the ESS per step.
+        and variances of the joint state :math:`(f_t, g_t)` (for :math:`f_t` mixtures of the particles'
+        Kalman moments); the ESS per step.
 
     Notes
     -----
@@ -77,7 +93,10 @@ def rao_blackwellised_particle_filter(model, params, y, key, num_particles: int 
     the Kalman filter of the factors given its log-variance path, whose one-step predictive density
     :math:`p(r_t \mid r_{1:t-1}, g^i_{1:t})` is the weight: the factors are integrated out exactly, so the
     particles only need to cover the ``K`` (or ``K + N``) log-variances. The product of the averaged weights
-    is an unbiased estimate of the likelihood.
+    is an unbiased estimate of the likelihood. The filter is an ``init`` (draws from the stationary law) and
+    a ``step`` run by the filter driver (:mod:`bayesvol.filters._driver`). Random numbers: ``key`` splits into
+    a key for the first draws and a key whose ``fold_in`` with ``t`` splits into the resampling and the move
+    keys of step ``t``.
     """
     k = model.num_factors
     y = jnp.asarray(y)
@@ -87,59 +106,65 @@ def rao_blackwellised_particle_filter(model, params, y, key, num_particles: int 
     chol_q = jnp.linalg.cholesky(var.cov)
     chol_0 = jnp.linalg.cholesky(var.stationary_cov)
     Phi_f = params.Phi_f
+    log_num = math.log(num)
+    num_assets = y.shape[1]
     if model.idiosyncratic == "constant":
         stats = kalman.observation_stats(params.lambda_r, params.sigma2, y)
-    log_num = math.log(num)
+        observed = (stats.gram, stats.score, stats.quad, stats.logdet)
+    else:   # the statistics depend on each particle's h_id: computed in the step from the returns
+        observed = y
 
-    def weigh(g, pred_mean, pred_cov, t):
+    def weigh(g, pred_mean, pred_cov, observed_t):
         if model.idiosyncratic == "constant":
-            gram, score, quad, logdet = stats.gram[t], stats.score[t], stats.quad[t], stats.logdet[t]
+            gram, score, quad, logdet = observed_t
         else:
             idio = jnp.exp(g[:, k:])
             scaled = params.lambda_r[None] / idio[:, :, None]
             gram = jnp.einsum("nik,il->nkl", scaled, params.lambda_r)
-            score = jnp.einsum("nik,i->nk", scaled, y[t])
-            quad = jnp.sum(y[t] ** 2 / idio, -1)
+            score = jnp.einsum("nik,i->nk", scaled, observed_t)
+            quad = jnp.sum(observed_t ** 2 / idio, -1)
             logdet = jnp.sum(g[:, k:], -1)
-        return kalman.update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, y.shape[1])
+        return kalman.update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, num_assets)
 
-    def summarise(log_w, g, mean, cov):
+    def outputs(loglik, log_w, g, mean, cov, resampled):
         w = jnp.exp(log_w)
         f_mean = w @ mean
         f_var = w @ (jnp.diagonal(cov, axis1=-2, axis2=-1) + mean**2) - f_mean**2
         g_mean = w @ g
-        return f_mean, f_var, g_mean, w @ g**2 - g_mean**2
+        out = {"pointwise_log_likelihood": loglik, "filtered_mean": jnp.concatenate([f_mean, g_mean]),
+               "filtered_variance": jnp.concatenate([f_var, w @ g**2 - g_mean**2]),
+               "ess": effective_sample_size(log_w), "resampled": resampled}
+        if store_particles:
+            out.update(particles=g, log_weights=log_w)
+        return out
 
     key_first, key_scan = jax.random.split(key)
-    g = var.mean + jax.random.normal(key_first, (num, dim_g)) @ chol_0.T
-    loglik_i, mean, cov = weigh(g, jnp.zeros((num, k)), factor_stationary_cov(Phi_f, g[:, :k]), 0)
-    log_w, loglik_1 = normalise_log_weights(loglik_i - log_num)
-    first = (loglik_1,) + summarise(log_w, g, mean, cov) + (effective_sample_size(log_w),)
 
-    def step(carry, t):
+    def init(inputs):
+        _, observed_0 = inputs
+        g = var.mean + jax.random.normal(key_first, (num, dim_g)) @ chol_0.T
+        loglik_i, mean, cov = weigh(g, jnp.zeros((num, k)), factor_stationary_cov(Phi_f, g[:, :k]), observed_0)
+        log_w, loglik = normalise_log_weights(loglik_i - log_num)
+        return (g, mean, cov, log_w), outputs(loglik, log_w, g, mean, cov, jnp.array(False))
+
+    def step(carry, inputs):
         g, mean, cov, log_w = carry
-        key_t = jax.random.fold_in(key_scan, t)
-        key_resample, key_move = jax.random.split(key_t)
+        t, observed_t = inputs
+        key_resample, key_move = jax.random.split(jax.random.fold_in(key_scan, t))
         resample = effective_sample_size(log_w) <= ess_threshold * num
         idx = jnp.where(resample, systematic_resample(key_resample, log_w), jnp.arange(num))
         g, mean, cov = g[idx], mean[idx], cov[idx]
         log_w = jnp.where(resample, -log_num, log_w)
         g = log_variance_mean(var, g) + jax.random.normal(key_move, (num, dim_g)) @ chol_q.T
         pred_mean, pred_cov = factor_moments(Phi_f, g[:, :k], mean, cov)
-        loglik_i, mean, cov = weigh(g, pred_mean, pred_cov, t)
-        log_w, loglik_t = normalise_log_weights(log_w + loglik_i)
-        out = (loglik_t,) + summarise(log_w, g, mean, cov) + (effective_sample_size(log_w),)
-        stored = (g, log_w) if store_particles else ()
-        return (g, mean, cov, log_w), out + stored
+        loglik_i, mean, cov = weigh(g, pred_mean, pred_cov, observed_t)
+        log_w, loglik = normalise_log_weights(log_w + loglik_i)
+        return (g, mean, cov, log_w), outputs(loglik, log_w, g, mean, cov, resample)
 
-    _, rest = lax.scan(step, (g, mean, cov, log_w), jnp.arange(1, y.shape[0]))
-    seq = [jnp.concatenate([a[None], b]) for a, b in zip(first, rest[:6], strict=True)]
-    particles = jnp.concatenate([g[None], rest[6]]) if store_particles else None
-    weights = jnp.concatenate([log_w[None], rest[7]]) if store_particles else None
-    return ParticleOutput(*seq, particles, weights)
+    return _driver.run_filter(RaoBlackwellisedFilterResult, init, step, (jnp.arange(y.shape[0]), observed))
 
 
-def particle_smoother(model, params, y, out: ParticleOutput, key, num_trajectories: int = 100):
+def particle_smoother(model, params, y, out: RaoBlackwellisedFilterResult, key, num_trajectories: int = 100):
     r"""Smoothed log-variances and factors by backward simulation over a stored particle filter pass.
 
     Draws ``num_trajectories`` log-variance paths backwards (FFBSi): at ``t`` the ancestor of a trajectory at

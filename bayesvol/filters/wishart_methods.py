@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesvol.filters.eis_wishart import EISOutput, wishart_eis
+from bayesvol.filters.eis_wishart import WishartEISResult, wishart_eis
 from bayesvol.models._base import as_params
 from bayesvol.models._wishart_linalg import steady_state
 
@@ -78,7 +78,7 @@ def _eis_options(num_draws=128, num_iterations=10, tolerance=1e-2, seed=0, antit
                   "antithetic": bool(antithetic), "resample": bool(resample)}
 
 
-def _eis_loglik_output(params, y, options) -> EISOutput:
+def _eis_loglik_output(params, y, options) -> WishartEISResult:
     options = dict(options)
     kernels = options.pop("kernels", None)
     seed, static = _eis_options(**options)
@@ -92,7 +92,8 @@ def _eis_loglik_output(params, y, options) -> EISOutput:
 
 
 def eis_loglik(model, params, y, **options):
-    """EIS log-likelihood split into T terms that add up to it (see :class:`~bayesvol.filters.eis_wishart.EISOutput`).
+    """EIS log-likelihood split into T terms that add up to it (see
+    :class:`~bayesvol.filters.eis_wishart.WishartEISResult`).
 
     Options: ``num_draws`` (128), ``num_iterations`` (10: the most EIS passes), ``tolerance`` (0.01: the
     passes stop when the kernels change by less, relatively), ``seed`` (0), ``antithetic`` (True),
@@ -130,7 +131,7 @@ def pf_loglik(model, params, y, *, num_particles: int = 1000, seed: int = 0, ant
     return _run_eis(params, y, seed, **static).pointwise_log_likelihood
 
 
-def wishart_eis_output(model, params, y, **options) -> EISOutput:
+def wishart_eis_output(model, params, y, **options) -> WishartEISResult:
     """Run the EIS sampler at ``params`` and return its full output (weights, paths, diagnostics).
 
     Options as for ``log_likelihood(..., method="eis")`` (see :func:`eis_loglik`): ``num_draws``,

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import bayesvol.inference._optimiser as _optimiser
 from bayesvol.filters.wishart_methods import EISKernels, _eis_options, _run_eis
 from bayesvol.inference.diagnostics import ConvergenceWarning
 from bayesvol.models._base import as_params
@@ -173,17 +174,13 @@ def fit_eis_rounds(model, y, *, fit, start=None, num_starts=None, maxiter=2000, 
             u, plain = history[-1]["optimum"], True
             out = _run_eis(_constrained(model, jnp.asarray(u)), data, seed, kernels, **static)
         kernels = (out.c, out.C)
-
-        def scipy_fun(x, kernels=kernels):
-            v, g = _fixed_kernel_objective(jnp.asarray(x), model, data, seed_array, kernels,
-                                           num_draws=static["num_draws"], antithetic=static["antithetic"])
-            v, g = float(v), np.asarray(g, dtype=np.float64)
-            return (v, g) if np.isfinite(v) and np.all(np.isfinite(g)) else (1e10, np.zeros_like(g))
-
-        import scipy.optimize  # here: a second to import, and only the EIS rounds need it
-
-        res = scipy.optimize.minimize(scipy_fun, u, jac=True, method="BFGS",
-                                      options={"maxiter": maxiter, "gtol": gtol, "hess_inv0": hess_inv})
+        # Not fit(): the round starts BFGS from the last inverse Hessian and needs the new one back, and its
+        # kernels are an argument of one compiled objective (as a likelihood option they would recompile).
+        scipy_fun = _optimiser.scipy_objective(
+            lambda x, kernels=kernels: _fixed_kernel_objective(x, model, data, seed_array, kernels,
+                                                               num_draws=static["num_draws"],
+                                                               antithetic=static["antithetic"]))
+        res = _optimiser.bfgs(scipy_fun, u, maxiter=maxiter, gtol=gtol, hess_inv0=hess_inv)
         iterations += int(res.nit)
         hess_inv = 0.5 * (res.hess_inv + res.hess_inv.T)
         se_u = np.sqrt(np.maximum(np.diag(hess_inv), 1e-300) / data.shape[0])

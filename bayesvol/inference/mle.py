@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 import bayesvol._validation as _validation
+import bayesvol.inference._optimiser as _optimiser
 import bayesvol.inference.likelihood as likelihood
 import bayesvol.inference.registry as registry
 import bayesvol.inference.standard_errors as se_
@@ -85,13 +86,11 @@ def _bfgs_from_opg(scipy_fun, problem: Problem, u0, y, nobs: int, maxiter: int, 
     BFGS inverse Hessian of the mean objective); while it exceeds ``_PREDICTED_GAIN_TOL`` another round
     starts from the estimate and ``H`` with a hundredfold smaller gradient tolerance.
     """
-    import scipy.optimize
 
     inverse = np.asarray(_opg_inverse(problem, jnp.asarray(u0), y), dtype=np.float64)
     x, tol, iterations, evaluations = u0, gtol, 0, 0
     for _ in range(_MAX_ROUNDS):
-        res = scipy.optimize.minimize(scipy_fun, x, jac=True, method="BFGS",
-                                      options={"maxiter": maxiter - iterations, "gtol": tol, "hess_inv0": inverse})
+        res = _optimiser.bfgs(scipy_fun, x, maxiter=maxiter - iterations, gtol=tol, hess_inv0=inverse)
         iterations, evaluations = iterations + res.nit, evaluations + res.nfev
         gain = 0.5 * nobs * float(res.jac @ res.hess_inv @ res.jac)
         if not (res.success and np.isfinite(gain)) or gain < _PREDICTED_GAIN_TOL or iterations >= maxiter:
@@ -212,13 +211,7 @@ def _optimise(problem: Problem, differentiable: bool, starts, y_values, maxiter:
     import scipy.optimize  # here: it takes a second to import and only fitting needs it
 
     model, nobs = problem.model, int(y_values.shape[0])
-
-    def scipy_fun(u):
-        v, g = objective_value_and_grad(problem, jnp.asarray(u), y_values)
-        v, g = float(v), np.asarray(g, dtype=np.float64)
-        if not np.isfinite(v) or not np.all(np.isfinite(g)):
-            return 1e10, np.zeros_like(g)
-        return v, g
+    scipy_fun = _optimiser.scipy_objective(lambda u: objective_value_and_grad(problem, u, y_values))
 
     candidates = []
     for params0 in starts:
@@ -234,8 +227,7 @@ def _optimise(problem: Problem, differentiable: bool, starts, y_values, maxiter:
             if model.mle_opg_start:
                 res = _bfgs_from_opg(scipy_fun, problem, u0, y_values, nobs, maxiter, gtol)
             else:
-                res = scipy.optimize.minimize(scipy_fun, u0, jac=True, method="BFGS",
-                                              options={"maxiter": maxiter, "gtol": gtol})
+                res = _optimiser.bfgs(scipy_fun, u0, maxiter=maxiter, gtol=gtol)
             grad_norm = float(np.max(np.abs(res.jac)))
             ok = bool(res.success) or (grad_norm < 10 * gtol and np.isfinite(res.fun))
         else:

@@ -7,7 +7,7 @@ through ``K``-dimensional statistics (``Lambda' D_t^{-1} Lambda``, ``Lambda' D_t
 all time steps at once before the recursion; a step then costs O(K^3) whatever ``N``.
 
 The factor dimension is small, so the ``K x K`` Cholesky factorisations and triangular solves are written out
-entry by entry (:mod:`bayesvol.models._dfsv_linalg`). The prediction step is the factor VAR of
+entry by entry (:mod:`bayesvol.models._linalg`). The prediction step is the factor VAR of
 :func:`bayesvol.models._dfsv_state.factor_moments`, the first predicted law its stationary law
 :func:`~bayesvol.models._dfsv_state.factor_stationary_cov`.
 
@@ -26,8 +26,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from bayesvol.distributions._constants import LOG_2PI
-from bayesvol.models._dfsv_linalg import cho_solve, cholesky, mm, mT, mv, solve_lower, solve_upper
 from bayesvol.models._dfsv_state import factor_moments, factor_stationary_cov
+from bayesvol.models._linalg import cho_solve, cholesky, mm, mT, mv, solve_lower, solve_upper
 
 __all__ = ["FactorFilterOutput", "FactorMarginal", "ObservationStats", "expected_complete_loglik", "filter_factors",
            "lag_one_covariances", "marginal_loglik", "observation_stats", "smooth_factors", "update_with_stats"]

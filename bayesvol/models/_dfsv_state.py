@@ -26,8 +26,8 @@ import numpyro.distributions as dist
 from jax import lax
 from numpyro.distributions import constraints
 
-from bayesvol.models._dfsv_linalg import mm, mT, mv
 from bayesvol.models._dfsv_priors import solve_discrete_lyapunov
+from bayesvol.models._linalg import mm, mT, mv
 
 __all__ = ["JointStateLaw", "LogVarianceVAR", "conditional_covariance", "factor_mean", "factor_moments",
            "factor_path", "factor_shock_scale", "factor_shock_variance", "factor_stationary_cov",

@@ -16,11 +16,6 @@ from jax import lax
 from bayesvol.distributions.wishart import matrix_power_psd, wishart_sv_scale_from_root
 
 
-def logdet_from_cholesky(chol):
-    """``log|X|`` from the lower Cholesky factor of ``X``."""
-    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-
-
 def scale_matrix(precision_prev, nu, d, chol_a):
     r"""Wishart scale :math:`S_{t-1} = \nu^{-1} L\,\Omega_{t-1}^{d} L'` (lower Cholesky factor :math:`L` of A)."""
     return wishart_sv_scale_from_root(chol_a, precision_prev, d, nu)

@@ -1,16 +1,20 @@
-"""Small dense linear algebra on the last two axes, for the ``K x K`` matrices of the DFSV recursions.
+"""Small dense linear algebra on the last two axes: the one set of Cholesky factorisations, triangular and
+Cholesky solves and small products of the package (the DFSV recursions, the Bellman filters, EIS, the Newton
+steps of the filters).
 
-The factor dimension is small, so the Cholesky factorisations, triangular solves and products are written
-out entry by entry: inside ``lax.scan`` XLA fuses them, which on CPU is several times faster than calling
-LAPACK for tiny matrices. Above :data:`SMALL` the LAPACK routines are used. Every function accepts leading
-batch axes (one Kalman update for all particles of a particle filter at once).
+The matrices are small (a factor or a state dimension), so the Cholesky factorisations, triangular solves and
+products are written out entry by entry: inside ``lax.scan`` XLA fuses them with their neighbours, which on CPU
+is several times faster than calling LAPACK for tiny matrices (for a ``1 x 1`` matrix the factor is the square
+root). Above :data:`SMALL` the LAPACK routines are used. Every function accepts leading batch axes (one Kalman
+update for all particles of a particle filter at once). A negative pivot (a matrix that is not positive
+semi-definite) gives NaN entries, so ``jnp.all(jnp.isfinite(cholesky(a)))`` tests for one.
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
-__all__ = ["SMALL", "cho_solve", "cholesky", "mT", "mm", "mv", "solve_lower", "solve_upper"]
+__all__ = ["SMALL", "cho_solve", "cholesky", "logdet_from_cholesky", "mT", "mm", "mv", "solve_lower", "solve_upper"]
 
 # Above this size the written-out factorisations grow too long; LAPACK is used instead.
 SMALL = 8
@@ -79,6 +83,11 @@ def solve_upper(low, b, vector: bool | None = None):
 def cho_solve(chol, b):
     """Solve ``(L L') x = b`` given the lower Cholesky factor ``L``."""
     return solve_upper(chol, solve_lower(chol, b))
+
+
+def logdet_from_cholesky(chol):
+    """``log|X|`` from the lower Cholesky factor of ``X`` (..., K, K)."""
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
 
 
 def mv(a, x):
