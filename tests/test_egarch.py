@@ -275,7 +275,7 @@ def test_bad_inputs_raise_clear_errors(y_fx):
         bayesvol.log_likelihood(model, {"omega": 0.0}, y_fx)
     with pytest.raises(ValueError, match="num_timesteps"):
         model.simulate(params_for(model), 0, 0)
-    with pytest.raises(TypeError, match="key"):
+    with pytest.raises(ValueError, match="key"):
         model.simulate(params_for(model), 10, "seed")
     with pytest.raises(TypeError, match="no options"):
         exact_loglik(model, as_params(model), y_fx, num_particles=10)
