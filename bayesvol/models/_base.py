@@ -57,8 +57,11 @@ def merge_priors(defaults: Mapping, overrides: Mapping | None, allowed) -> dict:
     return merged
 
 
-def as_params(model, params):
+def as_params(model, params, *, batched: bool = False):
     """Convert ``params`` (a ``<Model>Params`` or a mapping name -> value) and check each support.
+
+    ``batched=True`` accepts leading axes of draws on every parameter (functions of the parameters that are
+    elementwise, such as a GARCH persistence evaluated on posterior draws); the shape check is then skipped.
 
     Raises
     ------
@@ -88,7 +91,8 @@ def as_params(model, params):
         value = values[name]
         if not isinstance(value, jax.core.Tracer):
             value = _validation.real_values(value, f"parameter {name!r}")
-        _validation.check_parameter_shape(name, value, ndims[name], repr(model))
+        if not batched:
+            _validation.check_parameter_shape(name, value, ndims[name], repr(model))
         value = jnp.asarray(value, dtype=jnp.float64)
         concrete = not isinstance(value, jax.core.Tracer)
         if concrete and not bool(jnp.all(getattr(priors, name).support(value))):

@@ -224,11 +224,11 @@ class GARCH(ObservationDrivenModelBase):
 
         :math:`E[\sigma^2_{t+1} \mid \mathcal F_{t-1}] - \bar\sigma^2 = \kappa(\sigma^2_t - \bar\sigma^2)`.
         """
-        return self._persistence(_base.as_params(self, params))
+        return self._persistence(_base.as_params(self, params, batched=True))
 
     def unconditional_variance(self, params):
         r""":math:`\bar\sigma^2 = \omega / (1 - \kappa)`; ``inf`` where :math:`\kappa \ge 1`."""
-        params = _base.as_params(self, params)
+        params = _base.as_params(self, params, batched=True)
         kappa = self._persistence(params)
         return jnp.where(kappa < 1.0, params.omega / jnp.where(kappa < 1.0, 1.0 - kappa, 1.0), jnp.inf)
 

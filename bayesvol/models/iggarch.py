@@ -303,7 +303,7 @@ class IGGARCH(ObservationDrivenModelBase):
         Expected variances revert to the unconditional one at this rate (each component at its own
         :math:`\rho` with two components).
         """
-        return self._persistence(_base.as_params(self, params))
+        return self._persistence(_base.as_params(self, params, batched=True))
 
     def _unconditional_variance(self, params):
         if self.components == 2:
