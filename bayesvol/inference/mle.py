@@ -186,7 +186,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
                      at_boundary=se_.at_boundary(problem, np.asarray(u_hat), scores),
                      labels=labels(model, problem.shapes), num_starts=len(starts), options=dict(options),
                      num_free_params=int(np.size(res.x)), diagnostics=diagnostics, data_index=data.index,
-                     data_shape=tuple(np.shape(data.values)))
+                     data_shape=tuple(np.shape(data.values)), data=np.asarray(data.values, dtype=np.float64))
 
 
 def _start_params(model, values, start, num_starts) -> list:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import scipy.special
 
+import bayesvol.inference.forecast as _forecast
 from bayesvol.inference._idata import from_mle
+from bayesvol.inference.conditional import ConditionalMoments, conditional_moments, posterior_volatility
+from bayesvol.inference.residuals import residual_diagnostics
+from bayesvol.models._protocol import ObservationDrivenModel
 
-__all__ = ["BatchMLEResult", "MLEResult"]
+__all__ = ["BatchMLEResult", "MLEResult", "conditional_volatility"]
+
+# Lags of the residual checks that summary() reports.
+SUMMARY_LAGS = 10
 
 
 @dataclass
@@ -42,6 +51,14 @@ class MLEResult:
     data_index, data_shape :
         Labels (dates, asset names) and shape of the fitted data, so that :meth:`to_datatree` gives the
         parameters the dims and coords of a posterior of the same data.
+    data : numpy.ndarray or None
+        The fitted data (float64), from which :attr:`conditional_volatility`, :attr:`resid`,
+        :attr:`std_resid` and :meth:`forecast` are computed; ``None`` for a result built without it (one
+        series of a batch fit), whose data-dependent members then raise.
+
+    The conditional moments behind :attr:`conditional_volatility`, :attr:`resid` and :attr:`std_resid` are
+    one-step-ahead (given the data before each date): exact for the observation-driven families, a filter's
+    prediction for the latent-state ones (:mod:`bayesvol.inference.conditional`).
     """
 
     model: object
@@ -63,6 +80,7 @@ class MLEResult:
     diagnostics: dict = field(default_factory=dict)
     data_index: object = field(default=None, repr=False)
     data_shape: tuple | None = None
+    data: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def num_params(self) -> int:
@@ -113,8 +131,116 @@ class MLEResult:
         """
         return from_mle(self)
 
-    def summary(self, robust: bool = False) -> str:
-        """A readable table in the manner of arch's ``summary()``."""
+    # --- conditional moments, residuals, forecasts -----------------------------------------------------
+    def _fitted_data(self) -> np.ndarray:
+        if self.data is None:
+            raise ValueError("this result holds no data (one series of a batch fit, or built by hand); use "
+                             "bayesvol.inference.conditional.conditional_moments(model, params, y) with the data")
+        return self.data
+
+    @cached_property
+    def moments(self) -> ConditionalMoments:
+        """One-step-ahead conditional mean and variance at the estimate (computed once, then kept)."""
+        return conditional_moments(self.model, self.params, self._fitted_data())
+
+    def _labelled(self, values: np.ndarray, name: str):
+        dims, coords = self.model.site_dims(self.data_index, values)
+        index = pd.Index(coords["time"], name="time")
+        if values.ndim == 1:
+            return pd.Series(values, index=index, name=name)
+        return pd.DataFrame(values, index=index, columns=pd.Index(list(coords["asset"]), name="asset"))
+
+    @property
+    def conditional_volatility(self):
+        r"""Conditional standard deviation :math:`\sigma_t = \mathrm{sd}(y_t \mid y_{1:t-1})` at the estimate.
+
+        A ``pandas.Series`` (one series) or ``DataFrame`` (one column per asset: the per-asset conditional
+        standard deviation of DCC, DFSV and Wishart SV) indexed by the data's dates when it had them.
+        GARCH-type models: the filtered variance path of their recursion, as arch's ``conditional_volatility``;
+        SV, DFSV, Wishart SV: from a filter's prediction (see :mod:`bayesvol.inference.conditional`).
+        """
+        return self._labelled(np.sqrt(self.moments.variance), "volatility")
+
+    @property
+    def resid(self):
+        r"""Residuals :math:`y_t - E[y_t \mid y_{1:t-1}]`, labelled as :attr:`conditional_volatility`."""
+        return self._labelled(self._fitted_data() - self.moments.mean, "resid")
+
+    @property
+    def std_resid(self):
+        """Standardised residuals: :attr:`resid` divided by :attr:`conditional_volatility`."""
+        return self._labelled((self._fitted_data() - self.moments.mean) / np.sqrt(self.moments.variance),
+                              "std_resid")
+
+    def forecast(self, horizon: int = 1, **kwargs):
+        """Forecast after the fitted data at the estimate: :func:`bayesvol.forecast` with these parameters.
+
+        Parameters
+        ----------
+        horizon : int
+            Steps ahead (1 for the covariance forecasts of DCC and Wishart SV).
+        **kwargs
+            As for :func:`bayesvol.forecast` (``levels``, ``method``, ``num_paths``, ``seed``, filter options).
+
+        Returns
+        -------
+        Forecast or CovarianceForecast
+        """
+        return _forecast.forecast(self.model, self.params, self._fitted_data(), horizon, **kwargs)
+
+    def diagnostics_table(self, lags: int = 10, *, model_df: int = 0) -> pd.DataFrame:
+        """Ljung–Box tests of the standardised residuals and their squares, and Engle's ARCH-LM test.
+
+        See :func:`bayesvol.inference.residuals.residual_diagnostics`; one row per test (and asset).
+        """
+        return residual_diagnostics(self.std_resid, lags, model_df=model_df)
+
+    def plot(self, *, title: str | None = None):
+        """Standardised residuals and conditional volatility, one column of two panels per asset (as arch's).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        z, vol = self.std_resid, self.conditional_volatility
+        z_frame, vol_frame = pd.DataFrame(z), pd.DataFrame(vol)
+        n = z_frame.shape[1]
+        fig, axes = plt.subplots(2, n, figsize=(11 if n == 1 else 5 * n, 6), squeeze=False, sharex=True)
+        for j, asset in enumerate(z_frame.columns):
+            label = "" if n == 1 else f" ({asset})"
+            axes[0, j].plot(z_frame.index, z_frame.iloc[:, j].to_numpy(), color="C0", lw=0.6)
+            axes[0, j].set_title(f"Standardised residuals{label}")
+            axes[1, j].plot(vol_frame.index, vol_frame.iloc[:, j].to_numpy(), color="C1", lw=0.9)
+            axes[1, j].set_title(f"Conditional volatility{label}")
+            for ax in axes[:, j]:
+                ax.margins(x=0)
+        fig.suptitle(title or f"{self.model.describe()} — maximum likelihood ({self.method})")
+        fig.tight_layout()
+        return fig
+
+    def _residual_lines(self) -> list[str]:
+        try:
+            table = self.diagnostics_table(SUMMARY_LAGS)
+        except ValueError as err:
+            return [f"Residual checks unavailable: {err}"]
+        lines = [f"Residual checks ({SUMMARY_LAGS} lags; * p < 0.05, ** p < 0.01, {self.moments.source}):"]
+        for name, row in table.iterrows():
+            label = " ".join(str(part) for part in name) if isinstance(name, tuple) else name
+            stars = "**" if row["p-value"] < 0.01 else "*" if row["p-value"] < 0.05 else ""
+            lines.append(f"  {label:<28} stat {row['statistic']:10.3f}   p-value {row['p-value']:.4f} {stars}")
+        return lines
+
+    def summary(self, robust: bool = False, diagnostics: bool | None = None) -> str:
+        """A readable table in the manner of arch's ``summary()``.
+
+        Parameters
+        ----------
+        robust : bool
+            Sandwich (QML-robust) standard errors instead of the inverse observed information.
+        diagnostics : bool, optional
+            Add the residual checks of :meth:`diagnostics_table` (10 lags) with flags for small p-values; by
+            default for the observation-driven families (exact and cheap) when the result holds its data.
+        """
         describe = self.model.describe()
         lines = [
             f"{describe} — maximum likelihood ({self.method})",
@@ -131,6 +257,10 @@ class MLEResult:
             lines.append(f"At the boundary of the support (standard errors unreliable): {', '.join(self.at_boundary)}")
         if not self.converged:
             lines.append(f"WARNING: the optimiser did not converge: {self.message}")
+        if diagnostics is None:
+            diagnostics = self.data is not None and isinstance(self.model, ObservationDrivenModel)
+        if diagnostics:
+            lines.extend(self._residual_lines())
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -213,3 +343,26 @@ class BatchMLEResult:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def conditional_volatility(source):
+    """Conditional standard deviation of each return from a maximum-likelihood result or a posterior.
+
+    Parameters
+    ----------
+    source : MLEResult or xarray.DataTree
+        A result of :func:`bayesvol.fit` (its :attr:`MLEResult.conditional_volatility`) or a posterior of
+        :func:`bayesvol.sample` (the posterior median of each date's conditional standard deviation, see
+        :func:`bayesvol.inference.conditional.posterior_volatility`).
+
+    Returns
+    -------
+    pandas.Series or pandas.DataFrame
+        Indexed by ``time``, one column per asset for the multivariate families.
+    """
+    if isinstance(source, MLEResult):
+        return source.conditional_volatility
+    median = posterior_volatility(source).median(("chain", "draw"))
+    if median.ndim == 1:
+        return median.to_series().rename("volatility")
+    return median.transpose("time", "asset").to_pandas()

@@ -139,6 +139,12 @@ class DiagonalScale(ndist.Distribution):
     def mean(self):
         return jnp.broadcast_to(self.loc, self.batch_shape + self.event_shape)
 
+    @property
+    def variance(self):
+        r"""Per-coordinate variances :math:`\sigma_i^2`: the law of :math:`u` has unit variances (a correlation
+        matrix, the multivariate t scaled to it)."""
+        return jnp.broadcast_to(self.scale_squared, self.batch_shape + self.event_shape)
+
 
 @dataclass(frozen=True)
 class DCC(ObservationDrivenModelBase):
