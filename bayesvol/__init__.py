@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # the same names for type checkers and the API docs, which do
     from bayesvol.inference.likelihood import log_likelihood, log_likelihood_fn
     from bayesvol.inference.mcmc import sample
     from bayesvol.inference.mle import fit
-    from bayesvol.inference.results import MLEResult
+    from bayesvol.inference.residuals import news_impact, residual_diagnostics
+    from bayesvol.inference.results import MLEResult, conditional_volatility
     from bayesvol.rolling import RollingForecast, rolling_forecast
     from bayesvol.simulation import simulate
 
@@ -37,6 +38,9 @@ _LAZY = {
     "Forecast": ("bayesvol.forecasting", "Forecast"),
     "forecast": ("bayesvol.forecasting", "forecast"),
     "MLEResult": ("bayesvol.inference.results", "MLEResult"),
+    "conditional_volatility": ("bayesvol.inference.results", "conditional_volatility"),
+    "news_impact": ("bayesvol.inference.residuals", "news_impact"),
+    "residual_diagnostics": ("bayesvol.inference.residuals", "residual_diagnostics"),
     "fit": ("bayesvol.inference.mle", "fit"),
     "log_likelihood": ("bayesvol.inference.likelihood", "log_likelihood"),
     "log_likelihood_fn": ("bayesvol.inference.likelihood", "log_likelihood_fn"),
@@ -55,6 +59,7 @@ __all__ = [
     "__version__",
     "backtest",
     "compare",
+    "conditional_volatility",
     "datasets",
     "distributions",
     "filters",
@@ -63,7 +68,9 @@ __all__ = [
     "log_likelihood",
     "log_likelihood_fn",
     "models",
+    "news_impact",
     "plots",
+    "residual_diagnostics",
     "rolling_forecast",
     "sample",
     "simulate",

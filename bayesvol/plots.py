@@ -1,4 +1,5 @@
-"""Plots of posterior volatility (matplotlib) and sampler diagnostics (arviz-plots, matplotlib backend).
+"""Plots of conditional volatility (posterior or maximum likelihood, matplotlib) and sampler diagnostics
+(arviz-plots, matplotlib backend).
 
 The diagnostics plots return an ``arviz_plots.PlotCollection``: ``.savefig(path)`` writes the figure and
 ``.viz`` holds the matplotlib objects. Posterior against maximum likelihood is
@@ -10,43 +11,76 @@ from __future__ import annotations
 import arviz_plots
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+
+from bayesvol.inference.conditional import posterior_volatility
+from bayesvol.inference.results import MLEResult
 
 __all__ = ["plot_factors", "plot_forest", "plot_pair", "plot_rank", "plot_trace", "plot_volatility"]
 
 
-def plot_volatility(idata, *, hdi_prob: float = 0.9, ax=None, title: str | None = None):
-    """Returns with the posterior conditional standard deviation: median and central band.
+def plot_volatility(source, *, hdi_prob: float = 0.9, ax=None, title: str | None = None):
+    """Returns with their conditional standard deviation: a posterior band, or a maximum-likelihood line.
+
+    Every family: one panel for a univariate model, one panel per asset for DCC, DFSV and Wishart SV (the
+    per-asset conditional standard deviation, see :func:`bayesvol.inference.conditional.posterior_volatility`).
 
     Parameters
     ----------
-    idata : xarray.DataTree
-        With ``posterior["vol"]`` and ``observed_data["y"]`` on dim ``time``.
+    source : xarray.DataTree or MLEResult
+        A posterior from :func:`bayesvol.sample` (``observed_data["y"]`` with ``time``): the posterior median
+        and central band of the conditional standard deviation; or a result of :func:`bayesvol.fit` that holds
+        its data: its :attr:`~bayesvol.MLEResult.conditional_volatility`.
     hdi_prob : float
-        Mass of the central posterior band of ``vol`` (equal-tailed quantiles).
-    ax : matplotlib.axes.Axes, optional
+        Mass of the central posterior band (equal-tailed quantiles).
+    ax : matplotlib.axes.Axes or array of Axes, optional
+        One axes per panel.
+    title : str, optional
 
     Returns
     -------
-    matplotlib.axes.Axes
+    matplotlib.axes.Axes or numpy.ndarray of Axes
+        The axes of a univariate model, or one axes per asset.
     """
-    if "vol" not in idata.posterior:
-        raise ValueError("idata.posterior has no 'vol'; it comes from bayesvol.sample")
+    if not 0.0 < hdi_prob < 1.0:
+        raise ValueError(f"hdi_prob must lie strictly between 0 and 1, got {hdi_prob!r}")
+    if isinstance(source, MLEResult):
+        vol = pd.DataFrame(source.conditional_volatility)
+        returns = np.asarray(source.data).reshape(vol.shape)  # present: conditional_volatility needs it
+        time, bands = vol.index.to_numpy(), [(None, vol.iloc[:, j].to_numpy(), None) for j in range(vol.shape[1])]
+        what, model = "conditional sd (maximum likelihood)", source.model.describe()
+    else:
+        draws = posterior_volatility(source)
+        if "asset" not in draws.dims:
+            draws = draws.expand_dims(asset=[0], axis=-1)
+        stacked = draws.stack(sample=("chain", "draw")).transpose("time", "asset", "sample").values
+        quantiles = np.quantile(stacked, [(1 - hdi_prob) / 2, 0.5, (1 + hdi_prob) / 2], axis=-1)
+        time = draws["time"].values
+        returns = np.asarray(source.observed_data["y"].values).reshape(stacked.shape[:2])
+        bands = [tuple(q[:, j] for q in quantiles) for j in range(stacked.shape[1])]
+        vol = pd.DataFrame(quantiles[1], columns=draws["asset"].values)
+        what = f"posterior median sd ({hdi_prob:.0%} band)"
+        model = source.posterior.attrs.get("model", "model")
+    n = len(bands)
     if ax is None:
-        _, ax = plt.subplots(figsize=(11, 4))
-    time = idata.posterior["vol"]["time"].values
-    y = idata.observed_data["y"].values
-    vol = idata.posterior["vol"].stack(sample=("chain", "draw")).transpose("time", "sample").values
-    lower, median, upper = np.quantile(vol, [(1 - hdi_prob) / 2, 0.5, (1 + hdi_prob) / 2], axis=1)
-    ax.plot(time, y, color="0.6", lw=0.5, label="returns")
-    ax.plot(time, median, color="C0", lw=1.2, label=f"posterior median vol ({hdi_prob:.0%} band)")
-    ax.plot(time, -median, color="C0", lw=1.2)
-    ax.fill_between(time, lower, upper, color="C0", alpha=0.35, lw=0)
-    ax.fill_between(time, -upper, -lower, color="C0", alpha=0.35, lw=0)
-    ax.set_ylabel("return / ± conditional sd")
-    ax.set_title(title or f"{idata.posterior.attrs.get('model', 'model')}: returns and posterior volatility")
-    ax.legend(loc="upper right", frameon=False)
-    ax.margins(x=0)
-    return ax
+        _, axes = plt.subplots(n, 1, figsize=(11, 4 if n == 1 else 2.6 * n), squeeze=False, sharex=True)
+    else:
+        axes = np.asarray(ax, dtype=object).reshape(-1, 1)
+        if axes.shape[0] != n:
+            raise ValueError(f"ax holds {axes.shape[0]} axes; this source needs {n} (one per asset)")
+    for j, (lower, middle, upper) in enumerate(bands):
+        panel = axes[j, 0]
+        panel.plot(time, returns[:, j], color="0.6", lw=0.5, label="returns")
+        panel.plot(time, middle, color="C0", lw=1.2, label=what)
+        panel.plot(time, -middle, color="C0", lw=1.2)
+        if lower is not None:
+            panel.fill_between(time, lower, upper, color="C0", alpha=0.35, lw=0)
+            panel.fill_between(time, -upper, -lower, color="C0", alpha=0.35, lw=0)
+        panel.set_ylabel("return / ± sd" if n == 1 else f"asset {vol.columns[j]}")
+        panel.margins(x=0)
+    axes[0, 0].legend(loc="upper right", frameon=False)
+    axes[0, 0].set_title(title or f"{model}: returns and conditional volatility")
+    return axes[0, 0] if n == 1 else axes[:, 0]
 
 
 def _diagnostic(plot, idata, var_names, kwargs):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from bayesvol import _validation
+import bayesvol._validation as _validation
 from bayesvol.models import _base
 from bayesvol.models._protocol import VarianceForecastModel
 

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import scipy.special
@@ -202,6 +201,8 @@ class MLEResult:
         -------
         matplotlib.figure.Figure
         """
+        import matplotlib.pyplot as plt  # here: maximum likelihood alone does not load matplotlib
+
         z, vol = self.std_resid, self.conditional_volatility
         z_frame, vol_frame = pd.DataFrame(z), pd.DataFrame(vol)
         n = z_frame.shape[1]
