@@ -28,10 +28,11 @@ def at(model, params, y) -> MLEResult:
     model = model.bind_data(y)
     data = model.validate_data(y)
     nan = {n: np.full(np.shape(v), np.nan) for n, v in params.items()}
-    return MLEResult(model=model, method="exact", params=params, se=nan, robust_se=nan, cov=np.empty((0, 0)),
-                     robust_cov=np.empty((0, 0)), loglik=float("nan"), nobs=len(data.values), converged=True,
-                     message="fixed", data_index=data.index, data_shape=np.shape(data.values),
-                     data=np.asarray(data.values))
+    labels = [f"{n}{list(i) if i else ''}" for n in model.param_names for i in np.ndindex(np.shape(params[n]))]
+    return MLEResult(labels=labels, model=model, method="exact", params=params, se=nan, robust_se=nan,
+                     cov=np.empty((0, 0)), robust_cov=np.empty((0, 0)), loglik=float("nan"),
+                     nobs=len(data.values), converged=True, message="fixed", data_index=data.index,
+                     data_shape=np.shape(data.values), data=np.asarray(data.values))
 
 
 @pytest.mark.parametrize(("vol", "dist"), [("garch", "normal"), ("gjr", "t")])
@@ -207,7 +208,7 @@ def test_plot_volatility_from_every_family_posterior(family):
 def test_multivariate_results_have_per_asset_volatility():
     y = pd.DataFrame(np.random.default_rng(4).standard_normal((80, 2)), columns=["EUR", "GBP"],
                      index=pd.bdate_range("2023-01-02", periods=80))
-    dcc = {"mu": [0.0, 0.0], "omega": [0.05, 0.03], "alpha": [0.06, 0.08], "beta": [0.90, 0.88], "dcc_a": 0.05,
+    dcc = {"omega": [0.05, 0.03], "alpha": [0.06, 0.08], "beta": [0.90, 0.88], "dcc_a": 0.05,
            "dcc_b": 0.9}
     result = at(DCC(), dcc, y)
     covariances = DCC().filtered_covariances(dcc, y)[:-1]
