@@ -137,7 +137,7 @@ def persistent_egarch_params(draw):
 
 
 def persistent_iggarch_params(draw):
-    eta, share_a, share_c = -draw(unit(1e-3, 0.05)), draw(unit(0.05, 0.5)), draw(unit(0.0, 0.3))
+    eta, share_a, share_c = -draw(unit(1e-3, 0.05)), draw(unit(0.05, 0.5)), draw(unit(0.01, 0.3))
     b = draw(unit(0.98, 0.9999)) - share_a - share_c
     return {"lam": draw(unit(-1.0, 1.0)), "eta": eta, "w": draw(unit(1e-4, 0.05)), "b": b,
             "c": share_c * eta**2, "a": share_a / eta**2}
