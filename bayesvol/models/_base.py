@@ -101,7 +101,13 @@ def as_params(model, params, *, batched: bool = False):
                 f"{getattr(priors, name).support} for {model!r}"
             )
         values[name] = value
-    return model.params_type(**values)
+    params = model.params_type(**values)
+    # Edges that the priors' (closed) supports admit but the model does not, e.g. |phi| = 1 in SV; a bare
+    # state-space model without the protocol's defaults has none.
+    edge_check = getattr(model, "check_parameter_values", None)
+    if edge_check is not None and not any(isinstance(v, jax.core.Tracer) for v in values.values()):
+        edge_check(params)
+    return params
 
 
 def sample_params(model):

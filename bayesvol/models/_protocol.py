@@ -202,6 +202,15 @@ class ModelDefaults:
         """Parameters converted from a mapping and checked against each prior's support."""
         return _base.as_params(self, params)
 
+    def check_parameter_values(self, params) -> None:
+        """Raise ``ValueError`` for concrete values that the priors' supports admit but the model does not.
+
+        Called by :func:`bayesvol.models._base.as_params` (so by every entry point) after the support
+        checks, with concrete values only. A closed support such as ``[-1, 1]`` for an autoregression
+        includes its edges, where the stationary law the model starts from does not exist; a family with
+        such an edge overrides this hook. By default every value inside the supports is accepted.
+        """
+
     def start_values(self, y) -> list[dict]:
         """Start values for maximum likelihood (and PMMH); none by default."""
         return []

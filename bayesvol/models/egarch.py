@@ -13,6 +13,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as ndist
 from jax.scipy.special import log_ndtr
+from numpyro.distributions.util import promote_shapes
 
 import bayesvol.models._base as _base
 import bayesvol.models._observation as _observation
@@ -28,6 +29,10 @@ ABS_NORMAL_MEAN = math.sqrt(2.0 / math.pi)
 # |ln sigma^2| is clipped here, so that far-off parameters (met e.g. by NUTS initialisation) give a finite
 # and negligible likelihood instead of an overflow; arch caps ln sigma^2 near log(max double) likewise.
 LOG_VARIANCE_BOUND = 700.0
+# |e_t| is capped here in the likelihood and the recursion: at the clipped log variance -700 a return of
+# order one has e_t near 1e152, whose square overflows and makes the sum and every gradient NaN. Beyond
+# the cap a term of the log-likelihood is below -1e200 (a negligible density, still a finite number).
+STANDARDISED_RESIDUAL_BOUND = 1e100
 BACKCAST_DECAY = 0.94
 BACKCAST_WINDOW = 75
 
@@ -87,6 +92,29 @@ def _log_mgf_abs_normal(a, g):
     return jnp.logaddexp(0.5 * (a + g) ** 2 + log_ndtr(a + g), 0.5 * (a - g) ** 2 + log_ndtr(a - g))
 
 
+class _BoundedLocationScale(_observation.LocationScale):
+    """:class:`~bayesvol.models._observation.LocationScale` given the log variance, whose standardised residual
+    is capped at ``STANDARDISED_RESIDUAL_BOUND`` in ``log_prob`` (see :class:`EGARCH`, Notes)."""
+
+    arg_constraints = {"loc": ndist.constraints.real, "log_variance": ndist.constraints.real}
+
+    def __init__(self, innovation, loc, log_variance, *, validate_args=None):
+        # Kept as a log: the derivative of 1/sigma_t at sigma^2_t = e^-700 overflows, that of e^{-h/2} does not.
+        self.innovation = innovation
+        self.loc, self.log_variance = promote_shapes(loc, log_variance)
+        batch_shape = jax.lax.broadcast_shapes(jnp.shape(loc), jnp.shape(log_variance), innovation.batch_shape)
+        ndist.Distribution.__init__(self, batch_shape=batch_shape, validate_args=validate_args)
+
+    @property
+    def scale_squared(self):
+        return jnp.exp(self.log_variance)
+
+    def log_prob(self, value):
+        z = jnp.clip((value - self.loc) * jnp.exp(-0.5 * self.log_variance), -STANDARDISED_RESIDUAL_BOUND,
+                     STANDARDISED_RESIDUAL_BOUND)
+        return self.innovation.log_prob(z) - 0.5 * self.log_variance
+
+
 @dataclass(frozen=True)
 class EGARCH(ObservationDrivenModelBase):
     r"""EGARCH(1,1) with an asymmetric term and a constant or zero mean.
@@ -130,7 +158,11 @@ class EGARCH(ObservationDrivenModelBase):
     ``arch`` also clips :math:`\sigma^2_t` to loose data-based bounds during its recursion; these never bind
     at sensible parameters and are not reproduced. Here :math:`\ln\sigma^2_t` is clipped to
     :math:`[-700, 700]` only, so that far-off parameters (explosive feedback when :math:`\alpha < 0`, met
-    e.g. by sampler initialisation) give a finite, negligible likelihood instead of an overflow.
+    e.g. by sampler initialisation) give a finite, negligible likelihood instead of an overflow, and the
+    standardised residual :math:`e_t` is capped at :math:`\pm 10^{100}` in the likelihood and the recursion
+    (at :math:`\ln\sigma^2_t = -700` a return of order one would give :math:`e_t^2 \approx 10^{304}`, whose
+    sum overflows): where the cap binds a term is below :math:`-10^{200}`, and the log-likelihood and its
+    gradient stay finite for every real :math:`\alpha`, including the explosive :math:`\alpha < -|\gamma|`.
 
     The names and their order match ``arch``'s ``mu, omega, alpha[1], gamma[1], beta[1]``, then ``nu``
     (``arch``'s ``nu`` for the t, ``eta`` for the skewed t) and ``skew`` (``arch``'s ``lambda``).
@@ -274,14 +306,15 @@ class EGARCH(ObservationDrivenModelBase):
 
     def update(self, params, log_variance, y_t):
         r""":math:`\ln\sigma^2_{t+1}` from :math:`\ln\sigma^2_t` and :math:`y_t`."""
-        e = (y_t - self._mu(params)) * jnp.exp(-0.5 * log_variance)
+        e = jnp.clip((y_t - self._mu(params)) * jnp.exp(-0.5 * log_variance), -STANDARDISED_RESIDUAL_BOUND,
+                     STANDARDISED_RESIDUAL_BOUND)
         new = (params.omega + params.alpha * (jnp.abs(e) - ABS_NORMAL_MEAN) + params.gamma * e
                + params.beta * log_variance)
         return jnp.clip(new, -LOG_VARIANCE_BOUND, LOG_VARIANCE_BOUND)
 
     def emission(self, params, log_variance):
         """Law of :math:`y_t` given :math:`\\ln\\sigma^2_t`: :math:`\\mu + \\sigma_t e_t`."""
-        return _observation.LocationScale(self.innovation(params), self._mu(params), jnp.exp(log_variance))
+        return _BoundedLocationScale(self.innovation(params), self._mu(params), log_variance)
 
     def state_from_variance(self, params, variance):
         """The state is the log of the conditional variance."""

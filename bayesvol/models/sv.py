@@ -170,6 +170,20 @@ class SV(LatentStateModelBase):
         """Sample sites of the program that are not parameters."""
         return ("h_std",) if self.parametrization == "noncentered" else ("h",)
 
+    def check_parameter_values(self, params) -> None:
+        r"""Refuse :math:`|\phi| \ge 1`, the edges of the closed support of the prior of ``phi``.
+
+        :math:`h_1` is drawn from the stationary law :math:`N(\mu, \sigma^2/(1-\phi^2))`, which exists only
+        for :math:`|\phi| < 1`; at :math:`\phi = \pm 1` every likelihood method would be NaN or -inf and the
+        simulator infinite.
+        """
+        phi = np.asarray(params.phi, dtype=np.float64)
+        if not np.all(np.abs(phi) < 1.0):
+            worst = float(phi.ravel()[np.argmax(np.abs(phi).ravel())])
+            raise ValueError(f"phi = {worst:.6g} is not in the open interval (-1, 1) that {self.describe()} needs: "
+                             "h_1 starts from the stationary law N(mu, sigma^2 / (1 - phi^2)), which does not exist "
+                             "at |phi| = 1 (a random walk); take |phi| < 1, e.g. phi = 0.999 for a near unit root")
+
     def start_values(self, y) -> list[dict]:
         """Start values for maximum likelihood, from the sample variance of ``y``."""
         y = np.asarray(y, dtype=np.float64)

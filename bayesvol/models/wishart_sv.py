@@ -27,7 +27,7 @@ from bayesvol.distributions.priors import ShiftedExponential
 from bayesvol.distributions.wishart import GaussianPrecision, gaussian_precision_log_prob
 from bayesvol.models._base import as_params, simulation_inputs
 from bayesvol.models._protocol import LatentStateModelBase
-from bayesvol.models._wishart_linalg import scale_inverse, scale_matrix, steady_state
+from bayesvol.models._wishart_linalg import log_steady_state_spectrum, scale_inverse, scale_matrix, steady_state
 
 __all__ = ["GaussianPrecision", "WishartSV", "WishartSVParams", "WishartSVSimulation", "reference_params"]
 
@@ -231,6 +231,7 @@ class WishartSV(LatentStateModelBase):
             raise ValueError(f"d must lie in (0, 1), got {d}")
         if not nu > k - 1:
             raise ValueError(f"nu must exceed k - 1 = {k - 1} for a {k}-variate Wishart, got {nu}")
+        _check_steady_state_range(a, d)
 
     def validate_data(self, y):
         """Returns as a (T, k) float64 array with its index; clear errors for bad shapes, NaN, too few rows."""
@@ -367,6 +368,36 @@ class WishartSV(LatentStateModelBase):
         if float(nu.min()) <= k + 1:
             raise ValueError(f"some posterior draws have nu <= k + 1 = {k + 1}: the forecast mean is infinite")
         return np.asarray(jnp.mean(jax.vmap(_conditional_mean_inverse)(nu, d, a, cov_last), axis=0))
+
+
+# Largest condition number of the stationary precision that the likelihoods factorise reliably in double
+# precision (eigen-decompositions and Cholesky factors of the draws lose every digit of the smallest
+# eigenvalue near 1e16), and the largest |log10| of its eigenvalues that leaves room for the data's scale.
+_STEADY_STATE_LOG10_CONDITION_LIMIT = 12.0
+_STEADY_STATE_LOG10_SCALE_LIMIT = 250.0
+
+
+def _check_steady_state_range(a, d) -> None:
+    r"""Refuse ``(A, d)`` whose stationary precision :math:`\bar\Omega \approx A^{1/(1-d)}` is out of range.
+
+    :math:`A` sets the level of the precision through :math:`A^{1/(1-d)}`, so a fixed ``A`` that is fine at
+    ``d = 0.5`` means eigenvalues raised to the power 100 at ``d = 0.99``; such a precision (condition number
+    beyond 1e12, or eigenvalues beyond 1e+-250) is out of reach of double precision, and every likelihood
+    would be NaN or -inf. The message says how to rescale ``A``.
+    """
+    lowest, highest = log_steady_state_spectrum(a, d)
+    lowest, highest = lowest / np.log(10.0), highest / np.log(10.0)
+    power = 1.0 / (1.0 - d)
+    if highest - lowest > _STEADY_STATE_LOG10_CONDITION_LIMIT or max(-lowest, highest) > \
+            _STEADY_STATE_LOG10_SCALE_LIMIT:
+        raise ValueError(
+            f"d = {d:.6g} and A give a stationary precision Omega_bar ~ A^(1/(1-d)) = A^{power:.4g} with eigenvalues "
+            f"from 1e{lowest:.1f} to 1e{highest:.1f}, beyond double precision (condition number at most "
+            f"1e{_STEADY_STATE_LOG10_CONDITION_LIMIT:.0f}, eigenvalues within "
+            f"1e+-{_STEADY_STATE_LOG10_SCALE_LIMIT:.0f});"
+            " A sets the level of the precision through A^(1/(1-d)), so at persistent d it must be close to the "
+            "identity: take A = Omega_hat^(1-d) with Omega_hat the inverse covariance of the returns (as "
+            "WishartSV.start_values does)")
 
 
 class _Panel(NamedTuple):
