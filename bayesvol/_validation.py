@@ -5,7 +5,8 @@ and says how to fix it, so the command line can print it as one line and users o
 to change. The checks are:
 
 * returns hold real numbers: booleans, dates, durations, complex numbers and text are refused rather than
-  converted (``as_returns``, ``as_panel_values``, :func:`real_values`);
+  converted (``as_returns``, ``as_panel_values``, :func:`real_values`); a missing return (NaN) passes only for
+  a model that declares ``supports_missing`` (``as_returns(..., allow_missing=True)``), inf never;
 * a pandas date index is in increasing order, without duplicates or missing dates; an unsorted index is
   refused, not sorted, because the order of the rows is the order of time in every likelihood and a silent
   re-ordering would hide a data problem (:func:`check_time_index`);
