@@ -5,7 +5,8 @@ and says how to fix it, so the command line can print it as one line and users o
 to change. The checks are:
 
 * returns hold real numbers: booleans, dates, durations, complex numbers and text are refused rather than
-  converted (``as_returns``, ``as_panel_values``, :func:`real_values`);
+  converted (``as_returns``, ``as_panel_values``, :func:`real_values`); a missing return (NaN) passes only for
+  a model that declares ``supports_missing`` (``as_returns(..., allow_missing=True)``), inf never;
 * a pandas date index is in increasing order, without duplicates or missing dates; an unsorted index is
   refused, not sorted, because the order of the rows is the order of time in every likelihood and a silent
   re-ordering would hide a data problem (:func:`check_time_index`);
@@ -214,7 +215,8 @@ def check_magnitude(values, name: str = "y", index=None) -> None:
 
 
 # --- returns -----------------------------------------------------------------------------------------
-def as_returns(y, name: str = "y", min_length: int = MIN_OBSERVATIONS) -> Series1D:
+def as_returns(y, name: str = "y", min_length: int = MIN_OBSERVATIONS, *, allow_missing: bool = False,
+               owner: str | None = None) -> Series1D:
     """Validate a univariate return series.
 
     Parameters
@@ -225,7 +227,12 @@ def as_returns(y, name: str = "y", min_length: int = MIN_OBSERVATIONS) -> Series
     name : str
         Name used in error messages.
     min_length : int
-        Fewest observations accepted.
+        Fewest observations accepted (observed values, when some are missing).
+    allow_missing : bool
+        Accept missing returns (NaN, ``None``, ``pandas.NA``) for a model that declares it handles them
+        (``supports_missing``); they stay NaN in the values. Infinite values are refused either way.
+    owner : str, optional
+        The model's name, for the message that says it does not support missing values.
 
     Returns
     -------
@@ -236,8 +243,8 @@ def as_returns(y, name: str = "y", min_length: int = MIN_OBSERVATIONS) -> Series
     ------
     ValueError
         If ``y`` holds something other than real numbers, has an unsorted or repeated date index, is not
-        one-dimensional, holds NaN or inf, has values whose squares overflow, is shorter than ``min_length``
-        or is constant.
+        one-dimensional, holds inf (or NaN unless ``allow_missing``), has values whose squares overflow, has
+        fewer than ``min_length`` observed values (none at all: every value missing) or is constant.
     """
     index = None
     if isinstance(y, pd.DataFrame):
@@ -257,22 +264,31 @@ def as_returns(y, name: str = "y", min_length: int = MIN_OBSERVATIONS) -> Series
             f"{name} must be one-dimensional (a single return series); got shape {values.shape}"
             + (" — use y.ravel() if it holds one series" if squeezed.ndim == 1 else "")
         )
-    bad = ~np.isfinite(values)
+    missing = np.isnan(values)
+    bad = np.isinf(values) if allow_missing else ~np.isfinite(values)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         where = index[first] if index is not None else first
         kind = "NaN" if np.isnan(values[first]) else "inf"
+        advice = ("drop or fill missing returns before fitting (datasets.log_returns drops missing prices)"
+                  if owner is None or not missing.any() else
+                  f"{owner} does not support missing values; drop or fill them before fitting "
+                  "(datasets.log_returns drops missing prices)")
+        raise ValueError(f"{name} holds {int(bad.sum())} non-finite value(s) (first: {kind} at {where}); {advice}")
+    num_observed = values.shape[0] - int(missing.sum())
+    if allow_missing and num_observed == 0:
+        raise ValueError(f"{name} holds no observed value: all {values.shape[0]} are missing (NaN)")
+    if num_observed < min_length:
+        of_which = f" observed values (of {values.shape[0]}, the rest missing)" if num_observed < values.shape[0] \
+            else " observations"
         raise ValueError(
-            f"{name} holds {int(bad.sum())} non-finite value(s) (first: {kind} at {where}); "
-            "drop or fill missing returns before fitting (datasets.log_returns drops missing prices)"
-        )
-    if values.shape[0] < min_length:
-        raise ValueError(
-            f"{name} has {values.shape[0]} observations; at least {min_length} are needed to estimate "
+            f"{name} has {num_observed}{of_which}; at least {min_length} are needed to estimate "
             "a volatility model"
         )
-    if np.ptp(values) == 0.0:
-        raise ValueError(f"{name} is constant (every value is {values[0]!r}); volatility cannot be estimated")
+    observed = values[~missing]
+    if np.ptp(observed) == 0.0:
+        raise ValueError(f"{name} is constant (every observed value is {observed[0]!r}); volatility cannot be "
+                         "estimated")
     check_magnitude(values, name, index)
     return Series1D(values, index)
 

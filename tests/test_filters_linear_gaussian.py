@@ -160,8 +160,8 @@ def test_kalman_filter_rejects_bad_shapes():
     ssm = var_ssm(1.0, 0.7)
     with pytest.raises(ValueError, match="emission_matrix"):
         kalman_filter(ssm._replace(emission_matrix=jnp.ones((1, 3))), np.zeros(5))
-    with pytest.raises(ValueError, match="NaN or inf"):
-        kalman_filter(ssm, np.array([0.0, np.nan, 1.0]))
+    with pytest.raises(ValueError, match="inf"):
+        kalman_filter(ssm, np.array([0.0, np.inf, 1.0]))
 
 
 @pytest.mark.parametrize("proposal", ["bootstrap", "auxiliary"])

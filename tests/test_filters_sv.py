@@ -32,22 +32,28 @@ def _normal_pdf(x, loc, scale):
 
 def quadrature_loglik(y, mu, phi, sigma, nu=None, rho=None, num_points=600, width=7.0):
     """Exact SV log-likelihood by the forward recursion on a fine grid of h (Riemann sums of Gaussian
-    kernels, accurate to many digits when the spacing is well below sigma)."""
+    kernels, accurate to many digits when the spacing is well below sigma). A missing y_t (NaN) has no
+    emission, and under leverage the step after it uses the kernel without the return's shock."""
     sd0 = sigma / np.sqrt(1.0 - phi**2)
     grid = np.linspace(mu - width * sd0, mu + width * sd0, num_points)
     step = grid[1] - grid[0]
     scale = np.exp(grid / 2.0)
+    y = np.asarray(y, dtype=float)
     if nu is None:
-        log_emission = scipy.stats.norm.logpdf(np.asarray(y)[:, None], 0.0, scale[None, :])
+        log_emission = scipy.stats.norm.logpdf(y[:, None], 0.0, scale[None, :])
     else:
-        log_emission = scipy.stats.t.logpdf(np.asarray(y)[:, None], nu, 0.0, scale[None, :] * np.sqrt((nu - 2) / nu))
-    kernel = _normal_pdf(grid[None, :], (mu + phi * (grid - mu))[:, None], sigma) * step
+        log_emission = scipy.stats.t.logpdf(y[:, None], nu, 0.0, scale[None, :] * np.sqrt((nu - 2) / nu))
+    log_emission = np.where(np.isnan(y)[:, None], 0.0, log_emission)
+    plain_kernel = _normal_pdf(grid[None, :], (mu + phi * (grid - mu))[:, None], sigma) * step
+    kernel = plain_kernel
     pred = _normal_pdf(grid, mu, sd0) * step
     filtered = pred
     total = 0.0
     for t in range(len(y)):
         if t > 0:
-            if rho is not None:
+            if rho is not None and np.isnan(y[t - 1]):
+                kernel = plain_kernel
+            elif rho is not None:
                 loc = mu + phi * (grid - mu) + sigma * rho * y[t - 1] * np.exp(-grid / 2.0)
                 kernel = _normal_pdf(grid[None, :], loc[:, None], sigma * np.sqrt(1.0 - rho**2)) * step
             pred = filtered @ kernel
@@ -217,8 +223,8 @@ def test_vmap_over_datasets(sv_cases):
 def test_clear_errors(sv_cases):
     model, params, y, _ = sv_cases["normal-persistent"]
     bad = y.copy()
-    bad[3] = np.nan
-    with pytest.raises(ValueError, match="NaN or inf"):
+    bad[3] = np.inf
+    with pytest.raises(ValueError, match="inf"):
         particle_filter(model, params, bad)
     with pytest.raises(ValueError, match="num_particles"):
         particle_filter(model, params, y, num_particles=0)

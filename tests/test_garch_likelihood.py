@@ -212,7 +212,7 @@ def test_bad_input_and_impossible_parameters(y_fx):
     with pytest.raises(ValueError, match="variance_start"):
         GARCH(variance_start=-1.0)
     with pytest.raises(ValueError, match="non-finite"):
-        bayesvol.log_likelihood(model, p, np.r_[y_fx[:100], np.nan])
+        bayesvol.log_likelihood(model, p, np.r_[y_fx[:100], np.inf])
     with pytest.raises(ValueError, match="observations"):
         bayesvol.fit(model, y_fx[:5])
     with pytest.raises(ValueError, match="outside its support"):

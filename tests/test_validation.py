@@ -24,6 +24,8 @@ RNG = np.random.default_rng(0)
 def test_bad_returns_are_named(y, match):
     with pytest.raises(ValueError, match=match):
         as_returns(y)
+    if "NaN" in match:
+        return  # SV takes NaN as a missing return (tests/test_missing_data.py); as_returns alone refuses it
     with pytest.raises(ValueError, match=match):
         bayesvol.sample(bayesvol.models.SV(), y, num_chains=1, num_warmup=5, num_samples=5, progress_bar=False)
 

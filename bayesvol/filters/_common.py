@@ -18,11 +18,20 @@ def is_concrete(value) -> bool:
     return not isinstance(value, jax.core.Tracer)
 
 
-def check_observations(y, name: str = "y") -> jax.Array:
+def supports_missing(model) -> bool:
+    """Whether ``model`` declares that a missing observation (NaN) is part of it (``supports_missing`` of
+    :class:`bayesvol.models._protocol.ModelDefaults`). The filters also take bare objects with the three laws
+    only, which do not declare it: False for them."""
+    return bool(getattr(model, "supports_missing", False))
+
+
+def check_observations(y, name: str = "y", *, allow_missing: bool = False) -> jax.Array:
     """``y`` as a float64 JAX array with a leading time axis; finite when its values are known.
 
     Known values pass the package's input checks (real numbers, a sorted date index without duplicates,
-    squares that do not overflow); traced ones (under ``vmap`` over data sets) only the dtype check.
+    squares that do not overflow); traced ones (under ``vmap`` over data sets) only the dtype check. With
+    ``allow_missing``, NaN (a missing observation, which the filter skips) passes, but not inf, nor a series
+    in which every value is missing.
     """
     if is_concrete(y):
         index = getattr(y, "index", None)
@@ -35,8 +44,16 @@ def check_observations(y, name: str = "y") -> jax.Array:
     y = jnp.asarray(values, dtype=jnp.float64)
     if y.ndim < 1 or y.shape[0] < 1:
         raise ValueError(f"{name} must have a leading time axis with at least one observation; got shape {y.shape}")
-    if is_concrete(y) and not np.all(np.isfinite(np.asarray(y))):
-        raise ValueError(f"{name} holds NaN or inf values; drop or fill them before filtering")
+    if is_concrete(y):
+        values = np.asarray(y)
+        if allow_missing and np.isinf(values).any():
+            raise ValueError(f"{name} holds inf values; drop or fill them before filtering (NaN marks a missing "
+                             "observation)")
+        if allow_missing and np.isnan(values).all():
+            raise ValueError(f"{name} holds no observed value: all {values.shape[0]} time steps are missing (NaN)")
+        if not allow_missing and not np.all(np.isfinite(values)):
+            raise ValueError(f"{name} holds NaN or inf values and this model does not support missing values; "
+                             "drop or fill them before filtering")
     return y
 
 

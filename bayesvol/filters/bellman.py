@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import bayesvol.filters._common as _common
 import bayesvol.filters._driver as _driver
 import bayesvol.filters._newton as _newton
+from bayesvol.models import _base
 
 __all__ = ["BellmanFilterResult", "bellman_filter", "run_bellman_filter"]
 
@@ -51,7 +52,7 @@ class BellmanFilterResult(NamedTuple):
 
 
 def run_bellman_filter(log_observation_density: Callable, predict: Callable, initial_mean, initial_covariance,
-                       y, num_newton_steps: int = 10) -> BellmanFilterResult:
+                       y, num_newton_steps: int = 10, *, gaps: bool | None = None) -> BellmanFilterResult:
     r"""The Bellman filter on functions: the engine behind :func:`bellman_filter`, for any state dimension.
 
     Parameters
@@ -65,23 +66,38 @@ def run_bellman_filter(log_observation_density: Callable, predict: Callable, ini
     initial_mean, initial_covariance : array_like
         Law of the first state before :math:`y_1`, shapes ``(n,)`` and ``(n, n)``.
     y : array_like
-        Observations, leading axis time.
+        Observations, leading axis time; a time step with a missing value (NaN) is a prediction step only.
     num_newton_steps : int
         Newton iterations per update step (a fixed number, so the filter is differentiable).
+    gaps : bool, optional
+        Whether ``y`` may hold missing values; by default, whether it does (True for traced data). Without
+        gaps every step is an update, as it always was.
 
     Returns
     -------
     BellmanFilterResult
     """
     num_newton_steps = _common.check_positive_int(num_newton_steps, "num_newton_steps")
-    y = _common.check_observations(y)
+    y = _common.check_observations(y, allow_missing=True)
     initial_mean = jnp.atleast_1d(jnp.asarray(initial_mean, dtype=jnp.float64))
     initial_covariance = jnp.atleast_2d(jnp.asarray(initial_covariance, dtype=jnp.float64))
+    gaps = not _base.is_complete(y) if gaps is None else gaps
 
     def update(pred_mean, pred_cov, y_t):
+        if not gaps:
+            found = _newton.laplace(lambda x: log_observation_density(x, y_t), pred_mean, pred_cov,
+                                    num_newton_steps)
+            return {"pointwise_log_likelihood": found.log_evidence, "filtered_mean": found.mean,
+                    "filtered_covariance": found.covariance, "predicted_mean": pred_mean,
+                    "predicted_covariance": pred_cov}
+        # A missing y_t (NaN; any entry of a vector) is a prediction step: the filtered moments are the
+        # predicted ones and the term is zero. The density is evaluated at 0 instead and the result discarded.
+        missing = jnp.any(jnp.isnan(y_t))
+        y_t = jnp.where(jnp.isnan(y_t), 0.0, y_t)
         found = _newton.laplace(lambda x: log_observation_density(x, y_t), pred_mean, pred_cov, num_newton_steps)
-        return {"pointwise_log_likelihood": found.log_evidence, "filtered_mean": found.mean,
-                "filtered_covariance": found.covariance, "predicted_mean": pred_mean,
+        return {"pointwise_log_likelihood": jnp.where(missing, 0.0, found.log_evidence),
+                "filtered_mean": jnp.where(missing, pred_mean, found.mean),
+                "filtered_covariance": jnp.where(missing, pred_cov, found.covariance), "predicted_mean": pred_mean,
                 "predicted_covariance": pred_cov}
 
     def init(inputs):
@@ -138,7 +154,9 @@ def bellman_filter(model, params, y, *, num_newton_steps: int = 10) -> BellmanFi
         \ell_t = \log p(y_t \mid a_{t|t}) - \tfrac12 (a_{t|t} - a_{t|t-1})^\top P_{t|t-1}^{-1}
         (a_{t|t} - a_{t|t-1}) - \tfrac12 \log\det P_{t|t-1} + \tfrac12 \log\det P_{t|t},
 
-    exact for linear Gaussian models (where the filter is the Kalman filter). Cost
+    exact for linear Gaussian models (where the filter is the Kalman filter). At a missing :math:`y_t` (NaN,
+    for a model that declares ``supports_missing``) the update is skipped: :math:`a_{t|t} = a_{t|t-1}`,
+    :math:`P_{t|t} = P_{t|t-1}` and :math:`\ell_t = 0`. Cost
     :math:`O(T K n^3)` for :math:`K` Newton steps.
 
     Examples
@@ -154,13 +172,13 @@ def bellman_filter(model, params, y, *, num_newton_steps: int = 10) -> BellmanFi
     """
     num_newton_steps = _common.check_positive_int(num_newton_steps, "num_newton_steps")
     params = _common.model_params(model, params)
-    y = _common.check_observations(y)
+    y = _common.check_observations(y, allow_missing=_common.supports_missing(model))
     _common.gaussian_mean(model.initial(params))  # a clear error for a non-Gaussian state equation
-    return _run_model(model, params, y, num_newton_steps)
+    return _run_model(model, params, y, num_newton_steps, not _base.is_complete(y))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _run_model(model, params, y, num_newton_steps):
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _run_model(model, params, y, num_newton_steps, gaps):
     shape = _common.state_shape(model, params)
     state_ndim = len(shape)
     first = model.initial(params)
@@ -179,4 +197,4 @@ def _run_model(model, params, y, num_newton_steps):
         return transition_mean(mean), jacobian @ cov @ jacobian.T + noise
 
     return run_bellman_filter(log_observation_density, predict, initial_mean, initial_covariance, y,
-                              num_newton_steps)
+                              num_newton_steps, gaps=gaps)

@@ -20,6 +20,7 @@ import bayesvol.filters._common as _common
 import bayesvol.filters._driver as _driver
 import bayesvol.filters._newton as _newton
 from bayesvol.filters.bellman import _run_model as _run_bellman
+from bayesvol.models import _base
 from bayesvol.models._linalg import cho_solve, cholesky
 
 __all__ = ["EISResult", "efficient_importance_sampling"]
@@ -120,7 +121,8 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     Notes
     -----
     Write :math:`g_t(h_t) = p(y_t \mid h_t)` and :math:`p_t(h_t \mid h_{t-1}) = N(m_t, s_t^2)` (for
-    :math:`t = 1`, the initial law). The sampler is :math:`\prod_t k_t / \chi_t` with Gaussian kernels
+    :math:`t = 1`, the initial law); at a missing :math:`y_t` (NaN), :math:`g_t \equiv 1`. The sampler is
+    :math:`\prod_t k_t / \chi_t` with Gaussian kernels
 
     .. math::
 
@@ -178,7 +180,7 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     if num_draws < 2 or (antithetic and num_draws % 2):
         raise ValueError(f"num_draws must be at least 2 (and even with antithetic=True), got {num_draws}")
     params = _common.model_params(model, params)
-    y = _common.check_observations(y)
+    y = _common.check_observations(y, allow_missing=_common.supports_missing(model))
     if y.ndim != 1:
         raise ValueError(f"EIS here is for univariate observations, shape (T,); got {y.shape}")
     if _common.state_shape(model, params) != () or not isinstance(model.initial(params), dist.Normal):
@@ -191,7 +193,8 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     if tolerance is not None and (not isinstance(tolerance, int | float) or not float(tolerance) >= 0.0):
         raise ValueError(f"tolerance must be None or a non-negative number, got {tolerance!r}")
     tolerance = None if tolerance is None else float(tolerance)
-    return _run(model, params, y, z, num_iterations, antithetic, tolerance, _START_NEWTON_STEPS)
+    return _run(model, params, y, z, num_iterations, antithetic, tolerance, _START_NEWTON_STEPS,
+                not _base.is_complete(y))
 
 
 def _sampler(loc, scale, linear, quadratic):
@@ -204,12 +207,15 @@ def _sampler(loc, scale, linear, quadratic):
     return mean, 1.0 / jnp.sqrt(precision), log_chi
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7))
-def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_steps):
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8))
+def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_steps, gaps):
     num_steps, num_draws = z.shape
 
     def log_g(p, h, y_t):
-        values = model.emission(p, h).log_prob(y_t)
+        # With gaps, zero at a missing y_t: the kernel there only carries chi_{t+1} back, the weight has no
+        # emission.
+        law = model.emission(p, h)
+        values = _base.masked_log_prob(law, y_t) if gaps else law.log_prob(y_t)
         return jnp.where(jnp.isnan(values), -jnp.inf, values)
 
     def transition_parts(p, h_prev, y_prev):
@@ -301,7 +307,7 @@ def _run(model, params, y, z, num_iterations, antithetic, tolerance, num_start_s
     # (curvature capped at zero), which keeps the first draws where the posterior mass is even when the
     # stationary law is very wide (phi near +-1).
     first_fixed = model.initial(fixed)
-    modes = _run_bellman(model, fixed, y, num_start_steps).filtered_mean[:, 0]
+    modes = _run_bellman(model, fixed, y, num_start_steps, gaps).filtered_mean[:, 0]
     modes = jnp.where(jnp.isfinite(modes), modes, jnp.broadcast_to(first_fixed.loc, y.shape))
     grad_fn, second = _newton.elementwise_derivatives(lambda h: log_g(fixed, h, y))
     slope = grad_fn(modes)

@@ -13,6 +13,7 @@ from jax.scipy.special import digamma, polygamma
 
 import bayesvol.filters._common as _common
 import bayesvol.filters._driver as _driver
+from bayesvol.models import _base
 
 __all__ = [
     "KalmanFilterResult",
@@ -128,7 +129,7 @@ def _per_step(ssm: LinearGaussianSSM, num_steps: int) -> dict:
 
 
 def _check(ssm: LinearGaussianSSM, y):
-    y = _common.check_observations(y)
+    y = _common.check_observations(y, allow_missing=True)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2:
@@ -168,6 +169,12 @@ def kalman_filter(ssm: LinearGaussianSSM, y) -> KalmanFilterResult:
     point), :math:`C_t = (I - K_t H_t) P_t (I - K_t H_t)^\top + K_t R_t K_t^\top`. Solves use Cholesky
     factors. Cost :math:`O(T (n^3 + p^3))`.
 
+    Missing entries of :math:`y_t` (NaN) are skipped: the update uses the observed entries only, through
+    :math:`W_t H_t`, :math:`W_t R_t W_t + (I - W_t)` and :math:`W_t v_t` with :math:`W_t` the diagonal 0/1
+    matrix of observed entries (the unit block of the missing ones adds nothing to the density and the
+    gain's columns for them are zero), so the term is the Gaussian density of the observed sub-vector; a
+    step with every entry missing is a prediction step with a zero term.
+
     Examples
     --------
     >>> import jax.numpy as jnp
@@ -182,15 +189,27 @@ def kalman_filter(ssm: LinearGaussianSSM, y) -> KalmanFilterResult:
     y, mean0, cov0, steps = _check(ssm, y)
     n = mean0.shape[0]
     identity = jnp.eye(n)
+    gaps = not _base.is_complete(y)
 
     def update(pred_mean, pred_cov, y_t, s):
         emission_matrix, emission_cov = s["emission_matrix"], s["emission_covariance"]
+        num_observed = y_t.shape[0]
+        if gaps:
+            # Missing entries: zero rows of H and of the innovation, a unit block in R.
+            observed = ~jnp.isnan(y_t)
+            weight = observed.astype(y_t.dtype)
+            emission_matrix = weight[:, None] * emission_matrix
+            emission_cov = weight[:, None] * emission_cov * weight[None, :] + jnp.diag(1.0 - weight)
+            y_t = jnp.where(observed, y_t, 0.0)
+            num_observed = jnp.sum(weight)
         innovation = y_t - emission_matrix @ pred_mean - s["emission_offset"]
+        if gaps:
+            innovation = weight * innovation
         innovation_cov = emission_matrix @ pred_cov @ emission_matrix.T + emission_cov
         chol = jnp.linalg.cholesky(0.5 * (innovation_cov + innovation_cov.T))
         whitened = jax.scipy.linalg.solve_triangular(chol, innovation, lower=True)
         loglik = (-0.5 * whitened @ whitened - jnp.sum(jnp.log(jnp.diag(chol)))
-                  - 0.5 * y_t.shape[0] * jnp.log(2.0 * jnp.pi))
+                  - 0.5 * num_observed * jnp.log(2.0 * jnp.pi))
         gain = jax.scipy.linalg.cho_solve((chol, True), emission_matrix @ pred_cov).T
         mean = pred_mean + gain @ innovation
         factor = identity - gain @ emission_matrix
@@ -300,10 +319,11 @@ def log_chi2_moments(nu=None):
 
 
 def _log_squares(y, offset):
-    """``log(y^2 + c)``; ``c = 0`` unless some ``y_t == 0``, then ``c = 1e-3 * mean(y^2)`` (or ``offset``)."""
+    """``log(y^2 + c)``; ``c = 0`` unless some ``y_t == 0``, then ``c = 1e-3 * mean(y^2)`` over the observed
+    ``y_t`` (or ``offset``). A missing ``y_t`` (NaN) stays NaN, which the Kalman filter skips."""
     squares = y**2
     if offset is None:
-        offset = jnp.where(jnp.any(squares == 0.0), 1e-3 * jnp.mean(squares), 0.0)
+        offset = jnp.where(jnp.any(squares == 0.0), 1e-3 * jnp.mean(squares, where=~jnp.isnan(squares)), 0.0)
     return jnp.log(squares + offset)
 
 
@@ -340,7 +360,7 @@ def sv_qml_filter(model, params, y, *, offset=None) -> KalmanFilterResult:
         Normal or t errors, no leverage.
     params : SVParams or dict
     y : array_like, shape (T,)
-        Returns.
+        Returns; a missing one (NaN) is a prediction step of the filter.
     offset : float, optional
         The constant :math:`c` (Fuller's transformation). By default 0, or :math:`10^{-3}` times the mean of
         :math:`y_t^2` when some return is exactly zero.
@@ -367,7 +387,7 @@ def sv_qml_filter(model, params, y, *, offset=None) -> KalmanFilterResult:
     >>> out.pointwise_log_likelihood.shape
     (945,)
     """
-    y = _common.check_observations(y)
+    y = _common.check_observations(y, allow_missing=_common.supports_missing(model))
     if y.ndim != 1:
         raise ValueError(f"y must be a univariate return series, shape (T,); got {y.shape}")
     return kalman_filter(sv_qml_state_space(model, params), _log_squares(y, offset))

@@ -18,6 +18,7 @@ from jax import lax
 import bayesvol.filters._common as _common
 import bayesvol.filters._driver as _driver
 import bayesvol.filters._newton as _newton
+import bayesvol.models._base as _base
 from bayesvol.filters.resampling import (
     effective_sample_size,
     normalise_log_weights,
@@ -124,7 +125,8 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
     ------
     ValueError
         For ``num_particles < 1``, an unknown ``proposal`` or ``resampling``, ``ess_threshold`` outside
-        ``(0, 1]``, smooth resampling of a non-scalar state, or non-finite data.
+        ``(0, 1]``, smooth resampling of a non-scalar state, or non-finite data (NaN is allowed, as a missing
+        observation, for a model that declares ``supports_missing``).
 
     Notes
     -----
@@ -138,7 +140,9 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
     3. adds :math:`\log c_t + \log \sum_i \bar W^i w_t^i` (post-resampling weights :math:`\bar W`) to the
        log-likelihood — the estimate of :math:`\log p(y_t \mid y_{1:t-1})`.
 
-    For the bootstrap filter :math:`w_t = g(y_t \mid x_t)`. The auxiliary filter expands
+    For the bootstrap filter :math:`w_t = g(y_t \mid x_t)`. At a missing :math:`y_t` (NaN)
+    :math:`g \equiv 1`: the particles move by the state equation, the weights stay as they are and the term
+    is zero. The auxiliary filter expands
     :math:`\log g(y_t \mid x) \approx \ell(m) + \nabla^\top (x - m)` at the transition mean :math:`m`;
     with :math:`p(x_t \mid x_{t-1}) = N(m, \Sigma)` this gives the proposal :math:`N(m + \Sigma\nabla, \Sigma)`,
     first-stage weight :math:`\log \hat g = \ell(m) + \nabla^\top\Sigma\nabla/2` and second-stage weight
@@ -180,7 +184,7 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
     if not isinstance(ess_threshold, int | float) or not 0.0 < float(ess_threshold) <= 1.0:
         raise ValueError(f"ess_threshold must be a number in (0, 1], got {ess_threshold!r}")
     params = _common.model_params(model, params)
-    y = _common.check_observations(y)
+    y = _common.check_observations(y, allow_missing=_common.supports_missing(model))
     key = _common.as_key(key)
     shape = _common.state_shape(model, params)
     if resampling == "smooth" and shape != ():
@@ -192,7 +196,7 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
     if latent_path and resampling != "systematic":
         raise ValueError("latent_path=True needs resampling='systematic' (smooth resampling keeps no ancestry)")
     return _run(model, params, y, key, num_particles, proposal, resampling, float(ess_threshold), shape,
-                num_newton_steps, random_dtype, latent_path)
+                num_newton_steps, random_dtype, latent_path, not _base.is_complete(y))
 
 
 # The moves' standard normals are drawn for a block of steps at a time: about this many numbers per call (a
@@ -206,9 +210,9 @@ def _block_length(numbers_per_step: int, num_moves: int) -> int:
     return max(1, min(_MAX_BLOCK_STEPS, _BLOCK_NUMBERS // numbers_per_step, num_moves))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8, 9, 10, 11))
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8, 9, 10, 11, 12))
 def _run(model, params, y, key, num_particles, proposal, resampling, ess_threshold, state_shape, num_newton_steps,
-         random_dtype, trace_path):
+         random_dtype, trace_path, gaps):
     state_ndim = len(state_shape)
     num = num_particles
     log_num = jnp.log(float(num))
@@ -217,11 +221,13 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
         return values.reshape(num, -1).sum(axis=-1)
 
     def log_g(x, y_t):
-        values = sum_state(model.emission(params, x).log_prob(y_t))
+        # With gaps, zero at a missing y_t: the weights stay as they are and the move is the state equation's.
+        law = model.emission(params, x)
+        values = sum_state(_base.masked_log_prob(law, y_t) if gaps else law.log_prob(y_t))
         return jnp.where(jnp.isnan(values), -jnp.inf, values)
 
     def tangent(prior, y_t):
-        return _tangent(model, params, prior, lambda z: log_g(z, y_t), y_t, num_newton_steps, state_shape)
+        return _tangent(model, params, prior, lambda z: log_g(z, y_t), y_t, num_newton_steps, state_shape, gaps)
 
     # Gaussian moves (the auxiliary proposal, or a Gaussian state equation) are loc + scale z with standard
     # normals z drawn for a block of steps in one vectorised call; other state laws draw from per-step keys.
@@ -335,7 +341,7 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
                               finish=finish)
 
 
-def _tangent(model, params, prior, log_g, y_t, num_newton_steps, state_shape):
+def _tangent(model, params, prior, log_g, y_t, num_newton_steps, state_shape, gaps):
     """Expansion point a, log g(a) and its gradient, per particle (see the Notes of :func:`particle_filter`)."""
     state_ndim = len(state_shape)
     mean = _common.gaussian_mean(prior)
@@ -353,7 +359,8 @@ def _tangent(model, params, prior, log_g, y_t, num_newton_steps, state_shape):
 
     def one(mean_i, precision_i):
         def log_g_i(z):
-            return jnp.sum(model.emission(params, z.reshape(state_shape)).log_prob(y_t))
+            law = model.emission(params, z.reshape(state_shape))
+            return jnp.sum(_base.masked_log_prob(law, y_t) if gaps else law.log_prob(y_t))
 
         return _newton.maximise(log_g_i, mean_i.reshape(flat_size), precision_i, num_newton_steps)
 

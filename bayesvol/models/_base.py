@@ -116,6 +116,35 @@ def sample_params(model):
     return model.params_type(**{name: numpyro.sample(name, getattr(priors, name)) for name in model.param_names})
 
 
+def is_complete(y) -> bool:
+    """True when ``y`` holds known numbers without a missing value (NaN); False for a traced ``y``, whose
+    values are unknown, so that code compiled for it handles gaps."""
+    if isinstance(y, jax.core.Tracer):
+        return False
+    return not bool(np.isnan(np.asarray(y)).any())
+
+
+def missing_entries(law, value):
+    """Where ``value`` is missing (NaN) for ``law``: per observation, a vector observation counting as
+    missing when any of its entries is."""
+    missing = jnp.isnan(value)
+    event_ndim = len(law.event_shape)
+    return jnp.any(missing, axis=tuple(range(-event_ndim, 0))) if event_ndim else missing
+
+
+def masked_log_prob(law, value):
+    """``law.log_prob(value)``, zero where the observation is missing (NaN): a missing observation adds
+    nothing to the likelihood and says nothing about the state.
+
+    The density is evaluated at 0 in place of a missing value and the result discarded, so that neither the
+    value nor its derivatives see a NaN; where nothing is missing the result is ``law.log_prob(value)``
+    exactly.
+    """
+    value = jnp.asarray(value)
+    terms = law.log_prob(jnp.where(jnp.isnan(value), 0.0, value))
+    return jnp.where(missing_entries(law, value), 0.0, terms)
+
+
 def noncentred_path(model, params, z, y):
     """Latent path from standard-normal innovations ``z`` (non-centred form), one ``lax.scan``.
 

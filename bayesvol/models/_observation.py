@@ -23,6 +23,13 @@ An *observation-driven model* (GARCH family, IG-GARCH, DCC and its correlation s
 The state path comes from one ``lax.scan`` over ``update`` (or the parallel prefix); the one-step-ahead log
 densities are then the emission's ``log_prob`` evaluated on the whole path at once (vectorised over time,
 which is where most of the arithmetic is). The simulator runs the same ``update`` with draws from the same ``emission``.
+
+Missing observations (a model with ``supports_missing``): at a missing ``y_t`` (NaN) the state moves on by
+``update_missing(params, state)``, ``update`` with each function of the unseen shock replaced by its
+conditional expectation given the past (the rule is the model's own, documented there), and the log density
+of a missing ``y_t`` is zero (:func:`loglik_from_states`). Start values computed from the data (backcasts,
+sample moments) use the observed values only (:func:`observed_mean`). Data known to be complete run the
+recursion without any of this, so their results are those of the plain recursion, bit for bit.
 """
 
 from __future__ import annotations
@@ -93,7 +100,12 @@ def filter_states(model, params, y, state=None):
     over the whole series. On CPU the prefix scan does about twice the arithmetic of the loop and was not
     faster (``benchmarks/garch_recursion.py``: about 1.1 times the CPU time for one value and gradient, 2.5
     times for the forward-over-reverse Hessian), because each step of the loop is already a few vector operations.
+
+    Data with gaps (or data not known while tracing) run the sequential recursion with
+    ``model.update_missing`` at the missing steps (see :func:`sequential_filter_states`).
     """
+    if not _base.is_complete(y):
+        return sequential_filter_states(model, params, y, state=state, gaps=True)
     if isinstance(model, AffineRecursionModel) and jax.default_backend() != "cpu":
         return affine_filter_states(model, params, y, state)
     return sequential_filter_states(model, params, y, state=state)
@@ -119,15 +131,31 @@ def scan_unroll(steps: int):
         _SCAN_UNROLL = previous
 
 
-def sequential_filter_states(model, params, y, unroll: int | None = None, state=None):
-    """State path from one ``lax.scan`` over ``update`` (``unroll`` steps per loop iteration)."""
+def sequential_filter_states(model, params, y, unroll: int | None = None, state=None, gaps: bool = False):
+    """State path from one ``lax.scan`` over ``update`` (``unroll`` steps per loop iteration).
+
+    With ``gaps``, a missing ``y_t`` (NaN; any entry of a vector observation) steps with
+    ``model.update_missing(params, state_t)`` instead; ``update`` then sees 0 in its place, and its result is
+    discarded, so that neither values nor derivatives meet a NaN.
+    """
 
     def step(state_t, y_t):
         return model.update(params, state_t, y_t), state_t
 
+    def step_with_gaps(state_t, inputs):
+        y_t, missing_t = inputs
+        seen = model.update(params, state_t, y_t)
+        unseen = model.update_missing(params, state_t)
+        return jax.tree.map(lambda a, b: jnp.where(missing_t, b, a), seen, unseen), state_t
+
     unroll = _SCAN_UNROLL if unroll is None else unroll
     first = model.init_state(params, y) if state is None else state
-    last, states = lax.scan(step, first, y, unroll=unroll)
+    if not gaps:
+        last, states = lax.scan(step, first, y, unroll=unroll)
+        return states, last
+    missing = jnp.isnan(y)
+    rows = jnp.any(missing.reshape(missing.shape[0], -1), axis=1)
+    last, states = lax.scan(step_with_gaps, first, (jnp.where(missing, 0.0, y), rows), unroll=unroll)
     return states, last
 
 
@@ -158,9 +186,40 @@ def affine_filter_states(model, params, y, state=None):
 
 
 def loglik_from_states(model, params, states, y):
-    """Pointwise ``log p(y_t | y_{1:t-1}, theta)`` given the filtered state path (``-inf`` off the space)."""
-    terms = model.emission(params, states).log_prob(y)
+    """Pointwise ``log p(y_t | y_{1:t-1}, theta)`` given the filtered state path (``-inf`` off the space);
+    zero at a missing ``y_t`` (NaN)."""
+    law = model.emission(params, states)
+    terms = law.log_prob(y) if _base.is_complete(y) else _base.masked_log_prob(law, y)
     return jnp.where(model.in_parameter_space(params), terms, -jnp.inf)
+
+
+def backcast(residuals, decay: float, window: int):
+    r"""Exponentially weighted mean :math:`\sum_{j<\tau} w_j e_j^2 / \sum_{j<\tau} w_j`, :math:`w_j = d^j`,
+    :math:`\tau = \min(\text{window}, T)`: the pre-sample variance of the GARCH family (``arch``'s backcast).
+
+    Missing residuals (NaN) in the window get weight zero; when the whole window is missing, the mean of the
+    observed squared residuals. With nothing missing the arithmetic is the plain weighted mean's, exactly.
+    """
+    residuals = jnp.asarray(residuals)
+    window = min(window, residuals.shape[0])
+    head = residuals[:window]
+    observed = ~jnp.isnan(head)
+    weights = jnp.where(observed, decay ** jnp.arange(window, dtype=residuals.dtype), 0.0)
+    total = jnp.sum(weights)
+    value = jnp.sum(weights * jnp.where(observed, head, 0.0) ** 2) / jnp.where(total > 0.0, total, 1.0)
+    return jnp.where(total > 0.0, value, observed_mean(residuals**2))
+
+
+def observed_mean(values):
+    """Mean of the observed (not NaN) entries of ``values``; the plain mean when none is missing."""
+    observed = ~jnp.isnan(values)
+    return jnp.sum(jnp.where(observed, values, 0.0)) / jnp.sum(observed)
+
+
+def observed_values(y) -> np.ndarray:
+    """The observed (not NaN) entries of a known series, for start values computed from the data."""
+    y = np.asarray(y, dtype=np.float64)
+    return y[~np.isnan(y)]
 
 
 def pointwise_loglik(model, params, y):

@@ -20,7 +20,9 @@ Required of an observation-driven model (:class:`ObservationDrivenModel`)
     ``init_state(params, y)``, ``update(params, state, y_t)``, ``emission(params, state)``,
     ``in_parameter_space(params)``.
 
-Optional hooks (defaults in :class:`ModelDefaults`): data handling (``validate_data``, ``bind_data``),
+Optional hooks (defaults in :class:`ModelDefaults`): data handling (``validate_data``, ``bind_data``,
+``supports_missing``, and for an observation-driven model that supports missing values ``update_missing``,
+the step over a missing ``y_t`` with the shock terms replaced by their conditional expectations),
 the parameter space (``param_ndims``, ``param_transforms``, ``from_unconstrained``, ``to_unconstrained``,
 ``elementwise_transforms``, ``bounded_free_names``), maximum-likelihood switches (``supports_batch_fit``,
 ``mle_screen_starts``, ``mle_opg_start``), the NumPyro program's sites (``latent_sites``,
@@ -158,9 +160,17 @@ class ModelDefaults:
     """The default of every optional hook; model families derive from one of the two subclasses below."""
 
     # --- data -----------------------------------------------------------------------------------
+    #: True when a missing return (NaN in ``y``) is part of the model: its log-likelihood term is zero and the
+    #: latent state or conditional variance moves on without it (a gap in the calendar, a holiday). The
+    #: validation layer refuses NaN for a model that leaves it False.
+    supports_missing: ClassVar[bool] = False
+
     def validate_data(self, y):
-        """Checked data with ``values`` (float64 numpy) and ``index``: by default one return series."""
-        return as_returns(y)
+        """Checked data with ``values`` (float64 numpy) and ``index``: by default one return series.
+
+        Missing values (NaN) pass when the model declares ``supports_missing``.
+        """
+        return as_returns(y, allow_missing=self.supports_missing, owner=self.describe())
 
     def bind_data(self, y):
         """The model with any static configuration fixed from the data (e.g. the number of assets)."""
@@ -240,10 +250,11 @@ class ModelDefaults:
     loglik_kind: str = CONDITIONAL_LOGLIK
 
     def pointwise_loglik_draws(self, draws: dict, y):
-        """Pointwise log-likelihood per draw and time step: the emission given the drawn latent path."""
+        """Pointwise log-likelihood per draw and time step: the emission given the drawn latent path (zero
+        at a missing ``y_t``)."""
         names = self.param_names
         params = self.params_type(**{k: jnp.asarray(draws[k])[..., None] for k in names})
-        return np.asarray(self.emission(params, jnp.asarray(draws["h"])).log_prob(y))
+        return np.asarray(_base.masked_log_prob(self.emission(params, jnp.asarray(draws["h"])), y))
 
     def predictive_draws(self, draws: dict, key):
         """Replicated observations ``y_rep_t ~ p(y_t | h_t, theta)``, one per draw."""
@@ -279,5 +290,10 @@ class ObservationDrivenModelBase(ModelDefaults):
 
     loglik_kind: str = PREDICTIVE_LOGLIK
     hidden_sites: tuple[str, ...] = ()
+
+    def update_missing(self, params, state):
+        """The state for ``t + 1`` when ``y_t`` is missing (NaN), for a model with ``supports_missing``: the
+        functions of the unseen shock in ``update`` replaced by their conditional expectations given the past."""
+        raise NotImplementedError(f"{self.describe()} does not support missing values")
     #: How :func:`bayesvol.forecast` forecasts the variance: "analytic" (closed form) or "simulation".
     default_forecast_method: str = "analytic"

@@ -79,12 +79,10 @@ def log_backcast(residuals) -> jax.Array:
     r"""Log of the exponentially weighted mean of the first squared residuals, ``arch``'s EGARCH start value.
 
     :math:`\log \sum_{j<\tau} w_j e_j^2` with :math:`w_j \propto 0.94^j`, :math:`\sum w_j = 1` and
-    :math:`\tau = \min(75, T)` (``arch.univariate.EGARCH.backcast``).
+    :math:`\tau = \min(75, T)` (``arch.univariate.EGARCH.backcast``). Missing residuals (NaN) in the window
+    get weight zero (see :func:`bayesvol.models._observation.backcast`).
     """
-    residuals = jnp.asarray(residuals)
-    window = min(BACKCAST_WINDOW, residuals.shape[0])
-    weights = BACKCAST_DECAY ** jnp.arange(window, dtype=residuals.dtype)
-    return jnp.log(jnp.sum(weights * residuals[:window] ** 2) / jnp.sum(weights))
+    return jnp.log(_observation.backcast(residuals, BACKCAST_DECAY, BACKCAST_WINDOW))
 
 
 def _log_mgf_abs_normal(a, g):
@@ -195,6 +193,8 @@ class EGARCH(ObservationDrivenModelBase):
     _prior_items: tuple = field(default=(), init=False, repr=False)
 
     params_type = EGARCHParams
+    # A missing return (NaN) moves the log variance on by its conditional expectation (see update).
+    supports_missing = True
     loglik_kind = _observation.LOGLIK_KIND
     latent_sites = ()
     hidden_sites = ()
@@ -293,9 +293,9 @@ class EGARCH(ObservationDrivenModelBase):
         if isinstance(self.variance_start, float):
             return jnp.log(jnp.asarray(self.variance_start))
         if self.variance_start == "sample":
-            return jnp.log(jnp.mean((y - self._mu(params)) ** 2))
+            return jnp.log(_observation.observed_mean((y - self._mu(params)) ** 2))
         # arch's backcast uses the residuals of the mean model fitted by least squares, a data statistic.
-        residuals = y - jnp.mean(y) if self.mean == "constant" else y
+        residuals = y - _observation.observed_mean(y) if self.mean == "constant" else y
         return log_backcast(residuals)
 
     def init_state(self, params, y):
@@ -309,6 +309,16 @@ class EGARCH(ObservationDrivenModelBase):
         e = jnp.clip((y_t - self._mu(params)) * jnp.exp(-0.5 * log_variance), -STANDARDISED_RESIDUAL_BOUND,
                      STANDARDISED_RESIDUAL_BOUND)
         new = (params.omega + params.alpha * (jnp.abs(e) - ABS_NORMAL_MEAN) + params.gamma * e
+               + params.beta * log_variance)
+        return jnp.clip(new, -LOG_VARIANCE_BOUND, LOG_VARIANCE_BOUND)
+
+    def update_missing(self, params, log_variance):
+        r""":math:`\ln\sigma^2_{t+1}` when :math:`y_t` is missing: :math:`|e_t|` replaced by :math:`E|e_t|`
+        (:meth:`abs_mean`) and :math:`e_t` by :math:`E e_t = 0`, so :math:`\ln\sigma^2_{t+1} = \omega +
+        \alpha(E|e| - \sqrt{2/\pi}) + \beta\ln\sigma^2_t`, its conditional expectation given
+        :math:`\mathcal F_{t-1}`.
+        """
+        new = (params.omega + params.alpha * (self.abs_mean(params) - ABS_NORMAL_MEAN)
                + params.beta * log_variance)
         return jnp.clip(new, -LOG_VARIANCE_BOUND, LOG_VARIANCE_BOUND)
 
@@ -394,7 +404,7 @@ class EGARCH(ObservationDrivenModelBase):
 
         ``bayesvol.fit`` screens them by their log-likelihood and optimises from the best one.
         """
-        y = np.asarray(y, dtype=np.float64)
+        y = _observation.observed_values(y)
         mu0 = float(np.mean(y)) if self.mean == "constant" else 0.0
         target = float(np.log(np.mean((y - mu0) ** 2)))
         starts = []

@@ -72,12 +72,10 @@ def backcast(residuals) -> jax.Array:
     r"""Exponentially weighted mean of the first squared residuals, the start value ``arch`` uses.
 
     :math:`\sum_{j<\tau} w_j e_j^2` with :math:`w_j \propto 0.94^j`, :math:`\sum w_j = 1` and
-    :math:`\tau = \min(75, T)`.
+    :math:`\tau = \min(75, T)`. Missing residuals (NaN) in the window get weight zero (the others keep
+    theirs, renormalised); when the whole window is missing, the mean of the observed squared residuals.
     """
-    residuals = jnp.asarray(residuals)
-    window = min(BACKCAST_WINDOW, residuals.shape[0])
-    weights = BACKCAST_DECAY ** jnp.arange(window, dtype=residuals.dtype)
-    return jnp.sum(weights * residuals[:window] ** 2) / jnp.sum(weights)
+    return _observation.backcast(residuals, BACKCAST_DECAY, BACKCAST_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -153,6 +151,8 @@ class GARCH(ObservationDrivenModelBase):
     params_type = GARCHParams
     # alpha, gamma, beta are optimised and sampled on stationary (stick-breaking) coordinates: a joint map
     elementwise_transforms = False
+    # A missing return (NaN) moves the variance on by its conditional expectation (see update).
+    supports_missing = True
     loglik_kind = _observation.LOGLIK_KIND
     latent_sites = ()
     deterministic_sites = ("vol",)
@@ -380,9 +380,9 @@ class GARCH(ObservationDrivenModelBase):
         if isinstance(self.variance_start, float):
             return jnp.asarray(self.variance_start)
         if self.variance_start == "sample":
-            return jnp.mean((y - mu) ** 2)
+            return _observation.observed_mean((y - mu) ** 2)
         # arch's backcast uses the residuals of the mean model fitted by least squares, a data statistic.
-        residuals = y - jnp.mean(y) if self.mean == "constant" else y
+        residuals = y - _observation.observed_mean(y) if self.mean == "constant" else y
         return backcast(residuals)
 
     def init_state(self, params, y):
@@ -413,6 +413,17 @@ class GARCH(ObservationDrivenModelBase):
         """:math:`\\sigma^2_{t+1}` from :math:`\\sigma^2_t` and :math:`y_t` by :meth:`affine_coefficients`."""
         slope, offset = self.affine_coefficients(params, y_t)
         return slope * variance + offset
+
+    def update_missing(self, params, variance):
+        r""":math:`\sigma^2_{t+1}` when :math:`y_t` is missing: :math:`\omega + \kappa\sigma^2_t`.
+
+        The shock terms of :meth:`affine_coefficients` are replaced by their conditional expectations given
+        :math:`\mathcal F_{t-1}`: :math:`E[\varepsilon_t^2] = \sigma^2_t` and
+        :math:`E[\varepsilon_t^2 1\{\varepsilon_t < 0\}] = \sigma^2_t E[z^2 1\{z<0\}]` (:math:`P(z<0)\sigma^2_t
+        = \sigma^2_t/2` for the symmetric laws, the closed form of :meth:`negative_second_moment` for the
+        skewed t), so the variance moves on as its one-step forecast, with persistence :math:`\kappa`.
+        """
+        return params.omega + self._persistence(params) * variance
 
     def emission(self, params, variance):
         """Law of :math:`y_t` given :math:`\\sigma^2_t`: :math:`\\mu + \\sigma_t z_t`."""
@@ -479,7 +490,7 @@ class GARCH(ObservationDrivenModelBase):
 
         :func:`bayesvol.fit` screens them by their log-likelihood and optimises from the best one.
         """
-        y = np.asarray(y, dtype=np.float64)
+        y = _observation.observed_values(y)
         mu0 = float(np.mean(y)) if self.mean == "constant" else 0.0
         variance = float(np.mean((y - mu0) ** 2))
         # A typical daily fit and a more persistent one (arch instead screens a grid and keeps one).

@@ -251,6 +251,8 @@ class IGGARCH(ObservationDrivenModelBase):
     _prior_items: tuple = field(default=(), init=False, repr=False)
 
     params_type = IGGARCHParams
+    # A missing return (NaN) moves the variance on by its conditional expectation (see update).
+    supports_missing = True
     loglik_kind = _observation.LOGLIK_KIND
     latent_sites = ()
     hidden_sites = ()
@@ -350,7 +352,7 @@ class IGGARCH(ObservationDrivenModelBase):
             return self._unconditional_variance(params)
         if isinstance(self.variance_start, float):
             return jnp.asarray(self.variance_start)
-        return jnp.var(y)
+        return jnp.var(y, where=~jnp.isnan(y))  # over the observed returns
 
     def init_state(self, params, y):
         """:math:`h_1` (one component) or :math:`(s_1, q_1) = (0, h_1)`."""
@@ -415,6 +417,21 @@ class IGGARCH(ObservationDrivenModelBase):
         zeta_s, zeta_q = self.component_shocks(params, h, shock)
         return params.rho_s * s + zeta_s, params.sigma2 + params.rho_q * (q - params.sigma2) + zeta_q
 
+    def update_missing(self, params, state):
+        r"""The state for :math:`t+1` when :math:`R_t` is missing: the functions of the unseen IG shock replaced by
+        their conditional expectations given :math:`\mathcal F_{t-1}`, :math:`E[y_t] = h_t/\eta^2` and
+        :math:`E[h_t^2/y_t] = \eta^2 h_t + \eta^4`.
+
+        One component: :math:`h_{t+1} = w + b h_t + c h_t/\eta^2 + a(\eta^2 h_t + \eta^4)`; two components:
+        zero shocks, :math:`\zeta_{s,t} = \zeta_{q,t} = 0`. The variance moves on as its one-step forecast.
+        """
+        eta2 = params.eta**2
+        if self.components == 1:
+            h = state
+            return params.w + params.b * h + params.c * h / eta2 + params.a * (eta2 * h + eta2**2)
+        s, q = state
+        return params.rho_s * s, params.sigma2 + params.rho_q * (q - params.sigma2)
+
     # --- consumers ---------------------------------------------------------------------------------
     def support(self, params, y) -> SupportReport:
         """Which returns lie outside the support at ``params`` (filtering ``y`` with the model)."""
@@ -422,7 +439,7 @@ class IGGARCH(ObservationDrivenModelBase):
         y = jnp.asarray(y, dtype=jnp.float64)
         states, _ = _observation.filter_states(self, params, y)
         emission = self.emission(params, states)
-        return SupportReport(outside=~np.asarray(emission.inside(y)), bound=np.asarray(emission.loc),
+        return SupportReport(outside=np.asarray(~emission.inside(y) & ~jnp.isnan(y)), bound=np.asarray(emission.loc),
                              side="below" if float(params.eta) < 0 else "above")
 
     def simulate(self, params, num_timesteps: int, key) -> IGGARCHSimulation:
@@ -474,7 +491,8 @@ class IGGARCH(ObservationDrivenModelBase):
         :math:`r + \\nu h_t` away from the data. For each shape the grid point with the highest
         log-likelihood is kept, so every start has a finite log-likelihood.
         """
-        y = np.asarray(y, dtype=np.float64)
+        data = np.asarray(y, dtype=np.float64)
+        y = _observation.observed_values(data)
         variance = float(np.var(y))
         lam0 = float((np.mean(y) - self.r) / variance)
         sign = self.eta_sign
@@ -495,7 +513,7 @@ class IGGARCH(ObservationDrivenModelBase):
                     candidates.append({"lam": lam0, "eta": sign * e, "sigma2": variance, "rho_s": rho_s,
                                        "rho_q": rho_q, "c_s": 0.5 * k * e**2, "c_q": 0.3 * k * e**2,
                                        "a_s": 0.3 * k / e**2, "a_q": 0.1 * k / e**2})
-        values = _candidate_logliks(self, candidates, y)
+        values = _candidate_logliks(self, candidates, data)
         per_shape = len(abs_eta)
         starts = []
         for i in range(0, len(candidates), per_shape):
@@ -535,8 +553,9 @@ def exact_loglik(model: IGGARCH, params: IGGARCHParams, y, **options):
     if _observation.is_concrete(params, y):
         states, _ = _observation.filter_states(model, params, y)
         emission = model.emission(params, states)
-        report = SupportReport(outside=~np.asarray(emission.inside(y)), bound=np.asarray(emission.loc),
-                               side="below" if float(params.eta) < 0 else "above")
+        # A missing return (NaN) is not outside the support: it has no value.
+        report = SupportReport(outside=np.asarray(~emission.inside(y) & ~jnp.isnan(y)),
+                               bound=np.asarray(emission.loc), side="below" if float(params.eta) < 0 else "above")
         if report.num_outside:
             warnings.warn(report.message() + "; the log-likelihood is -inf", RuntimeWarning, stacklevel=3)
     return values

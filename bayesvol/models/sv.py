@@ -95,6 +95,8 @@ class SV(LatentStateModelBase):
     _prior_items: tuple = field(default=(), init=False, repr=False)
 
     params_type = SVParams
+    # A missing return (NaN) skips the emission at that step; the state equation carries h on.
+    supports_missing = True
 
     def __post_init__(self):
         if self.errors not in ("normal", "t"):
@@ -129,13 +131,19 @@ class SV(LatentStateModelBase):
         return dist.Normal(params.mu, params.sigma / jnp.sqrt(1.0 - params.phi**2))
 
     def transition(self, params: SVParams, h_prev, y_prev=None) -> dist.Normal:
-        """Law of ``h_t`` given ``h_{t-1}`` (and ``y_{t-1}`` under leverage)."""
+        r"""Law of ``h_t`` given ``h_{t-1}`` (and ``y_{t-1}`` under leverage).
+
+        Under leverage a missing ``y_{t-1}`` (NaN) leaves the shock :math:`\varepsilon_{t-1}` unknown, and
+        ``h_t`` follows its law given ``h_{t-1}`` alone, :math:`N(\mu + \phi(h_{t-1} - \mu), \sigma^2)`.
+        """
         loc = params.mu + params.phi * (h_prev - params.mu)
         if not self.leverage:
             return dist.Normal(loc, params.sigma * jnp.ones_like(loc))
-        eps_prev = y_prev * jnp.exp(-0.5 * h_prev)
+        observed = ~jnp.isnan(y_prev)
+        eps_prev = jnp.where(observed, y_prev, 0.0) * jnp.exp(-0.5 * h_prev)
         return dist.Normal(loc + params.sigma * params.rho * eps_prev,
-                           params.sigma * jnp.sqrt(1.0 - params.rho**2) * jnp.ones_like(loc))
+                           params.sigma * jnp.where(observed, jnp.sqrt(1.0 - params.rho**2), 1.0)
+                           * jnp.ones_like(loc))
 
     def emission(self, params: SVParams, h):
         """Law of ``y_t`` given ``h_t``."""
@@ -150,7 +158,8 @@ class SV(LatentStateModelBase):
         """NumPyro program: priors, latent log-variance path ``h``, observations ``y``.
 
         Sites: one per parameter, ``h_std`` (non-centred) or ``h`` (centred), deterministic ``h`` and
-        ``vol = exp(h/2)``, observed ``y`` (its log density is conditional on ``h``).
+        ``vol = exp(h/2)``, observed ``y`` (its log density is conditional on ``h``). A missing return (NaN)
+        is masked out of ``y``: the path ``h`` runs through the gap, driven by the state equation alone.
         """
         params = _base.sample_params(self)
         num_timesteps = y.shape[0]
@@ -163,7 +172,12 @@ class SV(LatentStateModelBase):
                            + self.transition(params, h[:-1], y[:-1]).log_prob(h[1:]).sum())
         numpyro.deterministic("vol", jnp.exp(0.5 * h))
         with numpyro.plate("time", num_timesteps):
-            numpyro.sample("y", self.emission(params, h), obs=y)
+            if _base.is_complete(y):
+                numpyro.sample("y", self.emission(params, h), obs=y)
+            else:
+                missing = jnp.isnan(y)
+                # The masked site's log density is zero at missing steps; its value there is a stand-in.
+                numpyro.sample("y", self.emission(params, h).mask(~missing), obs=jnp.where(missing, 0.0, y))
 
     @property
     def latent_sites(self) -> tuple[str, ...]:
@@ -187,7 +201,7 @@ class SV(LatentStateModelBase):
     def start_values(self, y) -> list[dict]:
         """Start values for maximum likelihood, from the sample variance of ``y``."""
         y = np.asarray(y, dtype=np.float64)
-        mu0 = float(np.log(np.var(y)))
+        mu0 = float(np.log(np.var(y[~np.isnan(y)])))
         starts = []
         for phi0, sigma0 in ((0.95, 0.2), (0.8, 0.5), (0.99, 0.1)):
             start = {"mu": mu0, "phi": phi0, "sigma": sigma0}
