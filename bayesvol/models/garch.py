@@ -259,6 +259,20 @@ class GARCH(ObservationDrivenModelBase):
             raise ValueError(f"persistence alpha + beta + gamma*E[z^2 1(z<0)] = {kappa:.6g} >= 1: "
                              f"{self.describe()} is not covariance-stationary at these parameters")
 
+    # --- units of the data ---------------------------------------------------------------------------
+    def rescale_params(self, params, scale):
+        r"""Parameters for returns ``scale * y``: :math:`\mu \to s\mu`, :math:`\omega \to s^2\omega`, the rest
+        unchanged (:math:`\sigma^2_t \to s^2\sigma^2_t`). ``None`` with a numeric ``variance_start`` (a pre-sample
+        variance in the user's units) or priors whose supports are not free of units."""
+        unit_names = ("omega",) + (("mu",) if self.mean == "constant" else ())
+        if isinstance(self.variance_start, float) or not _base.scale_free_supports(self, multiplied=unit_names):
+            return None
+        values = params._asdict()
+        values["omega"] = params.omega * scale**2
+        if self.mean == "constant":
+            values["mu"] = params.mu * scale
+        return GARCHParams(**values)
+
     # --- the stationarity transform for maximum likelihood -------------------------------------------
     def _supports_allow_joint_transform(self) -> bool:
         """True when alpha and beta live on (0, 1) and gamma on the real line (the default priors' supports)."""
