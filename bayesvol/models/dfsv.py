@@ -18,7 +18,7 @@ import pandas as pd
 import bayesvol.models._dfsv_kalman as kalman
 from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values
 from bayesvol.distributions.priors import ScaledBeta
-from bayesvol.models._base import as_params, scale_free_supports, simulation_inputs
+from bayesvol.models._base import as_params, simulation_inputs
 from bayesvol.models._dfsv_priors import (
     IdentifiedLoadings,
     LoadingsTransform,
@@ -38,6 +38,7 @@ from bayesvol.models._dfsv_state import (
     log_variance_mean,
     log_variance_path,
     log_variance_var,
+    rescaled_params,
     simulate_from_shocks,
 )
 from bayesvol.models._protocol import LatentStateModelBase
@@ -541,29 +542,8 @@ class DFSV(LatentStateModelBase):
         return dims, coords
 
     # --- maximum likelihood ----------------------------------------------------------------------
-    # One scale for every asset: with a scale per asset, factor k would be rescaled by asset k's and Phi_f
-    # conjugated by the scales, which leaves the support of StationaryMatrix (a bound on its norm) when K > 1.
-    data_scale_kind = "common"
-
-    def rescale_params(self, params, scale):
-        r"""Parameters for returns ``scale * y`` (one positive ``scale`` for all assets): the factors scale with
-        the returns, so :math:`\mu \to \mu + 2\ln s`, :math:`\sigma^2 \to s^2\sigma^2`,
-        :math:`\mu^{id} \to \mu^{id} + 2\ln s`; loadings, :math:`\Phi_f`, :math:`\Phi_h`, :math:`Q_h` and the
-        idiosyncratic persistence and volatility of volatility are free of units. ``None`` when the priors'
-        supports are not free of units."""
-        shifted = ("mu",) + (("mu_id",) if self.idiosyncratic == "sv" else ())
-        multiplied = ("sigma2",) if self.idiosyncratic == "constant" else ()
-        if not scale_free_supports(self, multiplied=multiplied, shifted=shifted):
-            return None
-        log_scale = jnp.log(scale)
-        values = params._asdict()
-        values["mu"] = params.mu + 2.0 * log_scale
-        if self.idiosyncratic == "constant":
-            values["sigma2"] = params.sigma2 * scale**2
-        else:
-            values["mu_id"] = params.mu_id + 2.0 * log_scale
-        return DFSVParams(**values)
-
+    data_scale_kind = "common"  # one scale for all assets (see rescaled_params)
+    rescale_params = rescaled_params
     def start_values(self, y) -> list[dict]:
         """Start values for maximum likelihood from principal components of ``y``.
 
