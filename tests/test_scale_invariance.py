@@ -5,8 +5,11 @@ mapped parameters is that of ``y`` divided by ``s`` per element), and ``bayesvol
 the fit on ``y``: estimates mapped by the hook, standard errors by the delta method with the hook's Jacobian
 (taken here independently by ``jax.jacfwd``), the log-likelihood shifted by ``-n log s``, the same
 ``converged`` and ``at_boundary``. Both fits solve the same standardised problem (the data divided by their
-standard deviation), which differs between them only by the rounding of that division, so the tolerances
-are far below the optimiser's (gradient tolerance 1e-5 on the mean log-likelihood).
+standard deviation), which differs between them only by the rounding of that division; the optimiser's paths
+may still part (plain BFGS amplifies rounding), and each stops where the gradient of the mean
+log-likelihood is below gtol = 1e-5, i.e. within about T * gtol = 0.004 standard errors of the optimum
+(T = 400). Estimates are compared to 0.01 standard errors, standard errors (smooth in the point) to 1e-3
+relative, log-likelihoods (flat at the optimum: second order in that distance) to 1e-6.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from bayesvol.models import DCC, DFSV, EGARCH, GARCH, IGGARCH, SV, WishartSV
 from bayesvol.models.wishart_sv import reference_params
 
 SCALES = (1e-4, 1e4)
-# Relative agreement of two fits of the same standardised problem (rounding of y / sd(y) only).
-FIT_RTOL = 1e-6
+# Agreement of two fits of the same standardised problem, in standard errors (see the module docstring).
+FIT_SE_TOL = 0.01
+T = 400
 
 
 def _simulated(model, params, num_timesteps, seed):
@@ -43,8 +47,9 @@ CASES = {
     "iggarch": (IGGARCH(), {"lam": 0.02, "eta": -0.25, "w": 0.01, "b": -0.19, "c": 0.054, "a": 4.9}, "exact", {}),
     "sv-qml": (SV(), {"mu": -0.5, "phi": 0.95, "sigma": 0.25}, "qml", {}),
     "sv-bellman": (SV(), {"mu": -0.5, "phi": 0.95, "sigma": 0.25}, "bellman", {}),
-    "dcc": (DCC(mean="constant"), {"mu": np.array([0.02, 0.01]), "omega": np.array([0.05, 0.1]), "alpha": np.array([0.08, 0.06]),
-                    "beta": np.array([0.88, 0.9]), "dcc_a": 0.05, "dcc_b": 0.9}, "exact", {}),
+    "dcc": (DCC(mean="constant"), {"mu": np.array([0.02, 0.01]), "omega": np.array([0.05, 0.1]),
+                                   "alpha": np.array([0.08, 0.06]), "beta": np.array([0.88, 0.9]), "dcc_a": 0.05,
+                                   "dcc_b": 0.9}, "exact", {}),
     "dfsv": (DFSV(num_factors=1), {"lambda_r": np.array([[1.0], [0.8], [0.5]]), "Phi_f": np.array([[0.2]]),
                                    "Phi_h": np.array([[0.95]]), "mu": np.array([-0.5]), "Q_h": np.array([[0.04]]),
                                    "sigma2": np.array([0.2, 0.3, 0.4])}, "bellman", {}),
@@ -90,54 +95,62 @@ def test_hook_maps_the_likelihood(name):
         np.testing.assert_allclose(after, before + shift, rtol=1e-9, err_msg=f"scale {scale}")
 
 
-FIT_CASES = ["garch-normal", "garch-t", "garch-skewt", "gjr", "egarch", "iggarch", "sv-qml", "dcc"]
+FIT_CASES = ["garch-normal", "gjr", "iggarch", "sv-qml"] + [
+    pytest.param(name, marks=pytest.mark.slow) for name in ("garch-t", "garch-skewt", "egarch", "dcc")]
 
 
-@pytest.fixture(scope="module")
-def fits():
-    """Each family fitted on y and on s * y (T = 400; DCC 300)."""
-    out = {}
-    for name in FIT_CASES:
+_FITS: dict = {}
+
+
+def _fits(name):
+    """The family fitted on y and on s * y (T = 400; DCC 300), computed once per module."""
+    if name not in _FITS:
         model, params, method, options = CASES[name]
-        y = _simulated(model, params, 300 if name == "dcc" else 400, 1)
-        out[name] = (model, y, {s: bayesvol.fit(model, s * y, method, warn=False, **options)
-                                for s in (1.0,) + SCALES})
-    return out
+        y = _simulated(model, params, 300 if name == "dcc" else T, 1)
+        _FITS[name] = (model, y, {s: bayesvol.fit(model, s * y, method, warn=False, **options)
+                                  for s in (1.0,) + SCALES})
+    return _FITS[name]
 
 
 @pytest.mark.parametrize("name", FIT_CASES)
 @pytest.mark.parametrize("scale", SCALES)
-def test_fit_is_equivariant(fits, name, scale):
-    model, y, results = fits[name]
+def test_fit_is_equivariant(name, scale):
+    model, y, results = _fits(name)
     base, scaled = results[1.0], results[scale]
     assert scaled.data_scale is not None
-    expected = _mapped(model, base.params, scale)
-    for n in model.param_names:
-        np.testing.assert_allclose(scaled.params[n], expected[n], rtol=FIT_RTOL, atol=1e-12, err_msg=n)
+    _assert_mapped(model, base, scaled, scale)
     # Standard errors: the delta method with the hook's Jacobian at the estimate on y.
     fn, flat = _hook_flat(model, base.params, scale)
     jac = np.asarray(jax.jacfwd(fn)(jnp.asarray(flat)))
     for cov_name in ("cov", "robust_cov"):
         expected_cov = jac @ getattr(base, cov_name) @ jac.T
-        np.testing.assert_allclose(np.sqrt(np.diag(getattr(scaled, cov_name))), np.sqrt(np.diag(expected_cov)),
-                                   rtol=1e-5, err_msg=cov_name)
+        np.testing.assert_allclose(np.diag(getattr(scaled, cov_name)), np.diag(expected_cov), rtol=2e-3,
+                                   err_msg=cov_name)
     shift = 0.0 if base.method == "qml" else -y.size * np.log(scale)
-    np.testing.assert_allclose(scaled.loglik, base.loglik + shift, rtol=1e-10, atol=1e-7)
+    np.testing.assert_allclose(scaled.loglik, base.loglik + shift, rtol=0, atol=1e-6)
     assert scaled.converged == base.converged
     assert scaled.at_boundary == base.at_boundary
+
+
+def _assert_mapped(model, base, scaled, scale):
+    """Estimates on s * y are those on y mapped by the hook, to FIT_SE_TOL standard errors."""
+    expected = _mapped(model, base.params, scale)
+    for n in model.param_names:
+        tolerance = FIT_SE_TOL * np.nan_to_num(np.asarray(scaled.se[n]), nan=0.0) + 1e-9 * np.abs(expected[n])
+        assert np.all(np.abs(scaled.params[n] - expected[n]) <= tolerance), (n, scaled.params[n], expected[n])
 
 
 def test_garch_tiny_units_are_estimated_as_percent_returns():
     """Returns times 1e-8: without rescaling the optimiser stalls (standard errors of 1e-34, no convergence);
     with it the estimates are those of the unscaled data, mapped."""
     model, params = GARCH(), GARCH_PARAMS
-    y = _simulated(model, params, 500, 2)
+    y = _simulated(model, params, T, 2)
     base = bayesvol.fit(model, y)
     tiny = bayesvol.fit(model, 1e-8 * y)
     assert tiny.converged and base.converged
     assert tiny.at_boundary == base.at_boundary == []
-    np.testing.assert_allclose(tiny.se["alpha"], base.se["alpha"], rtol=1e-5)
-    np.testing.assert_allclose(tiny.se["omega"], 1e-16 * base.se["omega"], rtol=1e-5)
+    np.testing.assert_allclose(tiny.se["alpha"], base.se["alpha"], rtol=2e-3)
+    np.testing.assert_allclose(tiny.se["omega"], 1e-16 * base.se["omega"], rtol=2e-3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         raw = bayesvol.fit(model, 1e-8 * y, rescale=False)
@@ -145,33 +158,29 @@ def test_garch_tiny_units_are_estimated_as_percent_returns():
     assert not (raw.converged and np.isclose(raw.se["alpha"], base.se["alpha"], rtol=1e-2))
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(log10_scale=st.floats(min_value=-6.0, max_value=6.0))
 def test_garch_fit_is_equivariant_for_any_scale(log10_scale):
     model = GARCH()
-    y = _simulated(model, GARCH_PARAMS, 300, 4)
+    y = _simulated(model, GARCH_PARAMS, T, 4)
     scale = 10.0**log10_scale
     base, scaled = bayesvol.fit(model, y), bayesvol.fit(model, scale * y)
-    expected = _mapped(model, base.params, scale)
-    for n in model.param_names:
-        np.testing.assert_allclose(scaled.params[n], expected[n], rtol=FIT_RTOL)
-    np.testing.assert_allclose(scaled.se["omega"], scale**2 * base.se["omega"], rtol=1e-5)
-    np.testing.assert_allclose(scaled.loglik, base.loglik - y.size * np.log(scale), rtol=1e-10, atol=1e-7)
+    _assert_mapped(model, base, scaled, scale)
+    np.testing.assert_allclose(scaled.se["omega"], scale**2 * base.se["omega"], rtol=2e-3)
+    np.testing.assert_allclose(scaled.loglik, base.loglik - y.size * np.log(scale), rtol=0, atol=1e-6)
     assert scaled.converged == base.converged and scaled.at_boundary == base.at_boundary
 
 
 def test_batch_fit_is_equivariant_column_by_column():
     model = GARCH()
-    y = _simulated(model, GARCH_PARAMS, 400, 5)
+    y = _simulated(model, GARCH_PARAMS, T, 5)
     panel = np.column_stack([y, 1e-4 * y, 1e4 * y])
     result = bayesvol.fit(model, panel)
     for j, scale in enumerate((1.0, 1e-4, 1e4)):
-        expected = _mapped(model, dict(result.params.iloc[0]), scale)
-        for n in model.param_names:
-            np.testing.assert_allclose(result.params.iloc[j][n], expected[n], rtol=FIT_RTOL, err_msg=n)
-        np.testing.assert_allclose(result.se.iloc[j]["mu"], scale * result.se.iloc[0]["mu"], rtol=1e-5)
+        _assert_mapped(model, result[0], result[j], scale)
+        np.testing.assert_allclose(result.se.iloc[j]["mu"], scale * result.se.iloc[0]["mu"], rtol=2e-3)
         np.testing.assert_allclose(result.loglik.iloc[j], result.loglik.iloc[0] - y.size * np.log(scale),
-                                   rtol=1e-10, atol=1e-7)
+                                   rtol=0, atol=1e-6)
     assert result.converged.all() and result.at_boundary == {}
     np.testing.assert_allclose(result.data_scale.to_numpy(), np.std(panel, axis=0), rtol=1e-12)
 
@@ -182,7 +191,7 @@ def test_families_without_an_exact_map_fit_in_the_users_units():
     result is that of ``rescale=False``."""
     model = IGGARCH(r=0.01)
     params = CASES["iggarch"][1]
-    y = _simulated(model, params, 300, 6)
+    y = _simulated(model, params, T, 6)
     assert model.rescale_params(bayesvol.models._base.as_params(model, params), 10.0) is None
     assert GARCH(variance_start=1.0).rescale_params(bayesvol.models._base.as_params(GARCH(), GARCH_PARAMS),
                                                     10.0) is None

@@ -118,7 +118,12 @@ def scale_free_supports(model, multiplied=(), shifted=()) -> bool:
     custom prior on (0, 1) for a variance) changes, and the family then fits in the user's units.
     """
     priors = model.prior_distributions()
+    # The probes are constants: evaluated at once even while a caller is being traced (the batch fit's jit).
+    with jax.ensure_compile_time_eval():
+        return _probe_supports(model, priors, multiplied, shifted)
 
+
+def _probe_supports(model, priors, multiplied, shifted) -> bool:
     def member(support, value):
         value = jnp.asarray(value, dtype=jnp.float64)
         if support.event_dim == 2:

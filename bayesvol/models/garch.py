@@ -493,8 +493,8 @@ class GARCH(ObservationDrivenModelBase):
         """
         num_timesteps, key = _base.simulation_inputs(num_timesteps, key)
         params = _base.as_params(self, params)
-        self.check_parameters(params)
         self._require_stationary(params)
+        self.check_parameters(params)
         y, variance = _observation.simulate_path(self, params, num_timesteps, key)
         return GARCHSimulation(y=np.asarray(y), variance=np.asarray(variance))
 
