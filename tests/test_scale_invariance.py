@@ -4,12 +4,12 @@ Each family's ``rescale_params`` is checked against the likelihood itself (the d
 mapped parameters is that of ``y`` divided by ``s`` per element), and ``bayesvol.fit`` on ``s * y`` against
 the fit on ``y``: estimates mapped by the hook, standard errors by the delta method with the hook's Jacobian
 (taken here independently by ``jax.jacfwd``), the log-likelihood shifted by ``-n log s``, the same
-``converged`` and ``at_boundary``. Both fits solve the same standardised problem (the data divided by their
-standard deviation), which differs between them only by the rounding of that division; the optimiser's paths
-may still part (plain BFGS amplifies rounding), and each stops where the gradient of the mean
-log-likelihood is below gtol = 1e-5, i.e. within about T * gtol = 0.004 standard errors of the optimum
-(T = 400). Estimates are compared to 0.01 standard errors, standard errors (smooth in the point) to 1e-3
-relative, log-likelihoods (flat at the optimum: second order in that distance) to 1e-6.
+``converged`` and ``at_boundary``. Both fits solve a standardised problem (the data divided by the power of
+two nearest their standard deviation), the same one up to a factor between 0.71 and 1.41 in the data; each
+stops where the gradient of the mean log-likelihood is below gtol = 1e-5, i.e. within about T * gtol = 0.004
+standard errors of the optimum (T = 400). Estimates are compared to 0.01 standard errors, standard errors
+(smooth in the point) to 2e-3 relative, log-likelihoods (flat at the optimum: second order in that
+distance, 0.5 * 0.004^2 = 8e-6) to 1e-5.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def test_fit_is_equivariant(name, scale):
         np.testing.assert_allclose(np.diag(getattr(scaled, cov_name)), np.diag(expected_cov), rtol=2e-3,
                                    err_msg=cov_name)
     shift = 0.0 if base.method == "qml" else -y.size * np.log(scale)
-    np.testing.assert_allclose(scaled.loglik, base.loglik + shift, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scaled.loglik, base.loglik + shift, rtol=0, atol=1e-5)
     assert scaled.converged == base.converged
     assert scaled.at_boundary == base.at_boundary
 
@@ -167,7 +167,7 @@ def test_garch_fit_is_equivariant_for_any_scale(log10_scale):
     base, scaled = bayesvol.fit(model, y), bayesvol.fit(model, scale * y)
     _assert_mapped(model, base, scaled, scale)
     np.testing.assert_allclose(scaled.se["omega"], scale**2 * base.se["omega"], rtol=2e-3)
-    np.testing.assert_allclose(scaled.loglik, base.loglik - y.size * np.log(scale), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scaled.loglik, base.loglik - y.size * np.log(scale), rtol=0, atol=1e-5)
     assert scaled.converged == base.converged and scaled.at_boundary == base.at_boundary
 
 
@@ -180,9 +180,9 @@ def test_batch_fit_is_equivariant_column_by_column():
         _assert_mapped(model, result[0], result[j], scale)
         np.testing.assert_allclose(result.se.iloc[j]["mu"], scale * result.se.iloc[0]["mu"], rtol=2e-3)
         np.testing.assert_allclose(result.loglik.iloc[j], result.loglik.iloc[0] - y.size * np.log(scale),
-                                   rtol=0, atol=1e-6)
+                                   rtol=0, atol=1e-5)
     assert result.converged.all() and result.at_boundary == {}
-    np.testing.assert_allclose(result.data_scale.to_numpy(), np.std(panel, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(result.data_scale.to_numpy(), 2.0 ** np.round(np.log2(np.std(panel, axis=0))))
 
 
 def test_families_without_an_exact_map_fit_in_the_users_units():

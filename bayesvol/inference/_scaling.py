@@ -1,10 +1,10 @@
 """Maximum likelihood in standardised units: the data's scale, the map of the estimates and of their covariances.
 
 :func:`bayesvol.fit` divides the data by a reference scale ``s`` (the sample standard deviation, per column or
-one for a panel, see the model's ``data_scale_kind``), fits there and maps the results back with the model's
-``rescale_params`` hook: the estimates by the hook itself, their covariances by the delta method with its
-Jacobian ``J`` (``J C J'``), and the log-likelihood by the change of variables ``y = s * y_ref``: the density
-of ``y`` is that of ``y_ref`` divided by ``s`` per observed element, so
+one for a panel, see the model's ``data_scale_kind``; rounded to a power of two), fits there and maps the
+results back with the model's ``rescale_params`` hook: the estimates by the hook itself, their covariances
+by the delta method with its Jacobian ``J`` (``J C J'``), and the log-likelihood by the change of variables
+``y = s * y_ref``: the density of ``y`` is that of ``y_ref`` divided by ``s`` per observed element, so
 
     loglik(y) = loglik(y_ref) - sum over observed elements of log s.
 
@@ -37,8 +37,12 @@ class Scaling(NamedTuple):
 
 def data_scale(model, values):
     """The reference scale of ``values``: the standard deviation of a series, of each column of a panel, or (a
-    model with ``data_scale_kind = "common"``) the root mean of the columns' variances; ``None`` if not positive
-    and finite (a constant series)."""
+    model with ``data_scale_kind = "common"``) the root mean of the columns' variances, rounded to the nearest
+    power of two; ``None`` if not positive and finite (a constant series).
+
+    A power of two divides exactly (no rounding of the data), and data already in units of order one (a
+    standard deviation between 0.71 and 1.41, e.g. percent returns of a currency) are fitted as they are.
+    """
     values = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         if values.ndim == 1:
@@ -49,7 +53,8 @@ def data_scale(model, values):
             scale = np.nanstd(values, axis=0)
     if not (np.all(np.isfinite(scale)) and np.all(np.asarray(scale) > 0.0)):
         return None
-    return scale
+    scale = np.exp2(np.round(np.log2(scale)))
+    return float(scale) if np.ndim(scale) == 0 else scale
 
 
 def reference_scaling(model, values, example_params, density_of_data: bool = True) -> Scaling | None:
