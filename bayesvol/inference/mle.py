@@ -118,9 +118,9 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     Compiled functions are cached per model, method and options, so repeated fits skip compilation.
 
     *Units.* With ``rescale=True`` (default) the data are divided by a reference scale :math:`s` (their
-    standard deviation; per column for a panel, or one for all columns for families whose parameters mix the
-    columns' units), the model is fitted there, and the results are mapped back with the model's
-    ``rescale_params``: the estimates by that map, their covariances by the delta method
+    standard deviation rounded to a power of two; per column for a panel, or one for all columns for
+    families whose parameters mix the columns' units), the model is fitted there, and the results are mapped
+    back with the model's ``rescale_params``: the estimates by that map, their covariances by the delta method
     (:math:`J C J'` with its Jacobian :math:`J`), and the log-likelihood by the change of variables
     :math:`y = s\,y_{ref}`,
 
