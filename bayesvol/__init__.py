@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from bayesvol import _config  # noqa: F401  (float64 and CPU devices before anything uses JAX)
-from bayesvol._validation import ConvergenceWarning
+from bayesvol._validation import ConvergenceWarning, StationarityWarning
 from bayesvol._version import __version__
 
 if TYPE_CHECKING:  # the same names for type checkers and the API docs, which do not run __getattr__
@@ -52,6 +52,7 @@ _LAZY = {
 
 __all__ = [
     "ConvergenceWarning",
+    "StationarityWarning",
     "CovarianceForecast",
     "Forecast",
     "MLEResult",

@@ -42,6 +42,11 @@ class ConvergenceWarning(UserWarning):
     """An estimate or a sampler's output may not be what it claims to be (no convergence, divergences, ...)."""
 
 
+class StationarityWarning(UserWarning):
+    """Parameters at which the likelihood is defined but the model is not covariance-stationary (persistence
+    of one or more): the value is returned, but unconditional moments and long-horizon forecasts do not exist."""
+
+
 class Series1D(NamedTuple):
     """A validated univariate series: float64 values and, if the input had one, its index."""
 

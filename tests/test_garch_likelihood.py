@@ -219,8 +219,9 @@ def test_bad_input_and_impossible_parameters(y_fx):
         bayesvol.log_likelihood(model, dict(p, omega=-0.1), y_fx)
     with pytest.raises(ValueError, match="outside its support"):
         bayesvol.log_likelihood(model, dict(p, nu=1.5), y_fx)
-    with pytest.raises(ValueError, match="not covariance-stationary"):
-        bayesvol.log_likelihood(model, dict(p, beta=0.95), y_fx)
+    # A persistence above one is inside every support: the likelihood is evaluated, with a warning.
+    with pytest.warns(bayesvol.StationarityWarning, match="not covariance-stationary"):
+        assert np.isfinite(bayesvol.log_likelihood(model, dict(p, beta=0.95), y_fx))
     with pytest.raises(ValueError, match="alpha \\+ gamma"):
         bayesvol.log_likelihood(model, dict(p, gamma=-0.1), y_fx)
     with pytest.raises(ValueError, match="missing parameter"):
@@ -249,11 +250,15 @@ def test_gradients_finite_near_boundaries(y_fx):
         value, grad = jax.value_and_grad(total)(values)
         assert np.isfinite(float(value))
         assert all(np.isfinite(float(g)) for g in grad.values()), changes
-    # Off the space the log-likelihood is -inf with finite (zero) gradients, never NaN.
-    values = {n: jnp.asarray(v) for n, v in dict(params_for(model), beta=0.99).items()}
+    # Off the space (alpha + gamma < 0) the log-likelihood is -inf with finite (zero) gradients, never NaN;
+    # beyond a persistence of one it is finite (defined, only not stationary).
+    values = {n: jnp.asarray(v) for n, v in dict(params_for(model), gamma=-0.060001).items()}
     value, grad = jax.value_and_grad(total)(values)
     assert float(value) == -np.inf
     assert not any(np.isnan(float(g)) for g in grad.values())
+    values = {n: jnp.asarray(v) for n, v in dict(params_for(model), beta=0.99).items()}
+    value, grad = jax.value_and_grad(total)(values)
+    assert np.isfinite(float(value)) and all(np.isfinite(float(g)) for g in grad.values())
 
 
 def test_scipy_special_gamma_reference_sanity():

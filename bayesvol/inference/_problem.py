@@ -68,6 +68,8 @@ class Problem:
 
     ``loglik`` is the registered pointwise log-likelihood of ``method`` (see :mod:`.registry`);
     ``free_shapes`` and ``shapes`` are the shapes of the unconstrained and the natural parameters.
+    ``stationary`` restricts the estimate to the model's ``is_stationary`` region (the likelihood is
+    ``-inf`` outside it, a wall that the optimiser's line search respects).
     """
 
     model: object
@@ -76,6 +78,7 @@ class Problem:
     free_shapes: tuple
     shapes: tuple
     options: object
+    stationary: bool = True
 
     @property
     def names(self):
@@ -101,7 +104,10 @@ class Problem:
         return self.model.from_unconstrained(self.unravel_free(u_flat))
 
     def pointwise(self, params, y):
-        return self.loglik(self.model, params, y, **self.option_dict())
+        terms = self.loglik(self.model, params, y, **self.option_dict())
+        if self.stationary:
+            terms = jnp.where(self.model.is_stationary(params), terms, -jnp.inf)
+        return terms
 
     def pointwise_flat(self, theta_flat, y):
         return self.pointwise(self.model.params_type(**self.unravel(theta_flat)), y)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from jax import lax
 
+import bayesvol.inference._scaling as _scaling
 import bayesvol.inference.registry as registry
 from bayesvol._validation import ConvergenceWarning, as_panel_values
 from bayesvol.inference._problem import Problem, labels, objective, options_key
@@ -270,8 +271,28 @@ def _in_blocks(fn, per_series, y, width: int):
     return [np.concatenate(parts, axis=0) for parts in zip(*outputs, strict=True)]
 
 
+@partial(jax.jit, static_argnums=0)
+def _user_map(problem: Problem, theta, scale):
+    """Estimates in the user's units and the Jacobians of the map, for every series (``theta`` (N, p))."""
+    def one(theta_i, scale_i):
+        return _scaling.to_user_flat(problem, theta_i, scale_i)
+
+    return jax.vmap(one)(theta, scale), jax.vmap(jax.jacfwd(one))(theta, scale)
+
+
+def _to_user_units(problem: Problem, theta, covs, robust_covs, loglik, scale, observed):
+    """Estimates, covariances (delta method) and log-likelihoods (``- n_j log s_j``) in the user's units."""
+    theta_user, jac = (np.asarray(v) for v in _user_map(problem, jnp.asarray(theta), jnp.asarray(scale)))
+
+    def sandwich(cov):
+        return np.einsum("npq,nqr,nsr->nps", jac, cov, jac)
+
+    return theta_user, sandwich(covs), sandwich(robust_covs), loglik - observed * np.log(scale)
+
+
 def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | None = None, maxiter: int = 500,
-              gtol: float = 1e-5, warn: bool = True, block_width: int = 64, **options) -> BatchMLEResult:
+              gtol: float = 1e-5, warn: bool = True, block_width: int = 64, rescale: bool = True,
+              stationary: bool = True, **options) -> BatchMLEResult:
     """Maximum likelihood for every column of a panel of series, with one compiled BFGS over a queue of series.
 
     Called by :func:`bayesvol.fit` when ``y`` is 2-D (time x series) and the model is univariate.
@@ -300,6 +321,13 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
         Series optimised together in one vmapped program; the panel is processed block by block (the same
         compiled program for every block). Blocks of a few dozen series keep the working set in cache and
         let a block stop as soon as its own series have converged.
+    rescale : bool
+        Fit each series divided by its standard deviation and map the results back, as :func:`bayesvol.fit`
+        does (estimates by the model's ``rescale_params``, covariances by the delta method, the log-likelihood
+        shifted by ``-T log s``).
+    stationary : bool
+        Restrict the estimates to the covariance-stationary region (``False``: pass the model's
+        ``nonstationary_variant()``, as :func:`bayesvol.fit` does).
     **options
         Passed to the likelihood method.
 
@@ -346,7 +374,7 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
                       free_shapes=tuple(tuple(jnp.shape(transforms[n].inv(jnp.asarray(getattr(template, n)))))
                                          for n in names),
                       shapes=tuple(tuple(jnp.shape(getattr(template, n))) for n in names),
-                      options=options_key(options))
+                      options=options_key(options), stationary=bool(stationary))
 
     # Stack the candidates name by name (K, N) and map them to the unconstrained space in one call.
     stacked = {n: np.asarray([[per_series[j][k][n] for j in range(num_series)] for k in range(num_candidates)],
@@ -358,6 +386,14 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
             k, j = np.argwhere(outside)[0][:2]
             raise ValueError(f"start value {n}={stacked[n][k, j]} for series {names_series[j]!r} is outside its "
                              f"support {getattr(priors, n).support}")
+    scale = _scaling.data_scale(model, values) if rescale else None
+    if scale is not None and (np.ndim(scale) != 1 or model.rescale_params(template, float(scale[0])) is None):
+        scale = None
+    if scale is not None:
+        # Standardise every series by its own scale: the starts move with the hook, the data column by column.
+        moved = model.rescale_params(model.params_type(**stacked), 1.0 / scale[None, :])
+        stacked = {n: np.asarray(getattr(moved, n), dtype=np.float64) for n in names}
+        values = values / scale[None, :]
     u_starts = np.asarray(_unconstrain_stacked(problem, {n: jnp.asarray(v) for n, v in stacked.items()}))
     y_panel = jnp.asarray(values)
     objectives = np.asarray(_start_objectives(problem, jnp.asarray(u_starts), y_panel))  # (K, N)
@@ -383,6 +419,10 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
     converged = grad_max < 10 * gtol  # the same acceptance as bayesvol.fit's BFGS
 
     covs, robust_covs = stacked_covariances(hessians, scores)
+    if scale is not None:
+        theta, covs, robust_covs, loglik = _to_user_units(problem, theta, covs, robust_covs, loglik, scale,
+                                                          # a density of the data shifts by -n_j log s_j
+                                                          np.sum(np.isfinite(values), axis=0) * row.density_of_data)
     se = standard_errors(covs)
     robust_se = standard_errors(robust_covs)
     u_hat = np.asarray(u_hat)
@@ -398,7 +438,8 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
         iterations=pd.Series(np.asarray(iterations), index=names_series, name="iterations"),
         nobs=int(values.shape[0]), at_boundary=at_boundary,
         covs=covs, robust_covs=robust_covs,
-        labels=labels(model, problem.shapes), options=dict(options))
+        labels=labels(model, problem.shapes), options=dict(options),
+        data_scale=None if scale is None else pd.Series(scale, index=names_series, name="data_scale"))
     if warn and not converged.all():
         failed = [names_series[j] for j in np.flatnonzero(~converged)]
         warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge for {len(failed)} of "

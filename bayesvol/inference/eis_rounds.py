@@ -118,7 +118,7 @@ def _best_start(model, values, data, start, num_starts, seed, static):
 
 
 def fit_eis_rounds(model, y, *, fit, start=None, num_starts=None, maxiter=2000, gtol=1e-5, warn=True, max_rounds=20,
-                   round_tolerance=0.2, se_differences="forward", **options):
+                   round_tolerance=0.2, se_differences="forward", rescale=True, **options):
     r"""EIS maximum likelihood in rounds: optimise with the EIS sampler fixed, refit the sampler, repeat.
 
     Round r fits the kernels :math:`(c_t, C_t)` at its start :math:`s_r` (warm-started from the last ones)
@@ -152,11 +152,15 @@ def fit_eis_rounds(model, y, *, fit, start=None, num_starts=None, maxiter=2000, 
     ``eis_rounds``, ``eis_settled``, ``eis_last_move_in_se``, ``eis_distance_in_se``, ``eis_round_ratio``
     and ``eis_optimiser_iterations``. EIS options (``num_draws``, ``seed``, ...) as for
     :func:`bayesvol.filters.wishart_methods.eis_loglik`.
+
+    The rounds run in the units of ``y`` (``rescale`` is accepted for :func:`bayesvol.fit`'s signature and not
+    applied: the fitted kernels belong to the data as given), so ``result.data_scale`` is ``None``.
     """
+    del rescale
     _check_round_arguments(options, max_rounds, round_tolerance, se_differences)
     if "kernels" in options:
         return fit(model, y, "eis", start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol, warn=warn,
-                   direct=True, se_differences=se_differences, **options)
+                   direct=True, rescale=False, se_differences=se_differences, **options)
     model = model.bind_data(y)
     values = model.validate_data(y).values
     data = jnp.asarray(values)
@@ -196,7 +200,7 @@ def fit_eis_rounds(model, y, *, fit, start=None, num_starts=None, maxiter=2000, 
     theta = _constrained(model, jnp.asarray(history[-1]["optimum"]))
     rounds_done = time.perf_counter()
     result = fit(model, y, "eis", start={n: np.asarray(getattr(theta, n)) for n in model.param_names},
-                 maxiter=maxiter, gtol=gtol, warn=False, direct=True, kernels=EISKernels(*kernels),
+                 maxiter=maxiter, gtol=gtol, warn=False, direct=True, rescale=False, kernels=EISKernels(*kernels),
                  se_differences=se_differences, **options)
     _LOGGER.info("EIS-MLE: final optimisation, standard errors and diagnostics in %.1f s",
                  time.perf_counter() - rounds_done)

@@ -21,6 +21,7 @@ import pandas as pd
 
 import bayesvol._validation as _validation
 import bayesvol.inference._optimiser as _optimiser
+import bayesvol.inference._scaling as _scaling
 import bayesvol.inference.likelihood as likelihood
 import bayesvol.inference.registry as registry
 import bayesvol.inference.standard_errors as se_
@@ -101,8 +102,9 @@ def _bfgs_from_opg(scipy_fun, problem: Problem, u0, y, nobs: int, maxiter: int, 
 
 
 def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None = None, maxiter: int = 2000,
-        gtol: float = 1e-5, warn: bool = True, **options) -> MLEResult:
-    """Maximum-likelihood estimation.
+        gtol: float = 1e-5, warn: bool = True, rescale: bool = True, stationary: bool = True,
+        **options) -> MLEResult:
+    r"""Maximum-likelihood estimation.
 
     The parameters are optimised in an unconstrained space given by the support of each prior
     (``numpyro.distributions.biject_to``), so Bayesian and frequentist estimation share one parameter
@@ -114,6 +116,29 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     come from the exact Hessian of the log-likelihood at the optimum (inverse observed information) and,
     robust to misspecification, from the sandwich with the outer product of per-observation scores.
     Compiled functions are cached per model, method and options, so repeated fits skip compilation.
+
+    *Units.* With ``rescale=True`` (default) the data are divided by a reference scale :math:`s` (their
+    standard deviation rounded to a power of two; per column for a panel, or one for all columns for
+    families whose parameters mix the columns' units), the model is fitted there, and the results are mapped
+    back with the model's ``rescale_params``: the estimates by that map, their covariances by the delta method
+    (:math:`J C J'` with its Jacobian :math:`J`), and the log-likelihood by the change of variables
+    :math:`y = s\,y_{ref}`,
+
+    .. math:: \log L(\hat\theta; y) = \log L(\hat\theta_{ref}; y_{ref}) - \sum_{\text{observed } y_{ti}} \log s_i,
+
+    i.e. :math:`-T\log s` for one series, so ``loglik``, AIC and BIC are those of the data as given. The
+    optimiser, its tolerance and the boundary flags then see the same problem whatever the units: estimates,
+    standard errors, ``converged`` and ``at_boundary`` are equivariant to multiplying ``y`` by a constant.
+    Families without an exact map for their configuration (a numeric ``variance_start``, IG-GARCH with
+    ``r != 0``, priors bounded in the data's units) are fitted in the user's units; ``result.data_scale`` is
+    then ``None``. A quasi-likelihood of ``log y^2`` (SV ``"qml"``) does not shift.
+
+    *Stationarity.* With ``stationary=True`` (default) the estimate is restricted to the model's
+    covariance-stationary region (GARCH: persistence below one, through a stick-breaking map of the
+    persistence shares). ``stationary=False`` lifts that restriction for families that have a variant without
+    it (GARCH, GJR: each of ``alpha``, ``beta`` on its prior's support and ``alpha + gamma >= 0``), so that
+    estimates can match those of ``arch``, which bounds ``alpha + gamma/2 + beta`` only; other families raise
+    ``ValueError``.
 
     Parameters
     ----------
@@ -131,6 +156,10 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         Optimiser limits.
     warn : bool
         Warn (:class:`~bayesvol.ConvergenceWarning`) when the optimiser fails.
+    rescale : bool
+        Fit in standardised units and map the results back (see *Units*); ``False`` fits in the user's units.
+    stationary : bool
+        Restrict the estimate to the covariance-stationary region (see *Stationarity*).
     **options
         Passed to the likelihood method (e.g. ``num_particles``, ``seed``).
 
@@ -144,13 +173,18 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         num_starts = _validation.as_count(num_starts, "num_starts")
     if isinstance(gtol, bool) or not (isinstance(gtol, numbers.Real) and 0.0 < gtol < np.inf):
         raise ValueError(f"gtol must be a positive number, got {gtol!r}")
+    for name, flag in (("rescale", rescale), ("stationary", stationary)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
+    if not stationary:
+        model = _nonstationary(model)
     if _is_panel(y) and model.supports_batch_fit:
         return fit_batch(model, y, method, start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol,
-                         warn=warn, **options)
+                         warn=warn, rescale=rescale, stationary=stationary, **options)
     row = registry.lookup(model, method)
     if row.fitter is not None and not options.pop("direct", False):
         return row.fitter(model, y, fit=fit, start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol,
-                          warn=warn, **options)
+                          warn=warn, rescale=rescale, **options)
     differentiable, by_differences = row.differentiable, row.hessian == "differences"
     se_differences = options.pop("se_differences", None)
     if se_differences is not None and (se_differences not in ("central", "forward") or not (
@@ -159,24 +193,33 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
                          f"differences of the gradient; got {se_differences!r} for method {method!r}")
     model = model.bind_data(y)
     data = model.validate_data(y)
-    y_values = jnp.asarray(data.values)
-    nobs = int(y_values.shape[0])
     starts = _start_params(model, data.values, start, num_starts)
+    scaling = _scaling.reference_scaling(model, data.values, starts[0], row.density_of_data) if rescale else None
+    starts = _scaling.scaled_starts(model, starts, scaling)
+    y_values = jnp.asarray(_scaling.divide(data.values, scaling))
+    nobs = int(y_values.shape[0])
     names = model.param_names
     shapes = tuple(tuple(jnp.shape(getattr(starts[0], n))) for n in names)
     problem = Problem(model=model, method=method, loglik=row.loglik, free_shapes=free_shapes(model, shapes),
-                      shapes=shapes, options=options_key(options))
+                      shapes=shapes, options=options_key(options), stationary=bool(stationary))
     res, converged = _optimise(problem, differentiable, starts, y_values, maxiter, gtol)
     u_hat = jnp.asarray(res.x)
     flat_theta = constrain_flat(problem, u_hat)
     loglik, cov, robust_cov, fixed, scores = _information(problem, differentiable, by_differences, u_hat, flat_theta,
                                                           y_values, se_differences)
+    params_ref = model.params_type(**problem.unravel(flat_theta))
+    flat_user = np.asarray(flat_theta)
+    if scaling is not None:
+        # Back to the user's units: the estimates by the model's map, covariances by the delta method.
+        flat_user = np.asarray(_scaling.to_user_flat(problem, flat_theta, scaling.scale))
+        jac = _scaling.user_jacobian(problem, flat_theta, scaling.scale)
+        cov, robust_cov = jac @ cov @ jac.T, jac @ robust_cov @ jac.T
+        loglik = loglik + scaling.loglik_shift
     se_flat = np.where(fixed, 0.0, se_.standard_errors(cov))
     robust_flat = np.where(fixed, 0.0, se_.standard_errors(robust_cov))
-    params_out = se_.inside_supports(model, split(np.asarray(flat_theta), names, problem.shapes))
+    params_out = se_.inside_supports(model, split(flat_user, names, problem.shapes))
     message = str(res.message)
-    diagnostics = (dict(row.diagnostics(model, model.params_type(**problem.unravel(flat_theta)), y_values,
-                                        **options)) if row.diagnostics else {})
+    diagnostics = dict(row.diagnostics(model, params_ref, y_values, **options)) if row.diagnostics else {}
     if not converged and warn:
         warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge: {message}",
                       ConvergenceWarning, stacklevel=2)
@@ -186,7 +229,21 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
                      at_boundary=se_.at_boundary(problem, np.asarray(u_hat), scores),
                      labels=labels(model, problem.shapes), num_starts=len(starts), options=dict(options),
                      num_free_params=int(np.size(res.x)), diagnostics=diagnostics, data_index=data.index,
-                     data_shape=tuple(np.shape(data.values)), data=np.asarray(data.values, dtype=np.float64))
+                     data_shape=tuple(np.shape(data.values)), data=np.asarray(data.values, dtype=np.float64),
+                     data_scale=None if scaling is None else _scaling_value(scaling.scale))
+
+
+def _scaling_value(scale):
+    return float(scale) if np.ndim(scale) == 0 else np.asarray(scale, dtype=np.float64)
+
+
+def _nonstationary(model):
+    """The model's variant whose maximum-likelihood coordinates leave the persistence free."""
+    variant = model.nonstationary_variant()
+    if variant is None:
+        raise ValueError(f"stationary=False is not available for {model!r}: its parameter space has no variant "
+                         "without the stationarity restriction; fit it with stationary=True")
+    return variant
 
 
 def _start_params(model, values, start, num_starts) -> list:

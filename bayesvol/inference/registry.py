@@ -55,6 +55,10 @@ class Method:
         ``fn(model, y, *, fit, **fit_arguments) -> result`` replacing the single optimisation.
     nuts_setup : callable or None
         ``fn(model, y, dense_mass) -> dict`` of extra NUTS options (sampler rows only).
+    density_of_data : bool
+        ``True`` when ``loglik`` is a log density of ``y`` (it then shifts by ``-T log s`` when ``y`` is
+        multiplied by ``s``); ``False`` for a quasi-likelihood of a transform of the data that rescaling
+        only shifts (QML of ``log y^2``), whose value does not change with the units.
     """
 
     loglik: Callable | None = None
@@ -63,6 +67,7 @@ class Method:
     diagnostics: Callable | None = None
     fitter: Callable | None = None
     nuts_setup: Callable | None = None
+    density_of_data: bool = True
 
 
 _EXACT_SAMPLERS = {"nuts": Method(), "svi": Method()}
@@ -81,7 +86,8 @@ TABLE: dict[tuple[type, str], Method] = {
     (SV, "pf"): Method(sv_methods.sv_particle_filter, hessian="differences", diagnostics=sv_methods.pf_diagnostics),
     (SV, "eis"): Method(sv_methods.sv_eis, hessian="differences", diagnostics=sv_methods.eis_diagnostics),
     (SV, "bellman"): Method(sv_methods.sv_bellman, hessian="differences"),
-    (SV, "qml"): Method(sv_methods.sv_qml, hessian="differences", diagnostics=sv_methods.qml_diagnostics),
+    (SV, "qml"): Method(sv_methods.sv_qml, hessian="differences", diagnostics=sv_methods.qml_diagnostics,
+                        density_of_data=False),
     **{(SV, name): row for name, row in _LATENT_SAMPLERS.items()},
     # --- dynamic factor SV -------------------------------------------------------------------------
     (DFSV, "bellman"): Method(dfsv_methods.bellman_loglik, hessian="differences"),

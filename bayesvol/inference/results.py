@@ -58,6 +58,10 @@ class MLEResult:
     The conditional moments behind :attr:`conditional_volatility`, :attr:`resid` and :attr:`std_resid` are
     one-step-ahead (given the data before each date): exact for the observation-driven families, a filter's
     prediction for the latent-state ones (:mod:`bayesvol.inference.conditional`).
+    data_scale : float, numpy.ndarray or None
+        The reference scale (per column for a panel) the data were divided by for the optimisation; the
+        estimates, standard errors and log-likelihood are reported in the units of the data as given.
+        ``None`` when the model was fitted in the user's units (see :func:`bayesvol.fit`).
     """
 
     model: object
@@ -80,6 +84,7 @@ class MLEResult:
     data_index: object = field(default=None, repr=False)
     data_shape: tuple | None = None
     data: np.ndarray | None = field(default=None, repr=False, compare=False)
+    data_scale: object = field(default=None, repr=False)
 
     @property
     def num_params(self) -> int:
@@ -282,6 +287,9 @@ class BatchMLEResult:
     iterations : pandas.Series of int
     at_boundary : dict
         Series name -> parameters on the edge of their support.
+    data_scale : pandas.Series or None
+        Each series' reference scale for the optimisation (see :class:`MLEResult`), ``None`` when fitted in
+        the user's units.
 
     Indexing with a series name (or position) gives that series' :class:`~bayesvol.MLEResult`.
     """
@@ -300,6 +308,7 @@ class BatchMLEResult:
     robust_covs: np.ndarray = field(repr=False)
     labels: list = field(default_factory=list)
     options: dict = field(default_factory=dict)
+    data_scale: object = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.params)
@@ -327,7 +336,8 @@ class BatchMLEResult:
             message=("gradient below tolerance" if converged else "no convergence within the iteration limit")
             + f" after {int(self.iterations.iloc[position])} BFGS iterations (batch fit, series {name!r})",
             at_boundary=list(self.at_boundary.get(name, [])), labels=list(self.labels), options=dict(self.options),
-            data_shape=(self.nobs,))
+            data_shape=(self.nobs,),
+            data_scale=None if self.data_scale is None else float(self.data_scale.iloc[position]))
 
     def results(self) -> list[MLEResult]:
         """One :class:`~bayesvol.MLEResult` per series, in column order."""

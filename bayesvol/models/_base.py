@@ -110,6 +110,44 @@ def as_params(model, params, *, batched: bool = False):
     return params
 
 
+# Points and factors that probe whether a support is unchanged by a change of units (see scale_free_supports).
+_SUPPORT_PROBES = (-1e3, -2.5, -1.0, -1e-3, 1e-3, 0.5, 1.0, 2.5, 1e3)
+_SUPPORT_FACTORS = (1e-4, 1e4)
+
+
+def scale_free_supports(model, multiplied=(), shifted=()) -> bool:
+    """True when a change of the data's units keeps every named parameter's support.
+
+    ``multiplied`` parameters are multiplied by a positive factor when the data are rescaled (a location or
+    a variance), ``shifted`` ones shifted by a constant (a log variance). Their prior supports are probed at
+    a few points (scaled identity matrices for a matrix support): a support bounded in the user's units (a
+    custom prior on (0, 1) for a variance) changes, and the family then fits in the user's units.
+    """
+    priors = model.prior_distributions()
+    # The probes are constants: evaluated at once even while a caller is being traced (the batch fit's jit).
+    with jax.ensure_compile_time_eval():
+        return _probe_supports(model, priors, multiplied, shifted)
+
+
+def _probe_supports(model, priors, multiplied, shifted) -> bool:
+    def member(support, value):
+        value = jnp.asarray(value, dtype=jnp.float64)
+        if support.event_dim == 2:
+            k = getattr(model, "num_assets", None) or 1
+            value = value * jnp.eye(k)
+        return bool(jnp.all(support(value)))
+
+    for names, move in ((multiplied, lambda x, c: x * c), (shifted, lambda x, c: x + np.log(c))):
+        for name in names:
+            support = getattr(priors, name).support
+            if support.event_dim not in (0, 2):
+                return False
+            for x in _SUPPORT_PROBES:
+                if any(member(support, x) != member(support, move(x, c)) for c in _SUPPORT_FACTORS):
+                    return False
+    return True
+
+
 def sample_params(model):
     """Declare one NumPyro sample site per parameter, with the model's prior."""
     priors = model.prior_distributions()

@@ -26,13 +26,15 @@ import numpyro.distributions as dist
 from jax import lax
 from numpyro.distributions import constraints
 
+from bayesvol.models._base import scale_free_supports
 from bayesvol.models._dfsv_priors import solve_discrete_lyapunov
 from bayesvol.models._linalg import mm, mT, mv
 
 __all__ = ["JointStateLaw", "LogVarianceVAR", "conditional_covariance", "factor_mean", "factor_moments",
            "factor_path", "factor_shock_scale", "factor_shock_variance", "factor_stationary_cov",
            "idiosyncratic_variance", "log_variance_mean", "log_variance_moments", "log_variance_path",
-           "log_variance_var", "propagate_factors", "simulate_from_shocks"]
+           "log_variance_var", "propagate_factors", "rescaled_params",
+           "simulate_from_shocks"]
 
 
 # --- the log-variance VAR(1) ---------------------------------------------------------------------
@@ -215,3 +217,25 @@ class JointStateLaw(dist.Distribution):
         f, g = value[..., :k], value[..., k:]
         out = dist.MultivariateNormal(self.g_loc, scale_tril=self.g_scale_tril).log_prob(g)
         return out + dist.MultivariateNormal(self.f_loc, scale_tril=self._factor_chol(g[..., :k])).log_prob(f)
+
+
+def rescaled_params(model, params, scale):
+    r"""DFSV parameters for returns ``scale * y`` (one positive ``scale`` for all assets): the hook
+    ``DFSV.rescale_params``.
+
+    The factors scale with the returns (factor ``k`` is in the units of asset ``k``), so the factor
+    log-variances shift, :math:`\mu \to \mu + 2\ln s`, :math:`\sigma^2 \to s^2\sigma^2` and
+    :math:`\mu^{id} \to \mu^{id} + 2\ln s`; loadings, :math:`\Phi_f`, :math:`\Phi_h`, :math:`Q_h` and the
+    idiosyncratic persistence and volatility of volatility are free of units. One scale for all assets: with a
+    scale per asset :math:`\Phi_f` would be conjugated by the factors' scales, which leaves the support of
+    ``StationaryMatrix`` (a bound on its norm) when K > 1. ``None`` when the priors' supports are not free of
+    units.
+    """
+    shifted = ("mu",) + (("mu_id",) if model.idiosyncratic == "sv" else ())
+    multiplied = ("sigma2",) if model.idiosyncratic == "constant" else ()
+    if not scale_free_supports(model, multiplied=multiplied, shifted=shifted):
+        return None
+    log_scale = jnp.log(scale)
+    if model.idiosyncratic == "constant":
+        return params._replace(mu=params.mu + 2.0 * log_scale, sigma2=params.sigma2 * scale**2)
+    return params._replace(mu=params.mu + 2.0 * log_scale, mu_id=params.mu_id + 2.0 * log_scale)

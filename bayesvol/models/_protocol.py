@@ -24,7 +24,8 @@ Optional hooks (defaults in :class:`ModelDefaults`): data handling (``validate_d
 ``supports_missing``, and for an observation-driven model that supports missing values ``update_missing``,
 the step over a missing ``y_t`` with the shock terms replaced by their conditional expectations),
 the parameter space (``param_ndims``, ``param_transforms``, ``from_unconstrained``, ``to_unconstrained``,
-``elementwise_transforms``, ``bounded_free_names``), maximum-likelihood switches (``supports_batch_fit``,
+``elementwise_transforms``, ``bounded_free_names``), units and stationarity (``data_scale_kind``,
+``rescale_params``, ``is_stationary``, ``nonstationary_variant``), maximum-likelihood switches (``supports_batch_fit``,
 ``mle_screen_starts``, ``mle_opg_start``), the NumPyro program's sites (``latent_sites``,
 ``hidden_sites``, ``deterministic_sites``, ``dense_mass_sites``, ``site_dims``), and posterior quantities
 (``loglik_kind``, ``pointwise_loglik_draws``, ``predictive_draws``).
@@ -224,6 +225,37 @@ class ModelDefaults:
     def start_values(self, y) -> list[dict]:
         """Start values for maximum likelihood (and PMMH); none by default."""
         return []
+
+    # --- units of the data and stationarity (maximum likelihood) ----------------------------------
+    #: How maximum likelihood standardises a panel: ``"column"`` (each series by its own standard deviation)
+    #: or ``"common"`` (one scale for every column, for families whose parameters mix the columns' units).
+    data_scale_kind: ClassVar[str] = "column"
+
+    def rescale_params(self, params, scale):
+        r"""Parameters under which ``scale * y`` has the law that ``params`` give ``y``; ``None`` by default.
+
+        ``scale`` is a positive number, or one per column for a panel of a family with ``data_scale_kind =
+        "column"``. :func:`bayesvol.fit` standardises the data, fits there and maps the estimates back with this
+        map (and the covariances with its Jacobian), so the result does not depend on the units of ``y``. It
+        must be a JAX function of ``params`` (differentiated for the delta method) and, for families fitted
+        in batches, elementwise in ``params`` and ``scale`` (arrays of series). A family returns ``None`` when
+        no exact map exists for its configuration (e.g. a pre-sample variance fixed in the user's units);
+        maximum likelihood then runs in the user's units.
+        """
+        return None
+
+    def is_stationary(self, params):
+        """True (a JAX boolean) where the parameters give a covariance-stationary process; always by default.
+
+        :func:`bayesvol.fit` restricts the estimate to this region unless called with ``stationary=False``; the
+        likelihood itself is defined, and evaluated with a :class:`~bayesvol.StationarityWarning`, outside it.
+        """
+        return jnp.asarray(True)
+
+    def nonstationary_variant(self):
+        """This model with maximum-likelihood coordinates that leave the persistence free (for ``fit(...,
+        stationary=False)``); ``None`` (the default) where the family has no such variant."""
+        return None
 
     # --- maximum likelihood switches ------------------------------------------------------------
     supports_batch_fit: ClassVar[bool] = False   # a (T, n) panel is n independent series fitted at once

@@ -410,6 +410,19 @@ class DCC(ObservationDrivenModelBase):
         return DCCSimulation(y=np.asarray(y), covariance=np.asarray(self.covariance(states)))
 
     # --- estimation hooks -----------------------------------------------------------------------------------
+    def rescale_params(self, params, scale):
+        r"""Parameters for returns :math:`y_{t,i} s_i` (``scale`` one per asset or one for all): each asset's
+        :math:`\mu_i \to s_i\mu_i`, :math:`\omega_i \to s_i^2\omega_i`; the correlation dynamics are free of
+        units. ``None`` with a numeric ``variance_start`` or priors whose supports are not free of units."""
+        unit_names = ("omega",) + (("mu",) if self.mean == "constant" else ())
+        if isinstance(self.variance_start, float) or not _base.scale_free_supports(self, multiplied=unit_names):
+            return None
+        values = params._asdict()
+        values["omega"] = params.omega * scale**2
+        if self.mean == "constant":
+            values["mu"] = params.mu * scale
+        return DCCParams(**values)
+
     def start_values(self, y) -> list[dict]:
         """Typical values (GARCH persistence 0.95, ``dcc_a = 0.03``, ``dcc_b = 0.95``, variances matched).
 

@@ -38,6 +38,7 @@ from bayesvol.models._dfsv_state import (
     log_variance_mean,
     log_variance_path,
     log_variance_var,
+    rescaled_params,
     simulate_from_shocks,
 )
 from bayesvol.models._protocol import LatentStateModelBase
@@ -541,6 +542,8 @@ class DFSV(LatentStateModelBase):
         return dims, coords
 
     # --- maximum likelihood ----------------------------------------------------------------------
+    data_scale_kind = "common"  # one scale for all assets (see rescaled_params)
+    rescale_params = rescaled_params
     def start_values(self, y) -> list[dict]:
         """Start values for maximum likelihood from principal components of ``y``.
 

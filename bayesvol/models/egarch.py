@@ -288,6 +288,22 @@ class EGARCH(ObservationDrivenModelBase):
             raise ValueError(f"|beta| = {float(np.max(np.abs(values['beta']))):.6g} >= 1: the log variance of "
                              f"{self.describe()} is not stationary at these parameters")
 
+    # --- units of the data ---------------------------------------------------------------------------
+    def rescale_params(self, params, scale):
+        r"""Parameters for returns ``scale * y``: :math:`\mu \to s\mu`, :math:`\omega \to \omega + 2(1-\beta)\ln s`
+        (so :math:`\ln\sigma^2_t \to \ln\sigma^2_t + 2\ln s`), the rest unchanged. ``None`` with a numeric
+        ``variance_start`` (a pre-sample variance in the user's units) or priors whose supports are not free of
+        units."""
+        multiplied = ("mu",) if self.mean == "constant" else ()
+        if isinstance(self.variance_start, float) or not _base.scale_free_supports(
+                self, multiplied=multiplied, shifted=("omega",)):
+            return None
+        values = params._asdict()
+        values["omega"] = params.omega + 2.0 * (1.0 - params.beta) * jnp.log(scale)
+        if self.mean == "constant":
+            values["mu"] = params.mu * scale
+        return EGARCHParams(**values)
+
     # --- the observation-driven protocol (the state is ln sigma^2_t) ------------------------------------
     def _log_presample(self, params, y):
         if isinstance(self.variance_start, float):

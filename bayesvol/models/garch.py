@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -16,6 +18,7 @@ from numpyro.distributions.transforms import StickBreakingTransform
 
 import bayesvol.models._base as _base
 import bayesvol.models._observation as _observation
+from bayesvol._validation import StationarityWarning
 from bayesvol.distributions import SkewedStudentT, StandardizedStudentT, second_moment_below_zero
 from bayesvol.distributions.priors import ScaledBeta, ShiftedExponential
 from bayesvol.models._protocol import ObservationDrivenModelBase
@@ -116,9 +119,11 @@ class GARCH(ObservationDrivenModelBase):
     ``vol="garch"`` drops :math:`\gamma`. The parameter space is :math:`\omega > 0`, :math:`\alpha \ge 0`,
     :math:`\beta \ge 0`, :math:`\alpha + \gamma \ge 0` (so the variance stays positive) and persistence
     :math:`\kappa = \alpha + \beta + \gamma\, E[z^2 1\{z<0\}] < 1` (covariance stationarity), where
-    :math:`E[z^2 1\{z<0\}]` is ½ for the symmetric laws and a closed form for the skewed t. The last two
-    restrictions involve several parameters, so the log-likelihood is :math:`-\infty` outside them (a wall
-    that the optimiser's line search and NUTS both respect); the others come from the prior supports.
+    :math:`E[z^2 1\{z<0\}]` is ½ for the symmetric laws and a closed form for the skewed t. The others come
+    from the prior supports. The log-likelihood is :math:`-\infty` where :math:`\alpha + \gamma < 0`; it is
+    defined at any persistence (:func:`bayesvol.log_likelihood` evaluates it at :math:`\kappa \ge 1` with a
+    :class:`~bayesvol.StationarityWarning`), while the prior and :func:`bayesvol.fit` restrict the parameters
+    to :math:`\kappa < 1` (``fit(..., stationary=False)`` does not; see :meth:`nonstationary_variant`).
 
     The names and their order match ``arch``'s ``arch_model(..., p=1, o=1, q=1)``: ``mu, omega,
     alpha[1], gamma[1], beta[1]``, then ``nu`` (``arch``'s ``nu`` for the t, ``eta`` for the skewed t) and
@@ -147,6 +152,8 @@ class GARCH(ObservationDrivenModelBase):
     priors: Mapping | None = field(default=None, compare=False, hash=False, repr=False)
     variance_start: str | float = "backcast"
     _prior_items: tuple = field(default=(), init=False, repr=False)
+    # False in the variant of nonstationary_variant (a field, so that the two compare and hash apart)
+    _stationary_coords: bool = field(default=True, init=False, repr=False)
 
     params_type = GARCHParams
     # alpha, gamma, beta are optimised and sampled on stationary (stick-breaking) coordinates: a joint map
@@ -238,26 +245,67 @@ class GARCH(ObservationDrivenModelBase):
         return jnp.where(kappa < 1.0, jnp.log(0.5) / jnp.log(jnp.where(kappa < 1.0, kappa, 0.5)), jnp.inf)
 
     # --- parameter space ---------------------------------------------------------------------------
-    def in_parameter_space(self, params):
-        """False where ``alpha + gamma < 0`` or the persistence is not below one."""
+    def is_stationary(self, params):
+        """True where the persistence is below one (covariance stationarity)."""
         # Only the value matters for the wall: constant inputs keep E[z^2 1(z<0)] (whose derivative in nu is
         # first-order only) out of the derivatives of the likelihood.
-        ok = self._persistence(jax.tree_util.tree_map(jax.lax.stop_gradient, params)) < 1.0
+        return self._persistence(jax.tree_util.tree_map(jax.lax.stop_gradient, params)) < 1.0
+
+    def in_parameter_space(self, params):
+        """False where ``alpha + gamma < 0`` (the variance could turn negative); the likelihood is defined at
+        any persistence, except with ``variance_start="unconditional"``, which needs it below one."""
+        ok = jnp.asarray(True)
+        if self.variance_start == "unconditional":
+            ok = self.is_stationary(params)
         if self.vol == "gjr":
             ok = ok & (params.alpha + params.gamma >= 0.0)
         return ok
 
     def check_parameters(self, params) -> None:
-        """Raise ``ValueError`` if concrete parameters leave the parameter space (no-op under tracing)."""
+        """Raise ``ValueError`` if concrete parameters leave the parameter space, and warn
+        (:class:`~bayesvol.StationarityWarning`) at a persistence of one or more (no-op under tracing)."""
         if not _observation.is_concrete(params):
             return
         if self.vol == "gjr" and float(params.alpha + params.gamma) < 0.0:
             raise ValueError(f"alpha + gamma = {float(params.alpha + params.gamma):.6g} < 0: the conditional "
                              f"variance of {self.describe()} could turn negative")
         kappa = float(self._persistence(params))
+        if kappa < 1.0:
+            return
+        message = (f"persistence alpha + beta + gamma*E[z^2 1(z<0)] = {kappa:.6g} >= 1: {self.describe()} is not "
+                   "covariance-stationary at these parameters")
+        if self.variance_start == "unconditional":
+            raise ValueError(f"{message}, and variance_start='unconditional' needs the unconditional variance")
+        warnings.warn(f"{message}; the likelihood is evaluated, but the unconditional variance and long-horizon "
+                      "forecasts do not exist", StationarityWarning, stacklevel=3)
+
+    def _require_stationary(self, params) -> None:
+        kappa = float(self._persistence(params))
         if not kappa < 1.0:
-            raise ValueError(f"persistence alpha + beta + gamma*E[z^2 1(z<0)] = {kappa:.6g} >= 1: "
-                             f"{self.describe()} is not covariance-stationary at these parameters")
+            raise ValueError(f"persistence alpha + beta + gamma*E[z^2 1(z<0)] = {kappa:.6g} >= 1: {self.describe()} "
+                             "has no unconditional variance to start a simulation from")
+
+    def nonstationary_variant(self) -> GARCH:
+        """This model with ``(alpha, [gamma,] beta)`` each on its prior's support for maximum likelihood
+        (``fit(..., stationary=False)``): the persistence is free, ``alpha + gamma >= 0`` still holds."""
+        variant = copy.copy(self)
+        object.__setattr__(variant, "_stationary_coords", False)
+        object.__setattr__(variant, "_joint_transform", False)
+        return variant
+
+    # --- units of the data ---------------------------------------------------------------------------
+    def rescale_params(self, params, scale):
+        r"""Parameters for returns ``scale * y``: :math:`\mu \to s\mu`, :math:`\omega \to s^2\omega`, the rest
+        unchanged (:math:`\sigma^2_t \to s^2\sigma^2_t`). ``None`` with a numeric ``variance_start`` (a pre-sample
+        variance in the user's units) or priors whose supports are not free of units."""
+        unit_names = ("omega",) + (("mu",) if self.mean == "constant" else ())
+        if isinstance(self.variance_start, float) or not _base.scale_free_supports(self, multiplied=unit_names):
+            return None
+        values = params._asdict()
+        values["omega"] = params.omega * scale**2
+        if self.mean == "constant":
+            values["mu"] = params.mu * scale
+        return GARCHParams(**values)
 
     # --- the stationarity transform for maximum likelihood -------------------------------------------
     def _supports_allow_joint_transform(self) -> bool:
@@ -456,6 +504,7 @@ class GARCH(ObservationDrivenModelBase):
         """
         num_timesteps, key = _base.simulation_inputs(num_timesteps, key)
         params = _base.as_params(self, params)
+        self._require_stationary(params)
         self.check_parameters(params)
         y, variance = _observation.simulate_path(self, params, num_timesteps, key)
         return GARCHSimulation(y=np.asarray(y), variance=np.asarray(variance))
@@ -472,7 +521,12 @@ class GARCH(ObservationDrivenModelBase):
 
         The factor ``y`` holds the exact one-step-ahead log densities (one per time step).
         """
-        params = self._sample_stationary_params() if self._joint_transform else _base.sample_params(self)
+        if self._joint_transform:
+            params = self._sample_stationary_params()
+        else:
+            params = _base.sample_params(self)
+            # The prior is restricted to the stationary region whatever coordinates the sampler moves on.
+            numpyro.factor("stationarity", jnp.where(self.is_stationary(params), 0.0, -jnp.inf))
         states, _ = _observation.filter_states(self, params, y)
         numpyro.deterministic("vol", jnp.sqrt(states))
         numpyro.factor("y", _observation.loglik_from_states(self, params, states, y))

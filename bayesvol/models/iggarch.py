@@ -326,6 +326,24 @@ class IGGARCH(ObservationDrivenModelBase):
         r""":math:`\nu = \lambda - 1/\eta`, the coefficient of :math:`h_t` in the return equation."""
         return params.lam - 1.0 / params.eta
 
+    def rescale_params(self, params, scale):
+        r"""Parameters for returns ``scale * y`` (:math:`h_t \to s^2 h_t`, the IG shock :math:`y_t` unchanged):
+        :math:`\lambda \to \lambda/s`, :math:`\eta \to s\eta`, :math:`w, \sigma^2, c, c_s, c_q \to s^2 \cdot`,
+        :math:`a, a_s, a_q \to s^{-2} \cdot`, the rest unchanged. ``None`` when ``r`` is not zero or
+        ``variance_start`` is numeric (both in the user's units) or priors' supports are not free of units."""
+        if self.components == 1:
+            squared, inverse_squared = ("w", "c"), ("a",)
+        else:
+            squared, inverse_squared = ("sigma2", "c_s", "c_q"), ("a_s", "a_q")
+        if self.r != 0.0 or isinstance(self.variance_start, float) or not _base.scale_free_supports(
+                self, multiplied=("lam", "eta") + squared + inverse_squared):
+            return None
+        values = params._asdict()
+        values.update(lam=params.lam / scale, eta=params.eta * scale)
+        values.update({n: getattr(params, n) * scale**2 for n in squared})
+        values.update({n: getattr(params, n) / scale**2 for n in inverse_squared})
+        return IGGARCHParams(**values)
+
     def in_parameter_space(self, params):
         """Persistence below one and, with one component, ``b + 2 sqrt(a c) >= 0``."""
         ok = self._persistence(params) < 1.0

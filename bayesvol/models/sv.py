@@ -125,6 +125,14 @@ class SV(LatentStateModelBase):
         """The prior of each parameter (``None`` for unused ones)."""
         return SVParams(**{name: self._merged[name] for name in self.param_names})
 
+    # --- units of the data ---------------------------------------------------------------------
+    def rescale_params(self, params, scale):
+        r"""Parameters for returns ``scale * y``: :math:`\mu \to \mu + 2\ln s` (:math:`h_t \to h_t + 2\ln s`),
+        the rest unchanged; ``None`` when the prior of ``mu`` is not free of units."""
+        if not _base.scale_free_supports(self, shifted=("mu",)):
+            return None
+        return params._replace(mu=params.mu + 2.0 * jnp.log(scale))
+
     # --- the latent-state protocol -------------------------------------------------------------
     def initial(self, params: SVParams) -> dist.Normal:
         """Stationary law of ``h_1``."""

@@ -25,7 +25,7 @@ from numpyro.distributions import biject_to, constraints
 from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values, time_coords
 from bayesvol.distributions.priors import ShiftedExponential
 from bayesvol.distributions.wishart import GaussianPrecision, gaussian_precision_log_prob
-from bayesvol.models._base import as_params, simulation_inputs
+from bayesvol.models._base import as_params, scale_free_supports, simulation_inputs
 from bayesvol.models._protocol import LatentStateModelBase
 from bayesvol.models._wishart_linalg import log_steady_state_spectrum, scale_inverse, scale_matrix, steady_state
 
@@ -250,6 +250,17 @@ class WishartSV(LatentStateModelBase):
         if np.any(np.ptp(values, axis=0) == 0.0):
             raise ValueError("a column of y is constant; its volatility cannot be estimated")
         return _Panel(values, index, columns)
+
+    # One scale for every asset: with a scale per asset the matrix power Omega^d would not commute with it.
+    data_scale_kind = "common"
+
+    def rescale_params(self, params, scale):
+        r"""Parameters for returns ``scale * y`` (one positive ``scale`` for all assets): precisions
+        :math:`\Omega_t \to s^{-2}\Omega_t`, so :math:`A \to s^{2(d-1)} A`; ``nu`` and ``d`` are free of units.
+        ``None`` when the prior of ``A`` is not free of units."""
+        if not scale_free_supports(self, multiplied=("A",)):
+            return None
+        return params._replace(A=params.A * scale ** (2.0 * (params.d - 1.0)))
 
     def start_values(self, y) -> list[dict]:
         r"""Start values: :math:`A = \hat\Omega^{1-d}` with :math:`\hat\Omega` the inverse sample covariance."""
