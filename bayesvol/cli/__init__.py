@@ -191,18 +191,29 @@ def _write_posterior(args, model, idata, returns, out: Path, title: str) -> list
     return files
 
 
-def _write_mle(args, result, out: Path, title: str) -> list[str]:
+def _write_mle(args, result, returns, out: Path, title: str) -> list[str]:
     import matplotlib.pyplot as plt
     import numpy as np
 
     import bayesvol.plots as plots
-    from bayesvol.cli.output import estimates_frame, write_netcdf
+    from bayesvol.cli import output
+    from bayesvol.inference.conditional import conditional_moments
+    from bayesvol.inference.results import MLEResult
 
     text = result.summary()
     (out / "summary.txt").write_text(text + "\n")
     print("\n" + text)
-    estimates_frame(result).to_csv(out / "estimates.csv", index_label="parameter")
-    write_netcdf(result.to_datatree(), out / "estimates.nc")
+    if not isinstance(result, MLEResult):
+        # Engle's two-step DCC estimate: estimates and the conditional sd at them, without joint standard errors.
+        result.to_frame().to_csv(out / "estimates.csv")
+        output.write_netcdf(output.two_step_tree(result, returns.values.columns), out / "estimates.nc")
+        moments = conditional_moments(result.model, result.params, returns.values)
+        output.plot_moments(moments, returns.values, title).savefig(out / "volatility.png", dpi=120,
+                                                                    bbox_inches="tight")
+        plt.close("all")
+        return ["summary.txt", "estimates.csv", "estimates.nc", "volatility.png"]
+    output.estimates_frame(result).to_csv(out / "estimates.csv", index_label="param")
+    output.write_netcdf(result.to_datatree(), out / "estimates.nc")
     axes = plots.plot_volatility(result, title=title)
     np.ravel(axes)[0].figure.savefig(out / "volatility.png", dpi=120, bbox_inches="tight")
     result.plot(title=f"{title}: standardised residuals").savefig(out / "residuals.png", dpi=100,
@@ -240,9 +251,17 @@ def _run(args) -> int:
         from bayesvol.inference import fit
 
         print(f"maximum likelihood by {args.method} ...", flush=True)
-        result = fit(model, returns.values, method=args.method, **options)
+        try:
+            result = fit(model, returns.values, method=args.method, **options)
+        except TypeError as err:
+            if not options:
+                raise
+            # A likelihood that takes **options and refuses these ones (an exact likelihood has no seed).
+            flags = " and ".join(_flag(name) for name in options)
+            raise ValueError(f"{flags} applies to the samplers and simulated likelihoods, not to --method "
+                             f"{args.method} ({err}); drop it") from None
         print(f"maximum likelihood finished in {time.perf_counter() - started:.1f} s", flush=True)
-        files = _write_mle(args, result, out, title)
+        files = _write_mle(args, result, returns, out, title)
     print(f"\nwrote {', '.join(files)} to {out}/")
     return 0
 

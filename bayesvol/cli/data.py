@@ -84,18 +84,18 @@ def _csv(args, multivariate: bool, notes: list):
     return data, f"{Path(source).name}:{','.join(map(str, names))}", args.returns
 
 
-def _check_prices(data, label: str) -> None:
+def _check_prices(data, source: str) -> None:
     """Refuse a non-positive 'price', saying when the column looks like returns."""
     frame = pd.DataFrame(data)
     for name in frame.columns:
         column = frame[name].dropna()
         negative, zero = column[column < 0], column[column == 0]
         if len(negative):
-            raise ValueError(f"column {name!r} of {label} has {len(negative)} negative value(s) (the first "
+            raise ValueError(f"column {name!r} of {source} has {len(negative)} negative value(s) (the first "
                              f"{negative.iloc[0]:g} on {negative.index[0]:%Y-%m-%d}): it looks like returns, not "
                              "prices; pass --returns")
         if len(zero):
-            raise ValueError(f"column {name!r} of {label} has {len(zero)} zero value(s) (the first on "
+            raise ValueError(f"column {name!r} of {source} has {len(zero)} zero value(s) (the first on "
                              f"{zero.index[0]:%Y-%m-%d}): prices must be positive to take log returns; pass "
                              "--returns if the column holds returns")
 
@@ -125,7 +125,7 @@ def load_returns(args, multivariate: bool) -> Returns:
             notes.append(f"every value of {label} is positive (mean {float(np.mean(np.asarray(values))):.4g}): "
                          "returns take both signs; if the column holds prices, drop --returns")
     else:
-        _check_prices(data, label)
+        _check_prices(data, Path(args.data).name)
         values = datasets.log_returns(data)
     if missing:
         where = "a series has no value" if isinstance(data, pd.DataFrame) else "the value is missing"

@@ -111,3 +111,44 @@ def estimates_frame(result) -> pd.DataFrame:
     table = result.to_frame()
     table.insert(2, "robust std err", result.flat(result.robust_se))
     return table
+
+
+def two_step_tree(result, columns) -> xr.DataTree:
+    """Engle's two-step DCC estimate as a tree like :meth:`~bayesvol.MLEResult.to_datatree`'s.
+
+    Groups ``estimate`` and ``std_error`` (each step's inverse observed information; the second step's
+    ignores the first step's estimation error), per-asset parameters on the dim ``asset``.
+    """
+    groups = {}
+    for group, values in (("estimate", result.params), ("std_error", result.se)):
+        variables = {}
+        for name in result.model.param_names:
+            value = np.asarray(values[name], dtype=np.float64)
+            dims = ("asset",) if value.ndim == 1 else ()
+            variables[name] = xr.DataArray(value, dims=dims, coords={"asset": list(columns)} if dims else {})
+        groups[group] = xr.Dataset(variables)
+    attrs = {"model": result.model.describe(), "method": "two_step", "inference": "two-step maximum likelihood",
+             "loglik": float(result.loglik)}
+    tree = xr.DataTree.from_dict(groups)
+    tree.attrs.update(attrs)
+    return tree
+
+
+def plot_moments(moments, returns: pd.DataFrame, title: str):
+    """Returns with plus and minus their one-step-ahead conditional standard deviation, one panel per series."""
+    import matplotlib.pyplot as plt  # here: only the command line's writers need it
+
+    sd = np.sqrt(np.asarray(moments.variance).reshape(returns.shape))
+    fig, axes = plt.subplots(returns.shape[1], 1, figsize=(11, 2.6 * returns.shape[1]), squeeze=False,
+                             sharex=True)
+    for j, name in enumerate(returns.columns):
+        ax = axes[j, 0]
+        ax.plot(returns.index, returns.iloc[:, j].to_numpy(), color="0.6", lw=0.5, label="returns")
+        ax.plot(returns.index, sd[:, j], color="C1", lw=0.9, label=f"conditional sd ({moments.source})")
+        ax.plot(returns.index, -sd[:, j], color="C1", lw=0.9)
+        ax.set_title(str(name))
+        ax.margins(x=0)
+    axes[0, 0].legend(loc="upper right", fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
