@@ -39,6 +39,17 @@ def test_the_model_names_are_the_families_and_each_pair_is_a_registry_row():
                     check_method(name, model, method)
 
 
+def test_the_docs_table_lists_the_registry_methods():
+    import pathlib
+    import re
+
+    page = (pathlib.Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| `[^|]*` \|[^\n]*\| ([a-z_, ]+) \|$", page, flags=re.MULTILINE))
+    assert set(rows) == set(FAMILIES)
+    for name, listed in rows.items():
+        assert listed.split(", ") == methods_of(build_model(name, argparse.Namespace())), name
+
+
 def test_model_options_reach_the_model():
     args = argparse.Namespace(dist="skewt", mean="zero", errors=None, leverage=False)
     assert build_model("gjr", args) == bayesvol.models.GARCH(vol="gjr", dist="skewt", mean="zero")
