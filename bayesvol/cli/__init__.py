@@ -147,10 +147,10 @@ def _describe_data(returns) -> str:
 def _sample(args, model, returns):
     from bayesvol.inference import sample
 
-    settings = {"svi": f"{args.num_steps} steps, {args.num_samples} draws",
-                "nuts": f"{args.num_chains} chains x ({args.num_warmup} warm-up + {args.num_samples}) draws",
-                "pmmh": f"{args.num_chains} chains x ({args.num_warmup} warm-up + {args.num_samples}) draws"}
-    print(f"sampling by {args.method} ({settings[args.method]}) ...", flush=True)
+    chains = f"{args.num_chains} chain{'s' if args.num_chains > 1 else ''}"
+    setting = (f"{args.num_steps} steps, {args.num_samples} draws" if args.method == "svi" else
+               f"{chains} x ({args.num_warmup} warm-up + {args.num_samples}) draws")
+    print(f"sampling by {args.method} ({setting}) ...", flush=True)
     options = {"num_particles": args.num_particles} if args.num_particles is not None else {}
     if options and args.method != "pmmh":
         raise ValueError(f"--num-particles applies to --method pmmh and particle-filter likelihoods, not to "
@@ -179,10 +179,14 @@ def _write_posterior(args, model, idata, returns, out: Path, title: str) -> list
     stats = idata["sample_stats"] if "sample_stats" in idata.children else None
     if stats is not None and "diverging" in stats:
         print(f"divergences: {int(stats['diverging'].sum())}")
-    axes = plots.plot_volatility(idata, title=title)
-    np.ravel(axes)[0].figure.savefig(out / "volatility.png", dpi=120, bbox_inches="tight")
-    plt.close("all")
-    files = ["idata.nc", "summary.csv", "volatility.png"]
+    files = ["idata.nc", "summary.csv"]
+    if "vol" in idata.posterior:
+        axes = plots.plot_volatility(idata, title=title)
+        np.ravel(axes)[0].figure.savefig(out / "volatility.png", dpi=120, bbox_inches="tight")
+        plt.close("all")
+        files.append("volatility.png")
+    else:
+        print(f"no volatility.png: the {args.method} posterior holds the parameters only (no volatility path)")
     if args.method in ("nuts", "pmmh"):
         for name, fn in (("trace.png", plots.plot_trace), ("rank.png", plots.plot_rank)):
             fn(idata).savefig(out / name, dpi=100, bbox_inches="tight")
