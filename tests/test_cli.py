@@ -183,7 +183,8 @@ def test_compact_tree_keeps_parameters_and_summarises_paths(full_fit, tmp_path):
     draws = full["posterior"]["vol"].values.reshape(-1, full["posterior"].sizes["time"])
     np.testing.assert_allclose(compact["posterior_quantiles"]["vol"].values, np.quantile(draws, QUANTILES, axis=0),
                                rtol=1e-13)
-    np.testing.assert_allclose(compact["posterior_quantiles"]["vol_mean"].values, draws.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(compact["posterior_mean"]["vol"].values, draws.mean(axis=0), rtol=1e-13)
+    assert compact["posterior_quantiles"]["vol"].dims == ("quantile", "time")
     paths = compact["posterior_paths"]["h"]
     assert paths.dtype == np.float32 and paths.sizes["chain"] * paths.sizes["draw"] == 20
     kept = full["posterior"]["h"].sel(draw=paths["draw"].values).values
@@ -191,19 +192,44 @@ def test_compact_tree_keeps_parameters_and_summarises_paths(full_fit, tmp_path):
     predictive = full["posterior_predictive"]["y"].values.reshape(draws.shape)
     np.testing.assert_allclose(compact["posterior_predictive_quantiles"]["y"].values,
                                np.quantile(predictive, QUANTILES, axis=0), rtol=1e-13)
+    np.testing.assert_allclose(compact["posterior_predictive_mean"]["y"].values, predictive.mean(axis=0),
+                               rtol=1e-13)
     assert "log_likelihood" not in compact.children
 
     path = tmp_path / "compact.nc"
     write_netcdf(compact, path)
     back = xr.load_datatree(path)
     np.testing.assert_array_equal(back["posterior"]["phi"].values, full["posterior"]["phi"].values)
-    # Size bound: float64 parameters and sample stats for every draw, float32 paths for PATH_DRAWS draws,
-    # quantiles and means, plus 100 kB of metadata. For the demo (3 parameters, 6 sample stats, 4000 draws,
-    # 945 dates, h and vol, 100 paths) this is 1.3 MB.
+    # Size bound: float64 parameters and sample stats for every draw, float32 paths for 20 draws, quantiles
+    # and means (h, vol, y), plus 200 kB for coordinates, attributes and HDF5 headers (eight groups). For the
+    # demo (3 parameters, 6 sample stats, 4000 draws, 945 dates, 100 paths) the same count is 1.4 MB.
     num_draws, num_time = draws.shape
     bound = (8 * num_draws * (3 + len(full["sample_stats"].data_vars)) + 4 * 20 * num_time * 2
-             + 8 * (len(QUANTILES) + 1) * num_time * 3 + 100_000)
+             + 8 * (len(QUANTILES) + 1) * num_time * 3 + 200_000)
     assert path.stat().st_size <= bound, (path.stat().st_size, bound)
+
+
+def test_compact_tree_of_a_factor_model_keeps_the_per_asset_volatility():
+    # A DFSV-shaped posterior of random draws: the per-asset sd is sqrt(sum_k lambda_ik^2 vol_tk^2 + sigma2_i).
+    rng = np.random.default_rng(3)
+    chains, draws, time, assets, factors = 2, 30, 12, 3, 2
+    dims = {"lambda_r": ("chain", "draw", "asset", "factor"), "sigma2": ("chain", "draw", "asset"),
+            "vol": ("chain", "draw", "time", "factor")}
+    values = {"lambda_r": rng.normal(size=(chains, draws, assets, factors)),
+              "sigma2": rng.uniform(0.1, 1.0, size=(chains, draws, assets)),
+              "vol": rng.uniform(0.5, 2.0, size=(chains, draws, time, factors))}
+    posterior = xr.Dataset({name: (dims[name], values[name]) for name in dims},
+                           coords={"chain": range(chains), "draw": range(draws), "time": range(time),
+                                   "asset": ["a", "b", "c"], "factor": ["f1", "f2"]})
+    compact = compact_tree(xr.DataTree.from_dict({"posterior": posterior}), path_draws=10)
+    naive = np.sqrt(np.einsum("cdik,cdtk->cdti", values["lambda_r"] ** 2, values["vol"] ** 2)
+                    + values["sigma2"][:, :, None, :]).reshape(chains * draws, time, assets)
+    np.testing.assert_allclose(compact["posterior_quantiles"]["vol_asset"].transpose("quantile", "time", "asset"),
+                               np.quantile(naive, QUANTILES, axis=0), rtol=1e-13)
+    np.testing.assert_allclose(compact["posterior_mean"]["vol_asset"].transpose("time", "asset"), naive.mean(axis=0),
+                               rtol=1e-13)
+    assert set(compact["posterior"].data_vars) == {"lambda_r", "sigma2"}
+    assert compact["posterior_paths"].sizes["draw"] == 5  # 10 draws over 2 chains
 
 
 @pytest.mark.slow
@@ -247,6 +273,10 @@ def test_demo_writes_a_compact_netcdf_summary_and_plots(tmp_path, capsys):
          "--seed applies to the samplers and simulated likelihoods, not to --method exact"),
         (["fit", "--model", "sv", "--data", "gbpusd", "--method", "qml", "--num-particles", "10"],
          "--num-particles applies to --method pmmh and particle-filter likelihoods"),
+        (["fit", "--model", "sv", "--data", "gbpusd", "--method", "svi", "--num-particles", "10"],
+         "--num-particles applies to --method pmmh and particle-filter likelihoods, not to --method svi"),
+        (["fit", "--model", "dcc", "--data", "fred_h10", "--column", "DEXUSUK", "DEXJPUS", "--method", "two_step",
+          "--seed", "1"], "--seed applies to the samplers and simulated likelihoods, not to --method two_step"),
         (["fit", "--data", "gbpusd", "--column", "close"], "'gbpusd' holds one series ('gbpusd')"),
         (["fit", "--model", "dcc", "--data", "gbpusd"], "'gbpusd' holds one series; this model needs several"),
         (["fit", "--model", "dcc", "--data", "fred_h10", "--column", "DEXUSUK"], "give two or more --column"),

@@ -43,7 +43,7 @@ def _flag(dest: str) -> str:
 def _add_estimation(p) -> None:
     p.add_argument("--method", default="nuts",
                    help="estimation method: a sampler (nuts, svi, pmmh) or a likelihood for maximum likelihood "
-                        "(exact, two_step, eis, pf, bellman, qml); which ones a model has comes from the "
+                        "(such as exact, eis, pf, bellman, qml); which ones a model has comes from the "
                         "registry, and a wrong pair is an error naming the valid ones (default nuts)")
     p.add_argument("--num-chains", type=int, help="NUTS/PMMH chains (default 4)")
     p.add_argument("--num-warmup", type=int, help="NUTS/PMMH warm-up iterations per chain (default 1000)")
@@ -113,6 +113,9 @@ def _check_settings(args) -> None:
                              f"got {value}")
     if args.num_particles is not None and args.num_particles < 1:
         raise ValueError(f"--num-particles must be positive, got {args.num_particles}")
+    if args.num_particles is not None and args.method in ("nuts", "svi"):
+        raise ValueError(f"--num-particles applies to --method pmmh and particle-filter likelihoods, not to "
+                         f"--method {args.method}; drop it")
 
 
 def _likelihood_options(args, model) -> dict:
@@ -152,9 +155,6 @@ def _sample(args, model, returns):
                f"{chains} x ({args.num_warmup} warm-up + {args.num_samples}) draws")
     print(f"sampling by {args.method} ({setting}) ...", flush=True)
     options = {"num_particles": args.num_particles} if args.num_particles is not None else {}
-    if options and args.method != "pmmh":
-        raise ValueError(f"--num-particles applies to --method pmmh and particle-filter likelihoods, not to "
-                         f"--method {args.method}; drop it")
     return sample(model, returns.values, method=args.method, num_chains=args.num_chains,
                   num_warmup=args.num_warmup, num_samples=args.num_samples, seed=args.seed or 0,
                   num_steps=args.num_steps, posterior_predictive=args.method != "pmmh",
@@ -173,9 +173,12 @@ def _write_posterior(args, model, idata, returns, out: Path, title: str) -> list
     saved = idata if args.save == "full" else compact_tree(idata)
     write_netcdf(saved, out / "idata.nc")
     summary = dict(var_names=list(model.param_names), ci_kind="hdi", ci_prob=0.9)
-    arviz_stats.summary(idata, round_to="none", **summary).to_csv(out / "summary.csv")
+    # Entries fixed by identification (DFSV's unit loadings) have sd 0: their MCSE is undefined and shown as nan.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        arviz_stats.summary(idata, round_to="none", **summary).to_csv(out / "summary.csv")
+        printed = arviz_stats.summary(idata, **summary).to_string()
     print("\nPosterior summary:")
-    print(arviz_stats.summary(idata, **summary).to_string())
+    print(printed)
     stats = idata["sample_stats"] if "sample_stats" in idata.children else None
     if stats is not None and "diverging" in stats:
         print(f"divergences: {int(stats['diverging'].sum())}")

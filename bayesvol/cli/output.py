@@ -8,12 +8,14 @@ keeps what a reader of the results uses and summarises the rest:
 
 * ``posterior``: every draw of every parameter (float64, unchanged), so summaries, trace plots, R-hat and
   ESS read the saved file exactly as they read the sampler's output;
-* ``posterior_quantiles``: for each variable with a ``time`` dimension (``h``, ``vol``, ...), quantiles over
-  all draws (``quantile`` = 0.05, 0.25, 0.5, 0.75, 0.95) and the posterior mean (``<name>_mean``);
+* ``posterior_quantiles`` and ``posterior_mean``: for each variable with a ``time`` dimension (``h``,
+  ``vol``, ...), quantiles over all draws (dim ``quantile`` = 0.05, 0.25, 0.5, 0.75, 0.95) and the posterior
+  mean, under the variable's name; for DFSV also ``vol_asset``, the per-asset conditional standard
+  deviation (:func:`bayesvol.inference.conditional.posterior_volatility`);
 * ``posterior_paths``: those variables for at most :data:`PATH_DRAWS` draws (evenly spaced in every chain,
   with their original ``draw`` numbers), in float32 (seven significant digits, far finer than their
   Monte Carlo error), for plots of single paths;
-* ``posterior_predictive_quantiles``: the same quantiles and mean of the replicated returns;
+* ``posterior_predictive_quantiles`` and ``posterior_predictive_mean``: the same for the replicated returns;
 * ``sample_stats`` and ``observed_data`` unchanged.
 
 The pointwise ``log_likelihood`` is left out: it is a function of the saved parameter draws and data, and
@@ -27,6 +29,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesvol.inference.conditional import posterior_volatility
+
 __all__ = ["PATH_DRAWS", "QUANTILES", "compact_tree", "write_netcdf"]
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -34,14 +38,12 @@ PATH_DRAWS = 100
 SAMPLE_DIMS = ("chain", "draw")
 
 
-def _summary(dataset: xr.Dataset, quantiles) -> xr.Dataset:
-    """Quantiles over (chain, draw) of every variable, and the posterior mean as ``<name>_mean``."""
-    out = {}
-    for name, values in dataset.data_vars.items():
-        out[name] = values.quantile(list(quantiles), dim=SAMPLE_DIMS)
-        out[f"{name}_mean"] = values.mean(SAMPLE_DIMS)
+def _summaries(dataset: xr.Dataset, quantiles) -> tuple[xr.Dataset, xr.Dataset]:
+    """Quantiles over (chain, draw) of every variable (dim ``quantile``), and the means, under the same names."""
     # Not draws any more: ArviZ must not take these groups for samples over (chain, draw).
-    return xr.Dataset(out, attrs={key: value for key, value in dataset.attrs.items() if key != "sample_dims"})
+    attrs = {key: value for key, value in dataset.attrs.items() if key != "sample_dims"}
+    quantile = dataset.quantile(list(quantiles), dim=SAMPLE_DIMS)
+    return quantile.assign_attrs(attrs), dataset.mean(SAMPLE_DIMS).assign_attrs(attrs)
 
 
 def _thinned(dataset: xr.Dataset, path_draws: int) -> xr.Dataset:
@@ -80,19 +82,27 @@ def compact_tree(idata: xr.DataTree, *, quantiles=QUANTILES, path_draws: int = P
     groups = {"posterior": parameters.drop_vars([name for name, coord in parameters.coords.items()
                                                          if not set(coord.dims) <= used])}
     if timed:
-        groups["posterior_quantiles"] = _summary(posterior[timed], quantiles)
-        groups["posterior_paths"] = _thinned(posterior[timed], path_draws)
+        paths = posterior[timed]
+        if "vol" in posterior and "factor" in posterior["vol"].dims:
+            # DFSV's vol is the factors'; the per-asset volatility needs every draw of the loadings, so it is
+            # summarised here, while the draws are at hand.
+            paths["vol_asset"] = posterior_volatility(idata)
+        groups["posterior_quantiles"], groups["posterior_mean"] = _summaries(paths, quantiles)
+        groups["posterior_paths"] = _thinned(paths, path_draws)
     if "posterior_predictive" in idata.children:
-        groups["posterior_predictive_quantiles"] = _summary(idata["posterior_predictive"].to_dataset(), quantiles)
+        predictive = idata["posterior_predictive"].to_dataset()
+        groups["posterior_predictive_quantiles"], groups["posterior_predictive_mean"] = _summaries(predictive,
+                                                                                                  quantiles)
     for name in ("sample_stats", "observed_data"):
         if name in idata.children:
             groups[name] = idata[name].to_dataset()
     tree = xr.DataTree.from_dict(groups)
     tree.attrs.update(dict(idata.attrs))
     tree.attrs["saved"] = (
-        "compact: parameters in full; per-date variables as quantiles over draws (posterior_quantiles, "
-        f"posterior_predictive_quantiles) and {path_draws} or fewer draws in float32 (posterior_paths); "
-        "log_likelihood left out (bayesvol.compare.add_predictive_log_likelihood rebuilds it)")
+        "compact: parameters in full; per-date variables as quantiles and means over draws "
+        "(posterior_quantiles, posterior_mean, posterior_predictive_quantiles, posterior_predictive_mean) and "
+        f"{path_draws} or fewer draws in float32 (posterior_paths); log_likelihood left out "
+        "(bayesvol.compare.add_predictive_log_likelihood rebuilds it)")
     return tree
 
 
