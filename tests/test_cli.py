@@ -68,14 +68,16 @@ def _args(**kw):
 
 def test_blank_lines_are_skipped_and_reported_and_dates_read_day_first(tmp_path):
     path = tmp_path / "prices.csv"
-    path.write_text("date,close\n02/01/2020,100\n\n03/01/2020,101\n,\n06/01/2020,\n07/01/2020,99\n\n")
+    path.write_text("date,close\n31/12/2019,97\n02/01/2020,100\n\n03/01/2020,101\n,\n06/01/2020,\n07/01/2020,99\n\n")
     returns = cli_data.load_returns(_args(data=str(path), dayfirst=True, start="2020-01-02"), multivariate=False)
     expected = 100 * np.diff(np.log([100.0, 101.0, 99.0]))
     np.testing.assert_allclose(returns.values.to_numpy(), expected, rtol=1e-15)
     assert list(returns.values.index.strftime("%Y-%m-%d")) == ["2020-01-03", "2020-01-07"]
-    assert returns.notes[0] == "skipped 3 blank line(s) of prices.csv (line 3, 5, 8)"
+    assert returns.notes[0] == "skipped 3 blank line(s) of prices.csv (line 4, 6, 9)"
+    assert returns.notes[1] == "dropped 1 row(s) outside --start/--end (kept 4 of 5)"
     assert any(note.startswith("dropped 1 row(s) where the value is missing") for note in returns.notes)
-    same = cli_data.load_returns(_args(data=str(path), date_format="%d/%m/%Y"), multivariate=False)
+    same = cli_data.load_returns(_args(data=str(path), date_format="%d/%m/%Y", start="2020-01-02"),
+                                 multivariate=False)
     pd.testing.assert_series_equal(same.values, returns.values)
 
 

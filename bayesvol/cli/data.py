@@ -117,7 +117,7 @@ def load_returns(args, multivariate: bool) -> Returns:
     rows = data.shape[0]
     data = date_range(data, args.start, args.end, label)
     if data.shape[0] < rows:
-        notes.append(f"kept {data.shape[0]} of {rows} rows between --start and --end")
+        notes.append(f"dropped {rows - data.shape[0]} row(s) outside --start/--end (kept {data.shape[0]} of {rows})")
     missing = int(np.asarray(pd.DataFrame(data).isna().any(axis=1)).sum())
     if is_returns:
         values = data.dropna() if isinstance(data, pd.Series) else data.dropna(how="any")
