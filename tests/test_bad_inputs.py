@@ -255,7 +255,7 @@ def test_load_csv_names_a_text_cell_and_a_repeated_date(tmp_path):
     typo = _csv(tmp_path, "date,close\n2020-01-03,102.5\n2020-01-02,1O2.5\n2020-01-06,103\n")
     with pytest.raises(ValueError, match=r"column 'close' of .* is not numeric: '1O2\.5' on 2020-01-02 \(line 3\)"):
         bayesvol.datasets.load_csv(typo, column="close")
-    with pytest.raises(ValueError, match=r"column 'close' .* not numeric.*pass column="):
+    with pytest.raises(ValueError, match=r"column 'close' .* not numeric.*choose them \(column="):
         bayesvol.datasets.load_csv(typo)
     repeated = _csv(tmp_path, "date,close\n2020-01-02,1\n2020-01-03,2\n2020-01-02,3\n", "repeated.csv")
     with pytest.raises(ValueError, match=r"date 2020-01-02 appears more than once .* \(lines 2, 4\)"):

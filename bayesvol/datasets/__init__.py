@@ -83,23 +83,33 @@ def load(name: str) -> pd.DataFrame | pd.Series:
     return frame
 
 
-def load_csv(path, column: str | None = None, date_column: str | None = None) -> pd.Series | pd.DataFrame:
+def load_csv(path, column: str | None = None, date_column: str | None = None, *, date_format: str | None = None,
+             dayfirst: bool = False) -> pd.Series | pd.DataFrame:
     """Read a user's CSV of prices or returns into the same shape :func:`load` returns.
 
     The rows are sorted by date (files often list the newest date first); a date that appears twice is an
     error, as is a cell that is neither a number nor empty (a typo such as ``1O2.5`` is reported with its
     date and column, never dropped). Empty cells, the usual missing-value markers (``NA``, ``NaN``, ``null``,
-    ...) and FRED's ``.`` are missing values (NaN), which :func:`log_returns` drops.
+    ...) and FRED's ``.`` are missing values (NaN), which :func:`log_returns` drops. Lines that are empty in
+    every cell (blank lines, or separators only) are skipped; their line numbers are kept in
+    ``result.attrs["blank_lines"]`` so that a caller can report them. Line numbers in messages count every
+    line of the file, the header being line 1.
 
     Parameters
     ----------
     path : str or path-like
         CSV file with a date column and one or more numeric columns.
-    column : str, optional
-        Column to return as a Series (only this column is checked). Without it every column must be numeric
-        and the whole frame is returned.
+    column : str or list of str, optional
+        Column to return as a Series, or columns to return as a DataFrame (only these columns are checked).
+        Without it every column must be numeric and the whole frame is returned.
     date_column : str, optional
         Name of the date column; by default the first column.
+    date_format : str, optional
+        ``strftime`` format of the dates (e.g. ``"%d/%m/%Y"``); by default pandas infers it from the first
+        date. Every date must then match it.
+    dayfirst : bool
+        Read an ambiguous date such as ``03/04/2020`` as 3 April (day first) rather than 4 March; ignored
+        with ``date_format``.
 
     Raises
     ------
@@ -111,20 +121,27 @@ def load_csv(path, column: str | None = None, date_column: str | None = None) ->
     if not path.is_file():
         raise ValueError(f"cannot read {str(path)!r}: no such file")
     try:
-        frame = pd.read_csv(path, na_values=["."])
+        # Blank lines are read as empty rows (not skipped by the parser) so that row i is line i + 2 of the file.
+        frame = pd.read_csv(path, na_values=["."], skip_blank_lines=False)
     except Exception as err:  # pandas raises several parser error types
         raise ValueError(f"cannot read {str(path)!r} as CSV: {err}") from None
     if frame.shape[1] < 2:
         raise ValueError(f"{str(path)!r} needs a date column and at least one value column")
+    # Line numbers of the file (the header is line 1), for messages after the rows are sorted.
+    lines = np.arange(2, frame.shape[0] + 2)
+    empty = frame.isna().all(axis=1).to_numpy()
+    frame, lines, blank_lines = frame.loc[~empty], lines[~empty], [int(line) for line in lines[empty]]
     date_column = date_column or frame.columns[0]
     if date_column not in frame.columns:
         raise ValueError(f"no date column {date_column!r} in {str(path)!r}; columns: {', '.join(frame.columns)}")
+    dates = frame.pop(date_column)
     try:
-        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop(date_column)), name="date")
+        frame.index = pd.DatetimeIndex(pd.to_datetime(dates, format=date_format, dayfirst=dayfirst), name="date")
     except (ValueError, TypeError) as err:
-        raise ValueError(f"column {date_column!r} of {str(path)!r} does not hold dates: {err}") from None
-    # Line numbers of the file (the header is line 1), for messages after the rows are sorted.
-    lines = np.arange(2, frame.shape[0] + 2)
+        fix = ("check the format against the file" if date_format else
+               "give their format (date_format, e.g. '%d/%m/%Y'), or dayfirst=True for day/month/year")
+        reason = str(err).splitlines()[0].rstrip(". ")  # pandas adds lines of advice that do not apply here
+        raise ValueError(f"column {date_column!r} of {str(path)!r} does not hold dates: {reason}; {fix}") from None
     if frame.index.hasnans:
         raise ValueError(f"line {int(lines[frame.index.isna()][0])} of {str(path)!r} has no date in column "
                          f"{date_column!r}; give it one or delete the line")
@@ -134,12 +151,15 @@ def load_csv(path, column: str | None = None, date_column: str | None = None) ->
                          f"{', '.join(map(str, lines[frame.index == first]))}); keep one line per date")
     order = np.argsort(frame.index.to_numpy(), kind="stable")
     frame, lines = frame.iloc[order], lines[order]
-    if column is not None and column not in frame.columns:
-        raise ValueError(f"no column {column!r} in {str(path)!r}; columns: {', '.join(frame.columns)}")
-    names = [column] if column is not None else list(frame.columns)
+    names = list(frame.columns) if column is None else [column] if isinstance(column, str) else list(column)
+    for name in names:
+        if name not in frame.columns:
+            raise ValueError(f"no column {name!r} in {str(path)!r}; columns: {', '.join(frame.columns)}")
     numeric = pd.DataFrame({name: _numeric_column(frame, name, lines, path, column is None) for name in names},
                            index=frame.index)
-    return numeric[column] if column is not None else numeric
+    result = numeric[column] if isinstance(column, str) else numeric
+    result.attrs["blank_lines"] = blank_lines
+    return result
 
 
 def _numeric_column(frame: pd.DataFrame, name: str, lines: np.ndarray, path: Path, hint: bool) -> pd.Series:
@@ -152,7 +172,8 @@ def _numeric_column(frame: pd.DataFrame, name: str, lines: np.ndarray, path: Pat
         raise ValueError(f"column {name!r} of {str(path)!r} is not numeric: {raw.iloc[first]!r} on "
                          f"{frame.index[first]:%Y-%m-%d} (line {int(lines[first])}) is not a number "
                          f"({int(bad.sum())} such cell(s)); correct it, or leave it empty for a missing value"
-                         + ("; to read one column only, pass column=..." if hint else ""))
+                         + ("; to read some columns only, choose them (column=..., or --column on the command "
+                            "line)" if hint else ""))
     return values.astype(np.float64).rename(name)
 
 
