@@ -29,9 +29,10 @@ jax.config.update("jax_enable_x64", True)
 
 __all__ = ["default_cache_dir", "set_compilation_cache"]
 
-# Programs that compile faster than this are not written to the cache (JAX's default is 1 s): a warm start
-# of a fit loads its dozen programs of 0.2 to a few seconds each, and smaller ones are not worth a file.
-_MIN_COMPILE_SECONDS = 0.2
+# Every compiled program is stored (JAX's default stores those that took 1 s or more): a fit also compiles
+# about sixty small programs, and on a loaded 2-core machine loading them too cut a warm first fit of
+# GJR skewed-t from 16.3 s to 12.9 s (benchmarks/cold_start.py; docs/performance.md).
+_MIN_COMPILE_SECONDS = 0.0
 _OFF = ("0", "false", "no", "off")
 
 
