@@ -1,8 +1,9 @@
 """bayesvol: Bayesian and frequentist estimation of volatility models with NumPyro and JAX.
 
-Importing the package sets up JAX (float64, one host device per core) and nothing else: the estimators,
-models, plots and comparison tools are imported on first use (``bayesvol.fit``, ``bayesvol.plots``, ...),
-so that ``import bayesvol`` costs little beyond importing JAX.
+Importing the package sets up JAX (float64, one host device per core, the persistent compilation cache: see
+:func:`set_compilation_cache`) and nothing else: the estimators, models, plots and comparison tools are
+imported on first use (``bayesvol.fit``, ``bayesvol.plots``, ...), so that ``import bayesvol`` costs little
+beyond importing JAX.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from bayesvol import _config  # noqa: F401  (float64 and CPU devices before anything uses JAX)
+from bayesvol import _config  # noqa: F401  (float64, CPU devices and the compilation cache before JAX is used)
+from bayesvol._config import set_compilation_cache
 from bayesvol._validation import ConvergenceWarning, StationarityWarning
 from bayesvol._version import __version__
 
@@ -74,6 +76,7 @@ __all__ = [
     "residual_diagnostics",
     "rolling_forecast",
     "sample",
+    "set_compilation_cache",
     "simulate",
 ]
 

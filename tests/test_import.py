@@ -74,4 +74,5 @@ def test_public_names_resolve_on_first_use():
 def test_all_lists_every_lazy_name():
     import bayesvol
 
-    assert set(bayesvol.__all__) == set(bayesvol._LAZY) | {"ConvergenceWarning", "__version__"}
+    assert set(bayesvol.__all__) == set(bayesvol._LAZY) | {"ConvergenceWarning", "StationarityWarning",
+                                                            "__version__", "set_compilation_cache"}

@@ -16,8 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["Problem", "constrain_flat", "free_shapes", "labels", "objective", "objective_value",
-           "objective_value_and_grad", "options_key", "split", "to_python", "unconstrain_flat"]
+__all__ = ["Problem", "bucket_length", "constrain_flat", "free_shapes", "labels", "objective", "objective_value",
+           "objective_value_and_grad", "options_key", "pad_to_length", "split", "to_python", "unconstrain_flat"]
+
+# Length buckets: 2^k times one of these fractions, so a padded series is at most 25% (on average about 11%)
+# longer than the data, and a factor of ten in length spans about 13 buckets.
+_BUCKET_FRACTIONS = (1.0, 1.25, 1.5, 1.75)
+# Shortest bucket: below it, one compiled program serves every length (a scan of 64 steps costs nothing).
+_SMALLEST_BUCKET = 64
 
 
 def labels(model, shapes) -> list[str]:
@@ -113,8 +119,16 @@ class Problem:
         return self.pointwise(self.model.params_type(**self.unravel(theta_flat)), y)
 
 
-def objective(problem: Problem, u_flat, y):
-    value = -jnp.sum(problem.pointwise(problem.constrain(u_flat), y)) / y.shape[0]
+def objective(problem: Problem, u_flat, y, num_steps=None):
+    """Mean negative log-likelihood at the unconstrained ``u_flat``, ``+inf`` where it is not finite.
+
+    The mean is over ``num_steps`` time steps (by default ``y.shape[0]``): a series padded at its end to a
+    length bucket (see :func:`pad_to_length`) passes its own length, a traced number, so that the compiled
+    program is shared by every length in the bucket and the objective, its gradient and the optimiser's
+    gradient tolerance are those of the unpadded series.
+    """
+    terms = problem.pointwise(problem.constrain(u_flat), y)
+    value = -jnp.sum(terms) / (y.shape[0] if num_steps is None else num_steps)
     return jnp.where(jnp.isfinite(value), value, jnp.inf)
 
 
@@ -138,6 +152,31 @@ def constrain_flat(problem: Problem, u_flat):
 @partial(jax.jit, static_argnums=0)
 def loglik_total(problem: Problem, theta_flat, y):
     return jnp.sum(problem.pointwise_flat(theta_flat, y))
+
+
+def bucket_length(num_steps: int) -> int:
+    """The length bucket of a series of ``num_steps`` time steps: the smallest ``2^k * f >= num_steps`` with
+    ``f`` in 1, 1.25, 1.5, 1.75 (and at least 64), e.g. 5000 -> 5120, 5200 -> 6144, 300 -> 320."""
+    num_steps = int(num_steps)
+    if num_steps <= _SMALLEST_BUCKET:
+        return _SMALLEST_BUCKET
+    octave = 1 << (num_steps.bit_length() - 1)  # the largest power of two <= num_steps, at least 64
+    # 2^k * f is a whole number for every f above since 2^k >= 64.
+    return next(int(octave * f) for f in _BUCKET_FRACTIONS + (2.0,) if octave * f >= num_steps)
+
+
+def pad_to_length(values, length: int) -> np.ndarray:
+    """``values`` (time first) followed by missing steps (NaN) up to ``length`` steps.
+
+    A model with ``supports_missing`` gives a missing step a log-likelihood term of zero and moves its
+    state on without it, so the terms of the first ``T`` steps, and their sum, are those of the unpadded
+    series (the state after the data is not).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    extra = int(length) - values.shape[0]
+    if extra < 0:
+        raise ValueError(f"cannot pad {values.shape[0]} time steps to a length of {length}")
+    return np.concatenate([values, np.full((extra,) + values.shape[1:], np.nan)], axis=0)
 
 
 def free_shapes_uncached(model, shapes: tuple) -> tuple:

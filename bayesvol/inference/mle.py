@@ -28,6 +28,7 @@ import bayesvol.inference.standard_errors as se_
 from bayesvol._validation import ConvergenceWarning
 from bayesvol.inference._problem import (
     Problem,
+    bucket_length,
     constrain_flat,
     free_shapes,
     labels,
@@ -35,6 +36,7 @@ from bayesvol.inference._problem import (
     objective_value,
     objective_value_and_grad,
     options_key,
+    pad_to_length,
     split,
     unconstrain_flat,
 )
@@ -61,15 +63,16 @@ _PREDICTED_GAIN_TOL = 1e-6
 
 
 @partial(jax.jit, static_argnums=0)
-def _opg_inverse(problem: Problem, u_flat, y):
+def _opg_inverse(problem: Problem, u_flat, y, num_steps):
     """Inverse mean outer product of the per-observation scores in the unconstrained coordinates.
 
     By the information equality an approximation of the Hessian of the mean negative log-likelihood,
     positive semi-definite by construction (small eigenvalues are floored); a first inverse Hessian for BFGS.
-    The scores come from forward mode over the pointwise log-likelihood.
+    The scores come from forward mode over the pointwise log-likelihood; the mean is over the ``num_steps``
+    steps of the unpadded series (padded steps have zero scores).
     """
     scores = jax.jacfwd(lambda u: problem.pointwise(problem.constrain(u), y))(u_flat)
-    outer = scores.T @ scores / y.shape[0]
+    outer = scores.T @ scores / num_steps
     eigenvalues, eigenvectors = jnp.linalg.eigh(0.5 * (outer + outer.T))
     floor = jnp.maximum(_OPG_EIGENVALUE_FLOOR * jnp.max(eigenvalues), 1e-12)
     inverse = (eigenvectors / jnp.maximum(eigenvalues, floor)) @ eigenvectors.T
@@ -88,7 +91,7 @@ def _bfgs_from_opg(scipy_fun, problem: Problem, u0, y, nobs: int, maxiter: int, 
     starts from the estimate and ``H`` with a hundredfold smaller gradient tolerance.
     """
 
-    inverse = np.asarray(_opg_inverse(problem, jnp.asarray(u0), y), dtype=np.float64)
+    inverse = np.asarray(_opg_inverse(problem, jnp.asarray(u0), y, float(nobs)), dtype=np.float64)
     x, tol, iterations, evaluations = u0, gtol, 0, 0
     for _ in range(_MAX_ROUNDS):
         res = _optimiser.bfgs(scipy_fun, x, maxiter=maxiter - iterations, gtol=tol, hess_inv0=inverse)
@@ -103,7 +106,7 @@ def _bfgs_from_opg(scipy_fun, problem: Problem, u0, y, nobs: int, maxiter: int, 
 
 def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None = None, maxiter: int = 2000,
         gtol: float = 1e-5, warn: bool = True, rescale: bool = True, stationary: bool = True,
-        **options) -> MLEResult:
+        length_buckets: bool = True, **options) -> MLEResult:
     r"""Maximum-likelihood estimation.
 
     The parameters are optimised in an unconstrained space given by the support of each prior
@@ -133,6 +136,14 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     ``r != 0``, priors bounded in the data's units) are fitted in the user's units; ``result.data_scale`` is
     then ``None``. A quasi-likelihood of ``log y^2`` (SV ``"qml"``) does not shift.
 
+    *Length buckets.* With ``length_buckets=True`` (default), a model that supports missing values
+    (``supports_missing``) fitted by a likelihood that is a causal filter (the GARCH family's ``"exact"``) sees
+    its data padded at the end with missing values (NaN) up to a length bucket, :math:`2^k \times` 1, 1.25,
+    1.5 or 1.75 (e.g. 5000 -> 5120): a missing step adds zero to the log-likelihood, so the objective,
+    estimates, log-likelihood, standard errors and ``nobs`` are those of the unpadded fit (up to the order of
+    floating-point summation), and every series length in a bucket reuses one compiled program instead of
+    compiling a new one. ``length_buckets=False`` fits the series at its own length.
+
     *Stationarity.* With ``stationary=True`` (default) the estimate is restricted to the model's
     covariance-stationary region (GARCH: persistence below one, through a stick-breaking map of the
     persistence shares). ``stationary=False`` lifts that restriction for families that have a variant without
@@ -160,6 +171,8 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         Fit in standardised units and map the results back (see *Units*); ``False`` fits in the user's units.
     stationary : bool
         Restrict the estimate to the covariance-stationary region (see *Stationarity*).
+    length_buckets : bool
+        Pad the data to a length bucket where that leaves the results unchanged (see *Length buckets*).
     **options
         Passed to the likelihood method (e.g. ``num_particles``, ``seed``).
 
@@ -173,7 +186,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         num_starts = _validation.as_count(num_starts, "num_starts")
     if isinstance(gtol, bool) or not (isinstance(gtol, numbers.Real) and 0.0 < gtol < np.inf):
         raise ValueError(f"gtol must be a positive number, got {gtol!r}")
-    for name, flag in (("rescale", rescale), ("stationary", stationary)):
+    for name, flag in (("rescale", rescale), ("stationary", stationary), ("length_buckets", length_buckets)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
     if not stationary:
@@ -198,15 +211,20 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     starts = _scaling.scaled_starts(model, starts, scaling)
     y_values = jnp.asarray(_scaling.divide(data.values, scaling))
     nobs = int(y_values.shape[0])
+    # The optimiser and the derivatives see the data padded to its length bucket where that changes nothing
+    # but the compiled program's shape (see *Length buckets*); the padded steps are NaN in any units.
+    y_fit = y_values
+    if length_buckets and row.length_buckets and model.supports_missing:
+        y_fit = jnp.asarray(pad_to_length(y_values, bucket_length(nobs)))
     names = model.param_names
     shapes = tuple(tuple(jnp.shape(getattr(starts[0], n))) for n in names)
     problem = Problem(model=model, method=method, loglik=row.loglik, free_shapes=free_shapes(model, shapes),
                       shapes=shapes, options=options_key(options), stationary=bool(stationary))
-    res, converged = _optimise(problem, differentiable, starts, y_values, maxiter, gtol)
+    res, converged = _optimise(problem, differentiable, starts, y_fit, nobs, maxiter, gtol)
     u_hat = jnp.asarray(res.x)
     flat_theta = constrain_flat(problem, u_hat)
     loglik, cov, robust_cov, fixed, scores = _information(problem, differentiable, by_differences, u_hat, flat_theta,
-                                                          y_values, se_differences)
+                                                          y_fit, nobs, se_differences)
     params_ref = model.params_type(**problem.unravel(flat_theta))
     flat_user = np.asarray(flat_theta)
     if scaling is not None:
@@ -258,8 +276,11 @@ def _start_params(model, values, start, num_starts) -> list:
     return [_base.as_params(model, s) for s in starts]
 
 
-def _optimise(problem: Problem, differentiable: bool, starts, y_values, maxiter: int, gtol: float):
+def _optimise(problem: Problem, differentiable: bool, starts, y_values, nobs: int, maxiter: int, gtol: float):
     """The best optimum over the start values: ``(scipy result, converged)``.
+
+    ``y_values`` may be padded with missing steps beyond the ``nobs`` of the series (see :func:`fit`); the
+    objective is the mean over ``nobs`` steps either way.
 
     BFGS on the JAX gradient (from the inverse outer product of scores for models with ``mle_opg_start``), or
     Nelder-Mead for a likelihood without derivatives. Start values with a non-finite likelihood are skipped;
@@ -267,13 +288,13 @@ def _optimise(problem: Problem, differentiable: bool, starts, y_values, maxiter:
     """
     import scipy.optimize  # here: it takes a second to import and only fitting needs it
 
-    model, nobs = problem.model, int(y_values.shape[0])
-    scipy_fun = _optimiser.scipy_objective(lambda u: objective_value_and_grad(problem, u, y_values))
+    model, num_steps = problem.model, float(nobs)
+    scipy_fun = _optimiser.scipy_objective(lambda u: objective_value_and_grad(problem, u, y_values, num_steps))
 
     candidates = []
     for params0 in starts:
         u0 = np.asarray(unconstrain_flat(problem, params0), dtype=np.float64)
-        value0 = float(objective_value(problem, jnp.asarray(u0), y_values))
+        value0 = float(objective_value(problem, jnp.asarray(u0), y_values, num_steps))
         if np.isfinite(value0):
             candidates.append((value0, u0))
     if model.mle_screen_starts and candidates:
@@ -289,7 +310,8 @@ def _optimise(problem: Problem, differentiable: bool, starts, y_values, maxiter:
             ok = bool(res.success) or (grad_norm < 10 * gtol and np.isfinite(res.fun))
         else:
             res = scipy.optimize.minimize(
-                lambda u: float(objective_value(problem, jnp.asarray(u), y_values)), u0, method="Nelder-Mead",
+                lambda u: float(objective_value(problem, jnp.asarray(u), y_values, num_steps)), u0,
+                method="Nelder-Mead",
                 options={"maxiter": maxiter * 5, "xatol": 1e-5, "fatol": 1e-7, "adaptive": True})
             ok = bool(res.success)
         if best is None or res.fun < best[0].fun:
@@ -301,14 +323,16 @@ def _optimise(problem: Problem, differentiable: bool, starts, y_values, maxiter:
 
 
 def _information(problem: Problem, differentiable: bool, by_differences: bool, u_hat, flat_theta, y_values,
-                 se_differences):
+                 nobs: int, se_differences):
     """Log-likelihood, covariances (inverse information, sandwich), fixed entries and scores at the estimate.
+
+    ``y_values`` may be padded with missing steps beyond the ``nobs`` of the series; their scores are zero and
+    are dropped, so the sandwich and the boundary check see the ``nobs`` rows of the series.
 
     Structured parameters (entries fixed for identification, symmetric matrices) have fewer free coordinates
     than entries: derivatives are then taken in the unconstrained coordinates and mapped back by the delta
     method, so that fixed entries do not enter the information matrix as if they were free.
     """
-    nobs = int(y_values.shape[0])
     structured = u_hat.size != flat_theta.size
     if structured:
         def coords_pointwise(u):
@@ -323,7 +347,7 @@ def _information(problem: Problem, differentiable: bool, by_differences: bool, u
         loglik, hessian, scores = (np.asarray(v) for v in se_.loglik_derivatives(problem, flat_theta, y_values))
         loglik = float(loglik)
     else:
-        total = float(objective_value(problem, u_hat, y_values)) if by_differences else np.inf
+        total = float(objective_value(problem, u_hat, y_values, float(nobs))) if by_differences else np.inf
         # The optimiser's compiled objective gives the total log-likelihood without a further compilation.
         loglik = -total * nobs if np.isfinite(total) else float(loglik_total(problem, flat_theta, y_values))
         if differentiable and by_differences:
@@ -335,6 +359,7 @@ def _information(problem: Problem, differentiable: bool, by_differences: bool, u
             scores = np.asarray(jax.jit(jax.jacfwd(coords_pointwise))(coords))
         else:
             hessian, scores = se_.finite_difference_derivatives(coords_pointwise, np.asarray(coords))
+    scores = scores[:nobs]
     cov, robust_cov = se_.covariances(hessian, scores)
     fixed = np.zeros(flat_theta.size, dtype=bool)
     if structured:

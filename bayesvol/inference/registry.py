@@ -59,6 +59,11 @@ class Method:
         ``True`` when ``loglik`` is a log density of ``y`` (it then shifts by ``-T log s`` when ``y`` is
         multiplied by ``s``); ``False`` for a quasi-likelihood of a transform of the data that rescaling
         only shifts (QML of ``log y^2``), whose value does not change with the units.
+    length_buckets : bool
+        ``True`` when, for a model with ``supports_missing``, the terms of ``loglik`` at the first ``T`` steps
+        are unchanged by missing steps (NaN) appended to ``y`` and those steps add zero: a causal filter with no
+        random numbers. :func:`bayesvol.fit` then pads the data to a length bucket, so one compiled program
+        serves every series length in the bucket (see :func:`bayesvol.inference._problem.bucket_length`).
     """
 
     loglik: Callable | None = None
@@ -68,6 +73,7 @@ class Method:
     fitter: Callable | None = None
     nuts_setup: Callable | None = None
     density_of_data: bool = True
+    length_buckets: bool = False
 
 
 _EXACT_SAMPLERS = {"nuts": Method(), "svi": Method()}
@@ -75,9 +81,9 @@ _LATENT_SAMPLERS = {"nuts": Method(), "svi": Method(), "pmmh": Method()}
 
 TABLE: dict[tuple[type, str], Method] = {
     # --- observation-driven families: the exact one-step-ahead likelihood --------------------------------
-    (GARCH, "exact"): Method(garch.exact_loglik),
-    (EGARCH, "exact"): Method(egarch.exact_loglik),
-    (IGGARCH, "exact"): Method(iggarch.exact_loglik),
+    (GARCH, "exact"): Method(garch.exact_loglik, length_buckets=True),
+    (EGARCH, "exact"): Method(egarch.exact_loglik, length_buckets=True),
+    (IGGARCH, "exact"): Method(iggarch.exact_loglik, length_buckets=True),
     (DCC, "exact"): Method(dcc.exact_loglik, fitter=two_step.fit_joint),
     (DCC, "two_step"): Method(fitter=two_step.fit_two_step),
     (DCCCorrelationStep, "exact"): Method(dcc.correlation_step_loglik),

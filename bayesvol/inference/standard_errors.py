@@ -159,7 +159,8 @@ def compiled_gradient(problem: Problem, y, nobs: int, structured: bool):
     ``None`` for models with transforms of their own (the caller then compiles the gradient)."""
 
     def in_unconstrained(u_flat):
-        return -nobs * np.asarray(objective_value_and_grad(problem, jnp.asarray(u_flat), y)[1])
+        # The mean over nobs steps, as the optimiser's objective takes it (y may be padded beyond nobs).
+        return -nobs * np.asarray(objective_value_and_grad(problem, jnp.asarray(u_flat), y, float(nobs))[1])
 
     if structured:
         return in_unconstrained
