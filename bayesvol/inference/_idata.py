@@ -132,7 +132,7 @@ def from_mle(result) -> xr.DataTree:
         "inference": f"maximum likelihood ({result.method})", "method": result.method,
         "loglik": float(result.loglik), "aic": float(result.aic), "bic": float(result.bic), "nobs": int(result.nobs),
         "num_params": int(result.num_params), "converged": bool(result.converged), "message": result.message,
-        "at_boundary": list(result.at_boundary)}
+        "at_boundary": list(result.at_boundary), "warnings": "; ".join(result.warnings)}
     meta = _netcdf_safe(meta)
     for dataset in groups.values():
         dataset.attrs.update(meta)

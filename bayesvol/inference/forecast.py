@@ -137,10 +137,30 @@ def _draws_from(model, source):
         if missing:
             raise ValueError(f"the posterior lacks {missing}; was it sampled from {model.describe()}?")
         stacked = {n: np.asarray(posterior[n].values, dtype=np.float64).reshape(-1) for n in model.param_names}
+        _check_draws(model, stacked)
         return stacked, "posterior"
     params = _base.as_params(model, source)
     model.check_parameters(params)
     return {n: np.atleast_1d(np.asarray(getattr(params, n), dtype=np.float64)) for n in model.param_names}, "parameters"
+
+
+def _check_draws(model, stacked: dict) -> None:
+    """Refuse posterior draws outside the model's parameter space (an explosive persistence of one or more):
+    their variance forecasts grow without bound, so the forecast would be meaningless rather than wide."""
+    inside = np.asarray(jax.vmap(lambda v: model.in_parameter_space(model.params_type(**v)))(
+        {n: jnp.asarray(v) for n, v in stacked.items()}))
+    if inside.all():
+        return
+    first = int(np.flatnonzero(~inside)[0])
+    try:
+        model.check_parameters(model.params_type(**{n: float(v[first]) for n, v in stacked.items()}))
+        cause = "they leave the model's parameter space"
+    except ValueError as err:
+        cause = f"e.g. draw {first}: {err}"
+    raise ValueError(f"{int((~inside).sum())} of {inside.size} posterior draws of {model.describe()} are explosive "
+                     f"({cause}); their variance forecasts grow without bound. The sampler has not found the "
+                     "posterior (check divergences and R-hat) or the priors allow such values: sample again with "
+                     "stationary priors or more warm-up")
 
 
 @partial(jax.jit, static_argnums=(0, 3, 4, 5))

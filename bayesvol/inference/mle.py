@@ -223,8 +223,8 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     res, converged = _optimise(problem, differentiable, starts, y_fit, nobs, maxiter, gtol)
     u_hat = jnp.asarray(res.x)
     flat_theta = constrain_flat(problem, u_hat)
-    loglik, cov, robust_cov, fixed, scores = _information(problem, differentiable, by_differences, u_hat, flat_theta,
-                                                          y_fit, nobs, se_differences)
+    loglik, cov, robust_cov, fixed, scores, information = _information(problem, differentiable, by_differences, u_hat,
+                                                                       flat_theta, y_fit, nobs, se_differences)
     params_ref = model.params_type(**problem.unravel(flat_theta))
     flat_user = np.asarray(flat_theta)
     if scaling is not None:
@@ -241,10 +241,20 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     if not converged and warn:
         warnings.warn(f"maximum likelihood for {model!r} ({method}) did not converge: {message}",
                       ConvergenceWarning, stacklevel=2)
+    boundary = se_.at_boundary(problem, np.asarray(u_hat), scores)
+    # The self-check runs on the problem as optimised (standardised units): a zero variance or a singular
+    # information there does not depend on the units of the data.
+    structured = information.shape[0] != flat_theta.size
+    reliability = se_.reliability_warnings(
+        labels(model, problem.shapes), se_flat, fixed, boundary, flat_user, loglik, information,
+        _free_labels(problem) if structured else None)
+    if reliability and warn:
+        warnings.warn(f"maximum likelihood for {model!r} ({method}): estimates not reliable: "
+                      + "; ".join(reliability), ConvergenceWarning, stacklevel=2)
     return MLEResult(model=model, method=method, params=params_out, se=split(se_flat, names, problem.shapes),
                      robust_se=split(robust_flat, names, problem.shapes), cov=cov, robust_cov=robust_cov,
                      loglik=loglik, nobs=nobs, converged=converged, message=message,
-                     at_boundary=se_.at_boundary(problem, np.asarray(u_hat), scores),
+                     at_boundary=boundary, warnings=reliability,
                      labels=labels(model, problem.shapes), num_starts=len(starts), options=dict(options),
                      num_free_params=int(np.size(res.x)), diagnostics=diagnostics, data_index=data.index,
                      data_shape=tuple(np.shape(data.values)), data=np.asarray(data.values, dtype=np.float64),
@@ -368,7 +378,13 @@ def _information(problem: Problem, differentiable: bool, by_differences: bool, u
         fixed = np.all(jac == 0.0, axis=1)
         # Natural-coordinate scores are not defined here; the boundary check then relies on |u| alone.
         scores = np.zeros((nobs, flat_theta.size))
-    return loglik, cov, robust_cov, fixed, scores
+    return loglik, cov, robust_cov, fixed, scores, -0.5 * (hessian + hessian.T)
+
+
+def _free_labels(problem: Problem) -> list[str]:
+    """Labels of the unconstrained coordinates (structured parameters: fewer coordinates than entries)."""
+    return [f"{name}[u{i}]" if shape else name for name, shape in zip(problem.names, problem.free_shapes, strict=True)
+            for i in range(int(np.prod(shape, dtype=int)) if shape else 1)]
 
 
 def _is_panel(y) -> bool:

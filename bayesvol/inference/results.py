@@ -37,10 +37,17 @@ class MLEResult:
     loglik, aic, bic : float
     nobs : int
     converged : bool
-        The optimiser's success flag and a small gradient; ``False`` is also warned about.
+        The optimiser's verdict (its success flag and a small gradient); ``False`` is also warned about. It
+        says nothing about whether the optimum is a sound one: see ``warnings`` and :attr:`reliable`.
     at_boundary : list of str
         Parameters whose estimate lies (numerically) on the edge of their support; their standard errors
         are not reliable.
+    warnings : list of str
+        The fit's self-check after optimisation (see :func:`bayesvol.inference.standard_errors.reliability_warnings`):
+        one sentence per cause (a singular or non-positive-definite information matrix, standard errors that
+        are not finite, parameters at the edge of their support, a likelihood that is not finite), each with a
+        remedy. Empty when the estimates passed every check; also warned about
+        (:class:`~bayesvol.ConvergenceWarning`) and shown by :meth:`summary`.
     num_free_params : int or None
         Number of free coordinates (the unconstrained dimension), fewer than the entries for structured
         matrices such as identified loadings or covariance matrices; fixed entries get standard error zero.
@@ -85,6 +92,12 @@ class MLEResult:
     data_shape: tuple | None = None
     data: np.ndarray | None = field(default=None, repr=False, compare=False)
     data_scale: object = field(default=None, repr=False)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def reliable(self) -> bool:
+        """``True`` when the optimiser converged and the estimates passed every self-check (no ``warnings``)."""
+        return bool(self.converged) and not self.warnings
 
     @property
     def num_params(self) -> int:
@@ -263,6 +276,9 @@ class MLEResult:
             lines.append(f"At the boundary of the support (standard errors unreliable): {', '.join(self.at_boundary)}")
         if not self.converged:
             lines.append(f"WARNING: the optimiser did not converge: {self.message}")
+        if self.warnings:
+            lines.append("WARNING: estimates not reliable:")
+            lines.extend(f"  - {text}" for text in self.warnings)
         if diagnostics is None:
             diagnostics = self.data is not None and isinstance(self.model, ObservationDrivenModel)
         if diagnostics:

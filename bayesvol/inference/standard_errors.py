@@ -14,7 +14,7 @@ from bayesvol.inference._problem import Problem, objective_value_and_grad, split
 
 __all__ = ["at_boundary", "compiled_gradient", "covariances", "finite_difference_derivatives",
            "gradient_differences", "inside_supports", "loglik_derivatives", "loglik_derivatives_one",
-           "stacked_boundaries", "stacked_covariances", "standard_errors"]
+           "reliability_warnings", "stacked_boundaries", "stacked_covariances", "standard_errors"]
 
 
 def loglik_derivatives_one(problem: Problem, theta_flat, y):
@@ -115,14 +115,23 @@ def stacked_boundaries(problem: Problem, u_hat, scores, names_series) -> dict:
 
 
 def covariances(hessian, scores):
+    """Inverse information and sandwich covariance from the Hessian of the total log-likelihood and the scores.
+
+    The information is inverted after scaling it to unit diagonal (parameters of very different magnitudes,
+    e.g. ``a ~ 1e4`` beside ``c ~ 1e-2``, would otherwise make an invertible matrix look singular).
+    """
     information = -0.5 * (hessian + hessian.T)
+    root = np.sqrt(np.abs(np.diag(information)))
+    root = np.where(np.isfinite(root) & (root > 0.0), root, 1.0)
+    scaled = information / np.outer(root, root)
     try:
-        cov = np.linalg.inv(information)
+        inverse = np.linalg.inv(scaled)
         # A redundant parametrisation (both triangles of a symmetric matrix) has a singular information.
-        if not np.all(np.isfinite(cov)) or not np.allclose(information @ cov, np.eye(len(cov)), atol=1e-6):
+        if not np.all(np.isfinite(inverse)) or not np.allclose(scaled @ inverse, np.eye(len(inverse)), atol=1e-6):
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
-        cov = np.linalg.pinv(information)
+        inverse = np.linalg.pinv(scaled)
+    cov = inverse / np.outer(root, root)
     outer = scores.T @ scores
     return cov, cov @ outer @ cov
 
@@ -235,3 +244,103 @@ def finite_difference_derivatives(pointwise_flat, theta, rel_step: float = 1e-4)
                      + total(theta - e_i - e_j)) / (4 * steps[i] * steps[j])
             hessian[i, j] = hessian[j, i] = value
     return hessian, np.stack(scores, axis=1)
+
+
+# The information matrix scaled to unit diagonal (a correlation-like matrix, eigenvalues between 0 and p) is
+# singular for maximum likelihood's purposes below this smallest eigenvalue: the estimates of some combination
+# of parameters are then correlated beyond 1 - 1e-9, i.e. the data do not pin that combination down.
+# Exact Hessians (autodiff) are accurate to ~1e-12 relative; differences of the gradient to ~1e-6 of the
+# largest entry, so this threshold is far above their rounding for well-identified models.
+SINGULAR_EIGENVALUE = 1e-9
+
+# How many labels of the weakest direction a message names.
+_NAMED_IN_DIRECTION = 3
+
+
+def reliability_warnings(labels, se_flat, fixed, boundary, estimates, loglik, information,
+                         information_labels=None) -> list[str]:
+    """Why the estimates of one maximum-likelihood fit cannot be taken at face value (empty when nothing is wrong).
+
+    Each entry names a cause and a remedy. Checks, on the problem as optimised (standardised units):
+
+    * a log-likelihood or estimate that is not finite (a degenerate surface);
+    * parameters on (or beyond) the edge of their support, ``boundary`` (see :func:`at_boundary`): zero
+      variances included;
+    * standard errors that are not finite (non-positive variances in the inverse information);
+    * an information matrix (negative Hessian) that is not positive definite, or singular: the smallest
+      eigenvalue of the information scaled to unit diagonal below :data:`SINGULAR_EIGENVALUE`, so that some
+      combination of parameters is not identified (named by the largest entries of its eigenvector).
+
+    Parameters in ``boundary`` and entries fixed by identification (``fixed``) are left out of the
+    eigenvalue check, whose cause is then reported once, as the boundary.
+
+    Parameters
+    ----------
+    labels : list of str
+        Label of each flattened natural parameter (of ``se_flat``, ``fixed`` and ``estimates``).
+    se_flat, estimates : numpy.ndarray
+    fixed : numpy.ndarray of bool
+    boundary : list of str
+        Parameter names on the edge of their support.
+    loglik : float
+    information : numpy.ndarray
+        Minus the Hessian of the total log-likelihood at the estimate (q x q).
+    information_labels : list of str, optional
+        Labels of the coordinates of ``information`` (``name[...]`` or ``name``) when they are not the natural
+        parameters (structured parameters differentiated in their unconstrained coordinates); by default
+        ``labels``, with ``fixed`` entries left out.
+    """
+    labels = list(labels)
+    out = []
+    if not np.isfinite(loglik):
+        out.append(f"the maximised log-likelihood is not finite ({loglik}); the estimate lies where the model "
+                   "cannot describe the data: give other start values or check the data")
+    not_finite = [lab for lab, v in zip(labels, np.ravel(estimates), strict=True) if not np.isfinite(v)]
+    if not_finite:
+        out.append(f"estimates not finite: {', '.join(not_finite)}; the optimum lies beyond the parameter space: "
+                   "check the data and the model's documentation")
+    if boundary:
+        out.append(f"at the edge of the parameter space: {', '.join(boundary)} (a variance or loading estimated at "
+                   "zero, or persistence at one); the standard errors there do not hold: fit a model without "
+                   "that term, or check the data")
+    bad_se = [lab for lab, s, f in zip(labels, np.ravel(se_flat), np.ravel(fixed), strict=True)
+              if not f and not np.isfinite(s)]
+    if bad_se:
+        out.append(f"standard errors not finite for {', '.join(bad_se)}: the information matrix has non-positive "
+                   "variances there (no maximum in those directions); the estimates are not reliable: try "
+                   "other start values, a simpler model, or more data")
+    if information_labels is None:
+        information_labels, free = labels, ~np.ravel(fixed)
+    else:
+        information_labels, free = list(information_labels), np.ones(len(information_labels), dtype=bool)
+    skip = set(boundary)
+    keep = np.array([f and lab.split("[")[0] not in skip for f, lab in zip(free, information_labels, strict=True)],
+                    dtype=bool)
+    info = np.asarray(information, dtype=np.float64)
+    if not keep.any():
+        return out
+    info = 0.5 * (info + info.T)[np.ix_(keep, keep)]
+    kept = [lab for lab, k in zip(information_labels, keep, strict=True) if k]
+    if not np.all(np.isfinite(info)):
+        out.append("the information matrix (Hessian of the log-likelihood) is not finite at the estimate: a "
+                   "degenerate likelihood surface; give other start values or check the data")
+        return out
+    diagonal = np.diag(info)
+    flat = [lab for lab, d in zip(kept, diagonal, strict=True) if not d > 0.0]
+    if flat:
+        out.append(f"the log-likelihood is flat or curves upwards in {', '.join(flat)} at the estimate (no "
+                   "maximum in that direction): those parameters are not identified by these data; fix or "
+                   "drop them, or give other start values")
+        return out
+    root = np.sqrt(diagonal)
+    eigenvalues, eigenvectors = np.linalg.eigh(info / np.outer(root, root))
+    if eigenvalues[0] < SINGULAR_EIGENVALUE:
+        weights = np.abs(eigenvectors[:, 0])
+        named = [kept[i] for i in np.argsort(weights)[::-1][:_NAMED_IN_DIRECTION] if weights[i] > 0.1]
+        kind = "not positive definite (not a maximum)" if eigenvalues[0] < -SINGULAR_EIGENVALUE else "singular"
+        out.append(f"the information matrix is {kind}: smallest eigenvalue {eigenvalues[0]:.3g} of its "
+                   f"unit-diagonal scaling, in the direction of {', '.join(named)}; these parameters are not "
+                   "separately identified by the data (a redundant parameter or a degenerate likelihood surface) "
+                   "and their standard errors are meaningless: simplify the model, fix one of them, or give "
+                   "more data")
+    return out
