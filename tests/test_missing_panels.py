@@ -167,3 +167,101 @@ def test_observed_log_density_is_the_dense_marginal(dist):
         dense = (stats.multivariate_normal(np.zeros(o.sum()), sub).logpdf(u[o]) if dist == "normal" else
                  stats.multivariate_t(np.zeros(o.sum()), sub * (nu - 2) / nu, df=nu).logpdf(u[o]))
         assert value == pytest.approx(float(dense), rel=1e-12)
+
+
+# --- DFSV ------------------------------------------------------------------------------------------------
+
+DFSV_PARAMS = {"lambda_r": np.array([[1.0], [0.8], [0.5]]), "Phi_f": np.array([[0.3]]), "Phi_h": np.array([[0.9]]),
+               "mu": np.array([-0.5]), "Q_h": np.array([[0.05]]), "sigma2": np.array([0.2, 0.3, 0.4])}
+
+
+def _dfsv_panel(num_timesteps=40):
+    y = bayesvol.simulate(bayesvol.models.DFSV(), DFSV_PARAMS, num_timesteps=num_timesteps, seed=2).y.copy()
+    y[[3, 7, 8, 25], 2] = np.nan           # one asset missing on some days
+    y[[12, 30], :] = np.nan                # fully missing rows
+    return y
+
+
+def _dense_gaussian_loglik(params, y):
+    """log N(y_obs; 0, Cov(y_obs)) for the linear-Gaussian factor model with constant factor variance exp(mu):
+    every observed entry of the panel stacked, the missing ones deleted."""
+    T, n = y.shape
+    lam, phi = params["lambda_r"][:, 0], params["Phi_f"][0, 0]
+    factor_var = np.exp(params["mu"][0])
+    lags = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
+    f_cov = factor_var / (1 - phi**2) * phi**lags
+    cov = np.kron(f_cov, np.outer(lam, lam)) + np.kron(np.eye(T), np.diag(params["sigma2"]))
+    flat = y.reshape(-1)
+    o = ~np.isnan(flat)
+    return stats.multivariate_normal(np.zeros(o.sum()), cov[np.ix_(o, o)]).logpdf(flat[o])
+
+
+def test_dfsv_kalman_on_observed_rows_is_the_dense_marginal():
+    from bayesvol.models import _dfsv_kalman as kalman
+    y = _dfsv_panel()
+    h = np.full((y.shape[0], 1), DFSV_PARAMS["mu"][0])
+    out = kalman.filter_factors(jnp.asarray(DFSV_PARAMS["lambda_r"]), jnp.asarray(DFSV_PARAMS["Phi_f"]),
+                                jnp.asarray(h), jnp.asarray(DFSV_PARAMS["sigma2"]), jnp.asarray(y))
+    assert float(out.log_likelihood) == pytest.approx(_dense_gaussian_loglik(DFSV_PARAMS, y), rel=1e-11)
+    for t in (12, 30):                     # a fully missing row: filtered = predicted, no likelihood term
+        assert float(out.pointwise_log_likelihood[t]) == 0.0
+        np.testing.assert_allclose(out.filtered_mean[t], out.predicted_mean[t], rtol=1e-14)
+        np.testing.assert_allclose(out.filtered_cov[t], out.predicted_cov[t], rtol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["bellman", "pf"])
+def test_dfsv_filters_with_gaps_near_the_linear_gaussian_case(method):
+    # Q_h tiny: the log-variances stay at mu (stationary sd 2e-7), so both filters reduce to the Kalman
+    # filter of the linear-Gaussian model: the particle filter's error is about that sd times sqrt(T / M)
+    # (T = 40 steps, M = 50 particles, unit sensitivity of each term to h), the Bellman filter's O(Q_h).
+    params = dict(DFSV_PARAMS, Phi_h=np.array([[0.5]]), Q_h=np.array([[3e-14]]))
+    y = _dfsv_panel()
+    expected = _dense_gaussian_loglik(params, y)
+    options = {"num_particles": 50} if method == "pf" else {}
+    value = bayesvol.log_likelihood(bayesvol.models.DFSV(), params, y, method=method, **options)
+    assert value == pytest.approx(expected, abs=1e-6)
+
+
+def test_dfsv_bellman_fully_missing_row_is_a_prediction_step():
+    from bayesvol.filters.dfsv_methods import _bellman_jit, filter_states
+    y = _dfsv_panel()
+    states = filter_states(bayesvol.models.DFSV(), DFSV_PARAMS, y, smooth=False)
+    model = bayesvol.models.DFSV().bind_data(y)
+    assert model.has_missing
+    out = _bellman_jit(model, model.check_parameters(as_params(model, DFSV_PARAMS)), jnp.asarray(y), 8)
+    for t in (12, 30):
+        assert float(out.pointwise_log_likelihood[t]) == pytest.approx(0.0, abs=1e-12)
+        np.testing.assert_allclose(out.filtered_mean[t], out.predicted_mean[t], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(states.pointwise_log_likelihood, out.pointwise_log_likelihood, rtol=1e-12)
+
+
+def test_dfsv_complete_data_unchanged():
+    # Values of the code before missing values were supported (same data and parameters).
+    y = bayesvol.simulate(bayesvol.models.DFSV(), DFSV_PARAMS, num_timesteps=40, seed=2).y
+    model = bayesvol.models.DFSV()
+    assert bayesvol.log_likelihood(model, DFSV_PARAMS, y, method="bellman") == pytest.approx(-116.51923489587762,
+                                                                                             rel=1e-13)
+    assert bayesvol.log_likelihood(model, DFSV_PARAMS, y, method="pf", num_particles=200) == pytest.approx(
+        -116.4708652747047, rel=1e-13)
+
+
+def test_dfsv_program_masks_missing_returns_per_element():
+    from numpyro.handlers import seed, substitute, trace
+    model = bayesvol.models.DFSV(marginalize_factors=False)
+    y = _dfsv_panel()
+    values = {"h_std": jnp.zeros((40, 1)), "f_std": jnp.ones((40, 1))}
+    tr = trace(substitute(seed(model.program, 0), values)).get_trace(jnp.asarray(y))
+    site = tr["y"]
+    observed = ~np.isnan(y)
+    terms = np.asarray(site["fn"].log_prob(site["value"]))
+    loc = np.asarray(tr["f"]["value"]) @ np.asarray(tr["lambda_r"]["value"]).T
+    scale = np.sqrt(np.asarray(tr["sigma2"]["value"]))
+    expected = np.where(observed, stats.norm(loc, scale).logpdf(np.where(observed, y, 0.0)), 0.0).sum(-1)
+    np.testing.assert_allclose(terms, expected, rtol=1e-12)
+
+
+def test_dfsv_refuses_an_all_missing_asset():
+    y = _dfsv_panel()
+    y[:, 1] = np.nan
+    with pytest.raises(ValueError, match="column 'asset1' of y is missing \\(NaN\\) on every row"):
+        bayesvol.log_likelihood(bayesvol.models.DFSV(), DFSV_PARAMS, y, method="bellman")

@@ -34,7 +34,7 @@ from bayesvol.distributions._constants import LOG_2PI
 
 __all__ = ["DiagonalScale", "check_panel_gaps", "correlation_loglik", "correlation_of", "correlation_path",
            "decoupled", "expected_outer_product", "observed_log_density", "observed_ptp",
-           "pairwise_mean_outer_product"]
+           "pairwise_mean_outer_product", "has_missing_values"]
 
 
 def decoupled(scale, observed):
@@ -225,3 +225,10 @@ class DiagonalScale(ndist.Distribution):
         r"""Per-coordinate variances :math:`\sigma_i^2`: the law of :math:`u` has unit variances (a correlation
         matrix, the multivariate t scaled to it)."""
         return jnp.broadcast_to(self.scale_squared, self.batch_shape + self.event_shape)
+
+
+def has_missing_values(y) -> bool:
+    """True when ``y`` holds known numbers with some missing (NaN); False for a traced ``y``."""
+    if isinstance(y, jax.core.Tracer):
+        return False
+    return bool(np.isnan(np.asarray(y)).any())
