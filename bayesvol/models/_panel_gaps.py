@@ -175,7 +175,7 @@ def check_panel_gaps(values, index, assets, min_observed: int, *, pairs: bool = 
     for col, count in enumerate(counts):
         if count == 0:
             raise ValueError(f"column {assets[col]!r} of y is missing (NaN) on every row; drop that column")
-        if count < min_observed:
+        if count < min(min_observed, values.shape[0]):   # too few rows at all: the caller's message
             raise ValueError(f"column {assets[col]!r} of y has {int(count)} observed values (the rest missing); "
                              f"at least {min_observed} are needed: drop that column or use a longer sample")
     if pairs:
