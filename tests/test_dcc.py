@@ -127,8 +127,8 @@ def test_bad_input_is_reported():
         MODEL.validate_data(y[:, :1])
     with pytest.raises(ValueError, match="observations"):
         MODEL.validate_data(y[:5])
-    with pytest.raises(ValueError, match="NaN"):
-        MODEL.validate_data(np.where(np.arange(200).reshape(100, 2) == 7, np.nan, y))
+    with pytest.raises(ValueError, match="inf at row 3, column 1"):   # NaN is a missing return (test_missing_panels)
+        MODEL.validate_data(np.where(np.arange(200).reshape(100, 2) == 7, np.inf, y))
 
 
 # ---------------------------------------------------------------- posterior predictive and NUTS

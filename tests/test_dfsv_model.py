@@ -284,7 +284,7 @@ def panel(num_timesteps=60, num_assets=3, seed=8):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda y: np.where(np.arange(y.size).reshape(y.shape) == 7, np.nan, y), "non-finite"),
+    (lambda y: np.where(np.arange(y.size).reshape(y.shape) % 3 == 1, np.nan, y), "'asset1' of y is missing"),
     (lambda y: np.where(np.arange(y.size).reshape(y.shape) == 7, np.inf, y), "inf at row"),
     (lambda y: y[:10], "at least"),
     (lambda y: y[:, :1], "not identified"),

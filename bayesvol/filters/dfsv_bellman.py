@@ -34,6 +34,7 @@ from bayesvol.models._dfsv_state import (
     propagate_factors,
 )
 from bayesvol.models._linalg import cho_solve, cholesky, solve_lower
+from bayesvol.models._panel_gaps import has_missing_values
 
 __all__ = ["DFSVBellmanResult", "FactorSpaceData", "bellman_filter", "bellman_smoother", "factor_space_data"]
 
@@ -48,7 +49,7 @@ def _observation_stats_at(model, params, stats_t, y_t, g):
         return stats_t
     k = model.num_factors
     stats = kalman.observation_stats(params.lambda_r, jnp.exp(g[k:])[None], y_t[None])
-    return stats.gram[0], stats.score[0], stats.quad[0], stats.logdet[0]
+    return stats.gram[0], stats.score[0], stats.quad[0], stats.logdet[0], stats.num_assets[0]
 
 
 # --- the update step's maximisation --------------------------------------------------------------
@@ -348,12 +349,11 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> DFSVBellmanRe
     Phi_f = params.Phi_f
     var = log_variance_var(params, model.idiosyncratic == "sv")
     dim_g = var.mean.shape[0]
-    n = y.shape[1]
     if model.idiosyncratic == "constant":
         stats = kalman.observation_stats(params.lambda_r, params.sigma2, y)
-        stats_seq = (stats.gram, stats.score, stats.quad, stats.logdet)
+        stats_seq = (stats.gram, stats.score, stats.quad, stats.logdet, stats.num_assets)
     else:   # computed per step from h_id; placeholders keep the scan inputs uniform
-        stats_seq = (jnp.zeros((y.shape[0],)),) * 4
+        stats_seq = (jnp.zeros((y.shape[0],)),) * 5
     eye_g = jnp.eye(dim_g)
 
     def update(y_t, stats_t, mean_g, cov_g, factor_mean, factor_base_cov, factor_slope, stationary_start):
@@ -371,7 +371,7 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> DFSVBellmanRe
                 cov_f = factor_base_cov + jnp.diag(factor_shock_variance(h))
             loc_f = factor_mean + factor_slope @ (g - mean_g)
             obs = _observation_stats_at(model, theta, stats_t, y_t, g)
-            return kalman.update_with_stats(loc_f, 0.5 * (cov_f + cov_f.T), *obs, n)
+            return kalman.update_with_stats(loc_f, 0.5 * (cov_f + cov_f.T), *obs)
 
         def log_g(g, inputs):
             return factor_update(g, inputs)[0]
@@ -398,8 +398,10 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> DFSVBellmanRe
         return jnp.concatenate([f_mean, mean_g]), _stack_state_cov(cov_ff, cov_fg_next, cov_g)
 
     # Constant idiosyncratic variances: steps after the first work in the K-dimensional form of
-    # factor_space_data, with closed-form derivatives (O(K^3) per Newton iteration whatever N).
-    fast = model.idiosyncratic == "constant"
+    # factor_space_data, with closed-form derivatives (O(K^3) per Newton iteration whatever N). Its GLS
+    # projection is that of a complete row; with missing returns every step takes the general update, on
+    # the observed assets (model.has_missing is set by bind_data where y is traced).
+    fast = model.idiosyncratic == "constant" and not (model.has_missing or has_missing_values(y))
     if fast:
         reduced = factor_space_data(params.lambda_r, params.sigma2, y)
     scan_seq = (reduced.gls, reduced.const) if fast else stats_seq

@@ -146,6 +146,7 @@ def filter_states(model, params, y, method: str = "bellman", *, smooth: bool = T
     """
     if method not in ("bellman", "pf"):
         raise ValueError(f"method must be 'bellman' or 'pf', got {method!r}")
+    model = model.bind_data(y)
     data = model.validate_data(y)
     params = model.check_parameters(as_params(model, params), data.values.shape[1])
     y = jnp.asarray(data.values)

@@ -107,24 +107,27 @@ def rao_blackwellised_particle_filter(model, params, y, key, num_particles: int 
     chol_0 = jnp.linalg.cholesky(var.stationary_cov)
     Phi_f = params.Phi_f
     log_num = math.log(num)
-    num_assets = y.shape[1]
+    # Missing returns (NaN) enter with precision 0: the Kalman update on the observed assets of each row.
     if model.idiosyncratic == "constant":
         stats = kalman.observation_stats(params.lambda_r, params.sigma2, y)
-        observed = (stats.gram, stats.score, stats.quad, stats.logdet)
+        observed = (stats.gram, stats.score, stats.quad, stats.logdet, stats.num_assets)
     else:   # the statistics depend on each particle's h_id: computed in the step from the returns
         observed = y
 
     def weigh(g, pred_mean, pred_cov, observed_t):
         if model.idiosyncratic == "constant":
-            gram, score, quad, logdet = observed_t
+            gram, score, quad, logdet, count = observed_t
         else:
+            seen = ~jnp.isnan(observed_t)
+            returns = jnp.where(seen, observed_t, 0.0)
             idio = jnp.exp(g[:, k:])
-            scaled = params.lambda_r[None] / idio[:, :, None]
+            scaled = jnp.where(seen[:, None], params.lambda_r, 0.0)[None] / idio[:, :, None]
             gram = jnp.einsum("nik,il->nkl", scaled, params.lambda_r)
-            score = jnp.einsum("nik,i->nk", scaled, observed_t)
-            quad = jnp.sum(observed_t ** 2 / idio, -1)
-            logdet = jnp.sum(g[:, k:], -1)
-        return kalman.update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, num_assets)
+            score = jnp.einsum("nik,i->nk", scaled, returns)
+            quad = jnp.sum(returns ** 2 / idio, -1)
+            logdet = jnp.sum(jnp.where(seen, g[:, k:], 0.0), -1)
+            count = jnp.sum(seen).astype(returns.dtype)
+        return kalman.update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, count)
 
     def outputs(loglik, log_w, g, mean, cov, resampled):
         w = jnp.exp(log_w)

@@ -38,7 +38,10 @@ class ObservationStats(NamedTuple):
     """What one observation ``r_t ~ N(Lambda f_t, diag(d_t))`` tells about ``f_t``.
 
     ``gram`` = ``Lambda' D^{-1} Lambda`` (K, K), ``score`` = ``Lambda' D^{-1} r`` (K,), ``quad`` =
-    ``r' D^{-1} r`` and ``logdet`` = ``sum(log d)``; ``num_assets`` is ``N``.
+    ``r' D^{-1} r`` and ``logdet`` = ``sum(log d)``; ``num_assets`` is ``N``. With missing returns (NaN) the sums
+    run over the observed assets of each row and ``num_assets`` is their number per row: the statistics of the
+    observed sub-vector, so the update is the Kalman update on the observed rows of ``Lambda`` (a fully missing
+    row gives zeros: a pure prediction step).
     """
 
     gram: jnp.ndarray
@@ -49,12 +52,18 @@ class ObservationStats(NamedTuple):
 
 
 def observation_stats(loadings, idio_var, y) -> ObservationStats:
-    """:class:`ObservationStats` for every row of ``y`` (T, N); ``idio_var`` is (N,) or (T, N)."""
+    """:class:`ObservationStats` for every row of ``y`` (T, N); ``idio_var`` is (N,) or (T, N).
+
+    Missing entries of ``y`` (NaN) get precision 0; with none missing the arithmetic is unchanged.
+    """
     idio_var = jnp.broadcast_to(idio_var, y.shape)
-    scaled_y = y / idio_var
-    gram = jnp.einsum("ik,ti,il->tkl", loadings, 1.0 / idio_var, loadings)
-    return ObservationStats(gram, scaled_y @ loadings, jnp.sum(y * scaled_y, -1), jnp.sum(jnp.log(idio_var), -1),
-                            y.shape[-1])
+    observed = ~jnp.isnan(y)
+    y = jnp.where(observed, y, 0.0)
+    scaled_y = jnp.where(observed, y / idio_var, 0.0)
+    gram = jnp.einsum("ik,ti,il->tkl", loadings, jnp.where(observed, 1.0 / idio_var, 0.0), loadings)
+    return ObservationStats(gram, scaled_y @ loadings, jnp.sum(y * scaled_y, -1),
+                            jnp.sum(jnp.where(observed, jnp.log(idio_var), 0.0), -1),
+                            jnp.sum(observed, -1).astype(y.dtype))
 
 
 def update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, num_assets: int):
@@ -125,12 +134,12 @@ def filter_factors(loadings, Phi_f, h, idio_var, y) -> FactorFilterOutput:
 
     def step(carry, inputs):
         pred_mean, pred_cov = carry
-        gram, score, quad, logdet, h_next = inputs
-        loglik, mean, cov = update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, stats.num_assets)
+        gram, score, quad, logdet, count, h_next = inputs
+        loglik, mean, cov = update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, count)
         return factor_moments(Phi_f, h_next, mean, cov), (loglik, mean, cov, pred_mean, pred_cov)
 
     first = (jnp.zeros(k), factor_stationary_cov(Phi_f, h[0]))
-    _, outputs = lax.scan(step, first, (stats.gram, stats.score, stats.quad, stats.logdet, next_h))
+    _, outputs = lax.scan(step, first, (stats.gram, stats.score, stats.quad, stats.logdet, stats.num_assets, next_h))
     return FactorFilterOutput(*outputs)
 
 
@@ -187,9 +196,11 @@ def expected_complete_loglik(loadings, Phi_f, h, idio_var, y, smoothed_mean, smo
     """
     k = h.shape[-1]
     idio_var = jnp.broadcast_to(idio_var, y.shape)
-    resid = y - smoothed_mean @ loadings.T
+    observed = ~jnp.isnan(y)                      # a missing return adds no measurement term
+    resid = jnp.where(observed, y, 0.0) - smoothed_mean @ loadings.T
     spread = jnp.einsum("ik,tkl,il->ti", loadings, smoothed_cov, loadings)
-    measurement = -0.5 * jnp.sum(LOG_2PI + jnp.log(idio_var) + (resid**2 + spread) / idio_var)
+    measurement = -0.5 * jnp.sum(jnp.where(observed, LOG_2PI + jnp.log(idio_var) + (resid**2 + spread) / idio_var,
+                                           0.0))
     second = smoothed_cov + smoothed_mean[:, :, None] * smoothed_mean[:, None, :]
     cross = lag_one_cov + smoothed_mean[1:, :, None] * smoothed_mean[:-1, None, :]
     cross_phi = jnp.einsum("tab,jb->taj", cross, Phi_f)                        # C_t Phi_f'

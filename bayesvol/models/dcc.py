@@ -22,12 +22,13 @@ import numpyro
 import numpyro.distributions as ndist
 import pandas as pd
 from jax import lax
-from numpyro.distributions import constraints
 
 import bayesvol.models._base as _base
 import bayesvol.models._observation as _observation
+import bayesvol.models._panel_gaps as _gaps
 from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values, time_coords
 from bayesvol.distributions.priors import ShiftedExponential
+from bayesvol.models._panel_gaps import DiagonalScale
 from bayesvol.models._protocol import ModelDefaults, ObservationDrivenModelBase
 from bayesvol.models.garch import GARCH, GARCHParams
 from bayesvol.models.garch import default_priors as garch_priors
@@ -97,8 +98,10 @@ def q_update(params, q, q_bar, u_t):
 
 
 def target(u):
-    r""":math:`\bar Q = T^{-1}\sum_t u_t u_t'`, the correlation target of standardised residuals ``u`` (T, k)."""
-    return u.T @ u / u.shape[0]
+    r""":math:`\bar Q = T^{-1}\sum_t u_t u_t'`, the correlation target of standardised residuals ``u`` (T, k);
+    with missing entries (NaN) each :math:`\bar Q_{ij}` averages the rows where both are observed
+    (:func:`~bayesvol.models._panel_gaps.pairwise_mean_outer_product`)."""
+    return _gaps.pairwise_mean_outer_product(jnp.asarray(u))
 
 
 def _correlation_law(dist: str, nu, correlation):
@@ -109,41 +112,6 @@ def _correlation_law(dist: str, nu, correlation):
     if dist == "normal":
         return ndist.MultivariateNormal(loc, scale_tril=chol)
     return ndist.MultivariateStudentT(nu, loc, chol * jnp.sqrt((nu - 2.0) / nu))
-
-
-class DiagonalScale(ndist.Distribution):
-    r"""Law of :math:`\mu + D u` with :math:`D = \mathrm{diag}(\sigma_1, \dots, \sigma_k)` for a law of :math:`u`.
-
-    The multivariate counterpart of :class:`bayesvol.models._observation.LocationScale`, parametrised by the
-    variances :math:`\sigma_i^2`: the log density is the law of :math:`u = D^{-1}(y - \mu)` minus
-    :math:`\sum_i \log\sigma_i`.
-    """
-
-    arg_constraints = {}
-    support = constraints.real_vector
-
-    def __init__(self, base, loc, variance, *, validate_args=None):
-        self.base, self.loc, self.scale_squared = base, loc, variance
-        batch_shape = jax.lax.broadcast_shapes(jnp.shape(loc)[:-1], jnp.shape(variance)[:-1], base.batch_shape)
-        super().__init__(batch_shape=batch_shape, event_shape=base.event_shape, validate_args=validate_args)
-
-    def log_prob(self, value):
-        u = (value - self.loc) * lax.rsqrt(self.scale_squared)
-        return self.base.log_prob(u) - 0.5 * jnp.sum(jnp.log(self.scale_squared), axis=-1)
-
-    def sample(self, key, sample_shape=()):
-        u = self.base.sample(key, sample_shape)
-        return self.loc + jnp.sqrt(self.scale_squared) * u
-
-    @property
-    def mean(self):
-        return jnp.broadcast_to(self.loc, self.batch_shape + self.event_shape)
-
-    @property
-    def variance(self):
-        r"""Per-coordinate variances :math:`\sigma_i^2`: the law of :math:`u` has unit variances (a correlation
-        matrix, the multivariate t scaled to it)."""
-        return jnp.broadcast_to(self.scale_squared, self.batch_shape + self.event_shape)
 
 
 @dataclass(frozen=True)
@@ -209,6 +177,8 @@ class DCC(ObservationDrivenModelBase):
     latent_sites = ()
     hidden_sites = ()
     deterministic_sites = ("vol", "cov")
+    # Missing returns (NaN): GARCH's update_missing per asset, the correlation rule of _panel_gaps.correlation_path.
+    supports_missing = True
 
     def __post_init__(self):
         if self.dist not in ("normal", "t"):
@@ -271,18 +241,17 @@ class DCC(ObservationDrivenModelBase):
             raise ValueError(f"dcc_a + dcc_b = {float(params.dcc_a + params.dcc_b):.6g} must be below 1")
 
     def validate_data(self, y):
-        """A (T, k) panel with k >= 2, no NaN/inf, no constant column and enough rows."""
+        """A (T, k) panel with k >= 2, no inf, no constant column and enough rows; NaN is a missing return
+        (each column observed at least 20 times, each pair of columns on some common row)."""
         values, index, columns = as_panel_values(y)
         if values.ndim != 2:
             raise ValueError(f"y must be a (T, k) array of returns, one column per asset; got shape {values.shape}")
         T, k = values.shape
-        if not np.all(np.isfinite(values)):
-            raise ValueError("y holds NaN or inf; drop or fill missing returns first (datasets.log_returns "
-                             "drops dates with a missing price)")
+        _gaps.check_panel_gaps(values, index, columns or list(range(k)), MIN_OBSERVATIONS, pairs=True)
         needed = max(MIN_OBSERVATIONS, 2 * k + 2)
         if T < needed:
             raise ValueError(f"y has {T} observations of {k} series; at least {needed} are needed")
-        if np.any(np.ptp(values, axis=0) == 0.0):
+        if np.any(_gaps.observed_ptp(values) == 0.0):
             raise ValueError("a column of y is constant; its volatility cannot be estimated")
         if k < 2:
             raise ValueError("DCC needs at least two return series (columns of y)")
@@ -338,6 +307,14 @@ class DCC(ObservationDrivenModelBase):
         u_t = (y_t - self._mu(params)) * lax.rsqrt(state.variance)
         return DCCState(variance=variance, q=q_update(params, state.q, state.q_bar, u_t), q_bar=state.q_bar)
 
+    def update_missing(self, params, state):
+        r"""State for t + 1 when :math:`y_t` is missing: GARCH's ``update_missing`` per asset and
+        :math:`Q_{t+1} = (1-a-b)\bar Q + a R_t + b Q_t` (:math:`E[u_t u_t' \mid \mathcal F_{t-1}] = R_t`)."""
+        variance = self._garch.update_missing(self._garch_params(params), state.variance)
+        q = (1.0 - params.dcc_a - params.dcc_b) * state.q_bar + params.dcc_a * _correlation(state.q) \
+            + params.dcc_b * state.q
+        return DCCState(variance=variance, q=q, q_bar=state.q_bar)
+
     def filter_states(self, params, y, q_bar=None):
         r"""States governing :math:`y_1, \dots, y_T` and the state for :math:`T + 1` (a :class:`DCCState` each).
 
@@ -349,7 +326,7 @@ class DCC(ObservationDrivenModelBase):
         """
         u, variances = self.standardised_residuals(params, y)
         start = None if q_bar is None else CorrelationState(q=q_bar, q_bar=q_bar)
-        corr, corr_last = _observation.filter_states(self._correlation_step, params, u, state=start)
+        corr, corr_last = self._correlation_step.filter_states(params, u, state=start)
         return (DCCState(variance=variances[:-1], q=corr.q, q_bar=corr.q_bar),
                 DCCState(variance=variances[-1], q=corr_last.q, q_bar=corr_last.q_bar))
 
@@ -369,7 +346,17 @@ class DCC(ObservationDrivenModelBase):
         r"""Exact :math:`\log p(y_t \mid y_{1:t-1}, \theta)`: :meth:`emission` along :meth:`filter_states`
         (``-inf`` off the parameter space)."""
         states, _ = self.filter_states(params, y)
-        return _observation.loglik_from_states(self, params, states, y)
+        return self.loglik_from_states(params, states, y)
+
+    def loglik_from_states(self, params, states, y):
+        r""":math:`\log p(y_t \mid y_{1:t-1})` along a state path; with missing returns (NaN) the density of
+        each row's observed assets, :math:`\log f(u_{t,o}; R_{t,oo}) - \sum_{i\in o}\log\sigma_{t,i}`."""
+        if _base.is_complete(y):
+            return _observation.loglik_from_states(self, params, states, y)
+        u = (y - self._mu(params)) * lax.rsqrt(states.variance)
+        terms = _gaps.correlation_loglik(self.dist, params.nu, states.q, u) \
+            - 0.5 * jnp.sum(jnp.where(jnp.isnan(y), 0.0, jnp.log(states.variance)), axis=-1)
+        return jnp.where(self.in_parameter_space(params), terms, -jnp.inf)
 
     # --- forecasts and simulation -------------------------------------------------------------------------
     def filtered_covariances(self, params, y, *, q_bar=None) -> np.ndarray:
@@ -430,8 +417,8 @@ class DCC(ObservationDrivenModelBase):
         (:func:`bayesvol.inference.two_step.fit_joint`); these are for a direct optimisation without ``start``.
         """
         y = np.asarray(y, dtype=np.float64)
-        mu = np.mean(y, axis=0) if self.mean == "constant" else np.zeros(y.shape[1])
-        variance = np.mean((y - mu) ** 2, axis=0)
+        mu = np.nanmean(y, axis=0) if self.mean == "constant" else np.zeros(y.shape[1])
+        variance = np.nanmean((y - mu) ** 2, axis=0)
         start = {"omega": 0.05 * variance, "alpha": np.full(y.shape[1], 0.05), "beta": np.full(y.shape[1], 0.90),
                  "dcc_a": 0.03, "dcc_b": 0.95}
         if self.mean == "constant":
@@ -458,7 +445,7 @@ class DCC(ObservationDrivenModelBase):
         cov = self.covariance(states)
         numpyro.deterministic("vol", jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1)))
         numpyro.deterministic("cov", cov)
-        numpyro.factor("y", _observation.loglik_from_states(self, params, states, y))
+        numpyro.factor("y", self.loglik_from_states(params, states, y))
 
     def site_dims(self, index, y):
         """ArviZ dims: ``asset`` for per-asset parameters, ``time``/``asset`` for ``vol`` and ``y``, and
@@ -578,9 +565,27 @@ class DCCCorrelationStep(ModelDefaults):
         r"""Law of :math:`u_t`: :math:`N(0, R_t)` or the multivariate t with covariance :math:`R_t`."""
         return _correlation_law(self.dist, params.nu, _correlation(state.q))
 
+    def filter_states(self, params, u, state=None):
+        """:math:`Q_t` path and the state for T + 1; rows with missing entries (NaN) by
+        :func:`~bayesvol.models._panel_gaps.correlation_path`."""
+        if _base.is_complete(u):
+            return _observation.filter_states(self, params, u, state=state)
+        q_bar = self.init_state(params, u).q_bar if state is None else state.q_bar
+        path, last = _gaps.correlation_path(params, self.dist, u, q_bar)
+        return (CorrelationState(q=path, q_bar=jnp.broadcast_to(q_bar, path.shape)),
+                CorrelationState(q=last, q_bar=q_bar))
+
+    def pointwise_loglik(self, params, u):
+        """Pointwise log density of the observed entries of each row of ``u``."""
+        states, _ = self.filter_states(params, u)
+        if _base.is_complete(u):
+            return _observation.loglik_from_states(self, params, states, u)
+        terms = _gaps.correlation_loglik(self.dist, params.nu, states.q, u)
+        return jnp.where(self.in_parameter_space(params), terms, -jnp.inf)
+
 
 def correlation_step_loglik(model: DCCCorrelationStep, params: DCCParams, u, **options):
     """Pointwise log density of standardised residuals ``u`` under :class:`DCCCorrelationStep` (differentiable)."""
     if options:
         raise TypeError(f"the DCC correlation-step log-likelihood takes no options, got {sorted(options)}")
-    return _observation.pointwise_loglik(model, params, u)
+    return model.pointwise_loglik(params, u)

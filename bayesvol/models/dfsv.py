@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Mapping
@@ -16,9 +17,10 @@ import numpyro.distributions as dist
 import pandas as pd
 
 import bayesvol.models._dfsv_kalman as kalman
-from bayesvol._validation import MIN_OBSERVATIONS, as_panel_values
+from bayesvol._validation import as_panel_values
 from bayesvol.distributions.priors import ScaledBeta
 from bayesvol.models._base import as_params, simulation_inputs
+from bayesvol.models._dfsv_data import check_dfsv_panel
 from bayesvol.models._dfsv_priors import (
     IdentifiedLoadings,
     LoadingsTransform,
@@ -41,6 +43,7 @@ from bayesvol.models._dfsv_state import (
     rescaled_params,
     simulate_from_shocks,
 )
+from bayesvol.models._panel_gaps import has_missing_values
 from bayesvol.models._protocol import LatentStateModelBase
 
 __all__ = ["DFSV", "DFSVParams", "DFSVSimulation", "default_priors"]
@@ -221,8 +224,11 @@ class DFSV(LatentStateModelBase):
     marginalize_factors: bool = True
     store_covariance: bool = False
     _prior_items: tuple = field(default=(), init=False, repr=False)
+    # True once bound to data with missing returns (bind_data), so that compiled filters know it from the model.
+    has_missing: bool = field(default=False, init=False, repr=False)
 
     params_type = DFSVParams
+    supports_missing = True
     # identified loadings and stationary VAR matrices: structured transforms, not one bijection per entry
     elementwise_transforms = False
 
@@ -290,14 +296,20 @@ class DFSV(LatentStateModelBase):
         return out
 
     # --- data and parameter checks ---------------------------------------------------------------
+    def bind_data(self, y):
+        """The model flagged ``has_missing`` when ``y`` holds missing returns (NaN)."""
+        bound = copy.copy(self)
+        object.__setattr__(bound, "has_missing", has_missing_values(as_panel_values(y)[0]))
+        return bound
+
     def validate_data(self, y) -> Panel:
         """Check a return panel (T x N array or DataFrame) and return it as float64 with its labels.
 
         Raises
         ------
         ValueError
-            If ``y`` is not two-dimensional, holds NaN or inf, has fewer than 20 rows, fewer assets than
-            factors, a constant column, linearly dependent columns, or a column count other than
+            If ``y`` is not two-dimensional, holds inf (NaN is a missing return), has fewer than 20 rows,
+            fewer assets than factors, a constant column, linearly dependent columns, or a column count other than
             ``num_assets``.
         """
         values, time, columns = as_panel_values(y)
@@ -308,32 +320,7 @@ class DFSV(LatentStateModelBase):
         if values.ndim != 2:
             raise ValueError(f"y must be a T x N panel of returns (time in rows, assets in columns); got shape "
                              f"{values.shape}")
-        num_timesteps, num_assets = values.shape
-        bad = ~np.isfinite(values)
-        if bad.any():
-            row, col = (int(i[0]) for i in np.nonzero(bad))
-            when = time[row] if time is not None else row
-            kind = "NaN" if np.isnan(values[row, col]) else "inf"
-            raise ValueError(f"y holds {int(bad.sum())} non-finite value(s) (first: {kind} at row {when}, column "
-                             f"{assets[col]!r}); drop or fill missing returns first (datasets.log_returns keeps "
-                             "only dates where every series has a price)")
-        if num_timesteps < MIN_OBSERVATIONS:
-            raise ValueError(f"y has {num_timesteps} time steps; at least {MIN_OBSERVATIONS} are needed")
-        if self.num_assets is not None and num_assets != self.num_assets:
-            raise ValueError(f"y has {num_assets} columns but the model was built with num_assets={self.num_assets}")
-        if num_assets < self.num_factors:
-            raise ValueError(f"y has {num_assets} asset(s) but the model has {self.num_factors} factors: K factors "
-                             "are not identified from fewer than K assets; lower num_factors")
-        constant = np.flatnonzero(np.ptp(values, axis=0) == 0.0)
-        if constant.size:
-            raise ValueError(f"column {assets[constant[0]]!r} of y is constant; its variance cannot be estimated")
-        centred = values - values.mean(axis=0)
-        singular = np.linalg.svd(centred / centred.std(axis=0), compute_uv=False)
-        if singular[-1] < 1e-8 * singular[0] * math.sqrt(num_timesteps):
-            raise ValueError(f"the columns of y are linearly dependent (the {num_assets} x {num_assets} sample "
-                             "covariance is singular), e.g. a series repeated or a cross rate that is a "
-                             "combination of others; each asset needs its own idiosyncratic noise — drop the "
-                             "redundant series")
+        check_dfsv_panel(values, time, assets, self.num_factors, self.num_assets)
         return Panel(values, PanelIndex(time, assets))
 
     def check_parameters(self, params: DFSVParams, num_assets: int | None = None) -> DFSVParams:
@@ -455,10 +442,13 @@ class DFSV(LatentStateModelBase):
         else:
             z_f = numpyro.sample("f_std", dist.Normal(0.0, 1.0).expand([num_timesteps, k]).to_event(2))
             f = numpyro.deterministic("f", factor_path(params.Phi_f, h, z_f))
-            emission = dist.Normal(f @ params.lambda_r.T, jnp.sqrt(idio_var)).to_event(1)
-            numpyro.deterministic("loglik_y", emission.log_prob(y))
+            # Missing returns (NaN) are masked per element: the observed entries' density given f.
+            observed = ~jnp.isnan(y)
+            emission = dist.Normal(f @ params.lambda_r.T, jnp.sqrt(idio_var)).mask(observed).to_event(1)
+            y_filled = jnp.where(observed, y, 0.0)
+            numpyro.deterministic("loglik_y", emission.log_prob(y_filled))
             with numpyro.plate("time", num_timesteps):
-                numpyro.sample("y", emission, obs=y)
+                numpyro.sample("y", emission, obs=y_filled)
         if self.store_covariance:
             cov = conditional_covariance(params.lambda_r, h, idio_var)
             numpyro.deterministic("cov", cov)
@@ -575,7 +565,9 @@ class DFSV(LatentStateModelBase):
 def principal_factors(y, num_factors: int):
     """Identified loadings, factor variances and residual variances from principal components of ``y``."""
     k = num_factors
-    cov = np.cov(y, rowvar=False).reshape(y.shape[1], y.shape[1])
+    # With missing returns, the covariance of each pair over the rows where both are observed.
+    cov = (pd.DataFrame(y).cov().to_numpy() if np.isnan(y).any() else np.cov(y, rowvar=False)).reshape(
+        y.shape[1], y.shape[1])
     eigval, eigvec = np.linalg.eigh(cov)
     order = np.argsort(eigval)[::-1][:k]
     pcs = eigvec[:, order] * np.sqrt(np.maximum(eigval[order], 1e-12))

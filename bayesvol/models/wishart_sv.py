@@ -241,9 +241,13 @@ class WishartSV(LatentStateModelBase):
         T, k = values.shape
         if self.num_assets is not None and k != self.num_assets:
             raise ValueError(f"y has {k} columns but the model has num_assets={self.num_assets}")
+        if np.any(np.isnan(values)):
+            row, col = (int(i[0]) for i in np.nonzero(np.isnan(values)))
+            raise ValueError(f"y holds a missing return (NaN) at row {row}, column {col}: Wishart SV does not "
+                             "support missing values (DCC and DFSV do); drop the rows with a missing value, e.g. "
+                             "y.dropna(), or fill them before fitting")
         if not np.all(np.isfinite(values)):
-            raise ValueError("y holds NaN or inf; drop or fill missing returns first (datasets.log_returns "
-                             "drops dates with a missing price)")
+            raise ValueError("y holds inf; an infinite return is a data error (check the prices)")
         needed = max(MIN_OBSERVATIONS, 2 * k + 2)
         if T < needed:
             raise ValueError(f"y has {T} observations of {k} series; at least {needed} are needed")
