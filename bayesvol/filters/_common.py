@@ -111,11 +111,11 @@ def gaussian_covariance(d, state_ndim: int):
 
 
 def tangent_proposal(d, grad_log_g, state_ndim: int):
-    r"""Gaussian proposal from a state law ``d`` tilted by :math:`\exp(\nabla^\top x)`.
+    r"""Gaussian proposal from a state law ``d`` tilted by $\exp(\nabla^\top x)$.
 
-    For :math:`p(x) = N(m, \Sigma)` and a log-linear factor :math:`\exp\{\ell_0 + \nabla^\top (x - m)\}`,
-    :math:`p(x) e^{\nabla^\top (x - m)} = e^{\nabla^\top \Sigma \nabla / 2} N(x; m + \Sigma\nabla, \Sigma)`.
-    Returns the tilted distribution, its mean shift and :math:`\nabla^\top \Sigma \nabla / 2` per particle.
+    For $p(x) = N(m, \Sigma)$ and a log-linear factor $\exp\{\ell_0 + \nabla^\top (x - m)\}$,
+    $p(x) e^{\nabla^\top (x - m)} = e^{\nabla^\top \Sigma \nabla / 2} N(x; m + \Sigma\nabla, \Sigma)$.
+    Returns the tilted distribution, its mean shift and $\nabla^\top \Sigma \nabla / 2$ per particle.
     """
     base, reinterpreted = _unwrap(d)
     if isinstance(base, dist.Normal):

@@ -1,8 +1,8 @@
 """One estimation problem: a model, its likelihood and options, and the maps between parameter spaces.
 
-:class:`Problem` is hashable, so compiled objectives, gradients and Hessians are cached per model,
-likelihood and options and reused across fits of the same shape. The single fit (:mod:`.mle`) and the
-batch fit (:mod:`.batch`) both work on it.
+`Problem` is hashable, so compiled objectives, gradients and Hessians are cached per model,
+likelihood and options and reused across fits of the same shape. The single fit (`.mle`) and the
+batch fit (`.batch`) both work on it.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def options_key(options: dict):
 class Problem:
     """Everything static about one estimation problem, so compiled functions are reused across fits.
 
-    ``loglik`` is the registered pointwise log-likelihood of ``method`` (see :mod:`.registry`);
+    ``loglik`` is the registered pointwise log-likelihood of ``method`` (see `.registry`);
     ``free_shapes`` and ``shapes`` are the shapes of the unconstrained and the natural parameters.
     """
 
