@@ -7,7 +7,7 @@ r"""Likelihood methods and filtered forecasts of the Wishart SV model
 * `pf_loglik` — the fully adapted particle filter (the EIS code with zero kernels and resampling),
   the ``"pf"`` method;
 * `wishart_eis_output` — the full output of the EIS sampler (weights, paths, kernels, diagnostics);
-* [`forecast_covariance`][bayesvol.models.DCC.forecast_covariance] and `filtered_forecasts` — covariance forecasts
+* `forecast_covariance` and `filtered_forecasts` — covariance forecasts
   $E[\Omega_{t+1}^{-1} \mid y_{1:t}]$ from the EIS draws or the particle filter.
 
 The algorithm is in `bayesvol.filters.eis_wishart`; the transition scale and the emission density it
@@ -138,8 +138,7 @@ def wishart_eis_output(model, params, y, **options) -> WishartEISResult:
 
     Options as for ``log_likelihood(..., method="eis")`` (see `eis_loglik`): ``num_draws``,
     ``num_iterations``, ``tolerance``, ``seed``, ``antithetic``, ``resample``, ``kernels``. See
-    `bayesvol.filters.eis_wishart` for the algorithm and
-    [`forecast_covariance`][bayesvol.models.DCC.forecast_covariance] for forecasts.
+    `bayesvol.filters.eis_wishart` for the algorithm and `forecast_covariance` for forecasts.
     """
     params = as_params(model, params)
     model.check_parameters(params)
@@ -182,8 +181,8 @@ def filtered_forecasts(model, params, y, *, num_particles: int = 1000, seed: int
     r"""One-step-ahead covariance forecasts $E[\Omega_{t+1}^{-1} \mid y_{1:t}]$, $t = 1..T$.
 
     One pass of the fully adapted particle filter (see `pf_loglik`): row t (0-based) is the forecast
-    for the return after ``y[t]``, using ``y[:t + 1]`` only. The last row is
-    [`forecast_covariance`][bayesvol.models.DCC.forecast_covariance] with ``method="pf"``. Requires $\nu > k + 1$.
+    for the return after ``y[t]``, using ``y[:t + 1]`` only. The last row is `forecast_covariance` with
+    ``method="pf"``. Requires $\nu > k + 1$.
     """
     params, k = _forecast_params(model, params)
     out = wishart_eis_output(model, params, y, num_draws=num_particles, seed=seed, num_iterations=0, resample=True)
