@@ -1,11 +1,11 @@
 """Maximum likelihood for one series: one optimiser and one result type for every model and likelihood method.
 
-The likelihood methods are the rows of :mod:`bayesvol.inference.registry`: each maps
+The likelihood methods are the rows of `bayesvol.inference.registry`: each maps
 ``(model, params, y, **options)`` to the pointwise log-likelihood (a JAX array, one value per time step), a
 pure JAX function of ``params`` so that gradients and Hessians come from autodiff. Simulated likelihoods
 (particle filter, EIS) keep their random numbers fixed through ``seed`` (common random numbers), so the
 optimiser sees one deterministic surface. Standard errors and boundary flags come from
-:mod:`bayesvol.inference.standard_errors`, shared with the batch fit.
+`bayesvol.inference.standard_errors`, shared with the batch fit.
 """
 
 from __future__ import annotations
@@ -120,24 +120,26 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     model : bayesvol model
     y : array_like or pandas object
         One series. A 2-D array or DataFrame (time x series) of a model that supports batch estimation
-        fits every column at once (see :func:`bayesvol.inference.batch.fit_batch`).
+        fits every column at once (see `bayesvol.inference.batch.fit_batch`).
     method : str
-        Likelihood method (see :func:`log_likelihood`).
+        Likelihood method (see [`log_likelihood`][bayesvol.log_likelihood]).
     start : dict or list of dict, optional
         Start values; by default the model's ``start_values(y)``.
     num_starts : int, optional
         Use at most this many of the start values.
-    maxiter, gtol :
-        Optimiser limits.
+    maxiter : int
+        Optimiser limit: most iterations.
+    gtol : float
+        Optimiser limit: tolerance on the gradient norm.
     warn : bool
-        Warn (:class:`~bayesvol.ConvergenceWarning`) when the optimiser fails.
+        Warn ([`ConvergenceWarning`][bayesvol.ConvergenceWarning]) when the optimiser fails.
     **options
         Passed to the likelihood method (e.g. ``num_particles``, ``seed``).
 
     Returns
     -------
     MLEResult
-        Or, for a batch, a :class:`~bayesvol.inference.batch.BatchMLEResult`.
+        Or, for a batch, a `BatchMLEResult`.
     """
     maxiter = _validation.as_count(maxiter, "maxiter")
     if num_starts is not None:

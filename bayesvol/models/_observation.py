@@ -18,7 +18,7 @@ An *observation-driven model* (GARCH family, IG-GARCH, DCC and its correlation s
     ``(a_t, b_t)`` for a model whose ``update`` is the affine map ``a_t * state + b_t`` with coefficients
     that depend on the data but not on the state (GARCH, GJR); ``update`` is then defined from them, and
     filtering may run as a parallel prefix scan over the maps instead of a sequential loop (see
-    :func:`filter_states`).
+    `filter_states`).
 
 The state path comes from one ``lax.scan`` over ``update`` (or the parallel prefix); the one-step-ahead log
 densities are then the emission's ``log_prob`` evaluated on the whole path at once (vectorised over time,
@@ -87,9 +87,9 @@ def filter_states(model, params, y, state=None):
     The path starts from ``state`` when given (e.g. a start value fixed outside the sample), else from
     ``model.init_state(params, y)``.
 
-    On CPU, the sequential :func:`sequential_filter_states` for every model. On an accelerator, a model whose
+    On CPU, the sequential `sequential_filter_states` for every model. On an accelerator, a model whose
     ``update`` is affine in the state (it has ``affine_coefficients``) gets the parallel prefix scan of
-    :func:`affine_filter_states` instead, which replaces ``T`` dependent steps by about ``2 log2 T`` passes
+    `affine_filter_states` instead, which replaces ``T`` dependent steps by about ``2 log2 T`` passes
     over the whole series. On CPU the prefix scan does about twice the arithmetic of the loop and was not
     faster (``benchmarks/garch_recursion.py``: about 1.1 times the CPU time for one value and gradient, 2.5
     times for the forward-over-reverse Hessian), because each step of the loop is already a few vector operations.
@@ -139,14 +139,14 @@ def _compose_affine(earlier, later):
 
 
 def affine_filter_states(model, params, y, state=None):
-    r"""State path of an affine recursion :math:`s_{t+1} = a_t s_t + b_t` by a parallel prefix scan.
+    r"""State path of an affine recursion $s_{t+1} = a_t s_t + b_t$ by a parallel prefix scan.
 
-    ``model.affine_coefficients(params, y)`` gives :math:`(a_t, b_t)` for every ``t`` at once (they depend on
+    ``model.affine_coefficients(params, y)`` gives $(a_t, b_t)$ for every ``t`` at once (they depend on
     the data and the parameters, not on the state). The start value enters as the constant map
-    :math:`(0, s_1)`; the prefix compositions of the maps (``lax.associative_scan``: about
-    :math:`2\log_2 T` vectorised passes instead of :math:`T` sequential steps, and a reverse-mode gradient of
-    the same shape) are then constant maps whose offsets are :math:`s_1, \dots, s_{T+1}`. With
-    :math:`0 \le a_t < 1` every partial product lies in :math:`[0, 1]`, so the result equals the sequential
+    $(0, s_1)$; the prefix compositions of the maps (``lax.associative_scan``: about
+    $2\log_2 T$ vectorised passes instead of $T$ sequential steps, and a reverse-mode gradient of
+    the same shape) are then constant maps whose offsets are $s_1, \dots, s_{T+1}$. With
+    $0 \le a_t < 1$ every partial product lies in $[0, 1]$, so the result equals the sequential
     recursion up to rounding.
     """
     first = jnp.asarray(model.init_state(params, y) if state is None else state)

@@ -1,29 +1,29 @@
 """The two model protocols, and the default of every optional hook, written once.
 
-Every estimator in :mod:`bayesvol.inference` and every filter in :mod:`bayesvol.filters` talks to a model
+Every estimator in `bayesvol.inference` and every filter in `bayesvol.filters` talks to a model
 through these names only. A model family is a frozen dataclass (static configuration, hashable, usable
-as a static ``jit`` argument) deriving from :class:`LatentStateModelBase` or
-:class:`ObservationDrivenModelBase`; it must define the *required* members of its protocol and may
+as a static ``jit`` argument) deriving from `LatentStateModelBase` or
+`ObservationDrivenModelBase`; it must define the *required* members of its protocol and may
 override any *optional* hook, whose default is given here and nowhere else.
 
-Required of every model (:class:`VolatilityModel`)
+Required of every model (`VolatilityModel`)
     ``params_type`` (a NamedTuple class), ``param_names``, ``prior_distributions()``, ``describe()``,
     ``program(y)`` (the NumPyro program), ``simulate(params, num_timesteps, key)``,
     ``start_values(y)`` (start values for maximum likelihood), ``check_parameters(params)``.
 
-Required of a latent-state model (:class:`LatentStateModel`)
+Required of a latent-state model ([`LatentStateModel`][bayesvol.models._protocol.LatentStateModel])
     ``initial(params)``, ``transition(params, state_prev, y_prev)``, ``emission(params, state)``: NumPyro
     distributions of the first state, of the next state, and of the observation given the state. These three
-    with the parameters and priors (:class:`StateSpaceLaws`) are all the filters and PMMH need.
+    with the parameters and priors (`StateSpaceLaws`) are all the filters and PMMH need.
 
-Required of an observation-driven model (:class:`ObservationDrivenModel`)
+Required of an observation-driven model ([`ObservationDrivenModel`][bayesvol.models._protocol.ObservationDrivenModel])
     ``init_state(params, y)``, ``update(params, state, y_t)``, ``emission(params, state)``,
     ``in_parameter_space(params)``.
 
-Optional hooks (defaults in :class:`ModelDefaults`): data handling (``validate_data``, ``bind_data``),
-the parameter space (``param_ndims``, ``param_transforms``, ``from_unconstrained``, ``to_unconstrained``,
-``elementwise_transforms``, ``bounded_free_names``), maximum-likelihood switches (``supports_batch_fit``,
-``mle_screen_starts``, ``mle_opg_start``), the NumPyro program's sites (``latent_sites``,
+Optional hooks (defaults in [`ModelDefaults`][bayesvol.models._protocol.ModelDefaults]): data handling
+(``validate_data``, ``bind_data``), the parameter space (``param_ndims``, ``param_transforms``, ``from_unconstrained``,
+``to_unconstrained``, ``elementwise_transforms``, ``bounded_free_names``), maximum-likelihood switches
+(``supports_batch_fit``, ``mle_screen_starts``, ``mle_opg_start``), the NumPyro program's sites (``latent_sites``,
 ``hidden_sites``, ``deterministic_sites``, ``dense_mass_sites``, ``site_dims``), and posterior quantities
 (``loglik_kind``, ``pointwise_loglik_draws``, ``predictive_draws``).
 """
@@ -128,7 +128,8 @@ class AffineRecursionModel(ObservationDrivenModel, Protocol):
 
 @runtime_checkable
 class VarianceForecastModel(ObservationDrivenModel, Protocol):
-    """A univariate observation-driven model whose variance forecasts :func:`bayesvol.forecast` computes."""
+    """A univariate observation-driven model whose variance forecasts
+[`bayesvol.forecast`][bayesvol.forecasting.forecast] computes."""
 
     default_forecast_method: str
 
@@ -189,7 +190,7 @@ class ModelDefaults:
     def param_ndims(self) -> dict[str, int]:
         """Name -> number of dimensions of each parameter (0: a scalar), by default the shape of its prior.
 
-        :func:`bayesvol.models._base.as_params` refuses other shapes (a vector where a scalar belongs) by name.
+        `bayesvol.models._base.as_params` refuses other shapes (a vector where a scalar belongs) by name.
         """
         return _base.prior_ndims(self)
 
