@@ -28,6 +28,7 @@ which is where most of the arithmetic is). The simulator runs the same ``update`
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -173,9 +174,14 @@ def simulate_path(model, params, num_timesteps: int, key, state=None):
     """Draw ``(y, states)`` by running ``update`` on draws from ``emission``, one ``lax.scan``.
 
     The path starts from ``state`` (e.g. the filtered state after the data, for forecasting) or, by default,
-    from ``model.init_state(params, None)``; ``states[k]`` governs ``y[k]``.
+    from ``model.init_state(params, None)``; ``states[k]`` governs ``y[k]``. Compiled once per model (a
+    frozen, hashable configuration) and path length: simulating over many seeds does not trace again.
     """
+    return _simulate_path_compiled(model, params, int(num_timesteps), key, state)
 
+
+@partial(jax.jit, static_argnums=(0, 2))
+def _simulate_path_compiled(model, params, num_timesteps: int, key, state):
     def step(state_t, step_key):
         y_t = model.emission(params, state_t).sample(step_key)
         return model.update(params, state_t, y_t), (y_t, state_t)
