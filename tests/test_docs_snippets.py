@@ -201,6 +201,7 @@ def _check_wishart_sv(ns, _):
 
 
 def _check_dcc(ns, _):
+    assert ns["joint"].converged
     assert ns["joint"].loglik >= ns["two_step"].loglik - 1e-6  # the joint MLE starts from the two-step one
     a, b = ns["joint"].params["dcc_a"], ns["joint"].params["dcc_b"]
     assert a >= 0 and b >= 0 and a + b < 1
