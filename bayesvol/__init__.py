@@ -1,9 +1,9 @@
 """bayesvol: Bayesian and frequentist estimation of volatility models with NumPyro and JAX.
 
 Importing the package sets up JAX (float64, one host device per core, the persistent compilation cache: see
-:func:`set_compilation_cache`) and nothing else: the estimators, models, plots and comparison tools are
-imported on first use (``bayesvol.fit``, ``bayesvol.plots``, ...), so that ``import bayesvol`` costs little
-beyond importing JAX.
+[`set_compilation_cache`][bayesvol.set_compilation_cache]) and nothing else: the estimators, models, plots and
+comparison tools are imported on first use (``bayesvol.fit``, ``bayesvol.plots``, ...), so that ``import bayesvol``
+costs little beyond importing JAX.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@
 * On CPU, expose one XLA host device per core so NUTS chains run in parallel. This only takes effect if
   JAX has not started its backend yet; set ``XLA_FLAGS`` yourself to override.
 * JAX's persistent compilation cache in a per-user cache directory, so that a new process loads the
-  programs an earlier one compiled instead of compiling them again (see :func:`set_compilation_cache`).
-  Only configuration values are set here; JAX opens the directory when it first compiles.
+  programs an earlier one compiled instead of compiling them again (see
+  [`set_compilation_cache`][bayesvol.set_compilation_cache]). Only configuration values are set here; JAX opens the
+  directory when it first compiles.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def set_compilation_cache(path: str | os.PathLike | None = "default") -> Path | 
 
     Compiled programs (the likelihood, its gradient and Hessian, the samplers) are written there and read back
     by later processes, which then skip compiling them. bayesvol turns the cache on when it is imported, in
-    :func:`default_cache_dir`, unless the environment variable ``BAYESVOL_CACHE`` is ``0`` (or ``false``,
+    `default_cache_dir`, unless the environment variable ``BAYESVOL_CACHE`` is ``0`` (or ``false``,
     ``no``, ``off``) or a cache directory of JAX's own is set (``JAX_COMPILATION_CACHE_DIR`` or
     ``jax.config.update("jax_compilation_cache_dir", ...)`` before the import), which it leaves as it is.
     Several processes may share the directory (each entry is one file, written once; a reader that meets a
@@ -68,7 +69,7 @@ def set_compilation_cache(path: str | os.PathLike | None = "default") -> Path | 
     Parameters
     ----------
     path : str, path or None
-        The directory; ``"default"`` for :func:`default_cache_dir`; ``None`` turns the cache off for the rest
+        The directory; ``"default"`` for `default_cache_dir`; ``None`` turns the cache off for the rest
         of the process.
 
     Returns

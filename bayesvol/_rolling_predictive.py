@@ -1,12 +1,12 @@
 r"""One-step-ahead predictive laws of the rolling forecasts, one entry per kind of model and emission.
 
-:func:`bayesvol.rolling.rolling_forecast` asks this module two things for the dates after a refit: the
-filtered state of each date (the parameters of the refit run through the data up to the day before), and
+[`bayesvol.rolling.rolling_forecast`][bayesvol.rolling.rolling_forecast] asks this module two things for the dates after
+a refit: the filtered state of each date (the parameters of the refit run through the data up to the day before), and
 from the state the predictive law's mean, variance, VaR, ES and the log density of the realised return.
 
-A model family plugs in through :data:`FAMILIES` (how its states are filtered; today the observation-driven
-univariate models, whose exact recursion gives the state) and an emission through :data:`TAILS` (how the
-quantile and the tail mean :math:`E[y \mid y \le q_\alpha]` of its one-step law are computed: in closed form
+A model family plugs in through `FAMILIES` (how its states are filtered; today the observation-driven
+univariate models, whose exact recursion gives the state) and an emission through `TAILS` (how the
+quantile and the tail mean $E[y \mid y \le q_\alpha]$ of its one-step law are computed: in closed form
 for the location-scale laws of the GARCH family and for IG-GARCH's inverse Gaussian returns). A posterior
 enters as a mixture over its draws, whose VaR and ES are read from simulated returns.
 """
@@ -47,17 +47,18 @@ def _student_t_tail(fields, level):
 
 
 def _unit_t_partial_first_moment(df, upper, c):
-    r""":math:`\int_{-\infty}^{y} x\,g(x)\,dx` of the unit-variance t density :math:`g`, in closed form."""
+    r"""$\int_{-\infty}^{y} x\,g(x)\,dx$ of the unit-variance t density $g$, in closed form."""
     return -c * (df - 2.0) / (df - 1.0) * (1.0 + upper**2 / (df - 2.0)) ** (-0.5 * (df - 1.0))
 
 
 def _skewed_t_tail(fields, level):
-    r"""Quantile and :math:`E[z \mid z \le q]` of Hansen's skewed t (Notes of :class:`SkewedStudentT`).
+    r"""Quantile and $E[z \mid z \le q]$ of Hansen's skewed t (Notes of
+[`SkewedStudentT`][bayesvol.distributions.SkewedStudentT]).
 
-    With :math:`u = bz + a`, the law of :math:`u` has density :math:`g(u/(1-\lambda))` below zero and
-    :math:`g(u/(1+\lambda))` above, so :math:`E[u\,1\{u \le u_q\}] = (1-\lambda)^2 P_1(\min(u_q, 0)/(1-\lambda))
-    + 1\{u_q > 0\}(1+\lambda)^2 (P_1(u_q/(1+\lambda)) - P_1(0))` with :math:`P_1` the partial first moment
-    of the unit-variance t, and :math:`E[z\,1\{z \le q\}] = (E[u\,1\{u \le u_q\}] - a\alpha)/b`.
+    With $u = bz + a$, the law of $u$ has density $g(u/(1-\lambda))$ below zero and
+    $g(u/(1+\lambda))$ above, so $E[u\,1\{u \le u_q\}] = (1-\lambda)^2 P_1(\min(u_q, 0)/(1-\lambda))
+    + 1\{u_q > 0\}(1+\lambda)^2 (P_1(u_q/(1+\lambda)) - P_1(0))$ with $P_1$ the partial first moment
+    of the unit-variance t, and $E[z\,1\{z \le q\}] = (E[u\,1\{u \le u_q\}] - a\alpha)/b$.
     """
     df, lam = fields["df"], fields["skew"]
     c = np.exp(special.gammaln(0.5 * (df + 1.0)) - special.gammaln(0.5 * df) - 0.5 * np.log(np.pi * (df - 2.0)))
@@ -76,10 +77,10 @@ def _skewed_t_tail(fields, level):
 
 
 def _inverse_gaussian_partial_mean(q, delta):
-    r""":math:`E[Y\,1\{Y \le q\}]` for :math:`Y \sim IG(\text{mean } \delta, \text{shape } \delta^2)`.
+    r"""$E[Y\,1\{Y \le q\}]$ for $Y \sim IG(\text{mean } \delta, \text{shape } \delta^2)$.
 
-    :math:`\delta\,[\Phi((q - \delta)/\sqrt q) - e^{2\delta}\Phi(-(q + \delta)/\sqrt q)]`, the second term
-    through logarithms so that it stays finite for large :math:`\delta`.
+    $\delta\,[\Phi((q - \delta)/\sqrt q) - e^{2\delta}\Phi(-(q + \delta)/\sqrt q)]$, the second term
+    through logarithms so that it stays finite for large $\delta$.
     """
     root = np.sqrt(q)
     return delta * (special.ndtr((q - delta) / root)
@@ -87,10 +88,10 @@ def _inverse_gaussian_partial_mean(q, delta):
 
 
 def _ig_return_tail(fields, level):
-    r"""Quantile and tail mean of :math:`R = \ell + \eta Y`, :math:`Y \sim IG(\delta)`, :math:`\delta = h/\eta^2`.
+    r"""Quantile and tail mean of $R = \ell + \eta Y$, $Y \sim IG(\delta)$, $\delta = h/\eta^2$.
 
-    For :math:`\eta > 0` the lower tail of :math:`R` is the lower tail of :math:`Y`; for :math:`\eta < 0` the
-    upper one, with :math:`E[Y \mid Y \ge q] = (\delta - E[Y 1\{Y \le q\}])/\alpha`.
+    For $\eta > 0$ the lower tail of $R$ is the lower tail of $Y$; for $\eta < 0$ the
+    upper one, with $E[Y \mid Y \ge q] = (\delta - E[Y 1\{Y \le q\}])/\alpha$.
     """
     loc, eta, h = fields["loc"], fields["eta"], fields["h"]
     delta = h / eta**2
@@ -111,13 +112,13 @@ class Tail:
     fields : callable
         ``fields(law) -> dict`` of arrays describing the law (traced inside ``jit``).
     quantile_and_tail_mean : callable
-        ``fn(fields, level) -> (q, m)`` on numpy arrays: the quantile :math:`q_\\alpha` and
-        :math:`E[y \\mid y \\le q_\\alpha]`, of the standardised innovation when ``standardised`` (then
+        ``fn(fields, level) -> (q, m)`` on numpy arrays: the quantile $q_\\alpha$ and
+        $E[y \\mid y \\le q_\\alpha]$, of the standardised innovation when ``standardised`` (then
         shifted and scaled by the law's ``loc`` and ``scale``), else of the return itself.
     standardised : bool
         Whether the two numbers are those of the innovation of a location-scale law.
     predictive : callable or None
-        ``fn(mean, scale, fields) ->`` a predictive object of :mod:`bayesvol.backtest` with the same law,
+        ``fn(mean, scale, fields) ->`` a predictive object of `bayesvol.backtest` with the same law,
         used by the backtests to simulate under the null; ``None`` to simulate from the model's emission.
     """
 
@@ -149,7 +150,7 @@ TAILS: dict[tuple[type, type | None], Tail] = {
 
 
 def tail_of(law) -> Tail:
-    """The :data:`TAILS` entry of a one-step law, or a clear error."""
+    """The `TAILS` entry of a one-step law, or a clear error."""
     inner = getattr(law, "innovation", None)
     key = (type(law), None if inner is None else type(inner))
     if key not in TAILS:
@@ -285,7 +286,7 @@ def filter_blocks(model, values: dict, y_fit, y_segment, offsets, lengths, level
 
 @lru_cache(maxsize=64)
 def tail_of_model(model) -> Tail:
-    """The :data:`TAILS` entry of ``model``'s one-step law, found by tracing its emission once."""
+    """The `TAILS` entry of ``model``'s one-step law, found by tracing its emission once."""
     found = []
 
     def probe(values):
@@ -303,8 +304,9 @@ def posterior_block(model, draws: dict, y_fit, y_segment, offset: int, length: i
     """Forecast columns of the dates after one refit from posterior draws: the predictive is their mixture.
 
     The mean and the variances are averages over the draws (the variance column is the expected conditional
-    variance, as in :func:`bayesvol.forecast`), the log score is :math:`\\log \\frac1S\\sum_s p(y_t \\mid
-    \\theta^{(s)})`, and VaR and ES are those of ``num_samples`` simulated returns per draw and date.
+    variance, as in [`bayesvol.forecast`][bayesvol.forecasting.forecast]), the log score is
+    $\\log \\frac1S\\sum_s p(y_t \\mid \\theta^{(s)})$, and VaR and ES are those of ``num_samples`` simulated returns
+    per draw and date.
 
     Returns
     -------
@@ -337,10 +339,11 @@ def _laws_at(model, values, variance, key, num_samples: int):
 
 
 def plug_in_predictive(model, values_per_date: dict, mean, variance, num_samples: int = 2000, seed: int = 0):
-    """A :mod:`bayesvol.backtest` predictive of the plug-in one-step laws, one per date.
+    """A `bayesvol.backtest` predictive of the plug-in one-step laws, one per date.
 
-    The normal and Student-t laws map to :class:`NormalPredictive` and :class:`StudentTPredictive`; other
-    laws are represented by ``num_samples`` returns simulated from the model's emission at each date.
+    The normal and Student-t laws map to [`NormalPredictive`][bayesvol.backtest.NormalPredictive] and
+    [`StudentTPredictive`][bayesvol.backtest.StudentTPredictive]; other laws are represented by ``num_samples`` returns
+    simulated from the model's emission at each date.
     """
     tail = tail_of_model(model)
     values = {k: jnp.asarray(v) for k, v in values_per_date.items()}

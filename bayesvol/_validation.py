@@ -1,21 +1,21 @@
 """Input checks shared by every model and estimator: the one validation layer at the public boundary.
 
-Each check raises :class:`ValueError` with a message that names the argument, shows the offending value
+Each check raises `ValueError` with a message that names the argument, shows the offending value
 and says how to fix it, so the command line can print it as one line and users of the Python API see what
 to change. The checks are:
 
 * returns hold real numbers: booleans, dates, durations, complex numbers and text are refused rather than
-  converted (``as_returns``, ``as_panel_values``, :func:`real_values`); a missing return (NaN) passes only for
+  converted (``as_returns``, ``as_panel_values``, `real_values`); a missing return (NaN) passes only for
   a model that declares ``supports_missing`` (``as_returns(..., allow_missing=True)``), inf never;
 * a pandas date index is in increasing order, without duplicates or missing dates; an unsorted index is
   refused, not sorted, because the order of the rows is the order of time in every likelihood and a silent
-  re-ordering would hide a data problem (:func:`check_time_index`);
+  re-ordering would hide a data problem (`check_time_index`);
 * returns whose squares overflow or underflow double precision are refused with the advice to rescale
-  (:func:`check_magnitude`);
-* counts such as ``num_timesteps`` are integers (Python or numpy) of at least a minimum (:func:`as_count`);
+  (`check_magnitude`);
+* counts such as ``num_timesteps`` are integers (Python or numpy) of at least a minimum (`as_count`);
 * a seed is an integer, ``None`` (a fresh random seed from the operating system) or a JAX random key
-  (:func:`as_key`);
-* each parameter has the number of dimensions its model expects (:func:`check_parameter_shape`).
+  (`as_key`);
+* each parameter has the number of dimensions its model expects (`check_parameter_shape`).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _first_non_number(values: np.ndarray):
 def check_real_dtype(dtype, name: str = "y") -> None:
     """Refuse a dtype that is not a real number (bool, datetime64, timedelta64, complex).
 
-    Object and string dtypes are left to :func:`real_values`, which looks at the entries.
+    Object and string dtypes are left to `real_values`, which looks at the entries.
 
     Raises
     ------
@@ -154,7 +154,7 @@ def real_values(y, name: str = "y", index=None) -> np.ndarray:
 def check_time_index(index, name: str = "y") -> None:
     """Refuse a date index that is unsorted, has duplicate dates or missing dates (NaT).
 
-    Only date-like indexes (:class:`pandas.DatetimeIndex`, :class:`pandas.PeriodIndex`) are checked: their
+    Only date-like indexes (`pandas.DatetimeIndex`, `pandas.PeriodIndex`) are checked: their
     order is the order of time. An unsorted index is refused rather than sorted silently, since every
     likelihood reads the rows in the order given.
 
@@ -228,7 +228,7 @@ def as_returns(y, name: str = "y", min_length: int = MIN_OBSERVATIONS, *, allow_
     ----------
     y : array_like or pandas.Series
         Returns, one per time step (percent log returns in the package's examples). A pandas date index
-        must be in increasing order without duplicates (see :func:`check_time_index`).
+        must be in increasing order without duplicates (see `check_time_index`).
     name : str
         Name used in error messages.
     min_length : int
@@ -303,7 +303,7 @@ def as_panel_values(y, name: str = "y") -> tuple[np.ndarray, pd.Index | None, li
 
     A Series becomes one column and a 1-D array one column; a DataFrame keeps its index and columns
     (``None`` for arrays). Entries must be real numbers, a date index sorted without duplicates, and the
-    squares of the finite values representable (see :func:`check_magnitude`). Missing values become NaN, for
+    squares of the finite values representable (see `check_magnitude`). Missing values become NaN, for
     the caller to report with its own context.
     """
     if isinstance(y, pd.Series):

@@ -2,17 +2,20 @@ r"""Posterior against maximum likelihood, and models against each other on predi
 
 Statistics and plots come from ArviZ 1.x (arviz-stats, arviz-plots); this module arranges them:
 
-* :func:`estimates_table` — posterior mean, sd and HDI (``arviz_stats.summary``) beside MLE ± SE, one row
+* [`estimates_table`][bayesvol.compare.estimates_table] — posterior mean, sd and HDI (``arviz_stats.summary``) beside
+MLE ± SE, one row
   per parameter name;
-* :func:`plot_estimates` — a forest plot (``arviz_plots.plot_forest``) of the posterior HDIs with the MLEs and
+* [`plot_estimates`][bayesvol.compare.plot_estimates] — a forest plot (``arviz_plots.plot_forest``) of the posterior
+HDIs with the MLEs and
   their Wald intervals as further rows of the same plot;
-* :func:`add_predictive_log_likelihood` — one-step-ahead predictive log-likelihoods
-  :math:`\log p(y_t \mid y_{1:t-1}, \theta)` per posterior draw in the ``log_likelihood`` group, so that
+* [`add_predictive_log_likelihood`][bayesvol.compare.add_predictive_log_likelihood] — one-step-ahead predictive
+log-likelihoods
+  $\log p(y_t \mid y_{1:t-1}, \theta)$ per posterior draw in the ``log_likelihood`` group, so that
   ``arviz_stats.loo`` / ``arviz_stats.compare`` rank latent-state models (particle filter) and
   observation-driven models (exact recursion) on the same footing;
-* :func:`leave_future_out` — the log predictive score of the last part of the sample.
+* [`leave_future_out`][bayesvol.compare.leave_future_out] — the log predictive score of the last part of the sample.
 
-Everything works for any :class:`~bayesvol.MLEResult` (SV by EIS, PF, Bellman or QML, and the GARCH
+Everything works for any [`MLEResult`][bayesvol.MLEResult] (SV by EIS, PF, Bellman or QML, and the GARCH
 family) and any posterior whose variable names are the model's parameter names.
 """
 
@@ -51,7 +54,8 @@ SAMPLE_DIMS = ("chain", "draw")
 
 
 def _as_mle_trees(mle) -> dict[str, xr.DataTree]:
-    """Label -> tree of estimates and standard errors (:meth:`MLEResult.to_datatree`), however ``mle`` came."""
+    """Label -> tree of estimates and standard errors ([`MLEResult.to_datatree`][bayesvol.MLEResult.to_datatree]),
+however ``mle`` came."""
     if mle is None:
         return {}
     if isinstance(mle, MLEResult | xr.DataTree):
@@ -87,7 +91,7 @@ def _check_names(posterior, names):
 
 
 def _row_labels(name, shape):
-    """``name`` or ``name[i,j]`` per entry, in C order: the labels of :attr:`MLEResult.labels`."""
+    """``name`` or ``name[i,j]`` per entry, in C order: the labels of `MLEResult.labels`."""
     if not shape:
         return [name]
     return [f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(shape)]
@@ -112,7 +116,7 @@ def estimates_table(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0
         With a ``posterior`` group whose variables carry the model's parameter names.
     mle : MLEResult or dict of label -> MLEResult, optional
         One or several MLE fits (e.g. ``{"EIS": res_eis, "PF": res_pf}``), or their trees
-        (:meth:`MLEResult.to_datatree`, also as read back from netCDF).
+        ([`MLEResult.to_datatree`][bayesvol.MLEResult.to_datatree], also as read back from netCDF).
     var_names : list of str, optional
         Parameters to show; by default the MLE model's parameter names.
     hdi_prob : float
@@ -125,7 +129,7 @@ def estimates_table(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0
     pandas.DataFrame
         Columns ``mean``, ``sd``, ``hdi_<lo>%``, ``hdi_<hi>%`` (posterior, from ``arviz_stats.summary``) and,
         per MLE, ``<label>`` and ``<label> se``. Matrix parameters take one row per entry, labelled
-        ``name[i,j]`` as in :meth:`MLEResult.to_frame`.
+        ``name[i,j]`` as in [`MLEResult.to_frame`][bayesvol.MLEResult.to_frame].
 
     Examples
     --------
@@ -192,8 +196,16 @@ def plot_estimates(idata=None, mle=None, *, var_names=None, hdi_prob: float = 0.
 
     Parameters
     ----------
-    idata, mle, var_names, hdi_prob, robust :
-        As for :func:`estimates_table`.
+    idata :
+        As for [`estimates_table`][bayesvol.compare.estimates_table].
+    mle :
+        As for [`estimates_table`][bayesvol.compare.estimates_table].
+    var_names :
+        As for [`estimates_table`][bayesvol.compare.estimates_table].
+    hdi_prob :
+        As for [`estimates_table`][bayesvol.compare.estimates_table].
+    robust :
+        As for [`estimates_table`][bayesvol.compare.estimates_table].
     **kwargs
         Passed to ``arviz_plots.plot_forest`` (e.g. ``backend``, ``figure_kwargs``).
 
@@ -275,12 +287,12 @@ def add_predictive_log_likelihood(idata, model, y, *, method: str | None = None,
     Parameters
     ----------
     idata : xarray.DataTree
-        Posterior of ``model`` given ``y`` (e.g. from :func:`bayesvol.sample`).
+        Posterior of ``model`` given ``y`` (e.g. from [`bayesvol.sample`][bayesvol.sample]).
     model : bayesvol model
     y : array_like or pandas.Series
         The data the posterior was fitted to.
     method : str, optional
-        Likelihood method giving :math:`\log p(y_t \mid y_{1:t-1}, \theta)`: ``"pf"`` (default for
+        Likelihood method giving $\log p(y_t \mid y_{1:t-1}, \theta)$: ``"pf"`` (default for
         latent-state models; the particle filter) or ``"exact"`` (default for observation-driven models).
     thin : int
         Keep every ``thin``-th draw (in every group), to bound the cost of one filter run per draw.
@@ -299,11 +311,11 @@ def add_predictive_log_likelihood(idata, model, y, *, method: str | None = None,
 
     Notes
     -----
-    PSIS-LOO on these terms approximates leaving out the *term* :math:`\log p(y_t \mid y_{1:t-1})`, the
-    standard way of comparing time-series models by ``arviz_stats.compare``; :func:`leave_future_out` scores
-    the last part of the sample as a genuine forecast. The particle-filter terms are Monte Carlo estimates;
-    their noise adds to the LOO standard errors (use enough particles that the per-draw log-likelihood SD
-    is well below 1).
+    PSIS-LOO on these terms approximates leaving out the *term* $\log p(y_t \mid y_{1:t-1})$, the
+    standard way of comparing time-series models by ``arviz_stats.compare``;
+    [`leave_future_out`][bayesvol.compare.leave_future_out] scores the last part of the sample as a genuine forecast.
+    The particle-filter terms are Monte Carlo estimates; their noise adds to the LOO standard errors (use enough
+    particles that the per-draw log-likelihood SD is well below 1).
     """
     posterior = _posterior(idata)
     if not isinstance(thin, int) or thin < 1:
@@ -336,9 +348,9 @@ class LeaveFutureOutResult(NamedTuple):
     Attributes
     ----------
     elpd : float
-        :math:`\\sum_t \\log \\hat p(y_t \\mid y_{1:t-1})` over the test period.
+        $\\sum_t \\log \\hat p(y_t \\mid y_{1:t-1})$ over the test period.
     se : float
-        Standard error of ``elpd`` from the spread of the pointwise terms (:math:`\\sqrt{n}\\,` sd).
+        Standard error of ``elpd`` from the spread of the pointwise terms ($\\sqrt{n}\\,$ sd).
     pointwise : numpy.ndarray
         The terms, shape ``(num_test,)``.
     """
@@ -352,8 +364,8 @@ def leave_future_out(fitted, model, y, num_test: int, *, method: str | None = No
                      **options) -> LeaveFutureOutResult:
     r"""Leave-future-out predictive score of the last ``num_test`` observations.
 
-    Fit the model to ``y[:-num_test]`` first (by :func:`bayesvol.sample` or :func:`bayesvol.fit`) and pass
-    the result with the *full* ``y``: the state is filtered through the whole sample with the parameters
+    Fit the model to ``y[:-num_test]`` first (by [`bayesvol.sample`][bayesvol.sample] or [`bayesvol.fit`][bayesvol.fit])
+    and pass the result with the *full* ``y``: the state is filtered through the whole sample with the parameters
     from the training part, and the one-step predictive densities of the test part are scored.
 
     Parameters
@@ -365,8 +377,12 @@ def leave_future_out(fitted, model, y, num_test: int, *, method: str | None = No
         The full sample.
     num_test : int
         Length of the test period at the end of ``y``.
-    method, thin, **options :
-        As for :func:`add_predictive_log_likelihood`.
+    method :
+        As for [`add_predictive_log_likelihood`][bayesvol.compare.add_predictive_log_likelihood].
+    thin :
+        As for [`add_predictive_log_likelihood`][bayesvol.compare.add_predictive_log_likelihood].
+    **options :
+        As for [`add_predictive_log_likelihood`][bayesvol.compare.add_predictive_log_likelihood].
 
     Returns
     -------
@@ -374,9 +390,9 @@ def leave_future_out(fitted, model, y, num_test: int, *, method: str | None = No
 
     Notes
     -----
-    With posterior draws :math:`\theta^{(s)}`, :math:`s = 1..S`, each term is
-    :math:`\log \frac1S \sum_s \hat p(y_t \mid y_{1:t-1}, \theta^{(s)})`; with an MLE it is
-    :math:`\log \hat p(y_t \mid y_{1:t-1}, \hat\theta)`. The parameters are not updated inside the test
+    With posterior draws $\theta^{(s)}$, $s = 1..S$, each term is
+    $\log \frac1S \sum_s \hat p(y_t \mid y_{1:t-1}, \theta^{(s)})$; with an MLE it is
+    $\log \hat p(y_t \mid y_{1:t-1}, \hat\theta)$. The parameters are not updated inside the test
     period (no refits), which is the usual cheap form of leave-future-out; higher is better.
     """
     data = model.validate_data(y)

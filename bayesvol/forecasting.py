@@ -1,15 +1,16 @@
 """Forecasts: variances, returns and value-at-risk (GARCH family, EGARCH, IG-GARCH) and covariances (DCC, Wishart SV).
 
-From fixed parameters (a dict, ``<Model>Params`` or an :class:`~bayesvol.MLEResult`) the variance forecast
+From fixed parameters (a dict, ``<Model>Params`` or an [`MLEResult`][bayesvol.MLEResult]) the variance forecast
 is analytic for GARCH/GJR and simulated for IG-GARCH; from a posterior (an ArviZ ``xarray.DataTree``) every
 draw is filtered through the data and simulated forward, so the predictive distribution of returns, and the
 value-at-risk read from it, integrate over parameter uncertainty. For the multivariate models the same
-:func:`forecast` gives the one-step-ahead covariance matrix (:class:`CovarianceForecast`), from parameters
-(the filter's last state) or from a posterior (averaged over the draws).
+[`forecast`][bayesvol.forecasting.forecast] gives the one-step-ahead covariance matrix
+([`CovarianceForecast`][bayesvol.CovarianceForecast]), from parameters (the filter's last state) or from a posterior
+(averaged over the draws).
 
-The computation is :mod:`bayesvol.inference.forecast` (below the result types, so that
-:meth:`bayesvol.MLEResult.forecast` uses the same code); this module adds the maximum-likelihood result as a
-source.
+The computation is `bayesvol.inference.forecast` (below the result types, so that
+[`bayesvol.MLEResult.forecast`][bayesvol.MLEResult.forecast] uses the same code); this module adds the
+maximum-likelihood result as a source.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05)
     Parameters
     ----------
     model : bayesvol model
-        A univariate observation-driven model (:class:`~bayesvol.models.GARCH`,
-        :class:`~bayesvol.models.EGARCH`, :class:`~bayesvol.models.IGGARCH`), or a multivariate one
-        (:class:`~bayesvol.models.DCC`, :class:`~bayesvol.models.WishartSV`), for which the result is the
-        one-step-ahead covariance (:class:`CovarianceForecast`; ``method`` ``"eis"`` or ``"pf"`` for Wishart
-        SV, whose filter options, e.g. ``num_draws``, pass through ``**options``).
+        A univariate observation-driven model ([`GARCH`][bayesvol.models.GARCH],
+        [`EGARCH`][bayesvol.models.EGARCH], [`IGGARCH`][bayesvol.models.IGGARCH]), or a multivariate one
+        ([`DCC`][bayesvol.models.DCC], [`WishartSV`][bayesvol.models.WishartSV]), for which the result is the
+        one-step-ahead covariance ([`CovarianceForecast`][bayesvol.CovarianceForecast]; ``method`` ``"eis"`` or ``"pf"``
+        for Wishart SV, whose filter options, e.g. ``num_draws``, pass through ``**options``).
     params_or_idata : dict, <Model>Params, MLEResult or xarray.DataTree
-        Fixed parameters (e.g. maximum-likelihood estimates) or a posterior sample from :func:`bayesvol.sample`.
+        Fixed parameters (e.g. maximum-likelihood estimates) or a posterior sample from
+        [`bayesvol.sample`][bayesvol.sample].
     y : array_like or pandas.Series
         The returns the model was estimated on; the forecast starts after the last one.
     horizon : int
@@ -42,9 +44,9 @@ def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05)
     levels : sequence of float or None
         Tail probabilities of the value-at-risk (e.g. 0.01 and 0.05); ``None`` skips return simulation when
         the variance forecast is analytic.
-    method : {"analytic", "simulation"}, optional
-        Variance forecast; by default analytic for GARCH/GJR and simulation for IG-GARCH (whose closed form
-        is used in the tests to check the simulation).
+    method : str, optional
+        Variance forecast, ``"analytic"`` or ``"simulation"``; by default analytic for GARCH/GJR and simulation
+        for IG-GARCH (whose closed form is used in the tests to check the simulation).
     num_paths : int
         Simulated paths in all (split evenly over posterior draws).
     max_draws : int

@@ -3,7 +3,7 @@
 
 The diagnostics plots return an ``arviz_plots.PlotCollection``: ``.savefig(path)`` writes the figure and
 ``.viz`` holds the matplotlib objects. Posterior against maximum likelihood is
-:func:`bayesvol.compare.plot_estimates`.
+[`bayesvol.compare.plot_estimates`][bayesvol.compare.plot_estimates].
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ def plot_volatility(source, *, hdi_prob: float = 0.9, ax=None, title: str | None
     """Returns with their conditional standard deviation: a posterior band, or a maximum-likelihood line.
 
     Every family: one panel for a univariate model, one panel per asset for DCC, DFSV and Wishart SV (the
-    per-asset conditional standard deviation, see :func:`bayesvol.inference.conditional.posterior_volatility`).
+    per-asset conditional standard deviation, see
+    [`bayesvol.inference.conditional.posterior_volatility`][bayesvol.inference.conditional.posterior_volatility]).
 
     Parameters
     ----------
     source : xarray.DataTree or MLEResult
-        A posterior from :func:`bayesvol.sample` (``observed_data["y"]`` with ``time``): the posterior median
-        and central band of the conditional standard deviation; or a result of :func:`bayesvol.fit` that holds
-        its data: its :attr:`~bayesvol.MLEResult.conditional_volatility`.
+        A posterior from [`bayesvol.sample`][bayesvol.sample] (``observed_data["y"]`` with ``time``): the posterior
+        median and central band of the conditional standard deviation; or a result of [`bayesvol.fit`][bayesvol.fit]
+        that holds its data: its [`conditional_volatility`][bayesvol.MLEResult.conditional_volatility].
     hdi_prob : float
         Mass of the central posterior band (equal-tailed quantiles).
     ax : matplotlib.axes.Axes or array of Axes, optional
@@ -94,7 +95,7 @@ def plot_trace(idata, var_names=None, **kwargs):
     Parameters
     ----------
     idata : xarray.DataTree
-        A posterior from :func:`bayesvol.sample`.
+        A posterior from [`bayesvol.sample`][bayesvol.sample].
     var_names : list of str, optional
         Variables to show; by default the parameters (posterior variables without a ``time`` dim).
     **kwargs
@@ -117,7 +118,7 @@ def plot_rank(idata, var_names=None, **kwargs):
     Parameters
     ----------
     idata, var_names, **kwargs :
-        As for :func:`plot_trace`, passed to ``arviz_plots.plot_rank``.
+        As for [`plot_trace`][bayesvol.plots.plot_trace], passed to ``arviz_plots.plot_rank``.
 
     Returns
     -------
@@ -131,12 +132,14 @@ def plot_rank(idata, var_names=None, **kwargs):
 def plot_forest(idata, var_names=None, **kwargs):
     """Forest plot of the parameters: per chain point estimates and credible intervals (``arviz_plots``).
 
-    For posterior and maximum-likelihood estimates in one plot use :func:`bayesvol.compare.plot_estimates`.
+    For posterior and maximum-likelihood estimates in one plot use
+    [`bayesvol.compare.plot_estimates`][bayesvol.compare.plot_estimates].
 
     Parameters
     ----------
     idata, var_names, **kwargs :
-        As for :func:`plot_trace`, passed to ``arviz_plots.plot_forest`` (``combined=True`` merges chains).
+        As for [`plot_trace`][bayesvol.plots.plot_trace], passed to ``arviz_plots.plot_forest`` (``combined=True``
+        merges chains).
 
     Returns
     -------
@@ -151,7 +154,7 @@ def plot_pair(idata, var_names=None, **kwargs):
     Parameters
     ----------
     idata, var_names, **kwargs :
-        As for :func:`plot_trace`, passed to ``arviz_plots.plot_pair``.
+        As for [`plot_trace`][bayesvol.plots.plot_trace], passed to ``arviz_plots.plot_pair``.
 
     Returns
     -------
@@ -172,9 +175,10 @@ def plot_factors(source, *, truth=None, time=None, smoothed: bool = True, band: 
     Parameters
     ----------
     source : DFSVStates or xarray.DataTree
-        Filter output (:func:`bayesvol.filters.dfsv_methods.filter_states`: estimate with a normal band of
-        ``band`` mass from its standard deviation) or a posterior from :func:`bayesvol.sample` (median and
-        equal-tailed band of ``h`` and of the factors ``f`` or their smoothed means ``f_mean``).
+        Filter output ([`bayesvol.filters.dfsv_methods.filter_states`][bayesvol.filters.dfsv_methods.filter_states]:
+        estimate with a normal band of ``band`` mass from its standard deviation) or a posterior from
+        [`bayesvol.sample`][bayesvol.sample] (median and equal-tailed band of ``h`` and of the factors ``f`` or their
+        smoothed means ``f_mean``).
     truth : tuple of arrays (f, h), optional
         True paths (T, K) of simulated data, drawn in black.
     time : array_like, optional

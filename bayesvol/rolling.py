@@ -1,12 +1,12 @@
 r"""Rolling and expanding-window re-estimation with one-step (and h-step) forecasts, VaR, ES and scores.
 
-The data :math:`y_0, \dots, y_{T-1}` are forecast from position ``window`` on. Refit :math:`r` estimates the
-model on the window ending just before :math:`t_r = \text{window} + r k` (``k = refit_every``): the last
-``window`` observations :math:`y_{t_r - \text{window}}, \dots, y_{t_r - 1}` (rolling), or all of them from
-the start (expanding). Its parameters then forecast the dates :math:`t_r, \dots, t_r + k - 1`: the model's
+The data $y_0, \dots, y_{T-1}$ are forecast from position ``window`` on. Refit $r$ estimates the
+model on the window ending just before $t_r = \text{window} + r k$ (``k = refit_every``): the last
+``window`` observations $y_{t_r - \text{window}}, \dots, y_{t_r - 1}$ (rolling), or all of them from
+the start (expanding). Its parameters then forecast the dates $t_r, \dots, t_r + k - 1$: the model's
 filter runs from the start value of the estimation window through the data up to the day before each date,
-so that the forecast for :math:`t` uses :math:`y_{<t}` only, and equals
-``bayesvol.forecast(model, params, y[s_r:t])`` (:math:`s_r` the first observation of the window) where the
+so that the forecast for $t$ uses $y_{<t}$ only, and equals
+``bayesvol.forecast(model, params, y[s_r:t])`` ($s_r$ the first observation of the window) where the
 model's start value does not depend on the sample, and otherwise up to the start value's effect, which
 decays geometrically along the filter (for GARCH with the backcast, the sample mean of the residuals).
 """
@@ -47,11 +47,11 @@ class RollingForecast:
     ----------
     forecasts : pandas.DataFrame
         One row per forecast date (the data's index, or positions): ``refit`` (the refit whose parameters
-        give the forecast), ``mean``, ``variance`` (:math:`E[\\sigma^2_t \\mid y_{<t}]`), ``volatility``,
+        give the forecast), ``mean``, ``variance`` ($E[\\sigma^2_t \\mid y_{<t}]$), ``volatility``,
         ``var_<level>`` and ``es_<level>`` (positive losses), ``log_score`` (the predictive log density of the
         realised return), ``variance_h2`` .. ``variance_h<H>`` (the variance expected ``h - 1`` steps later,
         from the same origin), ``return`` (the realised return) and ``hit_<level>`` (return below
-        :math:`-\\mathrm{VaR}`).
+        $-\\mathrm{VaR}$).
     params : pandas.DataFrame
         One row per refit, indexed by its first forecast date: ``window_start`` and ``window_end`` (first and
         last observation of the estimation window), the estimates (posterior means for a sampler), and for
@@ -85,12 +85,12 @@ class RollingForecast:
         return level
 
     def predictive(self, num_samples: int = 2000, seed: int = 0):
-        """The one-step predictive of every date as a :mod:`bayesvol.backtest` predictive object.
+        """The one-step predictive of every date as a `bayesvol.backtest` predictive object.
 
-        Normal and Student-t plug-in laws give :class:`~bayesvol.backtest.NormalPredictive` and
-        :class:`~bayesvol.backtest.StudentTPredictive`; other laws, and posterior mixtures, are represented by
-        simulated returns (:class:`~bayesvol.backtest.DrawsPredictive`, ``num_samples`` per date for plug-in
-        laws).
+        Normal and Student-t plug-in laws give [`NormalPredictive`][bayesvol.backtest.NormalPredictive] and
+        [`StudentTPredictive`][bayesvol.backtest.StudentTPredictive]; other laws, and posterior mixtures, are
+        represented by simulated returns ([`DrawsPredictive`][bayesvol.backtest.DrawsPredictive], ``num_samples`` per
+        date for plug-in laws).
         """
         if self.draws is not None:
             return predictive_.DrawsPredictive(self.draws)
@@ -104,10 +104,10 @@ class RollingForecast:
                  seed: int = 0) -> pd.DataFrame:
         """VaR and ES backtests of the forecasts, one table.
 
-        Per level: the tests of :func:`bayesvol.backtest.var_backtest` (Kupiec, Christoffersen, dynamic
-        quantile, traffic light), Acerbi and Székely's :math:`Z_2` (simulated under the predictives of
-        :meth:`predictive`) and McNeil and Frey's exceedance residuals (a row of NaN where there are fewer than
-        three exceedances).
+        Per level: the tests of [`bayesvol.backtest.var_backtest`][bayesvol.backtest.var_backtest] (Kupiec,
+        Christoffersen, dynamic quantile, traffic light), Acerbi and Székely's $Z_2$ (simulated under the predictives of
+        [`predictive`][bayesvol.rolling.RollingForecast.predictive]) and McNeil and Frey's exceedance residuals (a row
+        of NaN where there are fewer than three exceedances).
 
         Parameters
         ----------
@@ -116,7 +116,7 @@ class RollingForecast:
         significance : float
             Level of the decisions.
         num_simulations : int
-            Simulated paths of the :math:`Z_2` test.
+            Simulated paths of the $Z_2$ test.
         seed : int
             Seed of the simulations and the bootstrap.
 
@@ -150,7 +150,7 @@ class RollingForecast:
         return pd.concat(frames, names=["level", "test"])
 
     def plot(self, level=None, ax=None, title: str | None = None):
-        """Returns with :math:`-\\mathrm{VaR}` and :math:`-\\mathrm{ES}` at ``level`` and the exceedances marked.
+        """Returns with $-\\mathrm{VaR}$ and $-\\mathrm{ES}$ at ``level`` and the exceedances marked.
 
         Returns
         -------
@@ -297,9 +297,9 @@ def rolling_forecast(model, y, *, window: int, expanding: bool = False, refit_ev
     Parameters
     ----------
     model : bayesvol model
-        A univariate model with one-step forecasts: :class:`~bayesvol.models.GARCH` (GARCH, GJR; normal, t,
-        skewed t), :class:`~bayesvol.models.EGARCH`, :class:`~bayesvol.models.IGGARCH`. Latent-state models
-        (SV) raise ``NotImplementedError`` until :func:`bayesvol.forecast` forecasts them.
+        A univariate model with one-step forecasts: [`GARCH`][bayesvol.models.GARCH] (GARCH, GJR; normal, t,
+        skewed t), [`EGARCH`][bayesvol.models.EGARCH], [`IGGARCH`][bayesvol.models.IGGARCH]. Latent-state models
+        (SV) raise ``NotImplementedError`` until [`bayesvol.forecast`][bayesvol.forecasting.forecast] forecasts them.
     y : array_like or pandas.Series
         Returns; a Series' index labels the forecast dates.
     window : int
@@ -312,8 +312,8 @@ def rolling_forecast(model, y, *, window: int, expanding: bool = False, refit_ev
     horizon : int
         Also forecast the variance ``2..horizon`` steps after each date (columns ``variance_h<k>``).
     method : str
-        A likelihood method of :func:`bayesvol.fit` (``"exact"`` for the GARCH family), or a sampler of
-        :func:`bayesvol.sample`, ``"nuts"`` or ``"svi"``, whose posterior predictive (a mixture over
+        A likelihood method of [`bayesvol.fit`][bayesvol.fit] (``"exact"`` for the GARCH family), or a sampler of
+        [`bayesvol.sample`][bayesvol.sample], ``"nuts"`` or ``"svi"``, whose posterior predictive (a mixture over
         ``num_draws`` posterior draws) gives the forecasts.
     levels : sequence of float
         Tail probabilities of the VaR and ES, each in (0, 0.5): 0.01 is the 99% VaR.
@@ -323,7 +323,7 @@ def rolling_forecast(model, y, *, window: int, expanding: bool = False, refit_ev
         finite likelihood on the new window).
     batch : bool
         Estimate the rolling windows as the columns of a ``(window, num_refits)`` panel with one batched
-        optimiser (:func:`bayesvol.inference.batch.fit_batch`), ``batch_size`` windows at a time, each from the
+        optimiser (`bayesvol.inference.batch.fit_batch`), ``batch_size`` windows at a time, each from the
         model's own start values. Needs rolling windows, maximum likelihood and a model with
         ``supports_batch_fit``.
     batch_size : int
@@ -336,9 +336,9 @@ def rolling_forecast(model, y, *, window: int, expanding: bool = False, refit_ev
     progress : bool
         Report windows done, elapsed time and the time left on stderr.
     fit_options : mapping, optional
-        Passed to :func:`bayesvol.fit` (or the batch fit), e.g. ``{"gtol": 1e-7}``.
+        Passed to [`bayesvol.fit`][bayesvol.fit] (or the batch fit), e.g. ``{"gtol": 1e-7}``.
     sampler_options : mapping, optional
-        Passed to :func:`bayesvol.sample` (e.g. ``num_warmup``, ``num_samples``, ``num_chains``).
+        Passed to [`bayesvol.sample`][bayesvol.sample] (e.g. ``num_warmup``, ``num_samples``, ``num_chains``).
     num_draws : int
         Posterior draws (evenly thinned) whose mixture is the predictive of a sampler.
     num_paths : int

@@ -19,7 +19,7 @@ def simulate(model, params, num_timesteps: int, seed=0):
     Parameters
     ----------
     model : bayesvol model
-        E.g. :class:`bayesvol.models.SV`.
+        E.g. [`bayesvol.models.SV`][bayesvol.models.SV].
     params : <Model>Params or dict
         Parameter values by name; each must lie in its prior's support.
     num_timesteps : int

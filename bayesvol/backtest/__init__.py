@@ -1,7 +1,7 @@
 """Risk forecasts and their backtests: VaR and ES, coverage and ES tests, proper scores, model comparison.
 
-Sign convention: returns are profits, the level is the tail probability :math:`\\alpha` (0.01 for a 99% VaR),
-and VaR and ES are positive losses, so an exceedance is a return below :math:`-\\mathrm{VaR}_t`.
+Sign convention: returns are profits, the level is the tail probability $\\alpha$ (0.01 for a 99% VaR),
+and VaR and ES are positive losses, so an exceedance is a return below $-\\mathrm{VaR}_t$.
 """
 
 from bayesvol.backtest._result import BacktestResult, TrafficLightResult, backtest_table

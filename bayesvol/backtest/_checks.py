@@ -1,6 +1,6 @@
 """Input checks of the backtest layer: levels, hit sequences, aligned series, weights.
 
-Every check raises :class:`ValueError` (or :class:`TypeError` for the wrong kind of object) with a
+Every check raises `ValueError` (or `TypeError` for the wrong kind of object) with a
 message that names the argument and what to fix.
 """
 

@@ -22,7 +22,7 @@ class BacktestResult:
     p_value : float
         Its p-value under the null hypothesis of a correct forecast.
     significance : float
-        The level at which :attr:`reject` is decided.
+        The level at which [`reject`][bayesvol.backtest.BacktestResult.reject] is decided.
     null : str
         The null distribution the p-value comes from (``"chi2(1)"``, ``"simulation"``, ...).
     details : dict
@@ -38,7 +38,7 @@ class BacktestResult:
 
     @property
     def reject(self) -> bool:
-        """Whether the null of a correct forecast is rejected at :attr:`significance`."""
+        """Whether the null of a correct forecast is rejected at `significance`."""
         return bool(self.p_value < self.significance)
 
     @property
@@ -63,9 +63,9 @@ class BacktestResult:
 class TrafficLightResult(BacktestResult):
     """The Basel traffic light: the zone from the number of exceptions.
 
-    :attr:`statistic` is the number of exceptions, :attr:`p_value` the probability of at least that many
-    under the null, and :attr:`decision` the zone (``"green"``, ``"yellow"`` or ``"red"``); :attr:`reject`
-    is true in the red zone.
+    `statistic` is the number of exceptions, `p_value` the probability of at least that many
+    under the null, and `decision` the zone (``"green"``, ``"yellow"`` or ``"red"``);
+    [`reject`][bayesvol.backtest.BacktestResult.reject] is true in the red zone.
     """
 
     zone: str = "green"

@@ -1,10 +1,11 @@
 r"""VaR backtests on the hit sequence: coverage, independence, dynamic quantile, the Basel traffic light.
 
-A hit (exception) is :math:`I_t = 1\{y_t < -\mathrm{VaR}_t\}` (:func:`bayesvol.backtest.exceedances`); under
-the null of a correct VaR at tail probability :math:`\alpha` the hits are independent Bernoulli(:math:`\alpha`).
-Each test returns a :class:`~bayesvol.backtest.BacktestResult` (the traffic light a
-:class:`~bayesvol.backtest.TrafficLightResult`). The private ``_*_statistic`` kernels act on the last
-axis of a stack of hit sequences, so a Monte Carlo study runs them on many sequences at once.
+A hit (exception) is $I_t = 1\{y_t < -\mathrm{VaR}_t\}$
+([`bayesvol.backtest.exceedances`][bayesvol.backtest.exceedances]); under the null of a correct VaR at tail probability
+$\alpha$ the hits are independent Bernoulli($\alpha$). Each test returns a
+[`BacktestResult`][bayesvol.backtest.BacktestResult] (the traffic light a
+[`TrafficLightResult`][bayesvol.backtest.TrafficLightResult]). The private ``_*_statistic`` kernels act on the last axis
+of a stack of hit sequences, so a Monte Carlo study runs them on many sequences at once.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _conditional_coverage_statistic(hits, level):
 
 
 def _dq_design(hits, level, var, lags):
-    """Regressand :math:`I_t - \\alpha` and regressors ``[1, I_{t-1} - alpha, ..., I_{t-K} - alpha, VaR_t]``."""
+    """Regressand $I_t - \\alpha$ and regressors ``[1, I_{t-1} - alpha, ..., I_{t-K} - alpha, VaR_t]``."""
     hits = np.asarray(hits, dtype=np.float64) - level
     n = hits.shape[-1]
     columns = [np.ones(hits.shape[:-1] + (n - lags,))]
@@ -101,24 +102,26 @@ def kupiec(hits, level: float, significance: float = 0.05) -> BacktestResult:
     hits : array_like
         Exception indicators (0/1 or booleans), at least 10.
     level : float
-        The VaR's tail probability :math:`\alpha` in (0, 1), e.g. 0.01.
+        The VaR's tail probability $\alpha$ in (0, 1), e.g. 0.01.
     significance : float
         Level of the decision.
 
     Returns
     -------
     BacktestResult
-        ``statistic`` :math:`LR_{uc}`, ``p_value`` from :math:`\chi^2(1)`; details: exceptions, expected
+        ``statistic`` $LR_{uc}$, ``p_value`` from $\chi^2(1)$; details: exceptions, expected
         exceptions, observations, observed rate.
 
     Notes
     -----
-    With :math:`x` exceptions in :math:`T` observations and :math:`\hat\pi = x/T` (Kupiec 1995),
+    With $x$ exceptions in $T$ observations and $\hat\pi = x/T$ (Kupiec 1995),
 
-    .. math:: LR_{uc} = -2\big[(T-x)\log(1-\alpha) + x\log\alpha - (T-x)\log(1-\hat\pi) - x\log\hat\pi\big]
-              \sim \chi^2(1),
+    $$
+    LR_{uc} = -2\big[(T-x)\log(1-\alpha) + x\log\alpha - (T-x)\log(1-\hat\pi) - x\log\hat\pi\big]
+    \sim \chi^2(1),
+    $$
 
-    with :math:`0\log 0 = 0`.
+    with $0\log 0 = 0$.
 
     Examples
     --------
@@ -150,18 +153,20 @@ def christoffersen_independence(hits, significance: float = 0.05) -> BacktestRes
     Returns
     -------
     BacktestResult
-        ``statistic`` :math:`LR_{ind}`, ``p_value`` from :math:`\chi^2(1)`; details: the transition counts
+        ``statistic`` $LR_{ind}$, ``p_value`` from $\chi^2(1)$; details: the transition counts
         ``n00, n01, n10, n11`` and the estimated probabilities ``pi01, pi11``.
 
     Notes
     -----
-    With :math:`n_{ij}` the number of steps from state :math:`i` at :math:`t-1` to :math:`j` at :math:`t`,
-    :math:`\hat\pi_{01} = n_{01}/(n_{00}+n_{01})`, :math:`\hat\pi_{11} = n_{11}/(n_{10}+n_{11})` and
-    :math:`\hat\pi = (n_{01}+n_{11})/(T-1)` (Christoffersen 1998),
+    With $n_{ij}$ the number of steps from state $i$ at $t-1$ to $j$ at $t$,
+    $\hat\pi_{01} = n_{01}/(n_{00}+n_{01})$, $\hat\pi_{11} = n_{11}/(n_{10}+n_{11})$ and
+    $\hat\pi = (n_{01}+n_{11})/(T-1)$ (Christoffersen 1998),
 
-    .. math:: LR_{ind} = -2\log\frac{(1-\hat\pi)^{n_{00}+n_{10}}\,\hat\pi^{n_{01}+n_{11}}}
-              {(1-\hat\pi_{01})^{n_{00}}\hat\pi_{01}^{n_{01}}(1-\hat\pi_{11})^{n_{10}}\hat\pi_{11}^{n_{11}}}
-              \sim \chi^2(1).
+    $$
+    LR_{ind} = -2\log\frac{(1-\hat\pi)^{n_{00}+n_{10}}\,\hat\pi^{n_{01}+n_{11}}}
+    {(1-\hat\pi_{01})^{n_{00}}\hat\pi_{01}^{n_{01}}(1-\hat\pi_{11})^{n_{10}}\hat\pi_{11}^{n_{11}}}
+    \sim \chi^2(1).
+    $$
 
     Examples
     --------
@@ -189,25 +194,28 @@ def conditional_coverage(hits, level: float, significance: float = 0.05) -> Back
     hits : array_like
         Exception indicators (0/1 or booleans), at least 10.
     level : float
-        The VaR's tail probability :math:`\alpha` in (0, 1).
+        The VaR's tail probability $\alpha$ in (0, 1).
     significance : float
         Level of the decision.
 
     Returns
     -------
     BacktestResult
-        ``statistic`` :math:`LR_{cc}`, ``p_value`` from :math:`\chi^2(2)`.
+        ``statistic`` $LR_{cc}$, ``p_value`` from $\chi^2(2)$.
 
     Notes
     -----
-    With the transition counts of :func:`christoffersen_independence` (Christoffersen 1998),
+    With the transition counts of [`christoffersen_independence`][bayesvol.backtest.christoffersen_independence]
+    (Christoffersen 1998),
 
-    .. math:: LR_{cc} = -2\log\frac{(1-\alpha)^{n_{00}+n_{10}}\,\alpha^{n_{01}+n_{11}}}
-              {(1-\hat\pi_{01})^{n_{00}}\hat\pi_{01}^{n_{01}}(1-\hat\pi_{11})^{n_{10}}\hat\pi_{11}^{n_{11}}}
-              \sim \chi^2(2),
+    $$
+    LR_{cc} = -2\log\frac{(1-\alpha)^{n_{00}+n_{10}}\,\alpha^{n_{01}+n_{11}}}
+    {(1-\hat\pi_{01})^{n_{00}}\hat\pi_{01}^{n_{01}}(1-\hat\pi_{11})^{n_{10}}\hat\pi_{11}^{n_{11}}}
+    \sim \chi^2(2),
+    $$
 
-    the likelihood ratio on the :math:`T-1` transitions; it equals :math:`LR_{uc}` of the hits
-    :math:`I_2, \dots, I_T` plus :math:`LR_{ind}` exactly (the first hit only conditions).
+    the likelihood ratio on the $T-1$ transitions; it equals $LR_{uc}$ of the hits
+    $I_2, \dots, I_T$ plus $LR_{ind}$ exactly (the first hit only conditions).
 
     Examples
     --------
@@ -234,32 +242,34 @@ def dynamic_quantile(hits, level: float, var=None, lags: int = 4, significance: 
     hits : array_like
         Exception indicators (0/1 or booleans).
     level : float
-        The VaR's tail probability :math:`\alpha` in (0, 1).
+        The VaR's tail probability $\alpha$ in (0, 1).
     var : array_like, optional
         The VaR forecasts, one per time step, used as a regressor (leave out to test the hits alone).
     lags : int
-        Number :math:`K` of lagged hits among the regressors (4 as in Engle & Manganelli 2004).
+        Number $K$ of lagged hits among the regressors (4 as in Engle & Manganelli 2004).
     significance : float
         Level of the decision.
 
     Returns
     -------
     BacktestResult
-        ``statistic`` DQ, ``p_value`` from :math:`\chi^2(r)` with :math:`r` the rank of the regressors
-        (:math:`K + 2` with ``var``, :math:`K + 1` without, less if a column is collinear, e.g. a constant VaR).
+        ``statistic`` DQ, ``p_value`` from $\chi^2(r)$ with $r$ the rank of the regressors
+        ($K + 2$ with ``var``, $K + 1$ without, less if a column is collinear, e.g. a constant VaR).
 
     Notes
     -----
-    With :math:`\mathrm{Hit}_t = I_t - \alpha` regressed on
-    :math:`X_t = (1, \mathrm{Hit}_{t-1}, \dots, \mathrm{Hit}_{t-K}, \mathrm{VaR}_t)` for
-    :math:`t = K+1, \dots, T` (Engle & Manganelli 2004),
+    With $\mathrm{Hit}_t = I_t - \alpha$ regressed on
+    $X_t = (1, \mathrm{Hit}_{t-1}, \dots, \mathrm{Hit}_{t-K}, \mathrm{VaR}_t)$ for
+    $t = K+1, \dots, T$ (Engle & Manganelli 2004),
 
-    .. math:: DQ = \frac{\mathrm{Hit}^\top X (X^\top X)^{-1} X^\top \mathrm{Hit}}{\alpha(1-\alpha)}
-              \sim \chi^2(K+2)
+    $$
+    DQ = \frac{\mathrm{Hit}^\top X (X^\top X)^{-1} X^\top \mathrm{Hit}}{\alpha(1-\alpha)}
+    \sim \chi^2(K+2)
+    $$
 
-    under the null that the hits are independent Bernoulli(:math:`\alpha`) and independent of the regressors
-    (a pseudo-inverse stands for the inverse when :math:`X` is rank deficient). The test is known to be
-    oversized when few exceptions are expected (:math:`\alpha T` small).
+    under the null that the hits are independent Bernoulli($\alpha$) and independent of the regressors
+    (a pseudo-inverse stands for the inverse when $X$ is rank deficient). The test is known to be
+    oversized when few exceptions are expected ($\alpha T$ small).
 
     Examples
     --------
@@ -302,15 +312,15 @@ def traffic_light(hits, level: float = 0.01) -> TrafficLightResult:
     Returns
     -------
     TrafficLightResult
-        ``statistic`` the number of exceptions :math:`x`, ``p_value`` :math:`P(X \ge x)`, ``zone``; details:
-        the cumulative probability :math:`P(X \le x)` and, for 250 days at 1%, the plus factor added to the
+        ``statistic`` the number of exceptions $x$, ``p_value`` $P(X \ge x)$, ``zone``; details:
+        the cumulative probability $P(X \le x)$ and, for 250 days at 1%, the plus factor added to the
         capital multiplier of 3.
 
     Notes
     -----
-    With :math:`X \sim \mathrm{Binomial}(T, \alpha)` (Basel Committee on Banking Supervision 1996): green
-    where :math:`P(X \le x) < 0.95`, yellow where :math:`0.95 \le P(X \le x) < 0.9999`, red from 0.9999. For
-    :math:`T = 250`, :math:`\alpha = 0.01` this gives green for 0 to 4 exceptions, yellow for 5 to 9, red
+    With $X \sim \mathrm{Binomial}(T, \alpha)$ (Basel Committee on Banking Supervision 1996): green
+    where $P(X \le x) < 0.95$, yellow where $0.95 \le P(X \le x) < 0.9999$, red from 0.9999. For
+    $T = 250$, $\alpha = 0.01$ this gives green for 0 to 4 exceptions, yellow for 5 to 9, red
     from 10.
 
     Examples
@@ -341,7 +351,7 @@ def var_backtest(returns, var, level: float, lags: int = 4, significance: float 
     var : array_like
         VaR forecasts (positive losses), aligned with ``returns``.
     level : float
-        The VaR's tail probability :math:`\alpha` in (0, 0.5).
+        The VaR's tail probability $\alpha$ in (0, 0.5).
     lags : int
         Lagged hits in the dynamic quantile test.
     significance : float

@@ -82,14 +82,14 @@ def model_confidence_set(losses, size: float = 0.1, reps: int = 1000, block_size
         Losses (lower is better), one column per model and one row per time step: CRPS values, minus the
         log scores, quantile losses. A dict maps model names to loss series.
     size : float
-        Test size :math:`\alpha_{MCS}` in (0, 1); the set contains the best models with probability at
-        least :math:`1 - \alpha_{MCS}`.
+        Test size $\alpha_{MCS}$ in (0, 1); the set contains the best models with probability at
+        least $1 - \alpha_{MCS}$.
     reps : int
         Bootstrap replications.
     block_size : int, optional
-        Mean block length of the bootstrap (arch's default, :math:`\sqrt T`, when ``None``).
+        Mean block length of the bootstrap (arch's default, $\sqrt T$, when ``None``).
     method : {"R", "max"}
-        The range or the max statistic (Hansen, Lunde & Nason 2011, :math:`T_R` and :math:`T_{max}`).
+        The range or the max statistic (Hansen, Lunde & Nason 2011, $T_R$ and $T_{max}$).
     bootstrap : str
         The bootstrap of ``arch.bootstrap.MCS``: "stationary", "circular" or "moving block".
     seed : int

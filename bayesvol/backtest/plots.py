@@ -28,9 +28,9 @@ def plot_var(returns, var, es=None, level: float | None = None, ax=None, title: 
     returns : array_like or pandas.Series
         Realised returns; a Series' index (dates) is the x-axis.
     var : float or array_like
-        VaR forecasts as positive losses; drawn as :math:`-\mathrm{VaR}_t`.
+        VaR forecasts as positive losses; drawn as $-\mathrm{VaR}_t$.
     es : float or array_like, optional
-        ES forecasts as positive losses; drawn dashed as :math:`-\mathrm{ES}_t`.
+        ES forecasts as positive losses; drawn dashed as $-\mathrm{ES}_t$.
     level : float, optional
         Tail probability, for the legend.
     ax : matplotlib.axes.Axes, optional
@@ -79,11 +79,11 @@ def plot_pit(pit_values, bins: int = 10, band: float = 0.95, ax=None, title: str
     Parameters
     ----------
     pit_values : array_like
-        Values in [0, 1], e.g. from :func:`bayesvol.backtest.pit`.
+        Values in [0, 1], e.g. from [`bayesvol.backtest.pit`][bayesvol.backtest.pit].
     bins : int
         Number of equal-width bins.
     band : float
-        Probability of the band: each bin count of :math:`n` uniform values is Binomial(:math:`n`, 1/bins).
+        Probability of the band: each bin count of $n$ uniform values is Binomial($n$, 1/bins).
     ax : matplotlib.axes.Axes, optional
     title : str, optional
 

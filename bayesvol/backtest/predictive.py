@@ -2,22 +2,25 @@ r"""One-step-ahead predictive distributions of returns, one per time step.
 
 Three kinds cover what the estimators produce:
 
-* :class:`NormalPredictive` — :math:`y_t \sim N(\mu_t, \sigma_t^2)` (plug-in GARCH with normal errors,
+* [`NormalPredictive`][bayesvol.backtest.NormalPredictive] — $y_t \sim N(\mu_t, \sigma_t^2)$ (plug-in GARCH with normal
+errors,
   a portfolio of a multivariate normal);
-* :class:`StudentTPredictive` — :math:`y_t = \mu_t + \sigma_t z_t` with :math:`z_t` a Student-t with
-  :math:`\nu > 2` degrees of freedom scaled to unit variance, so that :math:`\sigma_t` is the standard
+* [`StudentTPredictive`][bayesvol.backtest.StudentTPredictive] — $y_t = \mu_t + \sigma_t z_t$ with $z_t$ a Student-t
+with
+  $\nu > 2$ degrees of freedom scaled to unit variance, so that $\sigma_t$ is the standard
   deviation (the parametrisation of the GARCH family);
-* :class:`DrawsPredictive` — a sample of draws per time step (a posterior predictive, a simulation).
+* [`DrawsPredictive`][bayesvol.backtest.DrawsPredictive] — a sample of draws per time step (a posterior predictive, a
+simulation).
 
 Each offers the quantile, value at risk, expected shortfall, CDF, log density, CRPS, standard deviation and
-simulation used by the backtests. :func:`as_predictive` turns an array of draws into a
-:class:`DrawsPredictive` and passes the predictive objects through.
+simulation used by the backtests. `as_predictive` turns an array of draws into a
+[`DrawsPredictive`][bayesvol.backtest.DrawsPredictive] and passes the predictive objects through.
 
-Sign convention: returns are profits (negative returns are losses) and the level :math:`\alpha` is the
-tail probability (0.01 for a 99% VaR). :math:`\mathrm{VaR}_\alpha = -q_\alpha(y)` and
-:math:`\mathrm{ES}_\alpha = -E[y \mid y \le q_\alpha(y)]` are reported as positive losses, as
-``bayesvol.forecast`` does; an exceedance is :math:`y_t < -\mathrm{VaR}_t`. The return quantile of
-rugarch's ``VaRTest`` is :math:`-\mathrm{VaR}`.
+Sign convention: returns are profits (negative returns are losses) and the level $\alpha$ is the
+tail probability (0.01 for a 99% VaR). $\mathrm{VaR}_\alpha = -q_\alpha(y)$ and
+$\mathrm{ES}_\alpha = -E[y \mid y \le q_\alpha(y)]$ are reported as positive losses, as
+``bayesvol.forecast`` does; an exceedance is $y_t < -\mathrm{VaR}_t$. The return quantile of
+rugarch's ``VaRTest`` is $-\mathrm{VaR}$.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def _check_scale(loc, scale):
 
 @dataclass(frozen=True, eq=False)
 class NormalPredictive:
-    r"""Normal predictive :math:`y_t \sim N(\mathrm{loc}_t, \mathrm{scale}_t^2)`.
+    r"""Normal predictive $y_t \sim N(\mathrm{loc}_t, \mathrm{scale}_t^2)$.
 
     Parameters
     ----------
@@ -76,10 +79,10 @@ class NormalPredictive:
 
     Notes
     -----
-    With :math:`z_\alpha = \Phi^{-1}(\alpha)`: :math:`\mathrm{VaR}_\alpha = -(\mu + \sigma z_\alpha)`,
-    :math:`\mathrm{ES}_\alpha = -\mu + \sigma\,\varphi(z_\alpha)/\alpha`, and the CRPS at :math:`y`, with
-    :math:`z = (y-\mu)/\sigma`, is
-    :math:`\sigma\,[z(2\Phi(z)-1) + 2\varphi(z) - 1/\sqrt{\pi}]` (Gneiting & Raftery 2007, eq. 21).
+    With $z_\alpha = \Phi^{-1}(\alpha)$: $\mathrm{VaR}_\alpha = -(\mu + \sigma z_\alpha)$,
+    $\mathrm{ES}_\alpha = -\mu + \sigma\,\varphi(z_\alpha)/\alpha$, and the CRPS at $y$, with
+    $z = (y-\mu)/\sigma$, is
+    $\sigma\,[z(2\Phi(z)-1) + 2\varphi(z) - 1/\sqrt{\pi}]$ (Gneiting & Raftery 2007, eq. 21).
 
     Examples
     --------
@@ -138,27 +141,29 @@ class NormalPredictive:
 
 @dataclass(frozen=True, eq=False)
 class StudentTPredictive:
-    r"""Student-t predictive with unit-variance innovations: :math:`y_t = \mathrm{loc}_t + \mathrm{scale}_t z_t`.
+    r"""Student-t predictive with unit-variance innovations: $y_t = \mathrm{loc}_t + \mathrm{scale}_t z_t$.
 
-    :math:`z_t = \sqrt{(\nu-2)/\nu}\, T_\nu` has mean 0 and variance 1, so ``scale`` is the predictive
+    $z_t = \sqrt{(\nu-2)/\nu}\, T_\nu$ has mean 0 and variance 1, so ``scale`` is the predictive
     standard deviation, as in the GARCH family's ``dist="t"``.
 
     Parameters
     ----------
     df : float or array_like
-        Degrees of freedom :math:`\nu > 2`.
+        Degrees of freedom $\nu > 2$.
     loc, scale : array_like
         Predictive means and standard deviations (positive), broadcast together.
 
     Notes
     -----
-    With :math:`c = \sigma\sqrt{(\nu-2)/\nu}`, :math:`t_\alpha = F_\nu^{-1}(\alpha)` and :math:`f_\nu` the
-    Student-t density: :math:`\mathrm{VaR}_\alpha = -(\mu + c\,t_\alpha)` and
-    :math:`\mathrm{ES}_\alpha = -\mu + c\,\frac{\nu + t_\alpha^2}{\nu - 1}\,\frac{f_\nu(t_\alpha)}{\alpha}`.
-    The CRPS at :math:`y`, with :math:`z = (y-\mu)/c`, is (Jordan, Krüger & Lerch 2019)
+    With $c = \sigma\sqrt{(\nu-2)/\nu}$, $t_\alpha = F_\nu^{-1}(\alpha)$ and $f_\nu$ the
+    Student-t density: $\mathrm{VaR}_\alpha = -(\mu + c\,t_\alpha)$ and
+    $\mathrm{ES}_\alpha = -\mu + c\,\frac{\nu + t_\alpha^2}{\nu - 1}\,\frac{f_\nu(t_\alpha)}{\alpha}$.
+    The CRPS at $y$, with $z = (y-\mu)/c$, is (Jordan, Krüger & Lerch 2019)
 
-    .. math:: c\Big[z(2F_\nu(z)-1) + 2 f_\nu(z)\frac{\nu+z^2}{\nu-1}
-              - \frac{2\sqrt{\nu}\,B(\tfrac12, \nu-\tfrac12)}{(\nu-1)\,B(\tfrac12, \tfrac\nu2)^2}\Big].
+    $$
+    c\Big[z(2F_\nu(z)-1) + 2 f_\nu(z)\frac{\nu+z^2}{\nu-1}
+    - \frac{2\sqrt{\nu}\,B(\tfrac12, \nu-\tfrac12)}{(\nu-1)\,B(\tfrac12, \tfrac\nu2)^2}\Big].
+    $$
 
     Examples
     --------
@@ -242,20 +247,20 @@ class DrawsPredictive:
         Shape ``(num_draws,)`` for one distribution or ``(num_draws, T)`` for one per time step (the draw
         axis first, as in ``bayesvol.forecast``). At least 2 draws, all finite.
     quantile_method : str
-        The ``method`` of :func:`numpy.quantile` for the VaR (default linear interpolation, as
+        The ``method`` of `numpy.quantile` for the VaR (default linear interpolation, as
         ``bayesvol.forecast``).
 
     Notes
     -----
-    With the sorted draws :math:`x_{(1)} \le \dots \le x_{(S)}`, :math:`k = \lfloor \alpha S \rfloor`:
+    With the sorted draws $x_{(1)} \le \dots \le x_{(S)}$, $k = \lfloor \alpha S \rfloor$:
     the expected shortfall is that of the empirical distribution (Acerbi & Tasche 2002),
-    :math:`\mathrm{ES}_\alpha = -\frac{1}{\alpha S}\big[\sum_{i \le k} x_{(i)} + (\alpha S - k)\,x_{(k+1)}\big]`.
-    The CRPS is the energy form :math:`E|X-y| - \tfrac12 E|X-X'|` of the empirical distribution, with
-    :math:`\sum_{i,j}|x_i - x_j| = 2\sum_i (2i - S - 1)\,x_{(i)}`; ``fair=True`` divides the pair sum by
-    :math:`S(S-1)` instead of :math:`S^2` (unbiased for the CRPS of the distribution the draws come from;
+    $\mathrm{ES}_\alpha = -\frac{1}{\alpha S}\big[\sum_{i \le k} x_{(i)} + (\alpha S - k)\,x_{(k+1)}\big]$.
+    The CRPS is the energy form $E|X-y| - \tfrac12 E|X-X'|$ of the empirical distribution, with
+    $\sum_{i,j}|x_i - x_j| = 2\sum_i (2i - S - 1)\,x_{(i)}$; ``fair=True`` divides the pair sum by
+    $S(S-1)$ instead of $S^2$ (unbiased for the CRPS of the distribution the draws come from;
     Ferro 2014). The log density is a Gaussian kernel density estimate with Silverman's bandwidth
-    :math:`0.9\min(s, \mathrm{IQR}/1.34)\,S^{-1/5}`, an approximation; where the predictive has a known
-    density per posterior draw use :func:`bayesvol.backtest.mixture_log_score`.
+    $0.9\min(s, \mathrm{IQR}/1.34)\,S^{-1/5}$, an approximation; where the predictive has a known
+    density per posterior draw use [`bayesvol.backtest.mixture_log_score`][bayesvol.backtest.mixture_log_score].
 
     Examples
     --------
@@ -336,7 +341,8 @@ PREDICTIVES = (NormalPredictive, StudentTPredictive, DrawsPredictive)
 
 
 def as_predictive(predictive):
-    """A predictive object, or an array of draws (draw axis first) wrapped as :class:`DrawsPredictive`."""
+    """A predictive object, or an array of draws (draw axis first) wrapped as
+[`DrawsPredictive`][bayesvol.backtest.DrawsPredictive]."""
     if isinstance(predictive, PREDICTIVES):
         return predictive
     if isinstance(predictive, (dict, str)) or predictive is None:

@@ -1,12 +1,14 @@
 r"""Value at risk and expected shortfall from a predictive, exceedances, and portfolio aggregation.
 
-Sign convention (the one of ``bayesvol.forecast``): returns are profits, the level :math:`\alpha` is the
+Sign convention (the one of ``bayesvol.forecast``): returns are profits, the level $\alpha$ is the
 tail probability (0.01 for a 99% VaR), and both risk measures are positive losses,
 
-.. math:: \mathrm{VaR}_\alpha = -q_\alpha(y), \qquad \mathrm{ES}_\alpha = -E[y \mid y \le q_\alpha(y)],
+$$
+\mathrm{VaR}_\alpha = -q_\alpha(y), \qquad \mathrm{ES}_\alpha = -E[y \mid y \le q_\alpha(y)],
+$$
 
-so a return :math:`y_t` is an exceedance (a hit) when :math:`y_t < -\mathrm{VaR}_t`. The return quantile
-that rugarch's ``VaRTest`` takes is :math:`-\mathrm{VaR}_t`.
+so a return $y_t$ is an exceedance (a hit) when $y_t < -\mathrm{VaR}_t$. The return quantile
+that rugarch's ``VaRTest`` takes is $-\mathrm{VaR}_t$.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ __all__ = ["exceedances", "expected_shortfall", "portfolio_normal", "portfolio_r
 
 
 def value_at_risk(predictive, level: float):
-    r"""Value at risk :math:`\mathrm{VaR}_\alpha = -q_\alpha` of each predictive, as a positive loss.
+    r"""Value at risk $\mathrm{VaR}_\alpha = -q_\alpha$ of each predictive, as a positive loss.
 
     Parameters
     ----------
@@ -29,7 +31,7 @@ def value_at_risk(predictive, level: float):
         The predictive distributions; an array is read as draws with the draw axis first, shape
         ``(num_draws,)`` or ``(num_draws, T)``.
     level : float
-        Tail probability :math:`\alpha` in (0, 0.5): 0.01 for the 99% VaR.
+        Tail probability $\alpha$ in (0, 0.5): 0.01 for the 99% VaR.
 
     Returns
     -------
@@ -38,10 +40,10 @@ def value_at_risk(predictive, level: float):
 
     Notes
     -----
-    :math:`\mathrm{VaR}_\alpha(y_t) = -F_t^{-1}(\alpha)`: the loss exceeded with probability :math:`\alpha`.
-    Normal: :math:`-(\mu_t + \sigma_t\Phi^{-1}(\alpha))`; unit-variance Student-t:
-    :math:`-(\mu_t + \sigma_t\sqrt{(\nu-2)/\nu}\,F_\nu^{-1}(\alpha))`; draws: minus the empirical
-    :math:`\alpha`-quantile (linear interpolation).
+    $\mathrm{VaR}_\alpha(y_t) = -F_t^{-1}(\alpha)$: the loss exceeded with probability $\alpha$.
+    Normal: $-(\mu_t + \sigma_t\Phi^{-1}(\alpha))$; unit-variance Student-t:
+    $-(\mu_t + \sigma_t\sqrt{(\nu-2)/\nu}\,F_\nu^{-1}(\alpha))$; draws: minus the empirical
+    $\alpha$-quantile (linear interpolation).
 
     Examples
     --------
@@ -57,14 +59,14 @@ def value_at_risk(predictive, level: float):
 
 
 def expected_shortfall(predictive, level: float):
-    r"""Expected shortfall :math:`\mathrm{ES}_\alpha = -E[y \mid y \le q_\alpha]` of each predictive.
+    r"""Expected shortfall $\mathrm{ES}_\alpha = -E[y \mid y \le q_\alpha]$ of each predictive.
 
     Parameters
     ----------
     predictive : NormalPredictive, StudentTPredictive, DrawsPredictive or array_like
-        As for :func:`value_at_risk`.
+        As for [`value_at_risk`][bayesvol.backtest.value_at_risk].
     level : float
-        Tail probability :math:`\alpha` in (0, 0.5).
+        Tail probability $\alpha$ in (0, 0.5).
 
     Returns
     -------
@@ -73,11 +75,11 @@ def expected_shortfall(predictive, level: float):
 
     Notes
     -----
-    :math:`\mathrm{ES}_\alpha = -\frac1\alpha\int_0^\alpha F^{-1}(u)\,du`. Normal:
-    :math:`-\mu + \sigma\varphi(\Phi^{-1}(\alpha))/\alpha`; unit-variance Student-t with
-    :math:`c = \sigma\sqrt{(\nu-2)/\nu}`, :math:`t_\alpha = F_\nu^{-1}(\alpha)`:
-    :math:`-\mu + c\,\frac{\nu + t_\alpha^2}{\nu-1}\frac{f_\nu(t_\alpha)}{\alpha}`; draws: the same integral
-    for the empirical distribution of the draws (see :class:`DrawsPredictive`).
+    $\mathrm{ES}_\alpha = -\frac1\alpha\int_0^\alpha F^{-1}(u)\,du$. Normal:
+    $-\mu + \sigma\varphi(\Phi^{-1}(\alpha))/\alpha$; unit-variance Student-t with
+    $c = \sigma\sqrt{(\nu-2)/\nu}$, $t_\alpha = F_\nu^{-1}(\alpha)$:
+    $-\mu + c\,\frac{\nu + t_\alpha^2}{\nu-1}\frac{f_\nu(t_\alpha)}{\alpha}$; draws: the same integral
+    for the empirical distribution of the draws (see [`DrawsPredictive`][bayesvol.backtest.DrawsPredictive]).
 
     Examples
     --------
@@ -89,7 +91,7 @@ def expected_shortfall(predictive, level: float):
 
 
 def exceedances(returns, var) -> np.ndarray:
-    r"""The hit sequence :math:`I_t = 1\{y_t < -\mathrm{VaR}_t\}` (1 where the loss exceeds the VaR).
+    r"""The hit sequence $I_t = 1\{y_t < -\mathrm{VaR}_t\}$ (1 where the loss exceeds the VaR).
 
     Parameters
     ----------
@@ -120,7 +122,7 @@ def exceedances(returns, var) -> np.ndarray:
 
 
 def portfolio_returns(returns, weights):
-    r"""Portfolio returns :math:`w_t^\top y_t` of asset returns or of draws of them.
+    r"""Portfolio returns $w_t^\top y_t$ of asset returns or of draws of them.
 
     Parameters
     ----------
@@ -176,7 +178,7 @@ def portfolio_normal(mean, covariance, weights) -> NormalPredictive:
     Returns
     -------
     NormalPredictive
-        With ``loc`` :math:`w_t^\top\mu_t` and ``scale`` :math:`\sqrt{w_t^\top\Sigma_t w_t}`.
+        With ``loc`` $w_t^\top\mu_t$ and ``scale`` $\sqrt{w_t^\top\Sigma_t w_t}$.
 
     Examples
     --------

@@ -1,11 +1,12 @@
 r"""Scores of the whole predictive distribution and the Diebold–Mariano test of score differences.
 
-* :func:`log_score` — :math:`\log p_t(y_t)` (higher is better);
-* :func:`mixture_log_score` — the same for a posterior predictive given per-draw log densities;
-* :func:`crps` — the continuous ranked probability score (lower is better);
-* :func:`pit` — probability integral transforms :math:`F_t(y_t)`, uniform under a correct predictive
-  (plot them with :func:`bayesvol.backtest.plot_pit`);
-* :func:`diebold_mariano` — equal expected loss of two forecasts, with a HAC variance.
+* [`log_score`][bayesvol.backtest.log_score] — $\log p_t(y_t)$ (higher is better);
+* [`mixture_log_score`][bayesvol.backtest.mixture_log_score] — the same for a posterior predictive given per-draw log
+densities;
+* [`crps`][bayesvol.backtest.crps] — the continuous ranked probability score (lower is better);
+* [`pit`][bayesvol.backtest.pit] — probability integral transforms $F_t(y_t)$, uniform under a correct predictive
+  (plot them with [`bayesvol.backtest.plot_pit`][bayesvol.backtest.plot_pit]);
+* [`diebold_mariano`][bayesvol.backtest.diebold_mariano] — equal expected loss of two forecasts, with a HAC variance.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["crps", "diebold_mariano", "log_score", "mixture_log_score", "newey_w
 
 
 def log_score(predictive, returns):
-    r"""Predictive log score :math:`\log p_t(y_t)` of each observation (higher is better).
+    r"""Predictive log score $\log p_t(y_t)$ of each observation (higher is better).
 
     Parameters
     ----------
@@ -35,7 +36,7 @@ def log_score(predictive, returns):
     -------
     float or numpy.ndarray
         One log density per observation. For draws it comes from a Gaussian kernel density estimate
-        (see :class:`DrawsPredictive`), an approximation.
+        (see [`DrawsPredictive`][bayesvol.backtest.DrawsPredictive]), an approximation.
 
     Notes
     -----
@@ -57,7 +58,7 @@ def mixture_log_score(log_densities, axis: int = 0):
     Parameters
     ----------
     log_densities : array_like
-        :math:`\log p(y_t \mid \theta^{(s)})` with the draws :math:`s` on ``axis`` (e.g. a posterior's
+        $\log p(y_t \mid \theta^{(s)})$ with the draws $s$ on ``axis`` (e.g. a posterior's
         one-step predictive log-likelihood per draw, shape ``(num_draws, T)``).
     axis : int
         The draw axis.
@@ -65,7 +66,7 @@ def mixture_log_score(log_densities, axis: int = 0):
     Returns
     -------
     float or numpy.ndarray
-        :math:`\log \frac1S \sum_s p(y_t \mid \theta^{(s)})` for each observation.
+        $\log \frac1S \sum_s p(y_t \mid \theta^{(s)})$ for each observation.
 
     Examples
     --------
@@ -91,8 +92,8 @@ def crps(predictive, returns, fair: bool = False):
     returns : array_like
         The observations.
     fair : bool
-        For draws only: divide the pair sum by :math:`S(S-1)` (an unbiased estimate of the CRPS of the
-        distribution that generated the draws) instead of :math:`S^2` (the CRPS of their empirical
+        For draws only: divide the pair sum by $S(S-1)$ (an unbiased estimate of the CRPS of the
+        distribution that generated the draws) instead of $S^2$ (the CRPS of their empirical
         distribution).
 
     Returns
@@ -102,11 +103,11 @@ def crps(predictive, returns, fair: bool = False):
 
     Notes
     -----
-    :math:`\mathrm{CRPS}(F, y) = \int (F(x) - 1\{y \le x\})^2\,dx = E|X - y| - \tfrac12 E|X - X'|` with
-    :math:`X, X'` independent draws of :math:`F` (Gneiting & Raftery 2007). Normal: closed form
-    :math:`\sigma[z(2\Phi(z)-1) + 2\varphi(z) - 1/\sqrt\pi]`, :math:`z = (y-\mu)/\sigma`; Student-t: the
-    closed form of :class:`StudentTPredictive`; draws: the energy form with the sorted-sample identity
-    :math:`\sum_{i,j}|x_i - x_j| = 2\sum_i (2i-S-1)\,x_{(i)}`, :math:`O(S\log S)` per observation.
+    $\mathrm{CRPS}(F, y) = \int (F(x) - 1\{y \le x\})^2\,dx = E|X - y| - \tfrac12 E|X - X'|$ with
+    $X, X'$ independent draws of $F$ (Gneiting & Raftery 2007). Normal: closed form
+    $\sigma[z(2\Phi(z)-1) + 2\varphi(z) - 1/\sqrt\pi]$, $z = (y-\mu)/\sigma$; Student-t: the
+    closed form of [`StudentTPredictive`][bayesvol.backtest.StudentTPredictive]; draws: the energy form with the
+    sorted-sample identity $\sum_{i,j}|x_i - x_j| = 2\sum_i (2i-S-1)\,x_{(i)}$, $O(S\log S)$ per observation.
 
     Examples
     --------
@@ -125,7 +126,7 @@ def crps(predictive, returns, fair: bool = False):
 
 
 def pit(predictive, returns):
-    r"""Probability integral transforms :math:`u_t = F_t(y_t)`.
+    r"""Probability integral transforms $u_t = F_t(y_t)$.
 
     Parameters
     ----------
@@ -150,7 +151,7 @@ def pit(predictive, returns):
 
 
 def newey_west_lag(num_observations: int) -> int:
-    r"""The Newey–West (1994) rule of thumb :math:`\lfloor 4 (T/100)^{2/9} \rfloor` for the Bartlett kernel.
+    r"""The Newey–West (1994) rule of thumb $\lfloor 4 (T/100)^{2/9} \rfloor$ for the Bartlett kernel.
 
     Examples
     --------
@@ -182,12 +183,12 @@ def diebold_mariano(loss_a, loss_b, lag: int | None = None, horizon: int = 1, sm
         Losses of forecasts A and B on the same observations (lower is better): CRPS values, or minus the
         log scores.
     lag : int, optional
-        Truncation lag :math:`L` of the Newey–West variance; by default
-        :math:`\max(h - 1, \lfloor 4(T/100)^{2/9}\rfloor)` (:func:`newey_west_lag`).
+        Truncation lag $L$ of the Newey–West variance; by default
+        $\max(h - 1, \lfloor 4(T/100)^{2/9}\rfloor)$ ([`newey_west_lag`][bayesvol.backtest.newey_west_lag]).
     horizon : int
-        Forecast horizon :math:`h` (1 for one-step forecasts), used by the default lag and the correction.
+        Forecast horizon $h$ (1 for one-step forecasts), used by the default lag and the correction.
     small_sample : bool
-        Apply Harvey, Leybourne and Newbold's (1997) correction and take the p-value from :math:`t_{T-1}`.
+        Apply Harvey, Leybourne and Newbold's (1997) correction and take the p-value from $t_{T-1}$.
     alternative : {"two-sided", "less", "greater"}
         "less": A has the smaller expected loss; "greater": A has the larger.
     significance : float
@@ -196,20 +197,22 @@ def diebold_mariano(loss_a, loss_b, lag: int | None = None, horizon: int = 1, sm
     Returns
     -------
     BacktestResult
-        ``statistic`` DM (positive when A's losses are larger on average), ``p_value`` from :math:`N(0, 1)`
-        (or :math:`t_{T-1}`); details: mean difference, lag, observations.
+        ``statistic`` DM (positive when A's losses are larger on average), ``p_value`` from $N(0, 1)$
+        (or $t_{T-1}$); details: mean difference, lag, observations.
 
     Notes
     -----
-    With :math:`d_t = L^A_t - L^B_t`, :math:`\bar d` its mean and
-    :math:`\hat\gamma_k = \frac1T\sum_{t=k+1}^T (d_t - \bar d)(d_{t-k} - \bar d)` (Diebold & Mariano 1995),
+    With $d_t = L^A_t - L^B_t$, $\bar d$ its mean and
+    $\hat\gamma_k = \frac1T\sum_{t=k+1}^T (d_t - \bar d)(d_{t-k} - \bar d)$ (Diebold & Mariano 1995),
 
-    .. math:: DM = \frac{\bar d}{\sqrt{\hat\Omega / T}}, \qquad
-              \hat\Omega = \hat\gamma_0 + 2\sum_{k=1}^{L}\Big(1 - \frac{k}{L+1}\Big)\hat\gamma_k,
+    $$
+    DM = \frac{\bar d}{\sqrt{\hat\Omega / T}}, \qquad
+    \hat\Omega = \hat\gamma_0 + 2\sum_{k=1}^{L}\Big(1 - \frac{k}{L+1}\Big)\hat\gamma_k,
+    $$
 
-    asymptotically :math:`N(0, 1)` under :math:`E[d_t] = 0`. The Bartlett weights (Newey & West 1987) keep
-    :math:`\hat\Omega` non-negative. The small-sample version multiplies DM by
-    :math:`\sqrt{(T + 1 - 2h + h(h-1)/T)/T}`.
+    asymptotically $N(0, 1)$ under $E[d_t] = 0$. The Bartlett weights (Newey & West 1987) keep
+    $\hat\Omega$ non-negative. The small-sample version multiplies DM by
+    $\sqrt{(T + 1 - 2h + h(h-1)/T)/T}$.
 
     Examples
     --------

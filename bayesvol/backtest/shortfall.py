@@ -1,8 +1,8 @@
-r"""Expected shortfall backtests: Acerbi and Székely's :math:`Z_2` and McNeil and Frey's exceedance residuals.
+r"""Expected shortfall backtests: Acerbi and Székely's $Z_2$ and McNeil and Frey's exceedance residuals.
 
 Both take the realised returns and the predictive distributions (from which the VaR, the ES and, for
-McNeil–Frey, the scale come), with the sign convention of :mod:`bayesvol.backtest.risk`: VaR and ES are
-positive losses and a hit is :math:`y_t < -\mathrm{VaR}_t`. Both are one-sided: they reject when the
+McNeil–Frey, the scale come), with the sign convention of `bayesvol.backtest.risk`: VaR and ES are
+positive losses and a hit is $y_t < -\mathrm{VaR}_t$. Both are one-sided: they reject when the
 ES forecasts are too small (risk underestimated).
 """
 
@@ -63,7 +63,7 @@ def _z2_statistic(returns, var, es, level):
 
 def acerbi_szekely(returns, predictive, level: float, num_simulations: int = 10_000, seed: int = 0,
                    significance: float = 0.05, var=None, es=None) -> BacktestResult:
-    r"""Acerbi and Székely's :math:`Z_2` test of the expected shortfall, with a simulated p-value.
+    r"""Acerbi and Székely's $Z_2$ test of the expected shortfall, with a simulated p-value.
 
     Parameters
     ----------
@@ -73,9 +73,9 @@ def acerbi_szekely(returns, predictive, level: float, num_simulations: int = 10_
         The predictive distribution of each return (draws with the draw axis first); the null law is
         simulated from it.
     level : float
-        Tail probability :math:`\alpha` in (0, 0.5), e.g. 0.025.
+        Tail probability $\alpha$ in (0, 0.5), e.g. 0.025.
     num_simulations : int
-        Number :math:`M` of return paths simulated under the null.
+        Number $M$ of return paths simulated under the null.
     seed : int
         Seed of the simulation (the p-value is reproducible for a given seed).
     significance : float
@@ -86,19 +86,21 @@ def acerbi_szekely(returns, predictive, level: float, num_simulations: int = 10_
     Returns
     -------
     BacktestResult
-        ``statistic`` :math:`Z_2` (0 expected under the null, negative when the ES is underestimated),
+        ``statistic`` $Z_2$ (0 expected under the null, negative when the ES is underestimated),
         ``p_value`` the simulated lower-tail probability; details: exceptions, expected exceptions, the
         simulated critical value at ``significance``, the number of simulations.
 
     Notes
     -----
-    With :math:`I_t = 1\{y_t < -\mathrm{VaR}_t\}` (Acerbi & Székely 2014),
+    With $I_t = 1\{y_t < -\mathrm{VaR}_t\}$ (Acerbi & Székely 2014),
 
-    .. math:: Z_2 = \sum_{t=1}^T \frac{y_t I_t}{T\alpha\,\mathrm{ES}_t} + 1,
+    $$
+    Z_2 = \sum_{t=1}^T \frac{y_t I_t}{T\alpha\,\mathrm{ES}_t} + 1,
+    $$
 
-    which has mean zero when the predictives are correct, since :math:`E[y_t I_t] = -\alpha\,\mathrm{ES}_t`.
-    Paths :math:`y^{(i)}_t \sim P_t` independently over :math:`t` give :math:`Z_2^{(i)}`, and the p-value is
-    :math:`(1 + \#\{i: Z_2^{(i)} \le Z_2\})/(M + 1)`; draws are resampled with replacement per time step.
+    which has mean zero when the predictives are correct, since $E[y_t I_t] = -\alpha\,\mathrm{ES}_t$.
+    Paths $y^{(i)}_t \sim P_t$ independently over $t$ give $Z_2^{(i)}$, and the p-value is
+    $(1 + \#\{i: Z_2^{(i)} \le Z_2\})/(M + 1)$; draws are resampled with replacement per time step.
 
     Examples
     --------
@@ -143,9 +145,9 @@ def mcneil_frey(returns, predictive, level: float, method: str = "bootstrap", nu
     returns : array_like or pandas.Series
         Realised returns, one per time step.
     predictive : NormalPredictive, StudentTPredictive, DrawsPredictive or array_like
-        The predictive distribution of each return (gives VaR, ES and the scale :math:`\sigma_t`).
+        The predictive distribution of each return (gives VaR, ES and the scale $\sigma_t$).
     level : float
-        Tail probability :math:`\alpha` in (0, 0.5).
+        Tail probability $\alpha$ in (0, 0.5).
     method : {"bootstrap", "t"}
         The bootstrap test of a zero mean (Efron & Tibshirani 1993, sec. 16.4), or Student's t-test.
     num_bootstrap : int
@@ -166,14 +168,16 @@ def mcneil_frey(returns, predictive, level: float, method: str = "bootstrap", nu
 
     Notes
     -----
-    On the exceedances :math:`t \in \{y_t < -\mathrm{VaR}_t\}` the residuals (McNeil & Frey 2000)
+    On the exceedances $t \in \{y_t < -\mathrm{VaR}_t\}$ the residuals (McNeil & Frey 2000)
 
-    .. math:: e_t = \frac{-y_t - \mathrm{ES}_t}{\sigma_t}
+    $$
+    e_t = \frac{-y_t - \mathrm{ES}_t}{\sigma_t}
+    $$
 
-    have mean zero under the null. With :math:`n` exceedances, mean :math:`\bar e` and standard deviation
-    :math:`s`, the statistic is :math:`t = \bar e/(s/\sqrt n)`. ``method="t"``: :math:`p = P(t_{n-1} \ge t)`.
-    ``method="bootstrap"``: resample the centred residuals :math:`e_t - \bar e` with replacement, compute
-    :math:`t^{*}_b` for each of :math:`B` samples, and :math:`p = (1 + \#\{b: t^*_b \ge t\})/(B + 1)`.
+    have mean zero under the null. With $n$ exceedances, mean $\bar e$ and standard deviation
+    $s$, the statistic is $t = \bar e/(s/\sqrt n)$. ``method="t"``: $p = P(t_{n-1} \ge t)$.
+    ``method="bootstrap"``: resample the centred residuals $e_t - \bar e$ with replacement, compute
+    $t^{*}_b$ for each of $B$ samples, and $p = (1 + \#\{b: t^*_b \ge t\})/(B + 1)$.
     At least 3 exceedances are needed.
 
     Examples

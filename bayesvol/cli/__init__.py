@@ -11,7 +11,7 @@ Examples
 ``bayesvol fit --model dcc --data fred_h10 --column DEXUSUK DEXJPUS --method two_step --out out``
     DCC on two series.
 
-Which ``--method`` a ``--model`` takes is read from the registry (:mod:`bayesvol.inference.registry`).
+Which ``--method`` a ``--model`` takes is read from the registry (`bayesvol.inference.registry`).
 """
 
 from __future__ import annotations

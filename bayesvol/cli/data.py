@@ -1,6 +1,6 @@
 """Reading the command line's data: a bundled data set or a CSV, turned into returns, with what was dropped.
 
-Every row that does not reach the model is accounted for in :attr:`Returns.notes` (blank lines, dates
+Every row that does not reach the model is accounted for in `Returns.notes` (blank lines, dates
 outside ``--start``/``--end``, missing values), which the command prints; every value that cannot be used
 (a typo in a number, a negative price) is an error naming the column and the date.
 """

@@ -1,7 +1,7 @@
 """The model families of the command line, their options, and which estimation methods each one has.
 
 The valid (family, method) pairs are not listed here: they are the rows of the registry
-(:mod:`bayesvol.inference.registry`), asked through :func:`methods_of`, so a method added to the registry
+(`bayesvol.inference.registry`), asked through `methods_of`, so a method added to the registry
 is available on the command line at once.
 """
 

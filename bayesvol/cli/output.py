@@ -3,7 +3,7 @@
 A posterior of a latent-state model holds, besides its few parameters, paths with one value per date and
 draw (the log-variance ``h``, the volatility ``vol``), a pointwise log-likelihood and replicated returns of
 the same size: for SV on 945 returns with 4 x 1000 draws that is 4 x 30 MB in float64, and netCDF's zlib
-compression takes only about a tenth off (posterior draws are close to random bits). :func:`compact_tree`
+compression takes only about a tenth off (posterior draws are close to random bits). `compact_tree`
 keeps what a reader of the results uses and summarises the rest:
 
 * ``posterior``: every draw of every parameter (float64, unchanged), so summaries, trace plots, R-hat and
@@ -11,16 +11,17 @@ keeps what a reader of the results uses and summarises the rest:
 * ``posterior_quantiles`` and ``posterior_mean``: for each variable with a ``time`` dimension (``h``,
   ``vol``, ...), quantiles over all draws (dim ``quantile`` = 0.05, 0.25, 0.5, 0.75, 0.95) and the posterior
   mean, under the variable's name; for DFSV also ``vol_asset``, the per-asset conditional standard
-  deviation (:func:`bayesvol.inference.conditional.posterior_volatility`);
-* ``posterior_paths``: those variables for at most :data:`PATH_DRAWS` draws (evenly spaced in every chain,
+  deviation
+  ([`bayesvol.inference.conditional.posterior_volatility`][bayesvol.inference.conditional.posterior_volatility]);
+* ``posterior_paths``: those variables for at most `PATH_DRAWS` draws (evenly spaced in every chain,
   with their original ``draw`` numbers), in float32 (seven significant digits, far finer than their
   Monte Carlo error), for plots of single paths;
 * ``posterior_predictive_quantiles`` and ``posterior_predictive_mean``: the same for the replicated returns;
 * ``sample_stats`` and ``observed_data`` unchanged.
 
 The pointwise ``log_likelihood`` is left out: it is a function of the saved parameter draws and data, and
-:func:`bayesvol.compare.add_predictive_log_likelihood` rebuilds the one-step-ahead version that
-``arviz_stats.loo`` needs. ``bayesvol fit --save full`` writes the whole tree instead.
+[`bayesvol.compare.add_predictive_log_likelihood`][bayesvol.compare.add_predictive_log_likelihood] rebuilds the
+one-step-ahead version that ``arviz_stats.loo`` needs. ``bayesvol fit --save full`` writes the whole tree instead.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def compact_tree(idata: xr.DataTree, *, quantiles=QUANTILES, path_draws: int = P
     Parameters
     ----------
     idata : xarray.DataTree
-        A posterior from :func:`bayesvol.sample`.
+        A posterior from [`bayesvol.sample`][bayesvol.sample].
     quantiles : sequence of float
         Levels of the quantiles over draws kept for variables with a ``time`` dimension.
     path_draws : int
@@ -124,7 +125,7 @@ def estimates_frame(result) -> pd.DataFrame:
 
 
 def two_step_tree(result, columns) -> xr.DataTree:
-    """Engle's two-step DCC estimate as a tree like :meth:`~bayesvol.MLEResult.to_datatree`'s.
+    """Engle's two-step DCC estimate as a tree like [`to_datatree`][bayesvol.MLEResult.to_datatree]'s.
 
     Groups ``estimate`` and ``std_error`` (each step's inverse observed information; the second step's
     ignores the first step's estimation error), per-asset parameters on the dim ``asset``.

@@ -41,7 +41,7 @@ _FILES = {
 
 
 def available() -> list[str]:
-    """Names accepted by :func:`load`."""
+    """Names accepted by [`load`][bayesvol.datasets.load]."""
     return sorted(_FILES)
 
 
@@ -71,7 +71,7 @@ def load(name: str) -> pd.DataFrame | pd.Series:
     Returns
     -------
     pandas.DataFrame or pandas.Series
-        Indexed by a :class:`pandas.DatetimeIndex` named ``date``.
+        Indexed by a `pandas.DatetimeIndex` named ``date``.
     """
     _check_name(name)
     frame = pd.read_csv(_data_path(_FILES[name] + ".csv.gz"), index_col="date", parse_dates=["date"])
@@ -85,13 +85,13 @@ def load(name: str) -> pd.DataFrame | pd.Series:
 
 def load_csv(path, column: str | None = None, date_column: str | None = None, *, date_format: str | None = None,
              dayfirst: bool = False) -> pd.Series | pd.DataFrame:
-    """Read a user's CSV of prices or returns into the same shape :func:`load` returns.
+    """Read a user's CSV of prices or returns into the same shape [`load`][bayesvol.datasets.load] returns.
 
     The rows are sorted by date (files often list the newest date first); a date that appears twice is an
     error, as is a cell that is neither a number nor empty (a typo such as ``1O2.5`` is reported with its
     date and column, never dropped). Empty cells, the usual missing-value markers (``NA``, ``NaN``, ``null``,
-    ...) and FRED's ``.`` are missing values (NaN), which :func:`log_returns` drops. Lines that are empty in
-    every cell (blank lines, or separators only) are skipped; their line numbers are kept in
+    ...) and FRED's ``.`` are missing values (NaN), which [`log_returns`][bayesvol.datasets.log_returns] drops. Lines
+    that are empty in every cell (blank lines, or separators only) are skipped; their line numbers are kept in
     ``result.attrs["blank_lines"]`` so that a caller can report them. Line numbers in messages count every
     line of the file, the header being line 1.
 

@@ -1,6 +1,6 @@
 r"""Student t building blocks: distribution function, quantile and partial moments, differentiable in ``df``.
 
-JAX's regularised incomplete beta function :math:`I_w(a, b)` has no derivative in :math:`a`, yet the GJR
+JAX's regularised incomplete beta function $I_w(a, b)$ has no derivative in $a$, yet the GJR
 persistence of a skewed-t GARCH model depends on the t distribution function through ``df`` and is
 differentiated by NUTS and by the MLE optimiser. The distribution function here therefore carries its own
 JVP: the derivative in ``x`` is the density, the derivative in ``df`` a central difference of the
@@ -11,7 +11,7 @@ flows through the iterations. The inner functions are jitted so that eager calls
 instead of re-tracing the Newton loop each time.
 
 Everything here refers to the *standard* t law with density
-:math:`\Gamma(\frac{\nu+1}{2}) / (\sqrt{\nu\pi}\,\Gamma(\frac{\nu}{2})) (1 + x^2/\nu)^{-(\nu+1)/2}`.
+$\Gamma(\frac{\nu+1}{2}) / (\sqrt{\nu\pi}\,\Gamma(\frac{\nu}{2})) (1 + x^2/\nu)^{-(\nu+1)/2}$.
 """
 
 from __future__ import annotations

@@ -14,50 +14,50 @@ __all__ = ["InverseGaussian"]
 
 
 class InverseGaussian(DescriptiveValidation):
-    r"""Inverse Gaussian (Wald) law with mean :math:`\mu` and shape :math:`\lambda`.
+    r"""Inverse Gaussian (Wald) law with mean $\mu$ and shape $\lambda$.
 
     Parameters
     ----------
     mean : array_like
-        Mean :math:`\mu > 0`.
+        Mean $\mu > 0$.
     concentration : array_like
-        Shape :math:`\lambda > 0`; larger values concentrate the law around its mean.
+        Shape $\lambda > 0$; larger values concentrate the law around its mean.
     validate_args : bool, optional
-        Check that both parameters are positive on construction (raises :class:`ValueError`).
+        Check that both parameters are positive on construction (raises `ValueError`).
 
     Notes
     -----
-    The density on :math:`y > 0` is
+    The density on $y > 0$ is
 
-    .. math::
+    $$
+    f(y;\mu,\lambda) = \sqrt{\frac{\lambda}{2\pi y^3}}
+    \exp\left\{-\frac{\lambda (y-\mu)^2}{2\mu^2 y}\right\},
+    $$
 
-        f(y;\mu,\lambda) = \sqrt{\frac{\lambda}{2\pi y^3}}
-        \exp\left\{-\frac{\lambda (y-\mu)^2}{2\mu^2 y}\right\},
+    with $E[y] = \mu$, $\operatorname{Var}[y] = \mu^3/\lambda$,
+    $E[1/y] = 1/\mu + 1/\lambda$ and distribution function
 
-    with :math:`E[y] = \mu`, :math:`\operatorname{Var}[y] = \mu^3/\lambda`,
-    :math:`E[1/y] = 1/\mu + 1/\lambda` and distribution function
-
-    .. math::
-
-        F(y) = \Phi\left(\sqrt{\lambda/y}\,(y/\mu - 1)\right)
-        + e^{2\lambda/\mu}\,\Phi\left(-\sqrt{\lambda/y}\,(y/\mu + 1)\right),
+    $$
+    F(y) = \Phi\left(\sqrt{\lambda/y}\,(y/\mu - 1)\right)
+    + e^{2\lambda/\mu}\,\Phi\left(-\sqrt{\lambda/y}\,(y/\mu + 1)\right),
+    $$
 
     whose second term is evaluated on the log scale so that it neither overflows nor loses digits when
-    :math:`\lambda/\mu` is large. The log density is :math:`-\infty` for :math:`y \le 0` and at
-    :math:`y = \infty`, with zero (not NaN) gradients there.
+    $\lambda/\mu$ is large. The log density is $-\infty$ for $y \le 0$ and at
+    $y = \infty$, with zero (not NaN) gradients there.
 
     ``scipy.stats.invgauss(mu, scale=s)`` has mean ``mu * s`` and shape ``s``, so this law is
     ``invgauss(mean / concentration, scale=concentration)``.
 
-    The one-parameter law :math:`IG(\delta)` of Christoffersen, Heston and Jacobs (2006), with density
-    :math:`\delta (2\pi y^3)^{-1/2} \exp\{-(\sqrt{y} - \delta/\sqrt{y})^2/2\}`, is the case
-    :math:`\mu = \delta`, :math:`\lambda = \delta^2` (:meth:`standard`); then
-    :math:`E[1/y] = 1/\delta + 1/\delta^2`.
+    The one-parameter law $IG(\delta)$ of Christoffersen, Heston and Jacobs (2006), with density
+    $\delta (2\pi y^3)^{-1/2} \exp\{-(\sqrt{y} - \delta/\sqrt{y})^2/2\}$, is the case
+    $\mu = \delta$, $\lambda = \delta^2$ ([`standard`][bayesvol.distributions.InverseGaussian.standard]); then
+    $E[1/y] = 1/\delta + 1/\delta^2$.
 
-    Draws use the transformation of Michael, Schucany and Haas (1976): with :math:`w = \chi^2_1` and
-    :math:`\phi = \mu w / (2\lambda)`, the smaller root :math:`x = \mu / (1 + \phi + \sqrt{\phi^2 + 2\phi})`
-    (the usual formula rearranged to avoid cancellation) is kept with probability :math:`\mu/(\mu + x)`,
-    otherwise :math:`\mu^2/x`. The choice between roots is discrete, so draws are not reparametrised.
+    Draws use the transformation of Michael, Schucany and Haas (1976): with $w = \chi^2_1$ and
+    $\phi = \mu w / (2\lambda)$, the smaller root $x = \mu / (1 + \phi + \sqrt{\phi^2 + 2\phi})$
+    (the usual formula rearranged to avoid cancellation) is kept with probability $\mu/(\mu + x)$,
+    otherwise $\mu^2/x$. The choice between roots is discrete, so draws are not reparametrised.
 
     References
     ----------
@@ -97,13 +97,13 @@ class InverseGaussian(DescriptiveValidation):
 
     @classmethod
     def standard(cls, delta, *, validate_args=None):
-        r"""The one-parameter :math:`IG(\delta)` of Christoffersen, Heston and Jacobs: mean :math:`\delta`,
-        shape :math:`\delta^2`.
+        r"""The one-parameter $IG(\delta)$ of Christoffersen, Heston and Jacobs: mean $\delta$,
+        shape $\delta^2$.
 
         Parameters
         ----------
         delta : array_like
-            :math:`\delta > 0`.
+            $\delta > 0$.
         validate_args : bool, optional
             As for the class.
 
@@ -138,7 +138,7 @@ class InverseGaussian(DescriptiveValidation):
         return jnp.where(inside, log_density, -jnp.inf)
 
     def cdf(self, value):
-        """Distribution function :math:`P(y \\le value)`; 0 for ``value <= 0``."""
+        """Distribution function $P(y \\le value)$; 0 for ``value <= 0``."""
         mu, shape_param = self._mean, self.concentration
         value = jnp.asarray(value, dtype=float)
         positive = value > 0.0
@@ -160,5 +160,6 @@ class InverseGaussian(DescriptiveValidation):
         return jnp.broadcast_to(self._mean**3 / self.concentration, self.batch_shape)
 
     def reciprocal_mean(self):
-        r""":math:`E[1/y] = 1/\mu + 1/\lambda` (:math:`1/\delta + 1/\delta^2` for :meth:`standard`)."""
+        r"""$E[1/y] = 1/\mu + 1/\lambda$ ($1/\delta + 1/\delta^2$ for
+[`standard`][bayesvol.distributions.InverseGaussian.standard])."""
         return jnp.broadcast_to(1.0 / self._mean + 1.0 / self.concentration, self.batch_shape)

@@ -1,9 +1,12 @@
 r"""Standardised Student t innovation laws (mean 0, variance 1) for GARCH-type models.
 
-* :class:`StandardizedStudentT` — the symmetric Student t rescaled to unit variance.
-* :class:`SkewedStudentT` — Hansen's (1994) skewed t, the law of ``arch.univariate.SkewStudent``.
-* :func:`second_moment_below_zero` — :math:`E[z^2 1\{z<0\}]` for any supported innovation law, the
-  quantity that enters the persistence :math:`\alpha + \beta + \gamma E[z^2 1\{z<0\}]` of a GJR-GARCH model.
+* [`StandardizedStudentT`][bayesvol.distributions.StandardizedStudentT] — the symmetric Student t rescaled to unit
+variance.
+* [`SkewedStudentT`][bayesvol.distributions.SkewedStudentT] — Hansen's (1994) skewed t, the law of
+``arch.univariate.SkewStudent``.
+* [`second_moment_below_zero`][bayesvol.distributions.second_moment_below_zero] — $E[z^2 1\{z<0\}]$ for any supported
+innovation law, the
+  quantity that enters the persistence $\alpha + \beta + \gamma E[z^2 1\{z<0\}]$ of a GJR-GARCH model.
 
 Both laws are NumPyro distributions: they broadcast over batch shapes, work under ``jit``, ``vmap`` and
 ``grad`` and can be used as likelihoods in NUTS or SVI. Their distribution functions, quantiles and the
@@ -29,7 +32,7 @@ __all__ = ["SkewedStudentT", "StandardizedStudentT", "second_moment_below_zero"]
 
 
 def _log_unit_t_normaliser(df):
-    r"""Log of :math:`c = \Gamma(\frac{\nu+1}{2}) / (\sqrt{\pi(\nu-2)}\,\Gamma(\frac{\nu}{2}))`."""
+    r"""Log of $c = \Gamma(\frac{\nu+1}{2}) / (\sqrt{\pi(\nu-2)}\,\Gamma(\frac{\nu}{2}))$."""
     return gammaln(0.5 * (df + 1.0)) - gammaln(0.5 * df) - 0.5 * jnp.log(jnp.pi * (df - 2.0))
 
 
@@ -53,10 +56,10 @@ def _unit_t_abs_moments(df):
 
 
 def _hansen_constants(df, skew):
-    r"""Hansen's :math:`a`, :math:`b` and :math:`\log c`.
+    r"""Hansen's $a$, $b$ and $\log c$.
 
-    :math:`a = 4\lambda c (\nu-2)/(\nu-1) = 2 \lambda E|X|` is the mean of the two-piece variate
-    :math:`u = b z + a` and :math:`b^2 = 1 + 3\lambda^2 - a^2` its variance.
+    $a = 4\lambda c (\nu-2)/(\nu-1) = 2 \lambda E|X|$ is the mean of the two-piece variate
+    $u = b z + a$ and $b^2 = 1 + 3\lambda^2 - a^2$ its variance.
     """
     log_c = _log_unit_t_normaliser(df)
     first_abs_moment, _, _ = _unit_t_abs_moments(df)
@@ -66,12 +69,12 @@ def _hansen_constants(df, skew):
 
 
 def _unit_t_partial_moments(df, upper, log_c):
-    r"""Partial moments :math:`\int_{-\infty}^{y} x^k g(x)\,dx`, k = 0, 1, 2, of the unit-variance t density g.
+    r"""Partial moments $\int_{-\infty}^{y} x^k g(x)\,dx$, k = 0, 1, 2, of the unit-variance t density g.
 
-    k = 1 has an elementary antiderivative :math:`P_1`; integrating :math:`x \cdot x g(x)` by parts leaves
-    :math:`\int P_1`, a multiple of the standard t distribution function with :math:`\nu-2` degrees of
-    freedom, and the multiple is exactly 1: :math:`P_2(y) = y P_1(y) + T_{\nu-2}(y)`. Both terms are
-    positive for :math:`y \le 0`, so no digits cancel where the lower moment is taken.
+    k = 1 has an elementary antiderivative $P_1$; integrating $x \cdot x g(x)$ by parts leaves
+    $\int P_1$, a multiple of the standard t distribution function with $\nu-2$ degrees of
+    freedom, and the multiple is exactly 1: $P_2(y) = y P_1(y) + T_{\nu-2}(y)$. Both terms are
+    positive for $y \le 0$, so no digits cancel where the lower moment is taken.
     """
     kappa = df - 2.0
     zeroth = student_t_cdf(df, upper / _unit_t_scale(df))
@@ -86,24 +89,24 @@ class StandardizedStudentT(DescriptiveValidation):
     Parameters
     ----------
     df : array_like
-        Degrees of freedom :math:`\nu > 2`.
+        Degrees of freedom $\nu > 2$.
     validate_args : bool, optional
-        Check that ``df > 2`` on construction (raises :class:`ValueError`).
+        Check that ``df > 2`` on construction (raises `ValueError`).
 
     Notes
     -----
-    With :math:`\nu > 2` the density is
+    With $\nu > 2$ the density is
 
-    .. math::
+    $$
+    f(z;\nu) = \frac{\Gamma(\frac{\nu+1}{2})}{\sqrt{\pi(\nu-2)}\,\Gamma(\frac{\nu}{2})}
+    \left(1 + \frac{z^2}{\nu-2}\right)^{-(\nu+1)/2},
+    $$
 
-        f(z;\nu) = \frac{\Gamma(\frac{\nu+1}{2})}{\sqrt{\pi(\nu-2)}\,\Gamma(\frac{\nu}{2})}
-        \left(1 + \frac{z^2}{\nu-2}\right)^{-(\nu+1)/2},
-
-    i.e. :math:`z = \sqrt{(\nu-2)/\nu}\, T` with :math:`T` a standard t variate (``scipy.stats.t(df,
-    scale=sqrt((df-2)/df))``, ``arch.univariate.StudentsT``). Samples use :math:`z = N\sqrt{(\nu-2)/V}`
-    with :math:`N` standard normal and :math:`V \sim \chi^2_\nu`, which is reparametrised in ``df``.
-    Kurtosis :math:`3(\nu-2)/(\nu-4)` for :math:`\nu > 4`, infinite otherwise; by symmetry
-    :math:`E[z^2 1\{z<0\}] = 1/2`.
+    i.e. $z = \sqrt{(\nu-2)/\nu}\, T$ with $T$ a standard t variate (``scipy.stats.t(df,
+    scale=sqrt((df-2)/df))``, ``arch.univariate.StudentsT``). Samples use $z = N\sqrt{(\nu-2)/V}$
+    with $N$ standard normal and $V \sim \chi^2_\nu$, which is reparametrised in ``df``.
+    Kurtosis $3(\nu-2)/(\nu-4)$ for $\nu > 4$, infinite otherwise; by symmetry
+    $E[z^2 1\{z<0\}] = 1/2$.
 
     Examples
     --------
@@ -142,7 +145,7 @@ class StandardizedStudentT(DescriptiveValidation):
         return _log_unit_t_normaliser(df) - 0.5 * (df + 1.0) * jnp.log1p(value**2 / (df - 2.0))
 
     def cdf(self, value):
-        """Distribution function :math:`P(z \\le value)`."""
+        """Distribution function $P(z \\le value)$."""
         return student_t_cdf(self.df, value / _unit_t_scale(self.df))
 
     def icdf(self, q):
@@ -162,7 +165,7 @@ class StandardizedStudentT(DescriptiveValidation):
         return jnp.where(self.df > 3.0, 0.0, jnp.nan)
 
     def kurtosis(self, excess: bool = False):
-        """Kurtosis :math:`E[z^4] = 3(\\nu-2)/(\\nu-4)` for ``df > 4``, ``inf`` otherwise.
+        """Kurtosis $E[z^4] = 3(\\nu-2)/(\\nu-4)$ for ``df > 4``, ``inf`` otherwise.
 
         Parameters
         ----------
@@ -173,7 +176,7 @@ class StandardizedStudentT(DescriptiveValidation):
         return fourth - 3.0 if excess else fourth
 
     def second_moment_below_zero(self):
-        r""":math:`E[z^2 1\{z<0\}] = 1/2` (symmetry and unit variance)."""
+        r"""$E[z^2 1\{z<0\}] = 1/2$ (symmetry and unit variance)."""
         return jnp.full(self.batch_shape, 0.5)
 
 
@@ -183,50 +186,50 @@ class SkewedStudentT(DescriptiveValidation):
     Parameters
     ----------
     df : array_like
-        Degrees of freedom :math:`\nu > 2` (tail thickness), ``eta`` in ``arch``.
+        Degrees of freedom $\nu > 2$ (tail thickness), ``eta`` in ``arch``.
     skew : array_like
-        Skewness parameter :math:`-1 < \lambda < 1`, ``lambda`` in ``arch``; ``0`` gives
-        :class:`StandardizedStudentT`, positive values a longer right tail.
+        Skewness parameter $-1 < \lambda < 1$, ``lambda`` in ``arch``; ``0`` gives
+        [`StandardizedStudentT`][bayesvol.distributions.StandardizedStudentT], positive values a longer right tail.
     validate_args : bool, optional
-        Check ``df > 2`` and ``|skew| < 1`` on construction (raises :class:`ValueError`).
+        Check ``df > 2`` and ``|skew| < 1`` on construction (raises `ValueError`).
 
     Notes
     -----
-    With :math:`c = \Gamma(\frac{\nu+1}{2}) / (\sqrt{\pi(\nu-2)}\,\Gamma(\frac{\nu}{2}))`,
-    :math:`a = 4\lambda c\,\frac{\nu-2}{\nu-1}` and :math:`b^2 = 1 + 3\lambda^2 - a^2`, the density is
+    With $c = \Gamma(\frac{\nu+1}{2}) / (\sqrt{\pi(\nu-2)}\,\Gamma(\frac{\nu}{2}))$,
+    $a = 4\lambda c\,\frac{\nu-2}{\nu-1}$ and $b^2 = 1 + 3\lambda^2 - a^2$, the density is
 
-    .. math::
-
-        f(z;\nu,\lambda) = b c \left(1 + \frac{1}{\nu-2}
-        \left(\frac{b z + a}{1 + \operatorname{sgn}(z + a/b)\,\lambda}\right)^2\right)^{-(\nu+1)/2}.
+    $$
+    f(z;\nu,\lambda) = b c \left(1 + \frac{1}{\nu-2}
+    \left(\frac{b z + a}{1 + \operatorname{sgn}(z + a/b)\,\lambda}\right)^2\right)^{-(\nu+1)/2}.
+    $$
 
     It is the same law as ``arch.univariate.SkewStudent`` with parameters ``(eta, lambda) = (df, skew)``.
-    Writing :math:`u = b z + a` and :math:`G` for the unit-variance t distribution function,
-    :math:`u/(1-\lambda)` below zero and :math:`u/(1+\lambda)` above zero follow the unit-variance t
-    density, with masses :math:`(1-\lambda)/2` and :math:`(1+\lambda)/2`. Hence
+    Writing $u = b z + a$ and $G$ for the unit-variance t distribution function,
+    $u/(1-\lambda)$ below zero and $u/(1+\lambda)$ above zero follow the unit-variance t
+    density, with masses $(1-\lambda)/2$ and $(1+\lambda)/2$. Hence
 
-    .. math::
+    $$
+    F(z) = \begin{cases} (1-\lambda)\, G\!\left(\frac{u}{1-\lambda}\right) & u < 0 \\
+    1 - (1+\lambda)\, G\!\left(-\frac{u}{1+\lambda}\right) & u \ge 0, \end{cases}
+    $$
 
-        F(z) = \begin{cases} (1-\lambda)\, G\!\left(\frac{u}{1-\lambda}\right) & u < 0 \\
-        1 - (1+\lambda)\, G\!\left(-\frac{u}{1+\lambda}\right) & u \ge 0, \end{cases}
-
-    the quantile function inverts each piece, and a draw is :math:`z = (u - a)/b` with
-    :math:`u = -(1-\lambda)|X|` with probability :math:`(1-\lambda)/2` and :math:`u = (1+\lambda)|X|`
-    otherwise, :math:`X` a unit-variance t variate. The draw is reparametrised in ``df``; the side is a
+    the quantile function inverts each piece, and a draw is $z = (u - a)/b$ with
+    $u = -(1-\lambda)|X|$ with probability $(1-\lambda)/2$ and $u = (1+\lambda)|X|$
+    otherwise, $X$ a unit-variance t variate. The draw is reparametrised in ``df``; the side is a
     discrete choice, so it is not in ``skew``.
 
-    With :math:`m_k = E|X|^k` (:math:`m_1 = 2c(\nu-2)/(\nu-1)`,
-    :math:`m_3 = 4c(\nu-2)^2/((\nu-1)(\nu-3))`, :math:`m_4 = 3(\nu-2)/(\nu-4)`) the raw moments of
-    :math:`u` are :math:`E u = a`, :math:`E u^2 = 1 + 3\lambda^2`,
-    :math:`E u^3 = 4\lambda(1+\lambda^2) m_3` and :math:`E u^4 = (1 + 10\lambda^2 + 5\lambda^4) m_4`;
-    skewness and kurtosis are the third and fourth central moments of :math:`u` over :math:`b^3` and
-    :math:`b^4`. Skewness exists for :math:`\nu > 3` (``nan`` otherwise), kurtosis for :math:`\nu > 4`
+    With $m_k = E|X|^k$ ($m_1 = 2c(\nu-2)/(\nu-1)$,
+    $m_3 = 4c(\nu-2)^2/((\nu-1)(\nu-3))$, $m_4 = 3(\nu-2)/(\nu-4)$) the raw moments of
+    $u$ are $E u = a$, $E u^2 = 1 + 3\lambda^2$,
+    $E u^3 = 4\lambda(1+\lambda^2) m_3$ and $E u^4 = (1 + 10\lambda^2 + 5\lambda^4) m_4$;
+    skewness and kurtosis are the third and fourth central moments of $u$ over $b^3$ and
+    $b^4$. Skewness exists for $\nu > 3$ (``nan`` otherwise), kurtosis for $\nu > 4$
     (``inf`` otherwise).
 
-    :math:`E[z^2 1\{z<0\}]` integrates :math:`(u-a)^2/b^2` over :math:`u < a` piece by piece with the
-    partial moments of the unit-variance t: :math:`P_1(y) = \int_{-\infty}^{y} x g = -c\frac{\nu-2}{\nu-1}
-    (1 + \frac{y^2}{\nu-2})^{-(\nu-1)/2}` and :math:`\int_{-\infty}^{y} x^2 g = y P_1(y) + T_{\nu-2}(y)`
-    (by parts), :math:`T_{\nu-2}` the standard t distribution function with :math:`\nu-2` degrees of
+    $E[z^2 1\{z<0\}]$ integrates $(u-a)^2/b^2$ over $u < a$ piece by piece with the
+    partial moments of the unit-variance t: $P_1(y) = \int_{-\infty}^{y} x g = -c\frac{\nu-2}{\nu-1}
+    (1 + \frac{y^2}{\nu-2})^{-(\nu-1)/2}$ and $\int_{-\infty}^{y} x^2 g = y P_1(y) + T_{\nu-2}(y)$
+    (by parts), $T_{\nu-2}$ the standard t distribution function with $\nu-2$ degrees of
     freedom.
 
     References
@@ -285,7 +288,7 @@ class SkewedStudentT(DescriptiveValidation):
         return jnp.log(b) + log_c - 0.5 * (df + 1.0) * jnp.log1p((u / piece_scale) ** 2 / (df - 2.0))
 
     def cdf(self, value):
-        """Distribution function :math:`P(z \\le value)`."""
+        """Distribution function $P(z \\le value)$."""
         df, skew = self.df, self.skew
         a, b, _ = _hansen_constants(df, skew)
         u = b * value + a
@@ -329,12 +332,12 @@ class SkewedStudentT(DescriptiveValidation):
         return b, central3, central4
 
     def skewness(self):
-        """Skewness :math:`E[z^3]` for ``df > 3``; ``nan`` where the third moment does not exist."""
+        """Skewness $E[z^3]$ for ``df > 3``; ``nan`` where the third moment does not exist."""
         b, central3, _ = self._central_moments_of_u()
         return jnp.where(self.df > 3.0, central3 / b**3, jnp.nan)
 
     def kurtosis(self, excess: bool = False):
-        """Kurtosis :math:`E[z^4]` for ``df > 4``; ``inf`` otherwise.
+        """Kurtosis $E[z^4]$ for ``df > 4``; ``inf`` otherwise.
 
         Parameters
         ----------
@@ -346,7 +349,7 @@ class SkewedStudentT(DescriptiveValidation):
         return kurtosis - 3.0 if excess else kurtosis
 
     def second_moment_below_zero(self):
-        r""":math:`E[z^2 1\{z<0\}]` in closed form (see Notes); ``1/2`` when ``skew = 0``."""
+        r"""$E[z^2 1\{z<0\}]$ in closed form (see Notes); ``1/2`` when ``skew = 0``."""
         df, skew = self.df, self.skew
         a, b, log_c = _hansen_constants(df, skew)
         scale_below, scale_above = 1.0 - skew, 1.0 + skew
@@ -363,14 +366,15 @@ class SkewedStudentT(DescriptiveValidation):
 
 
 def second_moment_below_zero(distribution):
-    r""":math:`E[z^2 1\{z<0\}]` for an innovation law, as needed by the GJR-GARCH persistence.
+    r"""$E[z^2 1\{z<0\}]$ for an innovation law, as needed by the GJR-GARCH persistence.
 
     Parameters
     ----------
     distribution : numpyro.distributions.Distribution
-        A :class:`numpyro.distributions.Normal` (any location and scale), a
-        :class:`StandardizedStudentT`, a :class:`SkewedStudentT`, or any object with a
-        ``second_moment_below_zero()`` method.
+        A `numpyro.distributions.Normal` (any location and scale), a
+        [`StandardizedStudentT`][bayesvol.distributions.StandardizedStudentT], a
+        [`SkewedStudentT`][bayesvol.distributions.SkewedStudentT], or any object with a ``second_moment_below_zero()``
+        method.
 
     Returns
     -------
@@ -384,8 +388,8 @@ def second_moment_below_zero(distribution):
 
     Notes
     -----
-    For :math:`N(\mu, \sigma^2)`: :math:`(\mu^2 + \sigma^2)\,\Phi(-\mu/\sigma) - \mu\sigma\,\phi(\mu/\sigma)`,
-    which is :math:`1/2` for the standard normal. The t laws are documented on their classes.
+    For $N(\mu, \sigma^2)$: $(\mu^2 + \sigma^2)\,\Phi(-\mu/\sigma) - \mu\sigma\,\phi(\mu/\sigma)$,
+    which is $1/2$ for the standard normal. The t laws are documented on their classes.
 
     Examples
     --------

@@ -1,20 +1,23 @@
 r"""Matrix helpers for the Wishart stochastic-volatility model (Philipov & Glickman 2006).
 
-The Wishart law itself is NumPyro's :class:`numpyro.distributions.Wishart` (``concentration`` = degrees
-of freedom :math:`\nu`, ``scale_matrix`` = :math:`S`, density
-:math:`|\Omega|^{(\nu-k-1)/2} e^{-\operatorname{tr}(S^{-1}\Omega)/2} / (2^{\nu k/2} |S|^{\nu/2}
-\Gamma_k(\nu/2))`, the same convention as ``scipy.stats.wishart(df, scale)``). This module adds what the
+The Wishart law itself is NumPyro's `numpyro.distributions.Wishart` (``concentration`` = degrees
+of freedom $\nu$, ``scale_matrix`` = $S$, density
+$|\Omega|^{(\nu-k-1)/2} e^{-\operatorname{tr}(S^{-1}\Omega)/2} / (2^{\nu k/2} |S|^{\nu/2}
+\Gamma_k(\nu/2))$, the same convention as ``scipy.stats.wishart(df, scale)``). This module adds what the
 model and its efficient-importance-sampling (EIS) likelihood need on top:
 
-* :func:`matrix_power_psd` — :math:`M^p` of a symmetric positive (semi)definite matrix, with a derivative
+* [`matrix_power_psd`][bayesvol.distributions.matrix_power_psd] — $M^p$ of a symmetric positive (semi)definite matrix,
+with a derivative
   that stays finite when eigenvalues coincide;
-* :func:`wishart_sv_scale` — the transition scale :math:`S_{t-1} = \frac{1}{\nu} A^{1/2}\Omega_{t-1}^d
-  A^{1/2\prime}` (and :func:`wishart_sv_scale_from_root`, the one place it and its inverse are computed);
-* :func:`gaussian_precision_log_prob` and :class:`GaussianPrecision` — the emission law
-  :math:`N_k(0, \Omega^{-1})` given the precision;
-* :func:`wishart_kernel_log_integral` and :func:`wishart_kernel_product` — the integrating constant and
+* [`wishart_sv_scale`][bayesvol.distributions.wishart_sv_scale] — the transition scale
+$S_{t-1} = \frac{1}{\nu} A^{1/2}\Omega_{t-1}^d
+  A^{1/2\prime}$ (and `wishart_sv_scale_from_root`, the one place it and its inverse are computed);
+* `gaussian_precision_log_prob` and `GaussianPrecision` — the emission law
+  $N_k(0, \Omega^{-1})$ given the precision;
+* [`wishart_kernel_log_integral`][bayesvol.distributions.wishart_kernel_log_integral] and
+[`wishart_kernel_product`][bayesvol.distributions.wishart_kernel_product] — the integrating constant and
   the normalised law of a Wishart density times a Wishart kernel
-  :math:`|\Omega|^{c_1/2}\exp\{-\operatorname{tr}(C_2\Omega)/2\}`, the closed forms behind the EIS
+  $|\Omega|^{c_1/2}\exp\{-\operatorname{tr}(C_2\Omega)/2\}$, the closed forms behind the EIS
   sampler (normal–Wishart conjugacy).
 """
 
@@ -67,12 +70,12 @@ def _reassemble(eigenvectors, diagonal_or_matrix, *, is_matrix=False):
 
 
 def _power_divided_differences(eigenvalues, power):
-    r"""Matrix of :math:`(\lambda_i^p - \lambda_j^p)/(\lambda_i - \lambda_j)`, :math:`p \lambda_i^{p-1}` on ties.
+    r"""Matrix of $(\lambda_i^p - \lambda_j^p)/(\lambda_i - \lambda_j)$, $p \lambda_i^{p-1}$ on ties.
 
     Well-separated pairs (ratio above 2) use the quotient directly, which then loses at most a digit.
-    Close pairs use :math:`(\lambda_i\lambda_j)^{(p-1)/2}\sinh(p r/2)/\sinh(r/2)` with
-    :math:`r = \log(\lambda_i/\lambda_j)`, exact algebra that has no cancellation and tends to
-    :math:`p\lambda^{p-1}` as the pair merges.
+    Close pairs use $(\lambda_i\lambda_j)^{(p-1)/2}\sinh(p r/2)/\sinh(r/2)$ with
+    $r = \log(\lambda_i/\lambda_j)$, exact algebra that has no cancellation and tends to
+    $p\lambda^{p-1}$ as the pair merges.
     """
     p = power[..., None, None]
     lam_i, lam_j = eigenvalues[..., :, None], eigenvalues[..., None, :]
@@ -120,19 +123,19 @@ def _matrix_power_jvp(primals, tangents):
 
 
 def matrix_power_psd(matrix, power):
-    r"""Real power :math:`M^p` of a symmetric positive semidefinite matrix by eigendecomposition.
+    r"""Real power $M^p$ of a symmetric positive semidefinite matrix by eigendecomposition.
 
     Parameters
     ----------
     matrix : array_like, shape (..., k, k)
         Symmetric positive semidefinite matrices (only the symmetric part is used).
     power : array_like, shape broadcastable to ``matrix.shape[:-2]``
-        Exponent :math:`p`. Negative powers need a positive definite matrix.
+        Exponent $p$. Negative powers need a positive definite matrix.
 
     Returns
     -------
     jax.Array, shape (..., k, k)
-        :math:`V \operatorname{diag}(\lambda_i^p) V'` where :math:`M = V\operatorname{diag}(\lambda_i)V'`;
+        $V \operatorname{diag}(\lambda_i^p) V'$ where $M = V\operatorname{diag}(\lambda_i)V'$;
         ``power = 0.5`` is the symmetric square root.
 
     Notes
@@ -140,16 +143,16 @@ def matrix_power_psd(matrix, power):
     Eigenvalues that round-off makes slightly negative are set to zero. The derivative in ``matrix``
     uses the Daleckii–Krein formula
 
-    .. math::
-
-        \mathrm{d}(M^p)[E] = V\left(F \circ (V' E V)\right)V', \qquad
-        F_{ij} = \frac{\lambda_i^p - \lambda_j^p}{\lambda_i - \lambda_j}, \quad
-        F_{ii} = p\,\lambda_i^{p-1},
+    $$
+    \mathrm{d}(M^p)[E] = V\left(F \circ (V' E V)\right)V', \qquad
+    F_{ij} = \frac{\lambda_i^p - \lambda_j^p}{\lambda_i - \lambda_j}, \quad
+    F_{ii} = p\,\lambda_i^{p-1},
+    $$
 
     evaluated without cancellation, so it is finite and correct at repeated eigenvalues (the identity,
     diagonal matrices), where differentiating ``eigh`` itself gives NaN. The derivative in ``power`` is
-    :math:`V\operatorname{diag}(\lambda_i^p\log\lambda_i)V'`. Both need a positive definite matrix when
-    :math:`p < 1` (at a zero eigenvalue :math:`x^p` has an infinite slope). Second derivatives
+    $V\operatorname{diag}(\lambda_i^p\log\lambda_i)V'$. Both need a positive definite matrix when
+    $p < 1$ (at a zero eigenvalue $x^p$ has an infinite slope). Second derivatives
     differentiate through ``eigh`` and inherit its trouble with repeated eigenvalues.
 
     Examples
@@ -166,10 +169,11 @@ def matrix_power_psd(matrix, power):
 
 
 def wishart_sv_root(A, root: Literal["symmetric", "cholesky"] = "symmetric"):
-    r"""The square root :math:`A^{1/2}` (:math:`A = A^{1/2}A^{1/2\prime}`) in the transition scale.
+    r"""The square root $A^{1/2}$ ($A = A^{1/2}A^{1/2\prime}$) in the transition scale.
 
-    ``root="symmetric"``: the symmetric root (:func:`matrix_power_psd` with power 1/2);
-    ``root="cholesky"``: the lower Cholesky factor. See :func:`wishart_sv_scale` for the difference.
+    ``root="symmetric"``: the symmetric root ([`matrix_power_psd`][bayesvol.distributions.matrix_power_psd] with power
+    1/2); ``root="cholesky"``: the lower Cholesky factor. See
+    [`wishart_sv_scale`][bayesvol.distributions.wishart_sv_scale] for the difference.
     """
     A = jnp.asarray(A, dtype=float)
     if root == "symmetric":
@@ -181,38 +185,38 @@ def wishart_sv_root(A, root: Literal["symmetric", "cholesky"] = "symmetric"):
 
 def wishart_sv_scale_from_root(a_root, omega_prev, d, nu, *, inverse: bool = False, lower: bool = False,
                                logdet_prev=None):
-    r"""The Wishart SV transition scale :math:`S_{t-1} = \nu^{-1} R\,\Omega_{t-1}^{d} R'`, or its inverse.
+    r"""The Wishart SV transition scale $S_{t-1} = \nu^{-1} R\,\Omega_{t-1}^{d} R'$, or its inverse.
 
-    The one implementation of the scale recursion: :func:`wishart_sv_scale`, the model's ``transition``
-    (hence ``initial``, the simulator and the NumPyro program), its steady state and its forecasts, and the
-    EIS sampler and particle filter all call it.
+    The one implementation of the scale recursion: [`wishart_sv_scale`][bayesvol.distributions.wishart_sv_scale], the
+    model's ``transition`` (hence ``initial``, the simulator and the NumPyro program), its steady state and its
+    forecasts, and the EIS sampler and particle filter all call it.
 
     Parameters
     ----------
     a_root : array_like, shape (..., k, k)
-        A square root :math:`R` of :math:`A` (:math:`A = RR'`), e.g. from :func:`wishart_sv_root`.
+        A square root $R$ of $A$ ($A = RR'$), e.g. from `wishart_sv_root`.
     omega_prev : array_like, shape (..., k, k)
-        Previous precision matrix :math:`\Omega_{t-1}` (symmetric positive definite).
+        Previous precision matrix $\Omega_{t-1}$ (symmetric positive definite).
     d, nu : array_like
         Persistence exponent and degrees of freedom (broadcast against the batch axes).
     inverse : bool
-        Return :math:`S_{t-1}^{-1}` and :math:`\log|S_{t-1}|` instead of :math:`S_{t-1}`.
+        Return $S_{t-1}^{-1}$ and $\log|S_{t-1}|$ instead of $S_{t-1}$.
     lower : bool
         ``a_root`` is lower triangular (a Cholesky factor): its inverse comes from a triangular solve and its
         log-determinant from its diagonal. Only used with ``inverse=True``.
     logdet_prev : array_like, optional
-        :math:`\log|\Omega_{t-1}|` when the caller already has it (``inverse=True`` only).
+        $\log|\Omega_{t-1}|$ when the caller already has it (``inverse=True`` only).
 
     Returns
     -------
     jax.Array or (jax.Array, jax.Array)
-        :math:`S_{t-1}`, shape (..., k, k); with ``inverse=True`` the pair :math:`(S_{t-1}^{-1}, \log|S_{t-1}|)`.
+        $S_{t-1}$, shape (..., k, k); with ``inverse=True`` the pair $(S_{t-1}^{-1}, \log|S_{t-1}|)$.
 
     Notes
     -----
     The inverse is the product of the same factors inverted in reverse order,
-    :math:`S_{t-1}^{-1} = \nu\,R'^{-1}\,\Omega_{t-1}^{-d}\,R^{-1}`, with
-    :math:`\log|S_{t-1}| = \log|RR'| + d\log|\Omega_{t-1}| - k\log\nu`; no k x k inverse of :math:`S_{t-1}`
+    $S_{t-1}^{-1} = \nu\,R'^{-1}\,\Omega_{t-1}^{-d}\,R^{-1}$, with
+    $\log|S_{t-1}| = \log|RR'| + d\log|\Omega_{t-1}| - k\log\nu$; no k x k inverse of $S_{t-1}$
     is formed. Both results are symmetrised.
     """
     a_root = jnp.asarray(a_root, dtype=float)
@@ -239,39 +243,39 @@ def wishart_sv_scale_from_root(a_root, omega_prev, d, nu, *, inverse: bool = Fal
 
 
 def wishart_sv_scale(A, omega_prev, d, nu, *, root: Literal["symmetric", "cholesky"] = "symmetric"):
-    r"""Scale matrix of the Wishart SV transition, :math:`S_{t-1} = \frac{1}{\nu} A^{1/2}\Omega_{t-1}^d A^{1/2\prime}`.
+    r"""Scale matrix of the Wishart SV transition, $S_{t-1} = \frac{1}{\nu} A^{1/2}\Omega_{t-1}^d A^{1/2\prime}$.
 
     Parameters
     ----------
     A : array_like, shape (..., k, k)
         Symmetric positive definite parameter matrix.
     omega_prev : array_like, shape (..., k, k)
-        Previous precision matrix :math:`\Omega_{t-1}` (symmetric positive definite).
+        Previous precision matrix $\Omega_{t-1}$ (symmetric positive definite).
     d : array_like
-        Persistence exponent, :math:`0 < d < 1` in the model.
+        Persistence exponent, $0 < d < 1$ in the model.
     nu : array_like
-        Degrees of freedom :math:`\nu > k - 1`.
+        Degrees of freedom $\nu > k - 1$.
     root : {"symmetric", "cholesky"}
-        Which square root of :math:`A` to use (see Notes). :class:`bayesvol.models.WishartSV` uses
+        Which square root of $A$ to use (see Notes). [`bayesvol.models.WishartSV`][bayesvol.models.WishartSV] uses
         ``"cholesky"``, the factorisation named in seed 003 (eq. 3).
 
     Returns
     -------
     jax.Array, shape (..., k, k)
-        :math:`S_{t-1}`, so that :math:`\Omega_t \mid \Omega_{t-1} \sim W_k(\nu, S_{t-1})` and
-        :math:`E[\Omega_t \mid \Omega_{t-1}] = A^{1/2}\Omega_{t-1}^d A^{1/2\prime}`.
+        $S_{t-1}$, so that $\Omega_t \mid \Omega_{t-1} \sim W_k(\nu, S_{t-1})$ and
+        $E[\Omega_t \mid \Omega_{t-1}] = A^{1/2}\Omega_{t-1}^d A^{1/2\prime}$.
 
     Notes
     -----
-    With ``root="symmetric"`` :math:`A^{1/2}` is the symmetric square root (:func:`matrix_power_psd`
-    with power 1/2), so :math:`A^{1/2\prime} = A^{1/2}`. The Cholesky factor :math:`L` (``root="cholesky"``,
-    the factorisation :math:`A = LL'` named in the seed's description of Philipov and Glickman) gives a
-    different model: :math:`L = A^{1/2}Q` for an orthogonal :math:`Q`, and
-    :math:`L\Omega^d L' = A^{1/2}(Q\Omega^d Q')A^{1/2}` equals the symmetric version only when :math:`Q`
-    commutes with :math:`\Omega^d`. The symmetric root makes the model equivariant to reordering the
-    assets (permuting rows and columns of :math:`A` and :math:`\Omega_{t-1}` permutes :math:`S_{t-1}`
-    alike); the Cholesky root depends on the order. Both give :math:`S = A/\nu` when :math:`d = 0`.
-    The computation is :func:`wishart_sv_scale_from_root` with :func:`wishart_sv_root`.
+    With ``root="symmetric"`` $A^{1/2}$ is the symmetric square root
+    ([`matrix_power_psd`][bayesvol.distributions.matrix_power_psd] with power 1/2), so $A^{1/2\prime} = A^{1/2}$. The
+    Cholesky factor $L$ (``root="cholesky"``, the factorisation $A = LL'$ named in the seed's description of Philipov
+    and Glickman) gives a different model: $L = A^{1/2}Q$ for an orthogonal $Q$, and
+    $L\Omega^d L' = A^{1/2}(Q\Omega^d Q')A^{1/2}$ equals the symmetric version only when $Q$
+    commutes with $\Omega^d$. The symmetric root makes the model equivariant to reordering the
+    assets (permuting rows and columns of $A$ and $\Omega_{t-1}$ permutes $S_{t-1}$
+    alike); the Cholesky root depends on the order. Both give $S = A/\nu$ when $d = 0$.
+    The computation is `wishart_sv_scale_from_root` with `wishart_sv_root`.
 
     Examples
     --------
@@ -287,20 +291,20 @@ def wishart_sv_scale(A, omega_prev, d, nu, *, root: Literal["symmetric", "choles
 
 def gaussian_precision_log_prob(y, *, precision_tril=None, covariance_tril=None, precision=None,
                                 logdet_precision=None):
-    r"""Log density of :math:`N_k(0, \Omega^{-1})` at ``y``: :math:`-\tfrac{k}{2}\log 2\pi + \tfrac12\log|\Omega|
-    - \tfrac12 y'\Omega y`.
+    r"""Log density of $N_k(0, \Omega^{-1})$ at ``y``: $-\tfrac{k}{2}\log 2\pi + \tfrac12\log|\Omega|
+    - \tfrac12 y'\Omega y$.
 
     The one emission density of the Wishart SV model (its ``emission``, NumPyro program, pointwise
-    log-likelihood of posterior draws and EIS weights). Give exactly one description of :math:`\Omega`:
+    log-likelihood of posterior draws and EIS weights). Give exactly one description of $\Omega$:
 
-    * ``precision_tril``: lower Cholesky factor :math:`F` of :math:`\Omega = FF'` (quadratic form
-      :math:`\|F'y\|^2`);
-    * ``covariance_tril``: lower Cholesky factor :math:`L` of :math:`\Omega^{-1} = LL'` (quadratic form
-      :math:`\|L^{-1}y\|^2`);
-    * ``precision`` with ``logdet_precision`` (:math:`\log|\Omega|`, when the caller has it without a
+    * ``precision_tril``: lower Cholesky factor $F$ of $\Omega = FF'$ (quadratic form
+      $\|F'y\|^2$);
+    * ``covariance_tril``: lower Cholesky factor $L$ of $\Omega^{-1} = LL'$ (quadratic form
+      $\|L^{-1}y\|^2$);
+    * ``precision`` with ``logdet_precision`` ($\log|\Omega|$, when the caller has it without a
       factorisation, as the EIS draws do).
 
-    ``y`` (..., k) broadcasts against the batch axes of :math:`\Omega`: one observation over many precisions.
+    ``y`` (..., k) broadcasts against the batch axes of $\Omega$: one observation over many precisions.
     """
     given = [precision_tril is not None, covariance_tril is not None, precision is not None]
     if sum(given) != 1 or (precision is not None) != (logdet_precision is not None):
@@ -322,9 +326,9 @@ def gaussian_precision_log_prob(y, *, precision_tril=None, covariance_tril=None,
 
 
 class GaussianPrecision(dist.Distribution):
-    r"""Zero-mean :math:`N_k(0, \Omega^{-1})` given its precision :math:`\Omega` (batched over leading axes).
+    r"""Zero-mean $N_k(0, \Omega^{-1})$ given its precision $\Omega$ (batched over leading axes).
 
-    ``log_prob`` is :func:`gaussian_precision_log_prob` from the Cholesky factor of :math:`\Omega` (no
+    ``log_prob`` is `gaussian_precision_log_prob` from the Cholesky factor of $\Omega$ (no
     inverse), and it broadcasts a single ``y`` over a batch of precisions, which the particle filter needs.
     """
 
@@ -370,52 +374,52 @@ def _kernel_pieces(df, scale_matrix, c1, c2_matrix):
 
 
 def wishart_kernel_log_integral(df, scale_matrix, c1, c2_matrix):
-    r"""Log of :math:`\int W_k(\Omega;\nu,S)\,|\Omega|^{c_1/2}\exp\{-\tfrac12\operatorname{tr}(C_2\Omega)\}\,d\Omega`.
+    r"""Log of $\int W_k(\Omega;\nu,S)\,|\Omega|^{c_1/2}\exp\{-\tfrac12\operatorname{tr}(C_2\Omega)\}\,d\Omega$.
 
     Parameters
     ----------
     df : array_like
-        Wishart degrees of freedom :math:`\nu > k-1`.
+        Wishart degrees of freedom $\nu > k-1$.
     scale_matrix : array_like, shape (..., k, k)
-        Wishart scale :math:`S` (positive definite).
+        Wishart scale $S$ (positive definite).
     c1 : array_like
-        Kernel exponent :math:`c_1` (any real with :math:`\nu + c_1 > k - 1`).
+        Kernel exponent $c_1$ (any real with $\nu + c_1 > k - 1$).
     c2_matrix : array_like, shape (..., k, k)
-        Symmetric kernel matrix :math:`C_2` (need not be definite; :math:`S^{-1} + C_2` must be).
+        Symmetric kernel matrix $C_2$ (need not be definite; $S^{-1} + C_2$ must be).
 
     Returns
     -------
     jax.Array
-        The log integral, ``+inf`` where it diverges (:math:`\nu + c_1 \le k-1` or
-        :math:`S^{-1} + C_2` not positive definite).
+        The log integral, ``+inf`` where it diverges ($\nu + c_1 \le k-1$ or
+        $S^{-1} + C_2$ not positive definite).
 
     Notes
     -----
     The product of the Wishart density and the kernel is an unnormalised
-    :math:`W_k(\nu + c_1, (S^{-1} + C_2)^{-1})` density, hence (integrating over the
-    :math:`k(k+1)/2` free elements of :math:`\Omega`, the measure the Wishart density refers to)
+    $W_k(\nu + c_1, (S^{-1} + C_2)^{-1})$ density, hence (integrating over the
+    $k(k+1)/2$ free elements of $\Omega$, the measure the Wishart density refers to)
 
-    .. math::
+    $$
+    \log\chi = \frac{c_1 k}{2}\log 2 + \log\Gamma_k\!\left(\frac{\nu+c_1}{2}\right)
+    - \log\Gamma_k\!\left(\frac{\nu}{2}\right) + \frac{c_1}{2}\log|S|
+    - \frac{\nu+c_1}{2}\log\left|I + L' C_2 L\right|,
+    $$
 
-        \log\chi = \frac{c_1 k}{2}\log 2 + \log\Gamma_k\!\left(\frac{\nu+c_1}{2}\right)
-        - \log\Gamma_k\!\left(\frac{\nu}{2}\right) + \frac{c_1}{2}\log|S|
-        - \frac{\nu+c_1}{2}\log\left|I + L' C_2 L\right|,
-
-    with :math:`S = LL'` and :math:`\Gamma_k` the multivariate gamma function; the last term is
-    :math:`-\frac{\nu+c_1}{2}\log|S^{-1}+C_2| - \frac{\nu+c_1}{2}\log|S|` rearranged so that no inverse
-    of :math:`S` is formed. In the EIS recursion for the Wishart SV model (seed 003, §2) the EIS kernel
-    :math:`\zeta(\Omega_t) = |\Omega_t|^{c_{1,t}/2}\exp\{-\operatorname{tr}(C_{2,t}\Omega_t)/2\}` is
+    with $S = LL'$ and $\Gamma_k$ the multivariate gamma function; the last term is
+    $-\frac{\nu+c_1}{2}\log|S^{-1}+C_2| - \frac{\nu+c_1}{2}\log|S|$ rearranged so that no inverse
+    of $S$ is formed. In the EIS recursion for the Wishart SV model (seed 003, §2) the EIS kernel
+    $\zeta(\Omega_t) = |\Omega_t|^{c_{1,t}/2}\exp\{-\operatorname{tr}(C_{2,t}\Omega_t)/2\}$ is
     combined with the observation density
-    :math:`N(y_t; 0, \Omega_t^{-1}) = (2\pi)^{-k/2}|\Omega_t|^{1/2}\exp\{-\tfrac12 y_t'\Omega_t y_t\}`,
-    itself a Wishart kernel with :math:`c_1 = 1`, :math:`C_2 = y_t y_t'`, and with the transition
-    :math:`W_k(\nu, S_{t-1})`. Adding the exponents and matrices gives the total kernel; this function
-    is its integrating constant :math:`\chi_t(\Omega_{t-1})`, which the EIS regression of the previous
-    period needs, and :func:`wishart_kernel_product` is the matching sampler.
+    $N(y_t; 0, \Omega_t^{-1}) = (2\pi)^{-k/2}|\Omega_t|^{1/2}\exp\{-\tfrac12 y_t'\Omega_t y_t\}$,
+    itself a Wishart kernel with $c_1 = 1$, $C_2 = y_t y_t'$, and with the transition
+    $W_k(\nu, S_{t-1})$. Adding the exponents and matrices gives the total kernel; this function
+    is its integrating constant $\chi_t(\Omega_{t-1})$, which the EIS regression of the previous
+    period needs, and [`wishart_kernel_product`][bayesvol.distributions.wishart_kernel_product] is the matching sampler.
 
     Examples
     --------
-    The marginal density of :math:`y` when :math:`\Omega \sim W_k(\nu, S)` and
-    :math:`y \mid \Omega \sim N(0, \Omega^{-1})` (a multivariate t):
+    The marginal density of $y$ when $\Omega \sim W_k(\nu, S)$ and
+    $y \mid \Omega \sim N(0, \Omega^{-1})$ (a multivariate t):
 
     >>> import jax.numpy as jnp
     >>> from bayesvol.distributions import wishart_kernel_log_integral
@@ -439,29 +443,29 @@ def wishart_kernel_log_integral(df, scale_matrix, c1, c2_matrix):
 
 
 def wishart_kernel_product(df, scale_matrix, c1, c2_matrix, *, validate_args=None):
-    r"""Normalised Wishart density times a Wishart kernel: :math:`W_k(\nu + c_1, (S^{-1} + C_2)^{-1})`.
+    r"""Normalised Wishart density times a Wishart kernel: $W_k(\nu + c_1, (S^{-1} + C_2)^{-1})$.
 
     Parameters
     ----------
     df, scale_matrix, c1, c2_matrix
-        As in :func:`wishart_kernel_log_integral`.
+        As in [`wishart_kernel_log_integral`][bayesvol.distributions.wishart_kernel_log_integral].
     validate_args : bool, optional
-        Passed to :class:`numpyro.distributions.Wishart`.
+        Passed to `numpyro.distributions.Wishart`.
 
     Returns
     -------
     numpyro.distributions.Wishart
-        The law proportional to :math:`W_k(\Omega;\nu,S)\,|\Omega|^{c_1/2}\exp\{-\operatorname{tr}(C_2\Omega)/2\}`
+        The law proportional to $W_k(\Omega;\nu,S)\,|\Omega|^{c_1/2}\exp\{-\operatorname{tr}(C_2\Omega)/2\}$
         — with the observation kernel included, the EIS sampler of the Wishart SV model, and with
-        :math:`c_1 = 1, C_2 = yy'` alone, the conjugate posterior of :math:`\Omega` given one
-        :math:`y \sim N(0, \Omega^{-1})`.
+        $c_1 = 1, C_2 = yy'$ alone, the conjugate posterior of $\Omega$ given one
+        $y \sim N(0, \Omega^{-1})$.
 
     Notes
     -----
-    The scale's Cholesky factor is :math:`L K` with :math:`S = LL'` and :math:`KK' = (I + L'C_2L)^{-1}`,
-    which avoids inverting :math:`S`. Where the integral diverges (see
-    :func:`wishart_kernel_log_integral`) the returned parameters are placeholders; check that function's
-    value first.
+    The scale's Cholesky factor is $L K$ with $S = LL'$ and $KK' = (I + L'C_2L)^{-1}$,
+    which avoids inverting $S$. Where the integral diverges (see
+    [`wishart_kernel_log_integral`][bayesvol.distributions.wishart_kernel_log_integral]) the returned parameters are
+    placeholders; check that function's value first.
 
     Examples
     --------

@@ -1,12 +1,12 @@
 """Filters for latent-state models: particle filters, EIS, the Bellman filter and the Kalman filter.
 
 Each filter is a pure JAX function over the latent-state protocol (``initial``, ``transition``,
-``emission``): an ``init`` and a small ``step`` that one driver (:mod:`bayesvol.filters._driver`) runs with
+``emission``): an ``init`` and a small ``step`` that one driver (`bayesvol.filters._driver`) runs with
 ``lax.scan``, with its results in a NamedTuple whose field names are shared by every filter
 (``log_likelihood``, ``pointwise_log_likelihood``, ``filtered_mean``, ``filtered_variance`` or
-``filtered_covariance``), so it runs under ``jit``, ``vmap`` and ``grad``. :mod:`bayesvol.filters.sv_methods`
+``filtered_covariance``), so it runs under ``jit``, ``vmap`` and ``grad``. `bayesvol.filters.sv_methods`
 holds the SV likelihood methods ``"pf"``, ``"eis"``, ``"bellman"`` and ``"qml"`` that the registry of
-:mod:`bayesvol.inference` points at.
+`bayesvol.inference` points at.
 """
 
 from bayesvol.filters import resampling, sv_methods

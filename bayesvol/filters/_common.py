@@ -20,8 +20,8 @@ def is_concrete(value) -> bool:
 
 def supports_missing(model) -> bool:
     """Whether ``model`` declares that a missing observation (NaN) is part of it (``supports_missing`` of
-    :class:`bayesvol.models._protocol.ModelDefaults`). The filters also take bare objects with the three laws
-    only, which do not declare it: False for them."""
+    [`bayesvol.models._protocol.ModelDefaults`][bayesvol.models._protocol.ModelDefaults]). The filters also take bare
+    objects with the three laws only, which do not declare it: False for them."""
     return bool(getattr(model, "supports_missing", False))
 
 
@@ -128,11 +128,11 @@ def gaussian_covariance(d, state_ndim: int):
 
 
 def tangent_proposal(d, grad_log_g, state_ndim: int):
-    r"""Gaussian proposal from a state law ``d`` tilted by :math:`\exp(\nabla^\top x)`.
+    r"""Gaussian proposal from a state law ``d`` tilted by $\exp(\nabla^\top x)$.
 
-    For :math:`p(x) = N(m, \Sigma)` and a log-linear factor :math:`\exp\{\ell_0 + \nabla^\top (x - m)\}`,
-    :math:`p(x) e^{\nabla^\top (x - m)} = e^{\nabla^\top \Sigma \nabla / 2} N(x; m + \Sigma\nabla, \Sigma)`.
-    Returns the tilted distribution, its mean shift and :math:`\nabla^\top \Sigma \nabla / 2` per particle.
+    For $p(x) = N(m, \Sigma)$ and a log-linear factor $\exp\{\ell_0 + \nabla^\top (x - m)\}$,
+    $p(x) e^{\nabla^\top (x - m)} = e^{\nabla^\top \Sigma \nabla / 2} N(x; m + \Sigma\nabla, \Sigma)$.
+    Returns the tilted distribution, its mean shift and $\nabla^\top \Sigma \nabla / 2$ per particle.
     """
     base, reinterpreted = _unwrap(d)
     if isinstance(base, dist.Normal):

@@ -1,4 +1,4 @@
-r"""The filter driver: every filter of this package is an ``init`` and a small ``step`` run by :func:`run_filter`.
+r"""The filter driver: every filter of this package is an ``init`` and a small ``step`` run by `run_filter`.
 
 A filter is written as two pure functions of one time step's inputs,
 
@@ -6,23 +6,23 @@ A filter is written as two pure functions of one time step's inputs,
   first step is like the others, an initial ``carry`` instead);
 - ``step(carry, inputs_t) -> (carry, outputs_t)``: every later step (predict, update, weigh, ...);
 
-and :func:`run_filter` runs ``step`` over the time axis with ``lax.scan``, stacks the per-step outputs and
+and `run_filter` runs ``step`` over the time axis with ``lax.scan``, stacks the per-step outputs and
 assembles the filter's result NamedTuple. The outputs are a dict keyed by the result's field names, so the
 same names mean the same thing in every filter:
 
 ``log_likelihood``
     The total, the sum of ``pointwise_log_likelihood`` (added by the driver).
 ``pointwise_log_likelihood``
-    The terms :math:`\log p(y_t \mid y_{1:t-1})` (exact or estimated), shape ``(T,)``.
+    The terms $\log p(y_t \mid y_{1:t-1})$ (exact or estimated), shape ``(T,)``.
 ``filtered_mean``, ``filtered_variance`` / ``filtered_covariance``
-    Moments of :math:`x_t \mid y_{1:t}` (elementwise variances, or full covariances of the flattened state).
+    Moments of $x_t \mid y_{1:t}$ (elementwise variances, or full covariances of the flattened state).
 
 plus what a filter adds of its own (``ess`` and ``resampled`` of a particle filter, the predicted moments of
-a Kalman-type filter, ...). Result types may keep older attribute names readable through :func:`alias`.
+a Kalman-type filter, ...). Result types may keep older attribute names readable through `alias`.
 
-Where a filter's step is associative — the carry after step :math:`t` is
-:math:`e_1 \bullet e_2 \bullet \dots \bullet e_t` for per-step elements :math:`e_t` and an associative
-operator :math:`\bullet` — ``run_filter(..., combine=...)`` computes all prefixes with
+Where a filter's step is associative — the carry after step $t$ is
+$e_1 \bullet e_2 \bullet \dots \bullet e_t$ for per-step elements $e_t$ and an associative
+operator $\bullet$ — ``run_filter(..., combine=...)`` computes all prefixes with
 ``lax.associative_scan`` (logarithmic depth) instead of the sequential scan. None of the filters here is
 written that way (the covariance-form Kalman filter, for one, is not associative as it stands); the option
 keeps the driver's contract the same for one that is.
@@ -105,7 +105,7 @@ def scan_steps(step: Callable, inputs, *, init: Callable | None = None, carry: A
     Start either from ``init(inputs_0) -> (carry, outputs_0)``, which takes the place of the first step
     (the last one with ``reverse=True``), or from an initial ``carry``, with every step going through
     ``step``. ``blocks`` (forward scans from ``init`` only) generates part of each step's inputs a block of
-    steps at a time (see :class:`Blocks`).
+    steps at a time (see `Blocks`).
     """
     if (init is None) == (carry is None):
         raise ValueError("give exactly one of init and carry")
@@ -139,7 +139,7 @@ def run_filter(result_type: type, init: Callable | None, step: Callable, inputs,
         over all steps. ``None`` with ``carry``.
     step : callable
         ``step(carry, inputs_t) -> (carry, outputs_t)``; with ``combine``: ``step(prefix_t, inputs_t) ->
-        outputs_t``, reading the outputs off the prefix :math:`e_1 \\bullet \\dots \\bullet e_t`, mapped
+        outputs_t``, reading the outputs off the prefix $e_1 \\bullet \\dots \\bullet e_t$, mapped
         over all steps. Outputs are a dict keyed by field names of ``result_type``.
     inputs : pytree
         Per-step inputs, leading axis time (length ``T``).
@@ -149,7 +149,7 @@ def run_filter(result_type: type, init: Callable | None, step: Callable, inputs,
     combine : callable, optional
         An associative operator on elements: the prefixes are computed with ``lax.associative_scan``.
     blocks : Blocks, optional
-        Inputs generated a block of steps at a time (sequential scan only; see :class:`Blocks`).
+        Inputs generated a block of steps at a time (sequential scan only; see `Blocks`).
     finish : callable, optional
         ``finish(carry, outputs) -> fields``: the stacked outputs turned into the result's fields (e.g. to add
         a field computed from the final carry, or drop an output that is no field); by default the outputs.

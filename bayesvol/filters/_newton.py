@@ -33,11 +33,11 @@ class NewtonResult(NamedTuple):
 
 
 def maximise(log_g, prior_mean, prior_precision, num_steps: int, x0=None) -> NewtonResult:
-    r"""Maximise :math:`J(x) = \log g(x) - \tfrac12 (x - m)^\top \Lambda (x - m)` over :math:`x \in \mathbb{R}^d`.
+    r"""Maximise $J(x) = \log g(x) - \tfrac12 (x - m)^\top \Lambda (x - m)$ over $x \in \mathbb{R}^d$.
 
-    Each iteration takes the Newton direction :math:`(\Lambda - \nabla^2 \log g)^{-1} \nabla J`, falling back
-    to the prior-preconditioned gradient :math:`\Lambda^{-1} \nabla J` where :math:`\Lambda - \nabla^2 \log g`
-    is not positive definite (a non-concave :math:`\log g`), and keeps the best of a few step lengths.
+    Each iteration takes the Newton direction $(\Lambda - \nabla^2 \log g)^{-1} \nabla J$, falling back
+    to the prior-preconditioned gradient $\Lambda^{-1} \nabla J$ where $\Lambda - \nabla^2 \log g$
+    is not positive definite (a non-concave $\log g$), and keeps the best of a few step lengths.
     Derivatives are exact (autodiff). ``log_g`` maps a flat ``(d,)`` state to a scalar.
     """
     x0 = prior_mean if x0 is None else x0
@@ -78,8 +78,8 @@ def elementwise_derivatives(log_g):
 def maximise_elementwise(log_g, prior_mean, prior_variance, num_steps: int) -> NewtonResult:
     r"""Many independent scalar problems at once: ``log_g`` maps ``x`` of shape ``(N,)`` to ``(N,)`` with
     element ``i`` depending on ``x[i]`` only (one particle each), so first and second derivatives of all
-    problems come from one gradient and one Jacobian-vector product (:func:`elementwise_derivatives`). Same
-    iteration as :func:`maximise`; ``hessian_log_g`` holds the second derivatives, shape ``(N,)``."""
+    problems come from one gradient and one Jacobian-vector product (`elementwise_derivatives`). Same
+    iteration as `maximise`; ``hessian_log_g`` holds the second derivatives, shape ``(N,)``."""
     grad_fn, second = elementwise_derivatives(log_g)
 
     def objective(x):
@@ -110,18 +110,18 @@ class LaplaceResult(NamedTuple):
 
 
 def laplace(log_g, prior_mean, prior_covariance, num_steps: int) -> LaplaceResult:
-    r"""Laplace approximation of :math:`g(x) N(x; m, P)` for a flat state :math:`x \in \mathbb{R}^n`.
+    r"""Laplace approximation of $g(x) N(x; m, P)$ for a flat state $x \in \mathbb{R}^n$.
 
-    The mode :math:`\hat x` comes from :func:`maximise` (``num_steps`` Newton steps from :math:`m`); its
-    covariance is :math:`(P^{-1} - \nabla^2 \log g(\hat x))^{-1}` (the prior's where that information is
+    The mode $\hat x$ comes from `maximise` (``num_steps`` Newton steps from $m$); its
+    covariance is $(P^{-1} - \nabla^2 \log g(\hat x))^{-1}$ (the prior's where that information is
     numerically not positive definite) and
 
-    .. math::
+    $$
+    \log \int g(x) N(x; m, P)\, dx \approx \log g(\hat x) - \tfrac12 (\hat x - m)^\top P^{-1} (\hat x - m)
+    - \tfrac12 \log\det P + \tfrac12 \log\det \hat P,
+    $$
 
-        \log \int g(x) N(x; m, P)\, dx \approx \log g(\hat x) - \tfrac12 (\hat x - m)^\top P^{-1} (\hat x - m)
-        - \tfrac12 \log\det P + \tfrac12 \log\det \hat P,
-
-    exact when :math:`\log g` is quadratic in :math:`x`.
+    exact when $\log g$ is quadratic in $x$.
     """
     identity = jnp.eye(prior_mean.shape[0])
     prior_chol = cholesky(prior_covariance)

@@ -1,5 +1,5 @@
 r"""The Bellman filter (Lange 2024): a mode-based filter for state-space models with a Gaussian state
-equation, with exact derivatives and Newton's method (:func:`bayesvol.filters._newton.laplace`) in the step
+equation, with exact derivatives and Newton's method (`bayesvol.filters._newton.laplace`) in the step
 that the filter driver runs.
 """
 
@@ -26,13 +26,13 @@ class BellmanFilterResult(NamedTuple):
     Attributes
     ----------
     log_likelihood : jax.Array
-        Approximate :math:`\\log p(y_{1:T} \\mid \\theta)`, the sum of ``pointwise_log_likelihood``.
+        Approximate $\\log p(y_{1:T} \\mid \\theta)$, the sum of ``pointwise_log_likelihood``.
     pointwise_log_likelihood : jax.Array
-        Approximate :math:`\\log p(y_t \\mid y_{1:t-1}, \\theta)`, shape ``(T,)``.
+        Approximate $\\log p(y_t \\mid y_{1:t-1}, \\theta)$, shape ``(T,)``.
     filtered_mean, filtered_covariance : jax.Array
         Updated state (the mode) and its covariance, shapes ``(T, n)`` and ``(T, n, n)``.
     predicted_mean, predicted_covariance : jax.Array
-        Predicted state and covariance before seeing :math:`y_t`, same shapes.
+        Predicted state and covariance before seeing $y_t$, same shapes.
 
     The older plural names (``predictive_log_likelihoods``, ``filtered_means``, ...) stay readable.
     """
@@ -53,7 +53,8 @@ class BellmanFilterResult(NamedTuple):
 
 def run_bellman_filter(log_observation_density: Callable, predict: Callable, initial_mean, initial_covariance,
                        y, num_newton_steps: int = 10, *, gaps: bool | None = None) -> BellmanFilterResult:
-    r"""The Bellman filter on functions: the engine behind :func:`bellman_filter`, for any state dimension.
+    r"""The Bellman filter on functions: the engine behind [`bellman_filter`][bayesvol.filters.bellman_filter], for any
+state dimension.
 
     Parameters
     ----------
@@ -64,7 +65,7 @@ def run_bellman_filter(log_observation_density: Callable, predict: Callable, ini
         ``(mean, covariance, y_prev) -> (predicted_mean, predicted_covariance)``: the prediction step of the
         state equation (exact for a linear Gaussian one).
     initial_mean, initial_covariance : array_like
-        Law of the first state before :math:`y_1`, shapes ``(n,)`` and ``(n, n)``.
+        Law of the first state before $y_1$, shapes ``(n,)`` and ``(n, n)``.
     y : array_like
         Observations, leading axis time; a time step with a missing value (NaN) is a prediction step only.
     num_newton_steps : int
@@ -135,29 +136,33 @@ def bellman_filter(model, params, y, *, num_newton_steps: int = 10) -> BellmanFi
 
     Notes
     -----
-    Prediction: with the state equation :math:`x_t \mid x_{t-1} \sim N(f(x_{t-1}), Q(x_{t-1}))`,
+    Prediction: with the state equation $x_t \mid x_{t-1} \sim N(f(x_{t-1}), Q(x_{t-1}))$,
 
-    .. math:: a_{t|t-1} = f(a_{t-1|t-1}), \quad P_{t|t-1} = F P_{t-1|t-1} F^\top + Q(a_{t-1|t-1}),
+    $$
+    a_{t|t-1} = f(a_{t-1|t-1}), \quad P_{t|t-1} = F P_{t-1|t-1} F^\top + Q(a_{t-1|t-1}),
+    $$
 
-    with :math:`F` the Jacobian of :math:`f` (exact when :math:`f` is affine, as for SV without leverage).
+    with $F$ the Jacobian of $f$ (exact when $f$ is affine, as for SV without leverage).
     Update: the filtered state is the maximiser of
 
-    .. math:: J_t(x) = \log p(y_t \mid x) - \tfrac12 (x - a_{t|t-1})^\top P_{t|t-1}^{-1} (x - a_{t|t-1}),
+    $$
+    J_t(x) = \log p(y_t \mid x) - \tfrac12 (x - a_{t|t-1})^\top P_{t|t-1}^{-1} (x - a_{t|t-1}),
+    $$
 
     found by Newton's method with the exact Hessian (autodiff) and a backtracking choice of step length,
-    starting at :math:`a_{t|t-1}`; :math:`P_{t|t} = (P_{t|t-1}^{-1} - \nabla^2 \log p(y_t \mid a_{t|t}))^{-1}`.
+    starting at $a_{t|t-1}$; $P_{t|t} = (P_{t|t-1}^{-1} - \nabla^2 \log p(y_t \mid a_{t|t}))^{-1}$.
     The log-likelihood contribution is the Laplace approximation of
-    :math:`\int p(y_t \mid x) N(x; a_{t|t-1}, P_{t|t-1})\, dx`,
+    $\int p(y_t \mid x) N(x; a_{t|t-1}, P_{t|t-1})\, dx$,
 
-    .. math::
+    $$
+    \ell_t = \log p(y_t \mid a_{t|t}) - \tfrac12 (a_{t|t} - a_{t|t-1})^\top P_{t|t-1}^{-1}
+    (a_{t|t} - a_{t|t-1}) - \tfrac12 \log\det P_{t|t-1} + \tfrac12 \log\det P_{t|t},
+    $$
 
-        \ell_t = \log p(y_t \mid a_{t|t}) - \tfrac12 (a_{t|t} - a_{t|t-1})^\top P_{t|t-1}^{-1}
-        (a_{t|t} - a_{t|t-1}) - \tfrac12 \log\det P_{t|t-1} + \tfrac12 \log\det P_{t|t},
-
-    exact for linear Gaussian models (where the filter is the Kalman filter). At a missing :math:`y_t` (NaN,
-    for a model that declares ``supports_missing``) the update is skipped: :math:`a_{t|t} = a_{t|t-1}`,
-    :math:`P_{t|t} = P_{t|t-1}` and :math:`\ell_t = 0`. Cost
-    :math:`O(T K n^3)` for :math:`K` Newton steps.
+    exact for linear Gaussian models (where the filter is the Kalman filter). At a missing $y_t$ (NaN,
+    for a model that declares ``supports_missing``) the update is skipped: $a_{t|t} = a_{t|t-1}$,
+    $P_{t|t} = P_{t|t-1}$ and $\ell_t = 0$. Cost
+    $O(T K n^3)$ for $K$ Newton steps.
 
     Examples
     --------

@@ -1,13 +1,13 @@
-r"""Bellman filter and smoother for :class:`~bayesvol.models.DFSV`: Laplace steps in the log-variances with the
+r"""Bellman filter and smoother for [`DFSV`][bayesvol.models.DFSV]: Laplace steps in the log-variances with the
 factors integrated out exactly.
 
-The state is split as :math:`x_t = (f_t, g_t)` with :math:`g_t = (h_t, h^{id}_t)` the log-variances. Given
-:math:`g`, the factors are linear-Gaussian; the log-variances follow the Gaussian VAR(1) of
-:func:`bayesvol.models._dfsv_state.log_variance_var`. The filter is an ``init`` (the stationary start) and a
-``step`` run by the filter driver (:mod:`bayesvol.filters._driver`); the prediction step calls the model's
-state equations (:func:`~bayesvol.models._dfsv_state.log_variance_moments`,
-:func:`~bayesvol.models._dfsv_state.propagate_factors`, :func:`~bayesvol.models._dfsv_state.factor_moments`);
-the likelihood methods built on this filter are in :mod:`bayesvol.filters.dfsv_methods`.
+The state is split as $x_t = (f_t, g_t)$ with $g_t = (h_t, h^{id}_t)$ the log-variances. Given
+$g$, the factors are linear-Gaussian; the log-variances follow the Gaussian VAR(1) of
+`bayesvol.models._dfsv_state.log_variance_var`. The filter is an ``init`` (the stationary start) and a
+``step`` run by the filter driver (`bayesvol.filters._driver`); the prediction step calls the model's
+state equations (`log_variance_moments`,
+`propagate_factors`, `factor_moments`);
+the likelihood methods built on this filter are in `bayesvol.filters.dfsv_methods`.
 """
 
 from __future__ import annotations
@@ -56,12 +56,12 @@ def _observation_stats_at(model, params, stats_t, y_t, g):
 def _find_mode(log_g, inputs, prior_mean, prior_precision, num_steps: int):
     """Maximise ``log_g(x, inputs) - (x - m)' P (x - m) / 2``; returns the mode and the curvature there.
 
-    The search is :func:`bayesvol.filters._newton.maximise` (Newton steps with exact Hessians, a
+    The search is `bayesvol.filters._newton.maximise` (Newton steps with exact Hessians, a
     backtracking choice of step length, the prior precision as fallback where the objective is not
     concave), run without gradients. One differentiable full Newton step from its result follows: at a
     fixed point it has the first derivative of the maximiser with respect to the parameters (implicit
     function theorem), so the gradient of the filter's log-likelihood is exact, at a fraction of the cost of
-    differentiating every iteration. (Second derivatives are not exact; :func:`bayesvol.fit` takes the
+    differentiating every iteration. (Second derivatives are not exact; [`bayesvol.fit`][bayesvol.fit] takes the
     Hessian for standard errors by differences of the gradient.)
     """
     frozen = jax.tree_util.tree_map(lax.stop_gradient, inputs)
@@ -84,11 +84,11 @@ def _find_mode(log_g, inputs, prior_mean, prior_precision, num_steps: int):
 
 # --- the update step in factor space (constant idiosyncratic variances) ----------------------------
 class FactorSpaceData(NamedTuple):
-    r"""The returns reduced to ``K`` dimensions for constant :math:`D = \mathrm{diag}(\sigma^2)`.
+    r"""The returns reduced to ``K`` dimensions for constant $D = \mathrm{diag}(\sigma^2)$.
 
-    ``gls`` (T, K): :math:`\hat f_t = W^{-1} \Lambda' D^{-1} r_t` with :math:`W = \Lambda' D^{-1} \Lambda`;
-    ``gls_cov`` (K, K): :math:`W^{-1}`; ``const`` (T,): :math:`\log p(r_t \mid f_t) - \log N(\hat f_t; f_t,
-    W^{-1})`, which does not depend on :math:`f_t`.
+    ``gls`` (T, K): $\hat f_t = W^{-1} \Lambda' D^{-1} r_t$ with $W = \Lambda' D^{-1} \Lambda$;
+    ``gls_cov`` (K, K): $W^{-1}$; ``const`` (T,): $\log p(r_t \mid f_t) - \log N(\hat f_t; f_t,
+    W^{-1})$, which does not depend on $f_t$.
     """
 
     gls: jnp.ndarray
@@ -97,21 +97,21 @@ class FactorSpaceData(NamedTuple):
 
 
 def factor_space_data(lambda_r, sigma2, y) -> FactorSpaceData:
-    r""":class:`FactorSpaceData` of a panel ``y`` (T, N).
+    r"""`FactorSpaceData` of a panel ``y`` (T, N).
 
     Notes
     -----
-    Completing the square in :math:`f`,
+    Completing the square in $f$,
 
-    .. math::
+    $$
+    N(r; \Lambda f, D) = (2\pi)^{-(N-K)/2} |D|^{-1/2} |W|^{-1/2}
+    \exp\{-\tfrac12 (r - \Lambda \hat f)' D^{-1} (r - \Lambda \hat f)\}\, N(\hat f; f, W^{-1}),
+    $$
 
-        N(r; \Lambda f, D) = (2\pi)^{-(N-K)/2} |D|^{-1/2} |W|^{-1/2}
-        \exp\{-\tfrac12 (r - \Lambda \hat f)' D^{-1} (r - \Lambda \hat f)\}\, N(\hat f; f, W^{-1}),
-
-    so for any Gaussian law :math:`f \sim N(m, \Sigma)`,
-    :math:`\log N(r; \Lambda m, \Lambda \Sigma \Lambda' + D) = c_t + \log N(\hat f; m, \Sigma + W^{-1})`:
+    so for any Gaussian law $f \sim N(m, \Sigma)$,
+    $\log N(r; \Lambda m, \Lambda \Sigma \Lambda' + D) = c_t + \log N(\hat f; m, \Sigma + W^{-1})$:
     a ``K``-dimensional density, the ``N``-dimensional work done once before the recursion. The residual
-    :math:`r - \Lambda \hat f` is formed directly, so no cancellation occurs in :math:`c_t`.
+    $r - \Lambda \hat f$ is formed directly, so no cancellation occurs in $c_t$.
     """
     n, k = lambda_r.shape
     scaled = lambda_r / sigma2[:, None]
@@ -126,11 +126,11 @@ def factor_space_data(lambda_r, sigma2, y) -> FactorSpaceData:
 
 
 class _FactorSpaceStep(NamedTuple):
-    r"""Inputs of the factor-space objective :math:`l(h) = \log N(\hat f; a + S(h - c), B + \sum_j e^{h_j} G_j)`.
+    r"""Inputs of the factor-space objective $l(h) = \log N(\hat f; a + S(h - c), B + \sum_j e^{h_j} G_j)$.
 
-    ``basis`` holds :math:`G_1, \dots, G_K` (K, K, K): the unit matrices :math:`e_j e_j'` for
-    :math:`f_t \mid h_t` with variance :math:`\mathrm{diag}(e^{h_t})`, and :math:`\Gamma_f(e_j e_j')` for the
-    stationary start (:math:`\Gamma_f(h)` is linear in :math:`e^h`).
+    ``basis`` holds $G_1, \dots, G_K$ (K, K, K): the unit matrices $e_j e_j'$ for
+    $f_t \mid h_t$ with variance $\mathrm{diag}(e^{h_t})$, and $\Gamma_f(e_j e_j')$ for the
+    stationary start ($\Gamma_f(h)$ is linear in $e^h$).
     """
 
     gls: jnp.ndarray
@@ -168,16 +168,16 @@ class _FactorSpaceDerivatives(NamedTuple):
 def _factor_space_derivatives(h, inp: _FactorSpaceStep) -> _FactorSpaceDerivatives:
     r"""Value, gradient and Hessian of ``l(h)`` in closed form.
 
-    With :math:`u = e^h`, :math:`C = B + \sum_j u_j G_j`, :math:`P = C^{-1}`, :math:`e = \hat f - a - S(h -
-    c)`, :math:`\alpha = P e` (so :math:`\partial_j C = u_j G_j`, :math:`\partial_j \alpha = -u_j P G_j \alpha
-    - P S_{\cdot j}`):
+    With $u = e^h$, $C = B + \sum_j u_j G_j$, $P = C^{-1}$, $e = \hat f - a - S(h -
+    c)$, $\alpha = P e$ (so $\partial_j C = u_j G_j$, $\partial_j \alpha = -u_j P G_j \alpha
+    - P S_{\cdot j}$):
 
-    .. math::
-
-        \partial_j l &= d_j + (S'\alpha)_j, \qquad d_j = \tfrac12 u_j (\alpha' G_j \alpha - \mathrm{tr}\, P G_j), \\
-        \partial_i \partial_j l &= \delta_{ij} d_j + u_i u_j \big(\tfrac12 \mathrm{tr}(P G_i P G_j)
-        - \alpha' G_i P G_j \alpha\big) - u_i \alpha' G_i P S_{\cdot j} - u_j \alpha' G_j P S_{\cdot i}
-        - (S'PS)_{ij}.
+    $$
+    \partial_j l &= d_j + (S'\alpha)_j, \qquad d_j = \tfrac12 u_j (\alpha' G_j \alpha - \mathrm{tr}\, P G_j), \\
+    \partial_i \partial_j l &= \delta_{ij} d_j + u_i u_j \big(\tfrac12 \mathrm{tr}(P G_i P G_j)
+    - \alpha' G_i P G_j \alpha\big) - u_i \alpha' G_i P S_{\cdot j} - u_j \alpha' G_j P S_{\cdot i}
+    - (S'PS)_{ij}.
+    $$
     """
     k = h.shape[-1]
     u = jnp.exp(h)
@@ -218,8 +218,8 @@ def _factor_space_mode(inp: _FactorSpaceStep, prior_mean, prior_precision, max_s
 
     The search runs on values without gradients (a ``while_loop`` with a convergence test); the final
     step carries the derivative of the maximiser with respect to the parameters (implicit function
-    theorem), as in :func:`_find_mode`. Step lengths are chosen by the same backtracking as
-    :func:`bayesvol.filters._newton.maximise`.
+    theorem), as in `_find_mode`. Step lengths are chosen by the same backtracking as
+    `bayesvol.filters._newton.maximise`.
     """
     frozen = jax.tree_util.tree_map(lax.stop_gradient, inp)
     mean, precision = lax.stop_gradient(prior_mean), lax.stop_gradient(prior_precision)
@@ -253,19 +253,19 @@ def _factor_space_mode(inp: _FactorSpaceStep, prior_mean, prior_precision, max_s
 
 # --- the Bellman filter ---------------------------------------------------------------------------
 class DFSVBellmanResult(NamedTuple):
-    """Output of the DFSV Bellman filter (``T`` steps; joint state :math:`x_t = (f_t, h_t[, h^{id}_t])` of size
+    """Output of the DFSV Bellman filter (``T`` steps; joint state $x_t = (f_t, h_t[, h^{id}_t])$ of size
     ``n``).
 
     Attributes
     ----------
     log_likelihood : jax.Array
-        Approximate :math:`\\log p(r_{1:T} \\mid \\theta)`, the sum of ``pointwise_log_likelihood``.
+        Approximate $\\log p(r_{1:T} \\mid \\theta)$, the sum of ``pointwise_log_likelihood``.
     pointwise_log_likelihood : jax.Array
-        Approximate :math:`\\log p(r_t \\mid r_{1:t-1}, \\theta)` (Laplace in the log-variances), shape ``(T,)``.
+        Approximate $\\log p(r_t \\mid r_{1:t-1}, \\theta)$ (Laplace in the log-variances), shape ``(T,)``.
     filtered_mean, filtered_covariance : jax.Array
         Filtered moments of the joint state, shapes ``(T, n)`` and ``(T, n, n)``.
     predicted_mean, predicted_covariance : jax.Array
-        Moment-matched predictive moments before seeing :math:`r_t` (for smoothing), same shapes.
+        Moment-matched predictive moments before seeing $r_t$ (for smoothing), same shapes.
 
     The older names ``loglik`` (the pointwise terms), ``filtered_cov`` and ``predicted_cov`` stay readable.
     """
@@ -293,7 +293,7 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> DFSVBellmanRe
     ----------
     model : bayesvol.models.DFSV
     params : DFSVParams
-        Checked parameters (see :func:`bayesvol.models._base.as_params`).
+        Checked parameters (see `bayesvol.models._base.as_params`).
     y : jax.Array
         Returns, shape (T, N).
     num_newton_steps : int
@@ -303,45 +303,45 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> DFSVBellmanRe
     Returns
     -------
     DFSVBellmanResult
-        Filtered means and covariances of the joint state :math:`x_t = (f_t, g_t)`,
-        :math:`g_t = (h_t[, h^{id}_t])`.
+        Filtered means and covariances of the joint state $x_t = (f_t, g_t)$,
+        $g_t = (h_t[, h^{id}_t])$.
 
     Notes
     -----
-    The filtered law of :math:`x_{t-1}` is approximated by :math:`N(a_{t-1}, P_{t-1})`. Under it the
-    predictive law of :math:`x_t` is exact: :math:`g_t \sim N(m_g, V_g)` with :math:`m_g = c + T a^g_{t-1}`,
-    :math:`V_g = T P^{gg} T' + Q_g`, and given :math:`g_t`, :math:`f_{t-1}` is Gaussian with mean
-    :math:`a^f + B(g_t - m_g)`, :math:`B = P^{fg} T' V_g^{-1}`, and covariance :math:`P^{ff} - B T P^{gf}`, so
+    The filtered law of $x_{t-1}$ is approximated by $N(a_{t-1}, P_{t-1})$. Under it the
+    predictive law of $x_t$ is exact: $g_t \sim N(m_g, V_g)$ with $m_g = c + T a^g_{t-1}$,
+    $V_g = T P^{gg} T' + Q_g$, and given $g_t$, $f_{t-1}$ is Gaussian with mean
+    $a^f + B(g_t - m_g)$, $B = P^{fg} T' V_g^{-1}$, and covariance $P^{ff} - B T P^{gf}$, so
 
-    .. math::
+    $$
+    f_t \mid g_t \sim N\big(\mu_f(g_t), \Sigma_f(g_t)\big), \quad \mu_f(g) = \Phi_f (a^f + B (g - m_g)),
+    \quad \Sigma_f(g) = \Phi_f (P^{ff} - B T P^{gf}) \Phi_f' + \mathrm{diag}(e^{h}).
+    $$
 
-        f_t \mid g_t \sim N\big(\mu_f(g_t), \Sigma_f(g_t)\big), \quad \mu_f(g) = \Phi_f (a^f + B (g - m_g)),
-        \quad \Sigma_f(g) = \Phi_f (P^{ff} - B T P^{gf}) \Phi_f' + \mathrm{diag}(e^{h}).
+    The factors enter linearly, so $\ell_t(g) = \log p(r_t \mid g, r_{1:t-1}) = \log N(r_t; \Lambda
+    \mu_f(g), \Lambda \Sigma_f(g) \Lambda' + \Sigma_t(g))$ is a Kalman update. The Bellman step (Lange
+    2024) then works on the log-variances alone: $\hat g_t = \arg\max_g \ell_t(g) + \log N(g; m_g,
+    V_g)$ by Newton's method with exact (autodiff) Hessians, $I_t = V_g^{-1} - \nabla^2 \ell_t(\hat
+    g_t)$, and the log-likelihood contribution is the Laplace approximation
 
-    The factors enter linearly, so :math:`\ell_t(g) = \log p(r_t \mid g, r_{1:t-1}) = \log N(r_t; \Lambda
-    \mu_f(g), \Lambda \Sigma_f(g) \Lambda' + \Sigma_t(g))` is a Kalman update. The Bellman step (Lange
-    2024) then works on the log-variances alone: :math:`\hat g_t = \arg\max_g \ell_t(g) + \log N(g; m_g,
-    V_g)` by Newton's method with exact (autodiff) Hessians, :math:`I_t = V_g^{-1} - \nabla^2 \ell_t(\hat
-    g_t)`, and the log-likelihood contribution is the Laplace approximation
-
-    .. math::
-
-        \hat\ell_t = \ell_t(\hat g_t) - \tfrac12 (\hat g_t - m_g)' V_g^{-1} (\hat g_t - m_g)
-        - \tfrac12 \log\det V_g - \tfrac12 \log\det I_t,
+    $$
+    \hat\ell_t = \ell_t(\hat g_t) - \tfrac12 (\hat g_t - m_g)' V_g^{-1} (\hat g_t - m_g)
+    - \tfrac12 \log\det V_g - \tfrac12 \log\det I_t,
+    $$
 
     exact in the factors and approximate only in the log-variances. Maximising jointly over
-    :math:`(f_t, g_t)` instead would meet the funnel of :math:`\log N(f; \mu, e^{h})`, which grows without
-    bound as :math:`f \to \mu`, :math:`h \to -\infty`; its modes pull the log-variances down and bias the
-    estimates of :math:`\Phi_h` and :math:`Q_h`. The filtered factors are the Kalman update at
-    :math:`\hat g_t`, :math:`m_f(\hat g_t)` with covariance :math:`C_f(\hat g_t) + G P^{gg}_t G'`,
-    :math:`G = \partial m_f / \partial g`, :math:`P^{gg}_t = I_t^{-1}` and cross-covariance :math:`G
-    P^{gg}_t` (the delta method). At :math:`t = 1`, :math:`g_1` has its stationary law and
-    :math:`f_1 \mid h_1 \sim N(0, \Gamma_f(h_1))`.
+    $(f_t, g_t)$ instead would meet the funnel of $\log N(f; \mu, e^{h})$, which grows without
+    bound as $f \to \mu$, $h \to -\infty$; its modes pull the log-variances down and bias the
+    estimates of $\Phi_h$ and $Q_h$. The filtered factors are the Kalman update at
+    $\hat g_t$, $m_f(\hat g_t)$ with covariance $C_f(\hat g_t) + G P^{gg}_t G'$,
+    $G = \partial m_f / \partial g$, $P^{gg}_t = I_t^{-1}$ and cross-covariance $G
+    P^{gg}_t$ (the delta method). At $t = 1$, $g_1$ has its stationary law and
+    $f_1 \mid h_1 \sim N(0, \Gamma_f(h_1))$.
 
-    With constant idiosyncratic variances every step works in ``K`` dimensions (:func:`factor_space_data`):
-    :math:`\ell_t(h) = c_t + \log N(\hat f_t; \mu_f(h), \Sigma_f(h) + W^{-1})`, whose gradient and Hessian
-    are written in closed form (:func:`_factor_space_derivatives`), so a Newton iteration costs
-    :math:`O(K^3)` whatever ``N``. With idiosyncratic SV the log-variances of all ``N`` assets are part of
+    With constant idiosyncratic variances every step works in ``K`` dimensions (`factor_space_data`):
+    $\ell_t(h) = c_t + \log N(\hat f_t; \mu_f(h), \Sigma_f(h) + W^{-1})$, whose gradient and Hessian
+    are written in closed form (`_factor_space_derivatives`), so a Newton iteration costs
+    $O(K^3)$ whatever ``N``. With idiosyncratic SV the log-variances of all ``N`` assets are part of
     the mode search and the general step (autodiff Hessians) is used.
     """
     k = model.num_factors
@@ -407,7 +407,7 @@ def bellman_filter(model, params, y, num_newton_steps: int = 8) -> DFSVBellmanRe
     scan_seq = (reduced.gls, reduced.const) if fast else stats_seq
 
     def factor_space_update(stats_t, mean_g, cov_g, factor_mean, factor_base_cov, factor_slope, basis):
-        """The Bellman step of ``update`` through :func:`_factor_space_mode`."""
+        """The Bellman step of ``update`` through `_factor_space_mode`."""
         gls_t, const_t = stats_t
         chol_g = cholesky(cov_g)
         precision = cho_solve(chol_g, eye_g)
@@ -479,10 +479,10 @@ def bellman_smoother(model, params, out: DFSVBellmanResult):
     r"""Smoothed means and covariances of the joint state from a Bellman filter pass.
 
     The Rauch–Tung–Striebel backward pass over the filtered modes and covariances, with the transition
-    :math:`F = \mathrm{blockdiag}(\Phi_f, T)` and the moment-matched predictive covariances (factor variance
-    :math:`E[e^{h_t}] = e^{m_h + V_h/2}`): :math:`J_t = P_t F' P_{t+1|t}^{-1}`,
-    :math:`a_{t|T} = a_t + J_t (a_{t+1|T} - a_{t+1|t})`, :math:`P_{t|T} = P_t + J_t (P_{t+1|T} - P_{t+1|t}) J_t'`,
-    run by the package's one RTS pass (:func:`~bayesvol.filters.kalman.rts_smoother`).
+    $F = \mathrm{blockdiag}(\Phi_f, T)$ and the moment-matched predictive covariances (factor variance
+    $E[e^{h_t}] = e^{m_h + V_h/2}$): $J_t = P_t F' P_{t+1|t}^{-1}$,
+    $a_{t|T} = a_t + J_t (a_{t+1|T} - a_{t+1|t})$, $P_{t|T} = P_t + J_t (P_{t+1|T} - P_{t+1|t}) J_t'$,
+    run by the package's one RTS pass ([`rts_smoother`][bayesvol.filters.rts_smoother]).
     """
     var = log_variance_var(params, model.idiosyncratic == "sv")
     k = model.num_factors

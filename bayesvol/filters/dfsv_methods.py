@@ -1,10 +1,10 @@
-"""Likelihoods and state estimates of :class:`~bayesvol.models.DFSV` by the Bellman filter and the
+"""Likelihoods and state estimates of [`DFSV`][bayesvol.models.DFSV] by the Bellman filter and the
 Rao-Blackwellised particle filter.
 
-:func:`bellman_loglik` and :func:`particle_loglik` (with :func:`particle_diagnostics`) are the pointwise
-log-likelihoods behind ``method="bellman"`` and ``method="pf"`` of :func:`bayesvol.fit` and
-:func:`bayesvol.log_likelihood`; :func:`filter_states` returns the filtered and smoothed factors and
-log-variances.
+`bellman_loglik` and `particle_loglik` (with `particle_diagnostics`) are the pointwise
+log-likelihoods behind ``method="bellman"`` and ``method="pf"`` of [`bayesvol.fit`][bayesvol.fit] and
+[`bayesvol.log_likelihood`][bayesvol.log_likelihood]; [`filter_states`][bayesvol.filters.dfsv_methods.filter_states]
+returns the filtered and smoothed factors and log-variances.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def bellman_loglik(model, params, y, num_newton_steps: int = 8):
     """Pointwise Bellman-filter log-likelihood (Laplace approximation per step), shape (T,).
 
     Differentiable; second derivatives are not exact (see the mode search of
-    :func:`bayesvol.filters.dfsv_bellman.bellman_filter`), so standard errors take the Hessian by differences
-    of the gradient.
+    [`bayesvol.filters.dfsv_bellman.bellman_filter`][bayesvol.filters.dfsv_bellman.bellman_filter]), so standard errors
+    take the Hessian by differences of the gradient.
     """
     params = model.check_parameters(params, y.shape[1])
     return _bellman_jit(model, params, y, int(num_newton_steps)).pointwise_log_likelihood
@@ -46,7 +46,7 @@ def bellman_loglik(model, params, y, num_newton_steps: int = 8):
 
 def particle_diagnostics(model, params, y, num_particles: int = 1000, seed: int = 0, ess_threshold: float = 0.5):
     """Monte Carlo spread of the particle log-likelihood at ``params``: its standard deviation over
-    :data:`MC_REPLICATIONS` independent seeds, and a note on reading particle-filter estimates."""
+    `MC_REPLICATIONS` independent seeds, and a note on reading particle-filter estimates."""
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), MC_REPLICATIONS)
     params = model.check_parameters(params, y.shape[1])
     values = np.asarray([float(_particle_jit(model, params, y, key, int(num_particles), float(ess_threshold),
@@ -62,7 +62,7 @@ def particle_loglik(model, params, y, num_particles: int = 1000, seed: int = 0, 
     """Pointwise Rao-Blackwellised particle-filter estimate of ``log p(r_t | r_{1:t-1})``, shape (T,).
 
     The random numbers are fixed by ``seed`` (common random numbers across parameter values). The gradient
-    used by :func:`bayesvol.fit` holds the resampling indices fixed (it is the gradient of the smooth piece
+    used by [`bayesvol.fit`][bayesvol.fit] holds the resampling indices fixed (it is the gradient of the smooth piece
     of the surface the current point lies on).
     """
     params = model.check_parameters(params, y.shape[1])
@@ -95,12 +95,12 @@ class DFSVStates(NamedTuple):
 
     @property
     def log_likelihood(self) -> float:
-        """The log-likelihood: the sum of :attr:`pointwise_log_likelihood`."""
+        """The log-likelihood: the sum of `pointwise_log_likelihood`."""
         return float(np.sum(self.pointwise_log_likelihood))
 
     @property
     def loglik(self) -> np.ndarray:
-        """Former name of :attr:`pointwise_log_likelihood`."""
+        """Former name of `pointwise_log_likelihood`."""
         return self.pointwise_log_likelihood
 
 
@@ -121,8 +121,15 @@ def filter_states(model, params, y, method: str = "bellman", *, smooth: bool = T
         simulation of ``num_trajectories`` paths).
     smooth : bool
         Also compute smoothed estimates.
-    seed, num_particles, num_trajectories, ess_threshold :
-        Particle filter settings.
+    seed : int
+        Particle filter setting: seed of its random numbers.
+    num_particles : int
+        Particle filter setting: number of particles.
+    num_trajectories : int
+        Particle filter setting: number of paths drawn by backward simulation for the smoothed estimates.
+    ess_threshold : float
+        Particle filter setting: resample when the effective sample size falls below
+        ``ess_threshold * num_particles``.
     num_newton_steps : int
         Bellman filter setting.
 

@@ -1,7 +1,7 @@
 r"""Efficient importance sampling (EIS) for scalar latent-state models with a Gaussian state equation.
 
 Richard & Zhang (2007); the SV application of Liesenfeld & Richard (2003). The sampler for
-:math:`h_{1:T}` is a product of Gaussian kernels fitted by a backward sequence of least-squares
+$h_{1:T}$ is a product of Gaussian kernels fitted by a backward sequence of least-squares
 regressions, iterated to a fixed point with common random numbers; the likelihood estimate is then a
 smooth function of the parameters and is optimised with exact gradients.
 """
@@ -33,18 +33,19 @@ _START_NEWTON_STEPS = 5
 
 
 class EISResult(NamedTuple):
-    """Output of :func:`efficient_importance_sampling` (``T`` time steps, ``S`` draws).
+    """Output of [`efficient_importance_sampling`][bayesvol.filters.efficient_importance_sampling] (``T`` time steps,
+``S`` draws).
 
     Attributes
     ----------
     log_likelihood : jax.Array
-        EIS estimate of :math:`\\log p(y_{1:T} \\mid \\theta)`.
+        EIS estimate of $\\log p(y_{1:T} \\mid \\theta)$.
     pointwise_log_likelihood : jax.Array
-        Shape ``(T,)``: :math:`\\log \\hat p(y_{1:t}) - \\log \\hat p(y_{1:t-1})`, each partial likelihood
+        Shape ``(T,)``: $\\log \\hat p(y_{1:t}) - \\log \\hat p(y_{1:t-1})$, each partial likelihood
         estimated from the same draws; they sum to ``log_likelihood`` exactly (see Notes).
     filtered_mean, filtered_variance : jax.Array
-        Importance-sampling estimates of the moments of :math:`h_t \\mid y_{1:t}` from the same draws and
-        the partial weights (consistent, but noisy where the sampler, fitted to all of :math:`y_{1:T}`, is
+        Importance-sampling estimates of the moments of $h_t \\mid y_{1:t}$ from the same draws and
+        the partial weights (consistent, but noisy where the sampler, fitted to all of $y_{1:T}$, is
         far from the filtering law), shape ``(T,)``.
     log_weights : jax.Array
         Log importance weights of the ``S`` draws, shape ``(S,)``.
@@ -52,9 +53,9 @@ class EISResult(NamedTuple):
         Delta-method estimate of the Monte Carlo standard deviation of ``log_likelihood`` (antithetic pairs
         counted as one draw).
     kernel_linear, kernel_quadratic : jax.Array
-        Fitted kernel coefficients :math:`b_t, c_t` of :math:`\\exp(b_t h_t + c_t h_t^2)`, shape ``(T,)``.
+        Fitted kernel coefficients $b_t, c_t$ of $\\exp(b_t h_t + c_t h_t^2)$, shape ``(T,)``.
     smoothed_mean, smoothed_variance : jax.Array
-        Importance-sampling estimates of the moments of :math:`h_t \\mid y_{1:T}`, shape ``(T,)``.
+        Importance-sampling estimates of the moments of $h_t \\mid y_{1:T}$, shape ``(T,)``.
     max_change : jax.Array
         Largest change of a kernel coefficient in the last iteration (small at the fixed point).
     num_iterations : jax.Array
@@ -91,7 +92,8 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     model : latent-state model
         With a scalar state whose ``initial`` and ``transition`` return NumPyro ``Normal`` distributions
         (mean and scale may depend on the previous state and observation, as under leverage) and any
-        ``emission`` (e.g. :class:`bayesvol.models.SV` with normal or t errors, with or without leverage).
+        ``emission`` (e.g. [`bayesvol.models.SV`][bayesvol.models.SV] with normal or t errors, with or without
+        leverage).
     params : <Model>Params or dict
     y : array_like, shape (T,)
     key : int or jax.Array
@@ -101,12 +103,12 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
     num_iterations : int
         Most fixed-point iterations of the regressions.
     antithetic : bool
-        Use antithetic pairs :math:`(z, -z)` of standard-normal numbers.
+        Use antithetic pairs $(z, -z)$ of standard-normal numbers.
     tolerance : float or None
-        Stop iterating once no kernel coefficient :math:`b_t, c_t` moves by more than this; the search
+        Stop iterating once no kernel coefficient $b_t, c_t$ moves by more than this; the search
         then runs without derivatives and only the last regression is differentiated (fast, for
         evaluation). ``None`` runs exactly ``num_iterations`` iterations, all differentiated, so the
-        gradient is exactly that of the estimate (what :func:`bayesvol.fit` uses).
+        gradient is exactly that of the estimate (what [`bayesvol.fit`][bayesvol.fit] uses).
 
     Returns
     -------
@@ -120,47 +122,47 @@ def efficient_importance_sampling(model, params, y, key=0, num_draws: int = 64, 
 
     Notes
     -----
-    Write :math:`g_t(h_t) = p(y_t \mid h_t)` and :math:`p_t(h_t \mid h_{t-1}) = N(m_t, s_t^2)` (for
-    :math:`t = 1`, the initial law); at a missing :math:`y_t` (NaN), :math:`g_t \equiv 1`. The sampler is
-    :math:`\prod_t k_t / \chi_t` with Gaussian kernels
+    Write $g_t(h_t) = p(y_t \mid h_t)$ and $p_t(h_t \mid h_{t-1}) = N(m_t, s_t^2)$ (for
+    $t = 1$, the initial law); at a missing $y_t$ (NaN), $g_t \equiv 1$. The sampler is
+    $\prod_t k_t / \chi_t$ with Gaussian kernels
 
-    .. math::
+    $$
+    k_t(h_t; h_{t-1}) = p_t(h_t \mid h_{t-1})\, e^{b_t h_t + c_t h_t^2}, \qquad
+    \chi_t(h_{t-1}) = \int k_t\, dh_t,
+    $$
 
-        k_t(h_t; h_{t-1}) = p_t(h_t \mid h_{t-1})\, e^{b_t h_t + c_t h_t^2}, \qquad
-        \chi_t(h_{t-1}) = \int k_t\, dh_t,
+    so each conditional is normal with precision $P_t = s_t^{-2} - 2c_t$, mean
+    $(m_t s_t^{-2} + b_t)/P_t$, and $\log\chi_t = -\tfrac12\log(s_t^2 P_t) +
+    \tfrac12 (m_t s_t^{-2} + b_t)^2/P_t - \tfrac12 m_t^2 s_t^{-2}$. Then
 
-    so each conditional is normal with precision :math:`P_t = s_t^{-2} - 2c_t`, mean
-    :math:`(m_t s_t^{-2} + b_t)/P_t`, and :math:`\log\chi_t = -\tfrac12\log(s_t^2 P_t) +
-    \tfrac12 (m_t s_t^{-2} + b_t)^2/P_t - \tfrac12 m_t^2 s_t^{-2}`. Then
+    $$
+    p(y_{1:T}) = \chi_1\, E\Bigl[\prod_t \frac{g_t(h_t)\, \chi_{t+1}(h_t)}{e^{b_t h_t + c_t h_t^2}}\Bigr],
+    \qquad \chi_{T+1} \equiv 1,
+    $$
 
-    .. math::
-
-        p(y_{1:T}) = \chi_1\, E\Bigl[\prod_t \frac{g_t(h_t)\, \chi_{t+1}(h_t)}{e^{b_t h_t + c_t h_t^2}}\Bigr],
-        \qquad \chi_{T+1} \equiv 1,
-
-    the expectation under the sampler. EIS chooses :math:`(b_t, c_t)` to make each factor nearly constant:
-    for :math:`t = T, \dots, 1` it regresses :math:`\log g_t(h_t^{(s)}) + \log\chi_{t+1}(h_t^{(s)})` on
-    :math:`(1, h_t^{(s)}, (h_t^{(s)})^2)` over the draws by least squares (the weighted least-squares
+    the expectation under the sampler. EIS chooses $(b_t, c_t)$ to make each factor nearly constant:
+    for $t = T, \dots, 1$ it regresses $\log g_t(h_t^{(s)}) + \log\chi_{t+1}(h_t^{(s)})$ on
+    $(1, h_t^{(s)}, (h_t^{(s)})^2)$ over the draws by least squares (the weighted least-squares
     problem of Richard & Zhang, whose weights are the sampler's own density when the draws come from it),
-    using the :math:`\chi_{t+1}` of the coefficients just fitted. The draws are redrawn from the new sampler
+    using the $\chi_{t+1}$ of the coefficients just fitted. The draws are redrawn from the new sampler
     with the same standard-normal numbers and the regressions repeated until no coefficient moves by more
     than ``tolerance`` (at most ``num_iterations`` times; typically 4–6). The first sampler uses a
-    second-order expansion of :math:`\log g_t` at the (rough, five Newton steps) Bellman filter's mode of
-    :math:`h_t`. With a ``tolerance``, the search runs without derivatives and gradients go through the
+    second-order expansion of $\log g_t$ at the (rough, five Newton steps) Bellman filter's mode of
+    $h_t$. With a ``tolerance``, the search runs without derivatives and gradients go through the
     last regression from the converged kernel, a one-step approximation of the derivative of the fixed
     point (the estimate is unbiased for every kernel, so its sensitivity to the kernel is small); with
     ``tolerance=None`` all ``num_iterations`` iterations are differentiated.
 
     Per iteration, the emission densities, transition moments and the regressions' (3, S) projection
-    matrices are computed for all :math:`t` at once; the backward scan only evaluates
-    :math:`\log\chi_{t+1}` at the draws and applies the projection.
+    matrices are computed for all $t$ at once; the backward scan only evaluates
+    $\log\chi_{t+1}$ at the draws and applies the projection.
 
-    The partial products up to :math:`t`, divided by :math:`\chi_{t+1}(h_t)`, are unbiased importance
-    weights for :math:`p(y_{1:t})` under the same draws; their log-means give ``pointwise_log_likelihood``
-    by differencing (consistent, noisier than the total for :math:`t \ll T`), and, normalised, the filtered
-    moments of :math:`h_t`.
+    The partial products up to $t$, divided by $\chi_{t+1}(h_t)$, are unbiased importance
+    weights for $p(y_{1:t})$ under the same draws; their log-means give ``pointwise_log_likelihood``
+    by differencing (consistent, noisier than the total for $t \ll T$), and, normalised, the filtered
+    moments of $h_t$.
 
-    Cost :math:`O(S T)` per iteration. On simulated SV data of length 1000 (``mu = -1, phi = 0.97,
+    Cost $O(S T)$ per iteration. On simulated SV data of length 1000 (``mu = -1, phi = 0.97,
     sigma = 0.18``), the Monte Carlo standard deviation of the log-likelihood is about 0.05 for ``S`` from 6 to
     64 and 0.03 at ``S = 256``; the benchmark ``benchmarks/filters.py`` records it.
 

@@ -1,56 +1,56 @@
 r"""Efficient importance sampling (EIS) likelihood of the Wishart SV model, with Wishart kernels.
 
-The model (see :class:`bayesvol.models.WishartSV`) is
-:math:`y_t \mid \Omega_t \sim N(0, \Omega_t^{-1})`, :math:`\Omega_t \mid \Omega_{t-1} \sim W_k(\nu, S_{t-1})`,
-:math:`S_{t-1} = \nu^{-1} L\,\Omega_{t-1}^{d} L'` with :math:`A = LL'`, and :math:`\Omega_0 = \bar\Omega`.
+The model (see [`bayesvol.models.WishartSV`][bayesvol.models.WishartSV]) is
+$y_t \mid \Omega_t \sim N(0, \Omega_t^{-1})$, $\Omega_t \mid \Omega_{t-1} \sim W_k(\nu, S_{t-1})$,
+$S_{t-1} = \nu^{-1} L\,\Omega_{t-1}^{d} L'$ with $A = LL'$, and $\Omega_0 = \bar\Omega$.
 
-Sampler. With the auxiliary Wishart kernel :math:`\zeta_t(\Omega) = |\Omega|^{c_t/2}\exp\{-\mathrm{tr}(C_t
-\Omega)/2\}`, the product :math:`g(y_t\mid\Omega_t)\,p(\Omega_t\mid\Omega_{t-1})\,\zeta_t(\Omega_t)` is a Wishart
-kernel in :math:`\Omega_t` (normal–Wishart conjugacy): degrees of freedom :math:`m_t = \nu + 1 + c_t` and
-inverse scale :math:`M_t = S_{t-1}^{-1} + y_t y_t' + C_t`. Its integral is
+Sampler. With the auxiliary Wishart kernel $\zeta_t(\Omega) = |\Omega|^{c_t/2}\exp\{-\mathrm{tr}(C_t
+\Omega)/2\}$, the product $g(y_t\mid\Omega_t)\,p(\Omega_t\mid\Omega_{t-1})\,\zeta_t(\Omega_t)$ is a Wishart
+kernel in $\Omega_t$ (normal–Wishart conjugacy): degrees of freedom $m_t = \nu + 1 + c_t$ and
+inverse scale $M_t = S_{t-1}^{-1} + y_t y_t' + C_t$. Its integral is
 
-.. math::
+$$
+\chi_t(\Omega_{t-1}) = (2\pi)^{-k/2}\,
+\frac{2^{m_t k/2}\,|M_t|^{-m_t/2}\,\Gamma_k(m_t/2)}{2^{\nu k/2}\,|S_{t-1}|^{\nu/2}\,\Gamma_k(\nu/2)},
+$$
 
-    \chi_t(\Omega_{t-1}) = (2\pi)^{-k/2}\,
-    \frac{2^{m_t k/2}\,|M_t|^{-m_t/2}\,\Gamma_k(m_t/2)}{2^{\nu k/2}\,|S_{t-1}|^{\nu/2}\,\Gamma_k(\nu/2)},
+so the sampler $m_t(\Omega_t\mid\Omega_{t-1}) = W_k(m_t, M_t^{-1})$ and its constant are closed-form.
 
-so the sampler :math:`m_t(\Omega_t\mid\Omega_{t-1}) = W_k(m_t, M_t^{-1})` and its constant are closed-form.
-
-EIS regressions. Going backwards from :math:`t = T` (where :math:`\chi_{T+1} \equiv 1`, so
-:math:`c_T = 0, C_T = 0`), :math:`\log\chi_{t+1}(\Omega_t^{(i)})` is regressed by least squares on
-:math:`(1, \log|\Omega_t^{(i)}|, \mathrm{vech}\,\Omega_t^{(i)})` over the draws; the slopes give
-:math:`c_t/2` and :math:`-C_t/2` (:math:`-C_{t,ij}` off the diagonal). Draws are redrawn forward from the
+EIS regressions. Going backwards from $t = T$ (where $\chi_{T+1} \equiv 1$, so
+$c_T = 0, C_T = 0$), $\log\chi_{t+1}(\Omega_t^{(i)})$ is regressed by least squares on
+$(1, \log|\Omega_t^{(i)}|, \mathrm{vech}\,\Omega_t^{(i)})$ over the draws; the slopes give
+$c_t/2$ and $-C_t/2$ ($-C_{t,ij}$ off the diagonal). Draws are redrawn forward from the
 new samplers with the same random numbers, and the two passes are repeated until the kernels stop
 changing (largest relative change below a tolerance, or a maximum number of passes), starting from
-:math:`c_t = 0, C_t = 0`, the conjugate "prior times likelihood" sampler (or from given kernels, a warm
+$c_t = 0, C_t = 0$, the conjugate "prior times likelihood" sampler (or from given kernels, a warm
 start). The kernels are computed with the parameters' gradients stopped: the final estimate is unbiased
 for any fixed kernels, and its derivative is taken with the kernels held fixed (the derivative of the
 common-random-numbers estimate with that sampler), which avoids differentiating through the passes.
 
-Draws and weights. :math:`\Omega_t = R\,B B' R'` with :math:`R = M_t^{-1/2}` (inverse transposed Cholesky
-factor) and Bartlett's lower-triangular :math:`B`. Its diagonal squares should be :math:`\chi^2_{m_t-i+1}`;
-they are drawn as :math:`2 g` with :math:`g = \delta\,|1 + \kappa z|^3`, :math:`\delta = a - 1/3`,
-:math:`\kappa = (9\delta)^{-1/2}`, :math:`z \sim N(0, 1)` (the Marsaglia–Tsang map of a normal draw without
-its rejection step), which is smooth in :math:`m_t` for fixed :math:`z` (common random numbers) and has a
+Draws and weights. $\Omega_t = R\,B B' R'$ with $R = M_t^{-1/2}$ (inverse transposed Cholesky
+factor) and Bartlett's lower-triangular $B$. Its diagonal squares should be $\chi^2_{m_t-i+1}$;
+they are drawn as $2 g$ with $g = \delta\,|1 + \kappa z|^3$, $\delta = a - 1/3$,
+$\kappa = (9\delta)^{-1/2}$, $z \sim N(0, 1)$ (the Marsaglia–Tsang map of a normal draw without
+its rejection step), which is smooth in $m_t$ for fixed $z$ (common random numbers) and has a
 closed-form density. The importance weights use that exact density,
 
-.. math::
-
-    \log w_t = \log g(y_t\mid\Omega_t) + \log p(\Omega_t\mid\Omega_{t-1}) - \log W_k(\Omega_t; m_t, M_t^{-1})
-               - \sum_i \big[\log q_i(x_i) - \log \chi^2_{m_t-i+1}(x_i)\big],
+$$
+\log w_t = \log g(y_t\mid\Omega_t) + \log p(\Omega_t\mid\Omega_{t-1}) - \log W_k(\Omega_t; m_t, M_t^{-1})
+           - \sum_i \big[\log q_i(x_i) - \log \chi^2_{m_t-i+1}(x_i)\big],
+$$
 
 (the Bartlett map's Jacobian does not depend on the law of its inputs, so the bracket is the whole
 difference between the sampler and the Wishart kernel), and the likelihood estimate is
-:math:`\hat L = N^{-1}\sum_i \prod_t w_t^{(i)}`, unbiased for any sampler parameters.
+$\hat L = N^{-1}\sum_i \prod_t w_t^{(i)}$, unbiased for any sampler parameters.
 
-Where a regression proposes an auxiliary kernel that makes :math:`M_t` indefinite for a draw, that draw
-uses :math:`C_t = 0, c_t = 0` (a valid sampler, with its own weight); the fraction of such draws is
-reported. :math:`c_t` is kept at or above :math:`k - 1 - \nu` so that :math:`m_t \ge k`.
+Where a regression proposes an auxiliary kernel that makes $M_t$ indefinite for a draw, that draw
+uses $C_t = 0, c_t = 0$ (a valid sampler, with its own weight); the fraction of such draws is
+reported. $c_t$ is kept at or above $k - 1 - \nu$ so that $m_t \ge k$.
 
-Every pass is one step function scanned by the filter driver (:mod:`bayesvol.filters._driver`): the forward
-and backward passes of the kernel iteration with :func:`~bayesvol.filters._driver.scan_steps`, the final pass
-(plain or with resampling) with :func:`~bayesvol.filters._driver.run_filter`, starting from the carry that
-:math:`\Omega_0` gives (the first step is like the others).
+Every pass is one step function scanned by the filter driver (`bayesvol.filters._driver`): the forward
+and backward passes of the kernel iteration with `scan_steps`, the final pass
+(plain or with resampling) with `run_filter`, starting from the carry that
+$\Omega_0$ gives (the first step is like the others).
 """
 
 from __future__ import annotations
@@ -76,35 +76,35 @@ _RIDGE = 1e-9
 
 
 class WishartEISResult(NamedTuple):
-    """Result of :func:`wishart_eis` (JAX arrays).
+    """Result of [`wishart_eis`][bayesvol.filters.eis_wishart.wishart_eis] (JAX arrays).
 
     Attributes
     ----------
     log_likelihood : ()
-        :math:`\\log \\hat L`.
+        $\\log \\hat L$.
     pointwise_log_likelihood : (T,)
         Terms that add up to the log-likelihood estimate. Plain EIS: a telescoping split (term t is the change
         in the log of the running weight average; they are *not* one-step-ahead predictive densities); with
-        resampling: estimates of :math:`\\log p(y_t \\mid y_{1:t-1})`.
+        resampling: estimates of $\\log p(y_t \\mid y_{1:t-1})$.
     log_weights : (N,)
         Log importance weight of each simulated path.
     precision : (T, N, k, k)
-        Simulated precision paths :math:`\\Omega_t^{(i)}` from the final sampler.
+        Simulated precision paths $\\Omega_t^{(i)}$ from the final sampler.
     scale_inverse_last : (N, k, k)
-        :math:`S_T^{-1}` per path; :math:`E[\\Omega_{T+1}^{-1}\\mid\\Omega_T] = S_T^{-1}/(\\nu - k - 1)`.
+        $S_T^{-1}$ per path; $E[\\Omega_{T+1}^{-1}\\mid\\Omega_T] = S_T^{-1}/(\\nu - k - 1)$.
     c, C : (T,), (T, k, k)
-        Auxiliary kernel parameters :math:`c_t, C_t` of the final sampler.
+        Auxiliary kernel parameters $c_t, C_t$ of the final sampler.
     change : ()
-        Largest absolute change in :math:`(c_t, C_t)` (relative to 1 + their size) in the last iteration.
+        Largest absolute change in $(c_t, C_t)$ (relative to 1 + their size) in the last iteration.
     fallback_rate : ()
-        Fraction of draws in the final pass that fell back to :math:`C_t = 0` (indefinite :math:`M_t`).
+        Fraction of draws in the final pass that fell back to $C_t = 0$ (indefinite $M_t$).
     ess : ()
-        Effective sample size :math:`(\\sum w)^2/\\sum w^2` of the final weights.
+        Effective sample size $(\\sum w)^2/\\sum w^2$ of the final weights.
     resample_rate : ()
         Fraction of time steps at which the particle version resampled (0 without resampling).
     filtered_scale_inverse : (T, k, k) or None
-        With resampling: :math:`E[S_t^{-1} \\mid y_{1:t}]` under the filtering law, so that
-        :math:`E[\\Omega_{t+1}^{-1} \\mid y_{1:t}]` is it divided by :math:`\\nu - k - 1`; None without.
+        With resampling: $E[S_t^{-1} \\mid y_{1:t}]$ under the filtering law, so that
+        $E[\\Omega_{t+1}^{-1} \\mid y_{1:t}]$ is it divided by $\\nu - k - 1$; None without.
     iterations : ()
         Number of forward/backward EIS passes run before the final pass.
 
@@ -137,10 +137,10 @@ def _chi_square_from_normal(z, df):
 
 
 def bartlett_chi_square_log_density(x, df):
-    r"""Log density of :math:`x = 2\delta|1 + \kappa z|^3`, :math:`z \sim N(0, 1)` (the sampler's diagonal law).
+    r"""Log density of $x = 2\delta|1 + \kappa z|^3$, $z \sim N(0, 1)$ (the sampler's diagonal law).
 
-    With :math:`r = (x / 2\delta)^{1/3}` the two preimages are :math:`z_\pm = (\pm r - 1)/\kappa`, so
-    :math:`q(x) = [\phi(z_+) + \phi(z_-)] / (6\,\delta\,\kappa\,r^2)`.
+    With $r = (x / 2\delta)^{1/3}$ the two preimages are $z_\pm = (\pm r - 1)/\kappa$, so
+    $q(x) = [\phi(z_+) + \phi(z_-)] / (6\,\delta\,\kappa\,r^2)$.
     """
     delta = 0.5 * df - 1.0 / 3.0
     kappa = 1.0 / jnp.sqrt(9.0 * delta)
@@ -187,7 +187,7 @@ def _log_normalizers(df, chol_m, logdet_s_prev, nu, k):
 
 
 def _log_chi(s_inv_prev, logdet_s_prev, y_t, c_t, C_t, nu):
-    r""":math:`\log\chi_t(\Omega_{t-1})` per draw, with the same fallback rule as the sampler."""
+    r"""$\log\chi_t(\Omega_{t-1})$ per draw, with the same fallback rule as the sampler."""
     k = y_t.shape[-1]
     _, chol_m, df, _ = _sampler(s_inv_prev, y_t, c_t, C_t, nu)
     log_norm_m, log_norm_p = _log_normalizers(df, chol_m, logdet_s_prev, nu, k)
@@ -255,7 +255,7 @@ def _importance_sampling(y, c, C, z_diag, z_offdiag, nu, d, chol_a, omega0, fiel
 
     Every step is checkpointed: reverse-mode differentiation recomputes it in the backward pass instead of
     storing its intermediates (memory T x N x k x k instead of many times that), except the eigen-systems
-    behind :math:`\Omega_t^{-d}`, which are kept (one more T x N x k x k array): the eigendecompositions are
+    behind $\Omega_t^{-d}$, which are kept (one more T x N x k x k array): the eigendecompositions are
     the most expensive item of a step, and keeping them made the value and gradient 15 to 20 % faster at
     k = 5 and 10 (T = 1000, N = 128) than recomputing them. ``fields`` are result fields from the kernel
     passes.
@@ -284,13 +284,13 @@ def _sequential(y, c, C, z_diag, z_offdiag, resample_keys, nu, d, chol_a, omega0
                 threshold=1.0) -> WishartEISResult:
     r"""The samplers (c, C) as proposals of a particle filter with adaptive systematic resampling.
 
-    Incremental weight of a draw: :math:`w_t = g\,p\,\chi_{t+1}(\Omega_t) / (q_t\,\chi_t(\Omega_{t-1}))`
-    (:math:`\chi_{T+1} \equiv 1`, and :math:`\chi_1` kept in the first term), so the product over time of
+    Incremental weight of a draw: $w_t = g\,p\,\chi_{t+1}(\Omega_t) / (q_t\,\chi_t(\Omega_{t-1}))$
+    ($\chi_{T+1} \equiv 1$, and $\chi_1$ kept in the first term), so the product over time of
     the weighted means is unbiased for the likelihood and, with resampling, its log has a variance that
-    grows linearly in T. With :math:`c = 0, C = 0` this is the fully adapted particle filter
-    (:math:`\chi_t(\Omega_{t-1}) = p(y_t \mid \Omega_{t-1})`). The carried weights include the look-ahead
-    factor :math:`\chi_{t+1}(\Omega_t)`; the filtering law :math:`p(\Omega_t \mid y_{1:t})` uses the weights
-    without it, and gives the one-step forecasts :math:`E[S_t^{-1} \mid y_{1:t}]` returned here. ``fields``
+    grows linearly in T. With $c = 0, C = 0$ this is the fully adapted particle filter
+    ($\chi_t(\Omega_{t-1}) = p(y_t \mid \Omega_{t-1})$). The carried weights include the look-ahead
+    factor $\chi_{t+1}(\Omega_t)$; the filtering law $p(\Omega_t \mid y_{1:t})$ uses the weights
+    without it, and gives the one-step forecasts $E[S_t^{-1} \mid y_{1:t}]$ returned here. ``fields``
     are result fields from the kernel passes.
     """
     T, k = y.shape
@@ -374,12 +374,12 @@ def _backward(y, paths, nu):
 
 def eis_kernels(y, z_diag, z_offdiag, nu, d, chol_a, omega0, *, num_iterations: int = 10, tolerance: float = 1e-2,
                 initial=None):
-    r"""EIS auxiliary kernels :math:`(c_t, C_t)` by fixed-point iteration, stopped on convergence.
+    r"""EIS auxiliary kernels $(c_t, C_t)$ by fixed-point iteration, stopped on convergence.
 
     Forward pass (draws from the current samplers with the fixed normals), backward pass (the
-    regressions), repeated until the largest relative change of :math:`(c_t, C_t)` falls below
+    regressions), repeated until the largest relative change of $(c_t, C_t)$ falls below
     ``tolerance`` or after ``num_iterations`` passes. ``initial`` = ``(c, C)`` warm-starts the iteration
-    (e.g. from the kernels at nearby parameters); by default it starts from :math:`c_t = 0, C_t = 0`.
+    (e.g. from the kernels at nearby parameters); by default it starts from $c_t = 0, C_t = 0$.
 
     The kernels are computed from ``lax.stop_gradient`` of the parameters, so derivatives of a likelihood
     estimate that uses them are taken with the kernels held fixed: the estimate is unbiased for any fixed
@@ -426,20 +426,20 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_draws: int = 64, num_iterations
     y : (T, k) array
         Returns.
     nu, d : scalars
-        Wishart degrees of freedom :math:`\nu > k - 1` and persistence :math:`0 < d < 1`.
+        Wishart degrees of freedom $\nu > k - 1$ and persistence $0 < d < 1$.
     chol_a : (k, k) array
-        Lower Cholesky factor of :math:`A`.
+        Lower Cholesky factor of $A$.
     omega0 : (k, k) array
-        :math:`\Omega_0`, the precision the first transition starts from.
+        $\Omega_0$, the precision the first transition starts from.
     num_draws : int
         Simulated paths N (common random numbers: the same normals for every parameter value); with
         ``resample=True`` they are the particles.
     num_iterations : int
         Largest number of forward/backward EIS passes before the final pass (0 gives the conjugate
-        sampler :math:`c_t = 0, C_t = 0`, or ``initial_kernels``).
+        sampler $c_t = 0, C_t = 0$, or ``initial_kernels``).
     tolerance : float
         The passes stop once the largest relative change of the kernels is below it (see
-        :func:`eis_kernels`).
+        `eis_kernels`).
     key : jax.random.PRNGKey
         Seed of the common random numbers (or give ``z_diag`` (T, N, k), ``z_offdiag`` (T, N, k(k-1)/2)
         standard normals and ``resample_keys`` (T PRNG keys, for the resampling steps) yourself).
@@ -455,7 +455,7 @@ def wishart_eis(y, nu, d, chol_a, omega0, *, num_draws: int = 64, num_iterations
     -------
     WishartEISResult
         Derivatives of ``log_likelihood`` with respect to the parameters hold the kernels fixed (see
-        :func:`eis_kernels`).
+        `eis_kernels`).
     """
     T, k = y.shape
     if z_diag is None:

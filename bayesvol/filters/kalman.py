@@ -1,5 +1,5 @@
 r"""Kalman filter and Rauch–Tung–Striebel smoother for linear Gaussian state-space models, and the
-quasi-maximum-likelihood (QML) Kalman filter for SV on :math:`\log y_t^2` (Harvey, Ruiz & Shephard 1994).
+quasi-maximum-likelihood (QML) Kalman filter for SV on $\log y_t^2$ (Harvey, Ruiz & Shephard 1994).
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ LOG_CHI2_1_VARIANCE = float(np.pi**2 / 2.0)
 class LinearGaussianSSM(NamedTuple):
     r"""A linear Gaussian state-space model.
 
-    .. math::
-
-        x_1 &\sim N(m_1, P_1), \\
-        x_t &= F_t x_{t-1} + c_t + w_t, \quad w_t \sim N(0, Q_t), \quad t \ge 2, \\
-        y_t &= H_t x_t + d_t + v_t, \quad v_t \sim N(0, R_t).
+    $$
+    x_1 &\sim N(m_1, P_1), \\
+    x_t &= F_t x_{t-1} + c_t + w_t, \quad w_t \sim N(0, Q_t), \quad t \ge 2, \\
+    y_t &= H_t x_t + d_t + v_t, \quad v_t \sim N(0, R_t).
+    $$
 
     Each of ``transition_*`` and ``emission_*`` is either time-invariant (shapes below) or time-varying with a
     leading time axis of length ``T``; element ``t`` of a time-varying transition array governs the step into
-    :math:`x_t` (element 0 is unused).
+    $x_t$ (element 0 is unused).
 
     Attributes
     ----------
@@ -68,18 +68,18 @@ class LinearGaussianSSM(NamedTuple):
 
 
 class KalmanFilterResult(NamedTuple):
-    """Output of :func:`kalman_filter`.
+    """Output of [`kalman_filter`][bayesvol.filters.kalman_filter].
 
     Attributes
     ----------
     log_likelihood : jax.Array
-        Exact :math:`\\log p(y_{1:T})`.
+        Exact $\\log p(y_{1:T})$.
     pointwise_log_likelihood : jax.Array
-        :math:`\\log p(y_t \\mid y_{1:t-1})`, shape ``(T,)``.
+        $\\log p(y_t \\mid y_{1:t-1})$, shape ``(T,)``.
     filtered_mean, filtered_covariance : jax.Array
-        Moments of :math:`x_t \\mid y_{1:t}`, shapes ``(T, n)`` and ``(T, n, n)``.
+        Moments of $x_t \\mid y_{1:t}$, shapes ``(T, n)`` and ``(T, n, n)``.
     predicted_mean, predicted_covariance : jax.Array
-        Moments of :math:`x_t \\mid y_{1:t-1}`.
+        Moments of $x_t \\mid y_{1:t-1}$.
 
     The older plural names (``predictive_log_likelihoods``, ``filtered_means``, ...) stay readable.
     """
@@ -99,7 +99,8 @@ class KalmanFilterResult(NamedTuple):
 
 
 class KalmanSmootherResult(NamedTuple):
-    """Output of :func:`kalman_smoother`: moments of :math:`x_t \\mid y_{1:T}` and the filter's output
+    """Output of [`kalman_smoother`][bayesvol.filters.kalman_smoother]: moments of $x_t \\mid y_{1:T}$ and the filter's
+output
     (older names ``smoothed_means``, ``smoothed_covariances`` stay readable)."""
 
     smoothed_mean: jax.Array
@@ -162,15 +163,15 @@ def kalman_filter(ssm: LinearGaussianSSM, y) -> KalmanFilterResult:
 
     Notes
     -----
-    Prediction :math:`a_t = F_t m_{t-1} + c_t`, :math:`P_t = F_t C_{t-1} F_t^\top + Q_t`; innovation
-    :math:`v_t = y_t - H_t a_t - d_t` with covariance :math:`S_t = H_t P_t H_t^\top + R_t`, so
-    :math:`\log p(y_t \mid y_{1:t-1}) = \log N(v_t; 0, S_t)`; gain :math:`K_t = P_t H_t^\top S_t^{-1}`, update
-    :math:`m_t = a_t + K_t v_t` and, in Joseph's form (symmetric and positive semi-definite in floating
-    point), :math:`C_t = (I - K_t H_t) P_t (I - K_t H_t)^\top + K_t R_t K_t^\top`. Solves use Cholesky
-    factors. Cost :math:`O(T (n^3 + p^3))`.
+    Prediction $a_t = F_t m_{t-1} + c_t$, $P_t = F_t C_{t-1} F_t^\top + Q_t$; innovation
+    $v_t = y_t - H_t a_t - d_t$ with covariance $S_t = H_t P_t H_t^\top + R_t$, so
+    $\log p(y_t \mid y_{1:t-1}) = \log N(v_t; 0, S_t)$; gain $K_t = P_t H_t^\top S_t^{-1}$, update
+    $m_t = a_t + K_t v_t$ and, in Joseph's form (symmetric and positive semi-definite in floating
+    point), $C_t = (I - K_t H_t) P_t (I - K_t H_t)^\top + K_t R_t K_t^\top$. Solves use Cholesky
+    factors. Cost $O(T (n^3 + p^3))$.
 
-    Missing entries of :math:`y_t` (NaN) are skipped: the update uses the observed entries only, through
-    :math:`W_t H_t`, :math:`W_t R_t W_t + (I - W_t)` and :math:`W_t v_t` with :math:`W_t` the diagonal 0/1
+    Missing entries of $y_t$ (NaN) are skipped: the update uses the observed entries only, through
+    $W_t H_t$, $W_t R_t W_t + (I - W_t)$ and $W_t v_t$ with $W_t$ the diagonal 0/1
     matrix of observed entries (the unit block of the missing ones adds nothing to the density and the
     gain's columns for them are zero), so the term is the Gaussian density of the observed sub-vector; a
     step with every entry missing is a prediction step with a zero term.
@@ -233,7 +234,7 @@ def kalman_filter(ssm: LinearGaussianSSM, y) -> KalmanFilterResult:
 
 
 def kalman_smoother(ssm: LinearGaussianSSM, y) -> KalmanSmootherResult:
-    r"""Rauch–Tung–Striebel smoother: moments of :math:`x_t \mid y_{1:T}`.
+    r"""Rauch–Tung–Striebel smoother: moments of $x_t \mid y_{1:T}$.
 
     Parameters
     ----------
@@ -246,10 +247,10 @@ def kalman_smoother(ssm: LinearGaussianSSM, y) -> KalmanSmootherResult:
 
     Notes
     -----
-    Backwards from :math:`t = T - 1`: :math:`G_t = C_t F_{t+1}^\top P_{t+1}^{-1}`,
-    :math:`\hat m_t = m_t + G_t(\hat m_{t+1} - a_{t+1})`,
-    :math:`\hat C_t = C_t + G_t (\hat C_{t+1} - P_{t+1}) G_t^\top`, with :math:`(a, P)` the predicted and
-    :math:`(m, C)` the filtered moments.
+    Backwards from $t = T - 1$: $G_t = C_t F_{t+1}^\top P_{t+1}^{-1}$,
+    $\hat m_t = m_t + G_t(\hat m_{t+1} - a_{t+1})$,
+    $\hat C_t = C_t + G_t (\hat C_{t+1} - P_{t+1}) G_t^\top$, with $(a, P)$ the predicted and
+    $(m, C)$ the filtered moments.
 
     Examples
     --------
@@ -276,7 +277,7 @@ def rts_smoother(filtered, transition_matrix):
         Anything with ``filtered_mean``, ``filtered_covariance``, ``predicted_mean`` and
         ``predicted_covariance``, shapes ``(T, n)`` and ``(T, n, n)``.
     transition_matrix : jax.Array, shape (T, n, n)
-        :math:`F_t` (element 0 unused), or for a non-linear state equation its Jacobian at the filtered state.
+        $F_t$ (element 0 unused), or for a non-linear state equation its Jacobian at the filtered state.
 
     Returns
     -------
@@ -305,12 +306,12 @@ def rts_smoother(filtered, transition_matrix):
 
 
 def log_chi2_moments(nu=None):
-    r"""Mean and variance of :math:`\log \varepsilon_t^2` for SV's standardised errors.
+    r"""Mean and variance of $\log \varepsilon_t^2$ for SV's standardised errors.
 
-    Normal errors: :math:`\psi(1/2) + \log 2 \approx -1.2704` and :math:`\pi^2/2`. Unit-variance Student-t
-    errors with :math:`\nu` degrees of freedom, :math:`\varepsilon = \sqrt{(\nu-2)/\nu}\, Z/\sqrt{X/\nu}`,
-    :math:`X \sim \chi^2_\nu`: mean :math:`\log(\nu - 2) + \psi(1/2) - \psi(\nu/2)` and variance
-    :math:`\pi^2/2 + \psi'(\nu/2)`.
+    Normal errors: $\psi(1/2) + \log 2 \approx -1.2704$ and $\pi^2/2$. Unit-variance Student-t
+    errors with $\nu$ degrees of freedom, $\varepsilon = \sqrt{(\nu-2)/\nu}\, Z/\sqrt{X/\nu}$,
+    $X \sim \chi^2_\nu$: mean $\log(\nu - 2) + \psi(1/2) - \psi(\nu/2)$ and variance
+    $\pi^2/2 + \psi'(\nu/2)$.
     """
     if nu is None:
         return jnp.asarray(LOG_CHI2_1_MEAN), jnp.asarray(LOG_CHI2_1_VARIANCE)
@@ -328,10 +329,10 @@ def _log_squares(y, offset):
 
 
 def sv_qml_state_space(model, params) -> LinearGaussianSSM:
-    r"""The linear Gaussian approximation of SV used by QML: :math:`\log y_t^2 = h_t + \log\varepsilon_t^2`.
+    r"""The linear Gaussian approximation of SV used by QML: $\log y_t^2 = h_t + \log\varepsilon_t^2$.
 
-    The measurement error :math:`\log\varepsilon_t^2` is replaced by a normal with its exact mean and variance
-    (:func:`log_chi2_moments`); the state equation is SV's own.
+    The measurement error $\log\varepsilon_t^2$ is replaced by a normal with its exact mean and variance
+    (`log_chi2_moments`); the state equation is SV's own.
     """
     if getattr(model, "leverage", False):
         raise ValueError("QML on log y^2 loses the sign of the returns, so it cannot estimate leverage; "
@@ -352,7 +353,7 @@ def sv_qml_state_space(model, params) -> LinearGaussianSSM:
 
 
 def sv_qml_filter(model, params, y, *, offset=None) -> KalmanFilterResult:
-    r"""Kalman filter of SV's linear Gaussian approximation on :math:`x_t = \log(y_t^2 + c)` (QML).
+    r"""Kalman filter of SV's linear Gaussian approximation on $x_t = \log(y_t^2 + c)$ (QML).
 
     Parameters
     ----------
@@ -362,21 +363,21 @@ def sv_qml_filter(model, params, y, *, offset=None) -> KalmanFilterResult:
     y : array_like, shape (T,)
         Returns; a missing one (NaN) is a prediction step of the filter.
     offset : float, optional
-        The constant :math:`c` (Fuller's transformation). By default 0, or :math:`10^{-3}` times the mean of
-        :math:`y_t^2` when some return is exactly zero.
+        The constant $c$ (Fuller's transformation). By default 0, or $10^{-3}$ times the mean of
+        $y_t^2$ when some return is exactly zero.
 
     Returns
     -------
     KalmanFilterResult
-        Its log-likelihood is the Gaussian quasi-log-likelihood of :math:`x_{1:T}`, **not** a density of
-        :math:`y`; compare QML estimates, not its log-likelihood values, with the other methods.
+        Its log-likelihood is the Gaussian quasi-log-likelihood of $x_{1:T}$, **not** a density of
+        $y$; compare QML estimates, not its log-likelihood values, with the other methods.
 
     Notes
     -----
-    Harvey, Ruiz & Shephard (1994): :math:`\log y_t^2 = h_t + \log\varepsilon_t^2` is a linear state-space
-    model with non-Gaussian measurement noise of known mean (:math:`-1.2704` for normal errors) and
-    variance (:math:`\pi^2/2`). Treating the noise as Gaussian gives consistent but inefficient estimates;
-    use the sandwich (``robust_se``) standard errors of :func:`bayesvol.fit`. Cost :math:`O(T)`.
+    Harvey, Ruiz & Shephard (1994): $\log y_t^2 = h_t + \log\varepsilon_t^2$ is a linear state-space
+    model with non-Gaussian measurement noise of known mean ($-1.2704$ for normal errors) and
+    variance ($\pi^2/2$). Treating the noise as Gaussian gives consistent but inefficient estimates;
+    use the sandwich (``robust_se``) standard errors of [`bayesvol.fit`][bayesvol.fit]. Cost $O(T)$.
 
     Examples
     --------

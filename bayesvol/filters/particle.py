@@ -1,6 +1,6 @@
 r"""Particle filters over the latent-state protocol: bootstrap and auxiliary (tangent-adapted) proposals.
 
-An ``init`` and a small ``step`` run by the filter driver (:mod:`bayesvol.filters._driver`); results as a
+An ``init`` and a small ``step`` run by the filter driver (`bayesvol.filters._driver`); results as a
 NamedTuple. Everything is pure JAX in the parameters, the data and the key, so the filter runs under ``jit``,
 ``vmap`` (over parameter sets, data sets or keys) and ``grad``.
 """
@@ -34,23 +34,23 @@ RANDOM_DTYPES = ("float64", "float32")
 
 
 class ParticleFilterResult(NamedTuple):
-    """Output of :func:`particle_filter` (``T`` time steps).
+    """Output of [`particle_filter`][bayesvol.filters.particle_filter] (``T`` time steps).
 
     Attributes
     ----------
     log_likelihood : jax.Array
-        Estimate of :math:`\\log p(y_{1:T} \\mid \\theta)`, the sum of ``pointwise_log_likelihood``.
+        Estimate of $\\log p(y_{1:T} \\mid \\theta)$, the sum of ``pointwise_log_likelihood``.
     pointwise_log_likelihood : jax.Array
-        Estimates of the one-step predictive :math:`\\log p(y_t \\mid y_{1:t-1}, \\theta)`, shape ``(T,)``.
+        Estimates of the one-step predictive $\\log p(y_t \\mid y_{1:t-1}, \\theta)$, shape ``(T,)``.
     filtered_mean, filtered_variance : jax.Array
-        Weighted particle mean and variance of :math:`x_t \\mid y_{1:t}`, shape ``(T, *state_shape)``
+        Weighted particle mean and variance of $x_t \\mid y_{1:t}$, shape ``(T, *state_shape)``
         (elementwise variances for vector states).
     ess : jax.Array
         Effective sample size of the weights after step ``t`` (1 to ``num_particles``), shape ``(T,)``.
     resampled : jax.Array
         Whether the particles were resampled before moving to ``t`` (always ``False`` at ``t = 0``).
     latent_path : jax.Array or None
-        With ``latent_path=True``: one path :math:`x_{1:T}` drawn from the filter's final weights and traced
+        With ``latent_path=True``: one path $x_{1:T}$ drawn from the filter's final weights and traced
         back through the particles' ancestors, shape ``(T, *state_shape)``; else ``None``.
 
     The older names ``predictive_log_likelihoods``, ``filtered_means`` and ``filtered_variances`` stay
@@ -81,7 +81,7 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
     model : latent-state model
         Anything with ``initial(params)``, ``transition(params, x_prev, y_prev)`` and
         ``emission(params, x)`` returning NumPyro distributions that broadcast over a leading particle axis
-        (e.g. :class:`bayesvol.models.SV`).
+        (e.g. [`bayesvol.models.SV`][bayesvol.models.SV]).
     params : <Model>Params or dict
         Parameter values.
     y : array_like
@@ -94,7 +94,7 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
     proposal : {"bootstrap", "auxiliary"}
         ``"bootstrap"`` moves particles with the state equation and weights them by the emission density.
         ``"auxiliary"`` is the auxiliary particle filter of Pitt & Shephard (1999) with a proposal adapted
-        to :math:`y_t` through a tangent (first-order) expansion of the log emission density around the
+        to $y_t$ through a tangent (first-order) expansion of the log emission density around the
         transition mean; it needs a Gaussian state equation (Normal or MultivariateNormal ``transition``).
     resampling : {"systematic", "smooth"}
         Systematic resampling (unbiased likelihood estimate), or the continuous resampling of Malik & Pitt
@@ -113,9 +113,9 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
 
     latent_path : bool
         Also draw one latent path from the final weights by ancestor tracing (needs systematic resampling;
-        keeps the particles and ancestors of every step, memory :math:`O(NT)`). Inside particle marginal
+        keeps the particles and ancestors of every step, memory $O(NT)$). Inside particle marginal
         Metropolis-Hastings, this draw attached to each state of the chain makes the joint draws of
-        :math:`(\theta, x_{1:T})` exact posterior draws (Andrieu, Doucet & Holenstein 2010).
+        $(\theta, x_{1:T})$ exact posterior draws (Andrieu, Doucet & Holenstein 2010).
 
     Returns
     -------
@@ -130,30 +130,30 @@ def particle_filter(model, params, y, key=0, num_particles: int = 1000, *, propo
 
     Notes
     -----
-    With normalised weights :math:`W_{t-1}^i` on particles :math:`x_{t-1}^i`, each step
+    With normalised weights $W_{t-1}^i$ on particles $x_{t-1}^i$, each step
 
-    1. forms first-stage log-weights :math:`\log W_{t-1}^i + \log \hat g_t(x_{t-1}^i)` (for the bootstrap
-       filter :math:`\hat g_t \equiv 1`), normalises them to :math:`V^i` with log-normaliser :math:`\log c_t`,
-       and resamples ancestors from :math:`V` if its ESS is small (then the post-resampling weights are
-       :math:`1/N`, else :math:`V^i`);
-    2. draws :math:`x_t^i` from the proposal and computes the second-stage weight :math:`w_t^i`;
-    3. adds :math:`\log c_t + \log \sum_i \bar W^i w_t^i` (post-resampling weights :math:`\bar W`) to the
-       log-likelihood — the estimate of :math:`\log p(y_t \mid y_{1:t-1})`.
+    1. forms first-stage log-weights $\log W_{t-1}^i + \log \hat g_t(x_{t-1}^i)$ (for the bootstrap
+       filter $\hat g_t \equiv 1$), normalises them to $V^i$ with log-normaliser $\log c_t$,
+       and resamples ancestors from $V$ if its ESS is small (then the post-resampling weights are
+       $1/N$, else $V^i$);
+    2. draws $x_t^i$ from the proposal and computes the second-stage weight $w_t^i$;
+    3. adds $\log c_t + \log \sum_i \bar W^i w_t^i$ (post-resampling weights $\bar W$) to the
+       log-likelihood — the estimate of $\log p(y_t \mid y_{1:t-1})$.
 
-    For the bootstrap filter :math:`w_t = g(y_t \mid x_t)`. At a missing :math:`y_t` (NaN)
-    :math:`g \equiv 1`: the particles move by the state equation, the weights stay as they are and the term
+    For the bootstrap filter $w_t = g(y_t \mid x_t)$. At a missing $y_t$ (NaN)
+    $g \equiv 1$: the particles move by the state equation, the weights stay as they are and the term
     is zero. The auxiliary filter expands
-    :math:`\log g(y_t \mid x) \approx \ell(m) + \nabla^\top (x - m)` at the transition mean :math:`m`;
-    with :math:`p(x_t \mid x_{t-1}) = N(m, \Sigma)` this gives the proposal :math:`N(m + \Sigma\nabla, \Sigma)`,
-    first-stage weight :math:`\log \hat g = \ell(m) + \nabla^\top\Sigma\nabla/2` and second-stage weight
-    :math:`\log w = \log g(y_t \mid x_t) - \ell(m) - \nabla^\top (x_t - m)`. For SV with normal errors the log
-    emission density is concave in :math:`h`, so :math:`w \le 1`: bounded weights. The product of the
-    per-step estimates is unbiased for :math:`p(y_{1:T})` under systematic resampling. Cost
-    :math:`O(NT)` (plus a sort per step for smooth resampling).
+    $\log g(y_t \mid x) \approx \ell(m) + \nabla^\top (x - m)$ at the transition mean $m$;
+    with $p(x_t \mid x_{t-1}) = N(m, \Sigma)$ this gives the proposal $N(m + \Sigma\nabla, \Sigma)$,
+    first-stage weight $\log \hat g = \ell(m) + \nabla^\top\Sigma\nabla/2$ and second-stage weight
+    $\log w = \log g(y_t \mid x_t) - \ell(m) - \nabla^\top (x_t - m)$. For SV with normal errors the log
+    emission density is concave in $h$, so $w \le 1$: bounded weights. The product of the
+    per-step estimates is unbiased for $p(y_{1:T})$ under systematic resampling. Cost
+    $O(NT)$ (plus a sort per step for smooth resampling).
 
     Random numbers: one uniform per step for resampling, drawn before the scan; for Gaussian moves (a
     Normal or MultivariateNormal state equation, and every auxiliary proposal) the standard normals
-    :math:`z` with :math:`x_t = m + L z` are drawn for a block of steps at a time (about :math:`2^{18}`
+    $z$ with $x_t = m + L z$ are drawn for a block of steps at a time (about $2^{18}$
     numbers, at most 100 steps) by an outer scan over blocks around the inner scan over steps, so that
     generating them is one large vectorised call rather than one small call per step; other state laws
     draw from one key per step. On CPU the normals are most of the cost of the bootstrap filter.
@@ -342,7 +342,8 @@ def _run(model, params, y, key, num_particles, proposal, resampling, ess_thresho
 
 
 def _tangent(model, params, prior, log_g, y_t, num_newton_steps, state_shape, gaps):
-    """Expansion point a, log g(a) and its gradient, per particle (see the Notes of :func:`particle_filter`)."""
+    """Expansion point a, log g(a) and its gradient, per particle (see the Notes of
+[`particle_filter`][bayesvol.filters.particle_filter])."""
     state_ndim = len(state_shape)
     mean = _common.gaussian_mean(prior)
     num = mean.shape[0]

@@ -1,8 +1,8 @@
-r"""Rao-Blackwellised particle filter and backward-simulation smoother for :class:`~bayesvol.models.DFSV`.
+r"""Rao-Blackwellised particle filter and backward-simulation smoother for [`DFSV`][bayesvol.models.DFSV].
 
-Particles cover the log-variances :math:`g_t = (h_t[, h^{id}_t])` and move by their state equation
-(:func:`bayesvol.models._dfsv_state.log_variance_mean`); each carries a Kalman filter of the factors given its
-log-variance path, predicted by :func:`~bayesvol.models._dfsv_state.factor_moments`.
+Particles cover the log-variances $g_t = (h_t[, h^{id}_t])$ and move by their state equation
+(`bayesvol.models._dfsv_state.log_variance_mean`); each carries a Kalman filter of the factors given its
+log-variance path, predicted by `factor_moments`.
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ __all__ = ["RaoBlackwellisedFilterResult", "particle_smoother", "rao_blackwellis
 
 # --- the Rao-Blackwellised particle filter ---------------------------------------------------------
 class RaoBlackwellisedFilterResult(NamedTuple):
-    """Output of :func:`rao_blackwellised_particle_filter` (``T`` steps; joint state
-    :math:`x_t = (f_t, h_t[, h^{id}_t])` of size ``n``, log-variances :math:`g_t = (h_t[, h^{id}_t])` of size
+    """Output of [`rao_blackwellised_particle_filter`][bayesvol.filters.rbpf.rao_blackwellised_particle_filter] (``T``
+steps; joint state
+    $x_t = (f_t, h_t[, h^{id}_t])$ of size ``n``, log-variances $g_t = (h_t[, h^{id}_t])$ of size
     ``dim_g``).
 
     Attributes
     ----------
     log_likelihood : jax.Array
-        Estimate of :math:`\\log p(r_{1:T} \\mid \\theta)`, the sum of ``pointwise_log_likelihood``.
+        Estimate of $\\log p(r_{1:T} \\mid \\theta)$, the sum of ``pointwise_log_likelihood``.
     pointwise_log_likelihood : jax.Array
-        Estimates of :math:`\\log p(r_t \\mid r_{1:t-1}, \\theta)`, shape ``(T,)``.
+        Estimates of $\\log p(r_t \\mid r_{1:t-1}, \\theta)$, shape ``(T,)``.
     filtered_mean, filtered_variance : jax.Array
         Filtered means and elementwise variances of the joint state, shape ``(T, n)``: for the factors the
         mixtures of the particles' Kalman moments, for the log-variances the weighted particle moments.
@@ -83,18 +84,18 @@ def rao_blackwellised_particle_filter(model, params, y, key, num_particles: int 
     Returns
     -------
     RaoBlackwellisedFilterResult
-        ``pointwise_log_likelihood`` (T,): estimates of :math:`\log p(r_t \mid r_{1:t-1})`; filtered means
-        and variances of the joint state :math:`(f_t, g_t)` (for :math:`f_t` mixtures of the particles'
+        ``pointwise_log_likelihood`` (T,): estimates of $\log p(r_t \mid r_{1:t-1})$; filtered means
+        and variances of the joint state $(f_t, g_t)$ (for $f_t$ mixtures of the particles'
         Kalman moments); the ESS per step.
 
     Notes
     -----
-    Particles :math:`g^i_t` move by the state equation of the log-variances (bootstrap proposal). Each carries
+    Particles $g^i_t$ move by the state equation of the log-variances (bootstrap proposal). Each carries
     the Kalman filter of the factors given its log-variance path, whose one-step predictive density
-    :math:`p(r_t \mid r_{1:t-1}, g^i_{1:t})` is the weight: the factors are integrated out exactly, so the
+    $p(r_t \mid r_{1:t-1}, g^i_{1:t})$ is the weight: the factors are integrated out exactly, so the
     particles only need to cover the ``K`` (or ``K + N``) log-variances. The product of the averaged weights
     is an unbiased estimate of the likelihood. The filter is an ``init`` (draws from the stationary law) and
-    a ``step`` run by the filter driver (:mod:`bayesvol.filters._driver`). Random numbers: ``key`` splits into
+    a ``step`` run by the filter driver (`bayesvol.filters._driver`). Random numbers: ``key`` splits into
     a key for the first draws and a key whose ``fold_in`` with ``t`` splits into the resampling and the move
     keys of step ``t``.
     """
@@ -171,9 +172,9 @@ def particle_smoother(model, params, y, out: RaoBlackwellisedFilterResult, key, 
     r"""Smoothed log-variances and factors by backward simulation over a stored particle filter pass.
 
     Draws ``num_trajectories`` log-variance paths backwards (FFBSi): at ``t`` the ancestor of a trajectory at
-    :math:`g_{t+1}` is drawn with probability proportional to :math:`W^i_t\, p(g_{t+1} \mid g^i_t)`. The
+    $g_{t+1}$ is drawn with probability proportional to $W^i_t\, p(g_{t+1} \mid g^i_t)$. The
     smoothed factors average, over the trajectories, the Kalman (RTS) smoother given each path. The backward
-    weights use the log-variance transition only; this is exact when :math:`\Phi_f = 0` and an approximation
+    weights use the log-variance transition only; this is exact when $\Phi_f = 0$ and an approximation
     otherwise, since the factor filter then depends on the whole log-variance path.
 
     Returns ``(g_mean, g_var, f_mean, f_var)``, each (T, dim).

@@ -35,7 +35,7 @@ def normalise_log_weights(log_weights):
 
 
 def effective_sample_size(log_weights):
-    r"""Effective sample size :math:`1 / \sum_i W_i^2` of normalised log-weights (between 1 and N)."""
+    r"""Effective sample size $1 / \sum_i W_i^2$ of normalised log-weights (between 1 and N)."""
     return jnp.exp(-jax.scipy.special.logsumexp(2.0 * log_weights))
 
 
@@ -58,11 +58,11 @@ def systematic_resample(key, log_weights, num_samples: int | None = None):
 
     Notes
     -----
-    With one :math:`U \sim \mathrm{Uniform}(0, 1)` and points :math:`u_j = (U + j)/M`, :math:`j = 0, \dots,
-    M-1`, index :math:`A_j` is the first :math:`i` with cumulative weight :math:`C_i \ge u_j`. Particle
-    :math:`i` is therefore copied :math:`K_i - K_{i-1}` times where :math:`K_i = \#\{j: u_j \le C_i\}
-    = \lfloor M C_i - U \rfloor + 1` (clipped to :math:`[0, M]`). The indices are built from these counts
-    with one scatter-add and one cumulative sum, :math:`O(N + M)`, instead of a binary search per point.
+    With one $U \sim \mathrm{Uniform}(0, 1)$ and points $u_j = (U + j)/M$, $j = 0, \dots,
+    M-1$, index $A_j$ is the first $i$ with cumulative weight $C_i \ge u_j$. Particle
+    $i$ is therefore copied $K_i - K_{i-1}$ times where $K_i = \#\{j: u_j \le C_i\}
+    = \lfloor M C_i - U \rfloor + 1$ (clipped to $[0, M]$). The indices are built from these counts
+    with one scatter-add and one cumulative sum, $O(N + M)$, instead of a binary search per point.
 
     Examples
     --------
@@ -77,7 +77,8 @@ def systematic_resample(key, log_weights, num_samples: int | None = None):
 
 
 def systematic_ancestors(uniform, log_weights, num_samples: int | None = None):
-    """:func:`systematic_resample` given its uniform draw ``uniform`` in [0, 1) instead of a key.
+    """[`systematic_resample`][bayesvol.filters.resampling.systematic_resample] given its uniform draw ``uniform`` in
+[0, 1) instead of a key.
 
     Lets a filter draw the uniforms of all its steps in one vectorised call before its scan.
     """
@@ -113,14 +114,14 @@ def smooth_resample(key, particles, log_weights):
 
     Notes
     -----
-    Sort the particles, :math:`x_{(1)} \le \dots \le x_{(N)}`, with weights :math:`\pi_{(i)}`. The
-    distribution is split into :math:`N + 1` regions of mass :math:`\lambda_0 = \pi_{(1)}/2`,
-    :math:`\lambda_i = (\pi_{(i)} + \pi_{(i+1)})/2` and :math:`\lambda_N = \pi_{(N)}/2`. The two end regions
-    are point masses at :math:`x_{(1)}` and :math:`x_{(N)}`; region :math:`i` is uniform on
-    :math:`[x_{(i)}, x_{(i+1)}]`. A point :math:`u` falling at fraction :math:`f` of region :math:`i` maps to
-    :math:`x_{(i)} + f (x_{(i+1)} - x_{(i)})`, which is continuous in :math:`u`, in the particles and in the
+    Sort the particles, $x_{(1)} \le \dots \le x_{(N)}$, with weights $\pi_{(i)}$. The
+    distribution is split into $N + 1$ regions of mass $\lambda_0 = \pi_{(1)}/2$,
+    $\lambda_i = (\pi_{(i)} + \pi_{(i+1)})/2$ and $\lambda_N = \pi_{(N)}/2$. The two end regions
+    are point masses at $x_{(1)}$ and $x_{(N)}$; region $i$ is uniform on
+    $[x_{(i)}, x_{(i+1)}]$. A point $u$ falling at fraction $f$ of region $i$ maps to
+    $x_{(i)} + f (x_{(i+1)} - x_{(i)})$, which is continuous in $u$, in the particles and in the
     weights as long as coincident particles carry equal weights (true of the bootstrap filter, whose weight
-    is a function of the particle alone). Cost :math:`O(N \log N)` for the sort.
+    is a function of the particle alone). Cost $O(N \log N)$ for the sort.
 
     Examples
     --------
@@ -136,7 +137,8 @@ def smooth_resample(key, particles, log_weights):
 
 
 def smooth_resample_from_uniform(uniform, particles, log_weights):
-    """:func:`smooth_resample` given its uniform draw ``uniform`` in [0, 1) instead of a key."""
+    """[`smooth_resample`][bayesvol.filters.resampling.smooth_resample] given its uniform draw ``uniform`` in
+[0, 1) instead of a key."""
     if particles.ndim != 1:
         raise ValueError(f"smooth resampling needs scalar particles (shape (N,)), got shape {particles.shape}")
     num = particles.shape[0]

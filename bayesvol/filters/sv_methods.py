@@ -1,6 +1,6 @@
-"""Likelihood methods of :class:`bayesvol.models.SV` for :func:`bayesvol.fit` and
-:func:`bayesvol.log_likelihood`: ``"pf"``, ``"eis"``, ``"bellman"`` and ``"qml"`` (the registry in
-:mod:`bayesvol.inference` points at these functions and their diagnostics).
+"""Likelihood methods of [`bayesvol.models.SV`][bayesvol.models.SV] for [`bayesvol.fit`][bayesvol.fit] and
+[`bayesvol.log_likelihood`][bayesvol.log_likelihood]: ``"pf"``, ``"eis"``, ``"bellman"`` and ``"qml"`` (the registry in
+`bayesvol.inference` points at these functions and their diagnostics).
 
 Each returns the pointwise log-likelihood (one value per time step) as a pure JAX function of the
 parameters; simulated methods use a fixed ``seed`` (common random numbers), so the optimiser sees one
@@ -47,10 +47,11 @@ def pf_diagnostics(model, params, y, *, num_particles=1000, seed=0, proposal="bo
 
 def sv_particle_filter(model, params, y, *, num_particles: int = 1000, seed: int = 0, proposal: str = "bootstrap",
                        resampling: str = "smooth", ess_threshold: float = 1.0):
-    """Particle-filter estimates of ``log p(y_t | y_{1:t-1})`` (see :func:`bayesvol.filters.particle_filter`).
+    """Particle-filter estimates of ``log p(y_t | y_{1:t-1})`` (see
+[`bayesvol.filters.particle_filter`][bayesvol.filters.particle_filter]).
 
     The defaults make the estimate continuous in the parameters for a fixed ``seed``: the bootstrap filter
-    with the continuous resampling of Malik & Pitt (2011) at every step, so :func:`bayesvol.fit` can
+    with the continuous resampling of Malik & Pitt (2011) at every step, so [`bayesvol.fit`][bayesvol.fit] can
     maximise it with gradients (BFGS). ``resampling="systematic"`` gives the unbiased estimator but a
     discontinuous surface; use it for evaluation, not fitting.
     """
@@ -79,17 +80,19 @@ def eis_diagnostics(model, params, y, *, num_draws=64, seed=0, num_iterations=8,
 
 def sv_eis(model, params, y, *, num_draws: int = 64, seed: int = 0, num_iterations: int = 8,
            antithetic: bool = True, tolerance: float | None = None):
-    """EIS log-likelihood terms (see :func:`bayesvol.filters.efficient_importance_sampling`).
+    """EIS log-likelihood terms (see
+[`bayesvol.filters.efficient_importance_sampling`][bayesvol.filters.efficient_importance_sampling]).
 
     By default a fixed number of fixed-point iterations, all differentiated (``tolerance=None``), so the
-    estimate is a smooth function of the parameters with exact gradients for :func:`bayesvol.fit`.
+    estimate is a smooth function of the parameters with exact gradients for [`bayesvol.fit`][bayesvol.fit].
     """
     return efficient_importance_sampling(model, params, y, seed, num_draws, num_iterations=num_iterations,
                                          antithetic=antithetic, tolerance=tolerance).pointwise_log_likelihood
 
 
 def sv_bellman(model, params, y, *, num_newton_steps: int = 10):
-    """Bellman-filter approximate log-likelihood terms (see :func:`bayesvol.filters.bellman_filter`)."""
+    """Bellman-filter approximate log-likelihood terms (see
+[`bayesvol.filters.bellman_filter`][bayesvol.filters.bellman_filter])."""
     return bellman_filter(model, params, y, num_newton_steps=num_newton_steps).pointwise_log_likelihood
 
 
@@ -100,5 +103,6 @@ def qml_diagnostics(model, params, y, *, offset=None):
 
 
 def sv_qml(model, params, y, *, offset=None):
-    """Quasi-log-likelihood terms of ``log y_t^2`` (see :func:`bayesvol.filters.sv_qml_filter`)."""
+    """Quasi-log-likelihood terms of ``log y_t^2`` (see
+[`bayesvol.filters.sv_qml_filter`][bayesvol.filters.sv_qml_filter])."""
     return sv_qml_filter(model, params, y, offset=offset).pointwise_log_likelihood

@@ -1,16 +1,18 @@
-r"""Likelihood methods and filtered forecasts of the Wishart SV model (:class:`bayesvol.models.WishartSV`).
+r"""Likelihood methods and filtered forecasts of the Wishart SV model
+([`bayesvol.models.WishartSV`][bayesvol.models.WishartSV]).
 
-* :func:`eis_loglik` — efficient importance sampling with Wishart kernels (plain or sequential), the
-  ``"eis"`` method of :func:`bayesvol.log_likelihood` and :func:`bayesvol.fit`, with :func:`eis_diagnostics`;
-* :func:`pf_loglik` — the fully adapted particle filter (the EIS code with zero kernels and resampling),
+* `eis_loglik` — efficient importance sampling with Wishart kernels (plain or sequential), the
+  ``"eis"`` method of [`bayesvol.log_likelihood`][bayesvol.log_likelihood] and [`bayesvol.fit`][bayesvol.fit], with
+  `eis_diagnostics`;
+* `pf_loglik` — the fully adapted particle filter (the EIS code with zero kernels and resampling),
   the ``"pf"`` method;
-* :func:`wishart_eis_output` — the full output of the EIS sampler (weights, paths, kernels, diagnostics);
-* :func:`forecast_covariance` and :func:`filtered_forecasts` — covariance forecasts
-  :math:`E[\Omega_{t+1}^{-1} \mid y_{1:t}]` from the EIS draws or the particle filter.
+* `wishart_eis_output` — the full output of the EIS sampler (weights, paths, kernels, diagnostics);
+* `forecast_covariance` and `filtered_forecasts` — covariance forecasts
+  $E[\Omega_{t+1}^{-1} \mid y_{1:t}]$ from the EIS draws or the particle filter.
 
-The algorithm is in :mod:`bayesvol.filters.eis_wishart`; the transition scale and the emission density it
-uses are those of the model (:mod:`bayesvol.models._wishart_linalg`,
-:func:`bayesvol.distributions.wishart.gaussian_precision_log_prob`).
+The algorithm is in `bayesvol.filters.eis_wishart`; the transition scale and the emission density it
+uses are those of the model (`bayesvol.models._wishart_linalg`,
+`bayesvol.distributions.wishart.gaussian_precision_log_prob`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ __all__ = ["EISKernels", "eis_diagnostics", "eis_loglik", "filtered_forecasts", 
 
 
 class EISKernels:
-    r"""EIS auxiliary kernels :math:`(c_t, C_t)` held fixed: the ``kernels`` option of the ``"eis"`` likelihood.
+    r"""EIS auxiliary kernels $(c_t, C_t)$ held fixed: the ``kernels`` option of the ``"eis"`` likelihood.
 
     Compares and hashes by identity, so it can be a (static) likelihood option.
     """
@@ -93,14 +95,14 @@ def _eis_loglik_output(params, y, options) -> WishartEISResult:
 
 def eis_loglik(model, params, y, **options):
     """EIS log-likelihood split into T terms that add up to it (see
-    :class:`~bayesvol.filters.eis_wishart.WishartEISResult`).
+    `WishartEISResult`).
 
     Options: ``num_draws`` (128), ``num_iterations`` (10: the most EIS passes), ``tolerance`` (0.01: the
     passes stop when the kernels change by less, relatively), ``seed`` (0), ``antithetic`` (True),
     ``resample`` (False; True runs the final pass as a particle filter, see
-    :func:`~bayesvol.filters.eis_wishart.wishart_eis`), ``kernels`` (an :class:`EISKernels` to use instead of
+    [`wishart_eis`][bayesvol.filters.eis_wishart.wishart_eis]), ``kernels`` (an `EISKernels` to use instead of
     running the EIS passes). Derivatives hold the EIS kernels fixed at their values for the given
-    parameters (see :func:`~bayesvol.filters.eis_wishart.eis_kernels`).
+    parameters (see `eis_kernels`).
     """
     model.check_parameters(params)
     return _eis_loglik_output(params, y, options).pointwise_log_likelihood
@@ -118,11 +120,11 @@ def eis_diagnostics(model, params, y, num_replications: int = 5, **options):
 
 
 def pf_loglik(model, params, y, *, num_particles: int = 1000, seed: int = 0, antithetic: bool = True):
-    r"""Fully adapted particle filter: propose :math:`\Omega_t` from :math:`p(\Omega_t \mid \Omega_{t-1}, y_t)`.
+    r"""Fully adapted particle filter: propose $\Omega_t$ from $p(\Omega_t \mid \Omega_{t-1}, y_t)$.
 
-    Normal–Wishart conjugacy makes that proposal and the predictive :math:`p(y_t \mid \Omega_{t-1})` exact, so
+    Normal–Wishart conjugacy makes that proposal and the predictive $p(y_t \mid \Omega_{t-1})$ exact, so
     this is the EIS code with ``num_iterations=0`` and ``resample=True``. The terms are estimates of the
-    one-step-ahead predictive densities :math:`\log p(y_t \mid y_{1:t-1})`. Options: ``num_particles``
+    one-step-ahead predictive densities $\log p(y_t \mid y_{1:t-1})$. Options: ``num_particles``
     (1000), ``seed`` (0), ``antithetic`` (True).
     """
     seed, static = _eis_options(num_draws=num_particles, seed=seed, antithetic=antithetic, num_iterations=0,
@@ -134,9 +136,9 @@ def pf_loglik(model, params, y, *, num_particles: int = 1000, seed: int = 0, ant
 def wishart_eis_output(model, params, y, **options) -> WishartEISResult:
     """Run the EIS sampler at ``params`` and return its full output (weights, paths, diagnostics).
 
-    Options as for ``log_likelihood(..., method="eis")`` (see :func:`eis_loglik`): ``num_draws``,
+    Options as for ``log_likelihood(..., method="eis")`` (see `eis_loglik`): ``num_draws``,
     ``num_iterations``, ``tolerance``, ``seed``, ``antithetic``, ``resample``, ``kernels``. See
-    :mod:`bayesvol.filters.eis_wishart` for the algorithm and :func:`forecast_covariance` for forecasts.
+    `bayesvol.filters.eis_wishart` for the algorithm and `forecast_covariance` for forecasts.
     """
     params = as_params(model, params)
     model.check_parameters(params)
@@ -154,14 +156,14 @@ def _forecast_params(model, params):
 
 
 def forecast_covariance(model, params, y, *, method: str = "eis", **options) -> np.ndarray:
-    r"""One-step-ahead covariance forecast :math:`E[\Omega_{T+1}^{-1} \mid y_{1:T}]` at ``params``.
+    r"""One-step-ahead covariance forecast $E[\Omega_{T+1}^{-1} \mid y_{1:T}]$ at ``params``.
 
-    :math:`E[\Omega_{T+1}^{-1}\mid\Omega_T] = S_T^{-1}/(\nu-k-1)`, averaged with the importance weights
-    over the EIS draws of :math:`\Omega_T` (``method="eis"``; options as in :func:`wishart_eis_output`), or
+    $E[\Omega_{T+1}^{-1}\mid\Omega_T] = S_T^{-1}/(\nu-k-1)$, averaged with the importance weights
+    over the EIS draws of $\Omega_T$ (``method="eis"``; options as in `wishart_eis_output`), or
     over the fully adapted particle filter's filtering law (``method="pf"``: options ``num_particles`` (128),
     ``seed``, ``antithetic``; the EIS code with ``num_iterations=0`` and ``resample=True``, whose final
-    weighted particles represent :math:`p(\Omega_T \mid y_{1:T})`).
-    Requires :math:`\nu > k + 1` (otherwise the expectation is infinite).
+    weighted particles represent $p(\Omega_T \mid y_{1:T})$).
+    Requires $\nu > k + 1$ (otherwise the expectation is infinite).
     """
     params, k = _forecast_params(model, params)
     if method not in ("eis", "pf"):
@@ -176,11 +178,11 @@ def forecast_covariance(model, params, y, *, method: str = "eis", **options) -> 
 
 
 def filtered_forecasts(model, params, y, *, num_particles: int = 1000, seed: int = 0) -> np.ndarray:
-    r"""One-step-ahead covariance forecasts :math:`E[\Omega_{t+1}^{-1} \mid y_{1:t}]`, :math:`t = 1..T`.
+    r"""One-step-ahead covariance forecasts $E[\Omega_{t+1}^{-1} \mid y_{1:t}]$, $t = 1..T$.
 
-    One pass of the fully adapted particle filter (see :func:`pf_loglik`): row t (0-based) is the forecast
-    for the return after ``y[t]``, using ``y[:t + 1]`` only. The last row is :func:`forecast_covariance` with
-    ``method="pf"``. Requires :math:`\nu > k + 1`.
+    One pass of the fully adapted particle filter (see `pf_loglik`): row t (0-based) is the forecast
+    for the return after ``y[t]``, using ``y[:t + 1]`` only. The last row is `forecast_covariance` with
+    ``method="pf"``. Requires $\nu > k + 1$.
     """
     params, k = _forecast_params(model, params)
     out = wishart_eis_output(model, params, y, num_draws=num_particles, seed=seed, num_iterations=0, resample=True)

@@ -1,6 +1,6 @@
 """Estimators: NumPyro samplers (NUTS, SVI, PMMH) returning ArviZ ``xarray.DataTree``, and maximum likelihood.
 
-Which estimator exists for which model family is the table in :mod:`bayesvol.inference.registry`.
+Which estimator exists for which model family is the table in `bayesvol.inference.registry`.
 """
 
 from bayesvol.inference.diagnostics import ConvergenceWarning, check_convergence

@@ -1,7 +1,7 @@
 """Assemble ArviZ 1.x ``xarray.DataTree`` results in the package's conventions (DESIGN.md §6).
 
-The one place that builds result trees: posteriors from the samplers (:func:`build`) and maximum-likelihood
-estimates under the posterior's variable names and dims (:func:`from_mle`), so that one table or forest plot
+The one place that builds result trees: posteriors from the samplers (`build`) and maximum-likelihood
+estimates under the posterior's variable names and dims (`from_mle`), so that one table or forest plot
 shows both.
 """
 
@@ -102,7 +102,7 @@ def from_mle(result) -> xr.DataTree:
     Parameters
     ----------
     result : MLEResult
-        From :func:`bayesvol.fit`.
+        From [`bayesvol.fit`][bayesvol.fit].
 
     Returns
     -------

@@ -1,7 +1,7 @@
 """SciPy's BFGS on a compiled JAX objective: the one optimiser call of maximum likelihood.
 
-The single fit (:mod:`.mle`) and the EIS-MLE rounds (:mod:`.eis_rounds`) both minimise through
-:func:`bfgs`, on an objective wrapped by :func:`scipy_objective`. The rounds cannot call :func:`.mle.fit`
+The single fit (`.mle`) and the EIS-MLE rounds (`.eis_rounds`) both minimise through
+`bfgs`, on an objective wrapped by `scipy_objective`. The rounds cannot call [`.mle.fit`][bayesvol.fit]
 itself for their inner optimisations: each round starts BFGS from the previous round's inverse Hessian and
 reads the new one back, and its EIS kernels are an argument of one compiled objective rather than a fixed
 likelihood option (which would compile a new objective in every round).
@@ -43,7 +43,7 @@ def scipy_objective(value_and_grad: Callable) -> Callable:
 
 
 def bfgs(fun: Callable, x0, *, maxiter: int, gtol: float, hess_inv0=None) -> scipy.optimize.OptimizeResult:
-    """Minimise ``fun`` (value and gradient, see :func:`scipy_objective`) with SciPy's BFGS.
+    """Minimise ``fun`` (value and gradient, see `scipy_objective`) with SciPy's BFGS.
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
 """One estimation problem: a model, its likelihood and options, and the maps between parameter spaces.
 
-:class:`Problem` is hashable, so compiled objectives, gradients and Hessians are cached per model,
-likelihood and options and reused across fits of the same shape. The single fit (:mod:`.mle`) and the
-batch fit (:mod:`.batch`) both work on it.
+`Problem` is hashable, so compiled objectives, gradients and Hessians are cached per model,
+likelihood and options and reused across fits of the same shape. The single fit (`.mle`) and the
+batch fit (`.batch`) both work on it.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def options_key(options: dict):
 class Problem:
     """Everything static about one estimation problem, so compiled functions are reused across fits.
 
-    ``loglik`` is the registered pointwise log-likelihood of ``method`` (see :mod:`.registry`);
+    ``loglik`` is the registered pointwise log-likelihood of ``method`` (see `.registry`);
     ``free_shapes`` and ``shapes`` are the shapes of the unconstrained and the natural parameters.
     ``stationary`` restricts the estimate to the model's ``is_stationary`` region (the likelihood is
     ``-inf`` outside it, a wall that the optimiser's line search respects).
@@ -123,7 +123,7 @@ def objective(problem: Problem, u_flat, y, num_steps=None):
     """Mean negative log-likelihood at the unconstrained ``u_flat``, ``+inf`` where it is not finite.
 
     The mean is over ``num_steps`` time steps (by default ``y.shape[0]``): a series padded at its end to a
-    length bucket (see :func:`pad_to_length`) passes its own length, a traced number, so that the compiled
+    length bucket (see `pad_to_length`) passes its own length, a traced number, so that the compiled
     program is shared by every length in the bucket and the objective, its gradient and the optimiser's
     gradient tolerance are those of the unpadded series.
     """

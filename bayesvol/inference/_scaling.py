@@ -1,6 +1,6 @@
 """Maximum likelihood in standardised units: the data's scale, the map of the estimates and of their covariances.
 
-:func:`bayesvol.fit` divides the data by a reference scale ``s`` (the sample standard deviation, per column or
+[`bayesvol.fit`][bayesvol.fit] divides the data by a reference scale ``s`` (the sample standard deviation, per column or
 one for a panel, see the model's ``data_scale_kind``; rounded to a power of two), fits there and maps the
 results back with the model's ``rescale_params`` hook: the estimates by the hook itself, their covariances
 by the delta method with its Jacobian ``J`` (``J C J'``), and the log-likelihood by the change of variables
@@ -95,5 +95,5 @@ def to_user_flat(problem, theta_flat, scale):
 
 
 def user_jacobian(problem, theta_flat, scale) -> np.ndarray:
-    """Jacobian of :func:`to_user_flat` in the reference parameters (the delta method's ``J``)."""
+    """Jacobian of `to_user_flat` in the reference parameters (the delta method's ``J``)."""
     return np.asarray(jax.jacfwd(lambda t: to_user_flat(problem, t, scale))(jnp.asarray(theta_flat)))

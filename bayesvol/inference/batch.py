@@ -1,6 +1,6 @@
 """Maximum likelihood for many series at once: BFGS written in JAX, vmapped over lanes fed by a queue.
 
-Each series is estimated as :func:`bayesvol.fit` estimates one (same registered likelihood, same
+Each series is estimated as [`bayesvol.fit`][bayesvol.fit] estimates one (same registered likelihood, same
 unconstrained space from the prior supports, same gradient tolerance, same standard errors from the exact
 Hessian and scores), but the optimiser is written in JAX so that many series advance in one compiled step:
 each lane evaluates the objective and its gradient once per step, at a trial point of a backtracking (Armijo)
@@ -160,7 +160,7 @@ def _bfgs_starts(problem: Problem, u0, y):
 
 
 def _bfgs_queue_impl(problem: Problem, u0, value0, grad0, inv_hessian0, maxiter: int, num_lanes: int, y, gtol):
-    """BFGS for every column of ``y`` (T, N) from the starts of :func:`_bfgs_starts`, on ``num_lanes`` lanes.
+    """BFGS for every column of ``y`` (T, N) from the starts of `_bfgs_starts`, on ``num_lanes`` lanes.
 
     The lanes run one vmapped BFGS iteration at a time; a lane whose series has converged (or stalled, or
     used ``maxiter`` iterations) stores the result and takes the next series from the queue. The work is
@@ -218,7 +218,7 @@ _bfgs_queue = jax.jit(_bfgs_queue_impl, static_argnums=(0, 5, 6))
 
 @lru_cache(maxsize=32)
 def _bfgs_queue_per_device(problem: Problem, maxiter: int, num_lanes: int):
-    """:func:`_bfgs_queue` mapped over host devices (``jax.pmap``): one queue of series per device."""
+    """`_bfgs_queue` mapped over host devices (``jax.pmap``): one queue of series per device."""
     return jax.pmap(lambda u0, value0, grad0, inv_hessian0, y, gtol: _bfgs_queue_impl(
         problem, u0, value0, grad0, inv_hessian0, maxiter, num_lanes, y, gtol), in_axes=(0, 0, 0, 0, 0, None))
 
@@ -295,12 +295,12 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
               stationary: bool = True, **options) -> BatchMLEResult:
     """Maximum likelihood for every column of a panel of series, with one compiled BFGS over a queue of series.
 
-    Called by :func:`bayesvol.fit` when ``y`` is 2-D (time x series) and the model is univariate.
+    Called by [`bayesvol.fit`][bayesvol.fit] when ``y`` is 2-D (time x series) and the model is univariate.
 
     Parameters
     ----------
     model : bayesvol model
-        A univariate model with a differentiable registered likelihood (e.g. :class:`~bayesvol.models.GARCH`).
+        A univariate model with a differentiable registered likelihood (e.g. [`GARCH`][bayesvol.models.GARCH]).
     y : pandas.DataFrame or 2-D array_like
         One series per column, all of the same length (no missing values).
     method : str
@@ -314,20 +314,20 @@ def fit_batch(model, y, method: str = "exact", *, start=None, num_starts: int | 
         BFGS iterations at most.
     gtol : float
         Convergence when the largest gradient entry of the mean negative log-likelihood (in the
-        unconstrained space) falls below ``gtol``, as in :func:`bayesvol.fit`.
+        unconstrained space) falls below ``gtol``, as in [`bayesvol.fit`][bayesvol.fit].
     warn : bool
-        Warn (:class:`~bayesvol.ConvergenceWarning`) when some series do not converge.
+        Warn ([`ConvergenceWarning`][bayesvol.ConvergenceWarning]) when some series do not converge.
     block_width : int
         Series optimised together in one vmapped program; the panel is processed block by block (the same
         compiled program for every block). Blocks of a few dozen series keep the working set in cache and
         let a block stop as soon as its own series have converged.
     rescale : bool
-        Fit each series divided by its standard deviation and map the results back, as :func:`bayesvol.fit`
+        Fit each series divided by its standard deviation and map the results back, as [`bayesvol.fit`][bayesvol.fit]
         does (estimates by the model's ``rescale_params``, covariances by the delta method, the log-likelihood
         shifted by ``-T log s``).
     stationary : bool
         Restrict the estimates to the covariance-stationary region (``False``: pass the model's
-        ``nonstationary_variant()``, as :func:`bayesvol.fit` does).
+        ``nonstationary_variant()``, as [`bayesvol.fit`][bayesvol.fit] does).
     **options
         Passed to the likelihood method.
 

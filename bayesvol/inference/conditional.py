@@ -1,26 +1,26 @@
 r"""One-step-ahead conditional moments of the returns at fixed parameters, for every model family.
 
-For each :math:`t` the mean :math:`m_t = E[y_t \mid y_{1:t-1}]` and the per-coordinate variance
-:math:`v_t = \mathrm{Var}(y_t \mid y_{1:t-1})`, from which the results of maximum likelihood give the conditional
-volatility :math:`\sqrt{v_t}`, the residuals :math:`y_t - m_t` and the standardised residuals
-:math:`(y_t - m_t)/\sqrt{v_t}`, the quantities arch reports.
+For each $t$ the mean $m_t = E[y_t \mid y_{1:t-1}]$ and the per-coordinate variance
+$v_t = \mathrm{Var}(y_t \mid y_{1:t-1})$, from which the results of maximum likelihood give the conditional
+volatility $\sqrt{v_t}$, the residuals $y_t - m_t$ and the standardised residuals
+$(y_t - m_t)/\sqrt{v_t}$, the quantities arch reports.
 
 Observation-driven models (GARCH, GJR, EGARCH, IG-GARCH, DCC)
     Exact: the state path of the model's own recursion (``_observation.filter_states``), then the mean and
-    variance of the emission on that path (the law of :math:`y_t` given the state for :math:`t`).
+    variance of the emission on that path (the law of $y_t$ given the state for $t$).
 Latent-state models
     From a filter's one-step-ahead (predicted) law of the state, one table row per family:
 
-    * SV: the Bellman filter's Gaussian prediction :math:`h_t \mid y_{1:t-1} \approx N(a_t, P_t)`, so
-      :math:`v_t = E[e^{h_t}] = e^{a_t + P_t/2}` and :math:`m_t = 0`.
-    * DFSV: the DFSV Bellman filter's prediction of the joint state :math:`(f_t, h_t[, h^{id}_t])`, so
-      :math:`m_t = \Lambda a^f_t` and :math:`v_t = \mathrm{diag}(\Lambda P^{ff}_t \Lambda') + \sigma^2_t`, where
-      the predicted factor covariance :math:`P^{ff}_t` holds the factor shocks' variance
-      :math:`E[e^{h_t}] = e^{a^h_t + P^{hh}_t/2}` and the idiosyncratic variances are :math:`\sigma^2` or
-      :math:`e^{a^{id}_t + P^{id}_t/2}`.
+    * SV: the Bellman filter's Gaussian prediction $h_t \mid y_{1:t-1} \approx N(a_t, P_t)$, so
+      $v_t = E[e^{h_t}] = e^{a_t + P_t/2}$ and $m_t = 0$.
+    * DFSV: the DFSV Bellman filter's prediction of the joint state $(f_t, h_t[, h^{id}_t])$, so
+      $m_t = \Lambda a^f_t$ and $v_t = \mathrm{diag}(\Lambda P^{ff}_t \Lambda') + \sigma^2_t$, where
+      the predicted factor covariance $P^{ff}_t$ holds the factor shocks' variance
+      $E[e^{h_t}] = e^{a^h_t + P^{hh}_t/2}$ and the idiosyncratic variances are $\sigma^2$ or
+      $e^{a^{id}_t + P^{id}_t/2}$.
     * Wishart SV: the fully adapted particle filter (1000 particles, seed 0) for
-      :math:`E[\Omega_t^{-1} \mid y_{1:t-1}]`, :math:`t \ge 2`, and :math:`E[\Omega_1^{-1}] =
-      S_0^{-1}/(\nu - k - 1)`; :math:`m_t = 0`. Needs :math:`\nu > k + 1`.
+      $E[\Omega_t^{-1} \mid y_{1:t-1}]$, $t \ge 2$, and $E[\Omega_1^{-1}] =
+      S_0^{-1}/(\nu - k - 1)$; $m_t = 0$. Needs $\nu > k + 1$.
 
 The Gaussian approximations of the Bellman filter make the latent-state moments approximate; the
 observation-driven ones are exact.
@@ -163,14 +163,14 @@ def posterior_volatility(idata):
     r"""Posterior draws of each return's conditional standard deviation, dims ``(chain, draw, time[, asset])``.
 
     The posterior's ``vol`` for SV, the GARCH family, DCC and Wishart SV. DFSV's ``vol`` holds the factors'
-    volatilities :math:`e^{h_t/2}`; the per-asset one is :math:`\sqrt{\mathrm{diag}(\Lambda\,\mathrm{diag}
-    (e^{h_t})\Lambda' + \Sigma_t)}`, the square root of the diagonal of ``cov`` where the program stored it,
+    volatilities $e^{h_t/2}$; the per-asset one is $\sqrt{\mathrm{diag}(\Lambda\,\mathrm{diag}
+    (e^{h_t})\Lambda' + \Sigma_t)}$, the square root of the diagonal of ``cov`` where the program stored it,
     else computed from ``lambda_r``, ``vol`` and ``sigma2`` (or ``vol_id``).
 
     Parameters
     ----------
     idata : xarray.DataTree
-        A posterior from :func:`bayesvol.sample`.
+        A posterior from [`bayesvol.sample`][bayesvol.sample].
 
     Returns
     -------

@@ -1,6 +1,6 @@
-"""NUTS set-up for :class:`~bayesvol.models.DFSV`: a start from the Bellman smoother and an initial mass matrix.
+"""NUTS set-up for [`DFSV`][bayesvol.models.DFSV]: a start from the Bellman smoother and an initial mass matrix.
 
-:func:`nuts_options` returns the settings :func:`bayesvol.sample` passes to NUTS for a DFSV model.
+`nuts_options` returns the settings [`bayesvol.sample`][bayesvol.sample] passes to NUTS for a DFSV model.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ _REAL_SITES = ("h_std", "h_id_std", "mu", "mu_id", "lambda_r_free", "Phi_f_free"
 
 
 def nuts_options(model, y, dense_mass: bool = True) -> dict:
-    """NUTS settings used by :func:`bayesvol.sample`: a start and an initial mass matrix (marginalised program).
+    """NUTS settings used by [`bayesvol.sample`][bayesvol.sample]: a start and an initial mass matrix (marginalised
+program).
 
     Start (``init_strategy``): the parameters are the first of ``model.start_values`` (principal
     components); the log-variance paths are smoothed by the Bellman filter at those parameters
-    (:func:`bayesvol.filters.dfsv_methods.filter_states`) and mapped to the program's standardised
-    innovations ``h_std`` (and ``h_id_std``). Real-valued sites get a jitter of standard deviation 0.1
-    drawn with each chain's key, so chains start apart.
+    ([`bayesvol.filters.dfsv_methods.filter_states`][bayesvol.filters.dfsv_methods.filter_states]) and mapped to the
+    program's standardised innovations ``h_std`` (and ``h_id_std``). Real-valued sites get a jitter of standard
+    deviation 0.1 drawn with each chain's key, so chains start apart.
 
     Mass matrix (``inverse_mass_matrix``, with ``dense_mass``): the inverse of the curvature of the
     negative log density in the parameters' unconstrained coordinates at that start, log-variance

@@ -21,13 +21,13 @@ def check_convergence(idata, var_names, *, target_accept_prob=None, warn=True) -
     Parameters
     ----------
     idata : xarray.DataTree
-        Output of :func:`bayesvol.sample` (ArviZ 1.x layout: ``posterior`` and ``sample_stats`` groups).
+        Output of [`bayesvol.sample`][bayesvol.sample] (ArviZ 1.x layout: ``posterior`` and ``sample_stats`` groups).
     var_names : sequence of str
         Variables to check (parameters and the latent path ``h``).
     target_accept_prob : float, optional
         Mentioned in the advice on divergences.
     warn : bool
-        Also emit each message as a :class:`ConvergenceWarning`.
+        Also emit each message as a [`ConvergenceWarning`][bayesvol.ConvergenceWarning].
     """
     import arviz_stats  # here, not at module level: it takes seconds to import
 

@@ -1,8 +1,8 @@
-r"""EIS maximum likelihood in rounds for the Wishart SV model: the ``"eis"`` fitter of :func:`bayesvol.fit`.
+r"""EIS maximum likelihood in rounds for the Wishart SV model: the ``"eis"`` fitter of [`bayesvol.fit`][bayesvol.fit].
 
 Each round fits the EIS sampler at its start and holds it fixed while BFGS maximises the (then smooth)
-simulated likelihood; the rounds iterate that map to its fixed point (see :func:`fit_eis_rounds`). The
-likelihood is :func:`bayesvol.filters.wishart_methods.eis_loglik`.
+simulated likelihood; the rounds iterate that map to its fixed point (see `fit_eis_rounds`). The
+likelihood is `bayesvol.filters.wishart_methods.eis_loglik`.
 """
 
 from __future__ import annotations
@@ -121,23 +121,23 @@ def fit_eis_rounds(model, y, *, fit, start=None, num_starts=None, maxiter=2000, 
                    round_tolerance=0.2, se_differences="forward", rescale=True, **options):
     r"""EIS maximum likelihood in rounds: optimise with the EIS sampler fixed, refit the sampler, repeat.
 
-    Round r fits the kernels :math:`(c_t, C_t)` at its start :math:`s_r` (warm-started from the last ones)
-    and holds them fixed, so the objective :math:`\hat L(\theta; c, C)` is one smooth function (common
-    random numbers, an unbiased likelihood estimate at every :math:`\theta`) with an exact gradient; each
+    Round r fits the kernels $(c_t, C_t)$ at its start $s_r$ (warm-started from the last ones)
+    and holds them fixed, so the objective $\hat L(\theta; c, C)$ is one smooth function (common
+    random numbers, an unbiased likelihood estimate at every $\theta$) with an exact gradient; each
     evaluation is a single simulation pass, and the kernels are arguments of one compiled function, so rounds
     do not recompile. BFGS starts from the previous round's inverse-Hessian approximation. The estimate is
-    the fixed point :math:`\theta^* = G(\theta^*)` of the map :math:`G(s) = \arg\max_\theta \hat L(\theta;
-    c(s), C(s))`; with the same random numbers in every round, :math:`G` is deterministic and the rounds
-    converge linearly (kernels fitted at :math:`s` favour :math:`\theta` near :math:`s`, which makes the
-    steps shrink by a ratio :math:`\rho < 1` per round rather than stop at once).
+    the fixed point $\theta^* = G(\theta^*)$ of the map $G(s) = \arg\max_\theta \hat L(\theta;
+    c(s), C(s))$; with the same random numbers in every round, $G$ is deterministic and the rounds
+    converge linearly (kernels fitted at $s$ favour $\theta$ near $s$, which makes the
+    steps shrink by a ratio $\rho < 1$ per round rather than stop at once).
 
-    Rule. With the move :math:`m_r = \max_j |G(s_r) - s_r|_j / \mathrm{se}_j` (unconstrained coordinates,
-    approximate standard errors from the BFGS inverse Hessian) and :math:`\rho` estimated from two
-    consecutive plain rounds (:math:`s_{r} = G(s_{r-1})`; the largest such estimate so far, to be safe),
-    the start :math:`s_r` is about :math:`m_r / (1 - \rho)` standard errors from the fixed point and the
-    estimate :math:`G(s_r)` about :math:`\rho` times that; the rounds stop (``settled``) when the former
+    Rule. With the move $m_r = \max_j |G(s_r) - s_r|_j / \mathrm{se}_j$ (unconstrained coordinates,
+    approximate standard errors from the BFGS inverse Hessian) and $\rho$ estimated from two
+    consecutive plain rounds ($s_{r} = G(s_{r-1})$; the largest such estimate so far, to be safe),
+    the start $s_r$ is about $m_r / (1 - \rho)$ standard errors from the fixed point and the
+    estimate $G(s_r)$ about $\rho$ times that; the rounds stop (``settled``) when the former
     (a bound for the latter) is below ``round_tolerance``, so at least two rounds run. After each plain
-    pair the next start is extrapolated by :math:`\rho/(1-\rho)` times the last step (Aitken's
+    pair the next start is extrapolated by $\rho/(1-\rho)$ times the last step (Aitken's
     acceleration). ``converged`` in the result means the last optimiser run converged *and* the rounds
     settled; stopping on ``max_rounds`` gives a warning.
     A last call of the ordinary optimiser with the final kernels fixed (it starts at the optimum) gives the
@@ -151,9 +151,9 @@ def fit_eis_rounds(model, y, *, fit, start=None, num_starts=None, maxiter=2000, 
     leaves room for contraction ratios near 0.9 with the extrapolation. ``diagnostics`` records
     ``eis_rounds``, ``eis_settled``, ``eis_last_move_in_se``, ``eis_distance_in_se``, ``eis_round_ratio``
     and ``eis_optimiser_iterations``. EIS options (``num_draws``, ``seed``, ...) as for
-    :func:`bayesvol.filters.wishart_methods.eis_loglik`.
+    `bayesvol.filters.wishart_methods.eis_loglik`.
 
-    The rounds run in the units of ``y`` (``rescale`` is accepted for :func:`bayesvol.fit`'s signature and not
+    The rounds run in the units of ``y`` (``rescale`` is accepted for [`bayesvol.fit`][bayesvol.fit]'s signature and not
     applied: the fitted kernels belong to the data as given), so ``result.data_scale`` is ``None``.
     """
     del rescale

@@ -1,13 +1,14 @@
 """Forecasts: variances, returns and value-at-risk (GARCH family, EGARCH, IG-GARCH) and covariances (DCC, Wishart SV).
 
-The engine of :func:`bayesvol.forecast`, in the inference layer so that :meth:`bayesvol.MLEResult.forecast`
-can call it; it takes parameters or a posterior, and :mod:`bayesvol.forecasting` adds the maximum-likelihood
-result as a source. From fixed parameters (a dict or ``<Model>Params``) the variance forecast
-is analytic for GARCH/GJR and simulated for IG-GARCH; from a posterior (an ArviZ ``xarray.DataTree``) every
-draw is filtered through the data and simulated forward, so the predictive distribution of returns, and the
-value-at-risk read from it, integrate over parameter uncertainty. For the multivariate models the same
-:func:`forecast` gives the one-step-ahead covariance matrix (:class:`CovarianceForecast`), from parameters
-(the filter's last state) or from a posterior (averaged over the draws).
+The engine of [`bayesvol.forecast`][bayesvol.forecasting.forecast], in the inference layer so that
+[`bayesvol.MLEResult.forecast`][bayesvol.MLEResult.forecast] can call it; it takes parameters or a posterior, and
+[`bayesvol.forecasting`][bayesvol.forecasting] adds the maximum-likelihood result as a source. From fixed parameters (a
+dict or ``<Model>Params``) the variance forecast is analytic for GARCH/GJR and simulated for IG-GARCH; from a posterior
+(an ArviZ ``xarray.DataTree``) every draw is filtered through the data and simulated forward, so the predictive
+distribution of returns, and the value-at-risk read from it, integrate over parameter uncertainty. For the multivariate
+models the same [`forecast`][bayesvol.forecasting.forecast] gives the one-step-ahead covariance matrix
+([`CovarianceForecast`][bayesvol.CovarianceForecast]), from parameters (the filter's last state) or from a posterior
+(averaged over the draws).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = ["CovarianceForecast", "Forecast", "forecast"]
 
 @dataclass
 class CovarianceForecast:
-    r"""One-step-ahead covariance forecast :math:`E[y_{T+1} y_{T+1}' \mid y_{1:T}]` of a multivariate model.
+    r"""One-step-ahead covariance forecast $E[y_{T+1} y_{T+1}' \mid y_{1:T}]$ of a multivariate model.
 
     Attributes
     ----------
@@ -94,16 +95,16 @@ class Forecast:
     ----------
     variance : pandas.DataFrame
         Index ``horizon`` (1..H). Column ``mean``: the expected conditional variance
-        :math:`E[\\sigma^2_{T+h} \\mid y_{1:T}]` (averaged over the posterior when forecasting from draws, with
+        $E[\\sigma^2_{T+h} \\mid y_{1:T}]$ (averaged over the posterior when forecasting from draws, with
         its ``2.5%`` and ``97.5%`` posterior quantiles as further columns).
     mean : pandas.Series
         Expected return per horizon.
     value_at_risk : pandas.DataFrame or None
-        Index ``horizon``, one column per level :math:`\\alpha`: :math:`\\mathrm{VaR}_\\alpha =
-        -q_\\alpha(R_{T+h})`, the loss exceeded with probability :math:`\\alpha`, read from the predictive draws
-        (a positive number for the usual small :math:`\\alpha`). ``None`` when no levels were asked for.
+        Index ``horizon``, one column per level $\\alpha$: $\\mathrm{VaR}_\\alpha =
+        -q_\\alpha(R_{T+h})$, the loss exceeded with probability $\\alpha$, read from the predictive draws
+        (a positive number for the usual small $\\alpha$). ``None`` when no levels were asked for.
     returns : numpy.ndarray or None
-        Draws from the predictive distribution of :math:`R_{T+1..T+H}`, shape ``(num_draws, H)``.
+        Draws from the predictive distribution of $R_{T+1..T+H}$, shape ``(num_draws, H)``.
     method : str
         ``"analytic"`` or ``"simulation"`` for the variance forecast.
     source : str
@@ -188,10 +189,11 @@ def _forecast_draws(model, stacked, y, horizon: int, paths: int, analytic: bool,
 
 def forecast(model, params_or_idata, y, horizon: int = 1, *, levels=(0.01, 0.05), method: str | None = None,
              num_paths: int = 10_000, max_draws: int = 1000, seed: int = 0, **options) -> Forecast | CovarianceForecast:
-    """:func:`bayesvol.forecast` from fixed parameters (a dict or ``<Model>Params``) or a posterior DataTree.
+    """[`bayesvol.forecast`][bayesvol.forecasting.forecast] from fixed parameters (a dict or ``<Model>Params``) or a
+posterior DataTree.
 
-    The arguments and the result are those of :func:`bayesvol.forecast`, which documents them; a
-    maximum-likelihood result is passed here as its ``params``.
+    The arguments and the result are those of [`bayesvol.forecast`][bayesvol.forecasting.forecast], which documents
+    them; a maximum-likelihood result is passed here as its ``params``.
 
     Examples
     --------

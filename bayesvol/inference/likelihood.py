@@ -1,8 +1,8 @@
 """The public log-likelihood: a number at given parameters, or a pure JAX function to differentiate.
 
-:func:`log_likelihood` checks its inputs and returns a float (or the pointwise terms as numpy), so it cannot
-run under ``jax.grad`` or ``jax.jit``; :func:`log_likelihood_fn` checks the data and options once and
-returns a pure JAX function of the parameters that can.
+[`log_likelihood`][bayesvol.log_likelihood] checks its inputs and returns a float (or the pointwise terms as numpy), so
+it cannot run under ``jax.grad`` or ``jax.jit``; [`log_likelihood_fn`][bayesvol.log_likelihood_fn] checks the data and
+options once and returns a pure JAX function of the parameters that can.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def log_likelihood(model, params, y, method: str = "exact", *, pointwise: bool =
     ------
     TypeError
         When called on traced values (inside ``jax.grad``, ``jax.jit`` or ``jax.vmap``): differentiate or
-        compile :func:`log_likelihood_fn` instead.
+        compile [`log_likelihood_fn`][bayesvol.log_likelihood_fn] instead.
     ValueError
         For bad data or parameters, and when the method's value is NaN (a numerical breakdown is reported,
         never returned).
@@ -88,7 +88,7 @@ def log_likelihood_fn(model, y, method: str = "exact", *, pointwise: bool = Fals
 
     The data, the method and its options are checked once, here; the returned function maps parameters (a
     dict or ``<Model>Params``) to the total log-likelihood (a JAX scalar) or, with ``pointwise=True``, to
-    the per-observation terms. It is the function :func:`bayesvol.fit` differentiates: exact for the
+    the per-observation terms. It is the function [`bayesvol.fit`][bayesvol.fit] differentiates: exact for the
     observation-driven families; for simulated methods (``"pf"``, ``"eis"``) the random numbers are fixed
     by ``seed`` (common random numbers), so the function is deterministic and, with the default continuous
     resampling of the particle filter, smooth in the parameters.
@@ -97,9 +97,9 @@ def log_likelihood_fn(model, y, method: str = "exact", *, pointwise: bool = Fals
     ----------
     model : bayesvol model
     y : array_like or pandas object
-        Data, checked as in :func:`log_likelihood`.
+        Data, checked as in [`log_likelihood`][bayesvol.log_likelihood].
     method : str
-        A likelihood method registered for the family (see :func:`log_likelihood`).
+        A likelihood method registered for the family (see [`log_likelihood`][bayesvol.log_likelihood]).
     pointwise : bool
         Return the per-observation terms instead of their sum.
     **options

@@ -32,20 +32,26 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
     Parameters
     ----------
     model : bayesvol model
-        E.g. :class:`bayesvol.models.SV`.
+        E.g. [`bayesvol.models.SV`][bayesvol.models.SV].
     y : array_like or pandas.Series
         Returns (percent log returns in the examples). A Series' dates become the ``time`` coordinates.
     method : {"nuts", "svi", "pmmh"}
         NUTS (NumPyro's No-U-Turn sampler), stochastic variational inference, or particle marginal
-        Metropolis-Hastings for latent-state models (:func:`bayesvol.inference.pmmh.sample_pmmh`, which takes
-        further tuning options).
-    num_chains, num_warmup, num_samples : int
-        NUTS chains, warm-up (adaptation) iterations and kept draws per chain. With SVI, ``num_samples``
-        draws are taken from the fitted guide (one "chain").
+        Metropolis-Hastings for latent-state models
+        ([`bayesvol.inference.pmmh.sample_pmmh`][bayesvol.inference.pmmh.sample_pmmh], which takes further tuning
+        options).
+    num_chains : int
+        NUTS chains.
+    num_warmup : int
+        Warm-up (adaptation) iterations per chain.
+    num_samples : int
+        Kept draws per chain. With SVI, ``num_samples`` draws are taken from the fitted guide (one "chain").
     seed : int or None
         Seed of the JAX random number generator (a Python or numpy integer); ``None`` draws a fresh one.
-    target_accept_prob, max_tree_depth :
-        NUTS tuning; raise the first if divergences are reported.
+    target_accept_prob : float
+        NUTS target acceptance probability; raise it if divergences are reported.
+    max_tree_depth : int
+        NUTS maximum tree depth (at most ``2**max_tree_depth`` leapfrog steps per draw).
     dense_mass : bool
         Adapt a dense mass matrix over the model's parameters (a diagonal one over the latent path). On SV
         this removed the divergences near ``phi -> 1`` that a diagonal mass matrix leaves at the same cost.
@@ -54,13 +60,17 @@ def sample(model, y, method: str = "nuts", *, num_chains: int = 4, num_warmup: i
     progress_bar : bool
         Show NumPyro's progress bar.
     warn : bool
-        Emit a :class:`~bayesvol.inference.diagnostics.ConvergenceWarning` for divergences, R-hat above
+        Emit a [`ConvergenceWarning`][bayesvol.ConvergenceWarning] for divergences, R-hat above
         1.01 or low effective sample size.
-    num_steps, guide, learning_rate :
-        SVI only: optimisation steps, the guide (``"normal"``: mean field; ``"lowrank"``: low-rank
-        multivariate normal; ``"mvn"``: full multivariate normal) and the Adam step size. An optimisation
-        that diverges (NaN or infinite ELBO, NaN draws) raises :class:`FloatingPointError` saying what to
-        change; one whose ELBO is still falling at the end is warned about (with ``warn``).
+    num_steps : int
+        SVI only: optimisation steps. An optimisation that diverges (NaN or infinite ELBO, NaN draws) raises
+        `FloatingPointError` saying what to change; one whose ELBO is still falling at the end is warned
+        about (with ``warn``).
+    guide : str
+        SVI only: the guide, ``"normal"`` (mean field), ``"lowrank"`` (low-rank multivariate normal) or
+        ``"mvn"`` (full multivariate normal).
+    learning_rate : float
+        SVI only: the Adam step size.
     num_particles : int
         PMMH only: particles of the bootstrap filter whose likelihood estimate drives the chain.
 

@@ -1,11 +1,11 @@
 """Maximum likelihood for one series: one optimiser and one result type for every model and likelihood method.
 
-The likelihood methods are the rows of :mod:`bayesvol.inference.registry`: each maps
+The likelihood methods are the rows of `bayesvol.inference.registry`: each maps
 ``(model, params, y, **options)`` to the pointwise log-likelihood (a JAX array, one value per time step), a
 pure JAX function of ``params`` so that gradients and Hessians come from autodiff. Simulated likelihoods
 (particle filter, EIS) keep their random numbers fixed through ``seed`` (common random numbers), so the
 optimiser sees one deterministic surface. Standard errors and boundary flags come from
-:mod:`bayesvol.inference.standard_errors`, shared with the batch fit.
+`bayesvol.inference.standard_errors`, shared with the batch fit.
 """
 
 from __future__ import annotations
@@ -120,16 +120,18 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     robust to misspecification, from the sandwich with the outer product of per-observation scores.
     Compiled functions are cached per model, method and options, so repeated fits skip compilation.
 
-    *Units.* With ``rescale=True`` (default) the data are divided by a reference scale :math:`s` (their
+    *Units.* With ``rescale=True`` (default) the data are divided by a reference scale $s$ (their
     standard deviation rounded to a power of two; per column for a panel, or one for all columns for
     families whose parameters mix the columns' units), the model is fitted there, and the results are mapped
     back with the model's ``rescale_params``: the estimates by that map, their covariances by the delta method
-    (:math:`J C J'` with its Jacobian :math:`J`), and the log-likelihood by the change of variables
-    :math:`y = s\,y_{ref}`,
+    ($J C J'$ with its Jacobian $J$), and the log-likelihood by the change of variables
+    $y = s\,y_{ref}$,
 
-    .. math:: \log L(\hat\theta; y) = \log L(\hat\theta_{ref}; y_{ref}) - \sum_{\text{observed } y_{ti}} \log s_i,
+    $$
+    \log L(\hat\theta; y) = \log L(\hat\theta_{ref}; y_{ref}) - \sum_{\text{observed } y_{ti}} \log s_i,
+    $$
 
-    i.e. :math:`-T\log s` for one series, so ``loglik``, AIC and BIC are those of the data as given. The
+    i.e. $-T\log s$ for one series, so ``loglik``, AIC and BIC are those of the data as given. The
     optimiser, its tolerance and the boundary flags then see the same problem whatever the units: estimates,
     standard errors, ``converged`` and ``at_boundary`` are equivariant to multiplying ``y`` by a constant.
     Families without an exact map for their configuration (a numeric ``variance_start``, IG-GARCH with
@@ -138,7 +140,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
 
     *Length buckets.* With ``length_buckets=True`` (default), a model that supports missing values
     (``supports_missing``) fitted by a likelihood that is a causal filter (the GARCH family's ``"exact"``) sees
-    its data padded at the end with missing values (NaN) up to a length bucket, :math:`2^k \times` 1, 1.25,
+    its data padded at the end with missing values (NaN) up to a length bucket, $2^k \times$ 1, 1.25,
     1.5 or 1.75 (e.g. 5000 -> 5120): a missing step adds zero to the log-likelihood, so the objective,
     estimates, log-likelihood, standard errors and ``nobs`` are those of the unpadded fit (up to the order of
     floating-point summation), and every series length in a bucket reuses one compiled program instead of
@@ -156,17 +158,19 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     model : bayesvol model
     y : array_like or pandas object
         One series. A 2-D array or DataFrame (time x series) of a model that supports batch estimation
-        fits every column at once (see :func:`bayesvol.inference.batch.fit_batch`).
+        fits every column at once (see `bayesvol.inference.batch.fit_batch`).
     method : str
-        Likelihood method (see :func:`log_likelihood`).
+        Likelihood method (see [`log_likelihood`][bayesvol.log_likelihood]).
     start : dict or list of dict, optional
         Start values; by default the model's ``start_values(y)``.
     num_starts : int, optional
         Use at most this many of the start values.
-    maxiter, gtol :
-        Optimiser limits.
+    maxiter : int
+        Optimiser limit: most iterations.
+    gtol : float
+        Optimiser limit: tolerance on the gradient norm.
     warn : bool
-        Warn (:class:`~bayesvol.ConvergenceWarning`) when the optimiser fails.
+        Warn ([`ConvergenceWarning`][bayesvol.ConvergenceWarning]) when the optimiser fails.
     rescale : bool
         Fit in standardised units and map the results back (see *Units*); ``False`` fits in the user's units.
     stationary : bool
@@ -179,7 +183,7 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     Returns
     -------
     MLEResult
-        Or, for a batch, a :class:`~bayesvol.inference.batch.BatchMLEResult`.
+        Or, for a batch, a `BatchMLEResult`.
     """
     maxiter = _validation.as_count(maxiter, "maxiter")
     if num_starts is not None:
@@ -289,7 +293,7 @@ def _start_params(model, values, start, num_starts) -> list:
 def _optimise(problem: Problem, differentiable: bool, starts, y_values, nobs: int, maxiter: int, gtol: float):
     """The best optimum over the start values: ``(scipy result, converged)``.
 
-    ``y_values`` may be padded with missing steps beyond the ``nobs`` of the series (see :func:`fit`); the
+    ``y_values`` may be padded with missing steps beyond the ``nobs`` of the series (see [`fit`][bayesvol.fit]); the
     objective is the mean over ``nobs`` steps either way.
 
     BFGS on the JAX gradient (from the inverse outer product of scores for models with ``mle_opg_start``), or

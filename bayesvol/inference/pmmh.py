@@ -2,7 +2,7 @@ r"""Particle marginal Metropolis-Hastings (PMMH): posterior draws of a latent-st
 particle filter's likelihood estimate in place of the intractable likelihood (Andrieu, Doucet & Holenstein 2010).
 
 The chain moves by a Gaussian random walk on the unconstrained scale (the bijections of the priors' supports, as
-NUTS and :func:`bayesvol.fit` use), with a proposal covariance adapted during warm-up only (Haario, Saksman &
+NUTS and [`bayesvol.fit`][bayesvol.fit] use), with a proposal covariance adapted during warm-up only (Haario, Saksman &
 Tamminen 2001), re-estimated over doubling windows. Each chain is one ``lax.scan`` over iterations; chains
 are ``vmap``-ped.
 """
@@ -34,7 +34,8 @@ ADAPTIVE_JITTER = 1e-8
 
 
 class PMMHTrace(NamedTuple):
-    """Output of :func:`run_pmmh` for one chain (``M`` iterations after warm-up, ``d`` parameters).
+    """Output of [`run_pmmh`][bayesvol.inference.pmmh.run_pmmh] for one chain (``M`` iterations after warm-up, ``d``
+parameters).
 
     Attributes
     ----------
@@ -46,7 +47,7 @@ class PMMHTrace(NamedTuple):
     pointwise : jax.Array
         The pointwise terms of that estimate (``log p(y_t | y_{1:t-1})``), shape ``(M, T)``.
     accept_probabilities : jax.Array
-        :math:`\\min(1, \\text{ratio})` of each proposal, shape ``(M,)``.
+        $\\min(1, \\text{ratio})$ of each proposal, shape ``(M,)``.
     accepted : jax.Array
         Whether each proposal was accepted, shape ``(M,)``.
     proposal_covariance : jax.Array
@@ -109,7 +110,7 @@ def run_pmmh(log_likelihood: Callable, log_prior: Callable, init_position, key, 
         ``position -> log density`` of the prior on the unconstrained scale (Jacobian included).
     init_position : array_like, shape (d,)
     key : jax.Array
-        PRNG key of the chain. Iteration ``i`` uses :func:`iteration_keys` ``(key, i)`` after one split of
+        PRNG key of the chain. Iteration ``i`` uses `iteration_keys` ``(key, i)`` after one split of
         ``key`` (the first half estimates the likelihood at the start).
     num_warmup, num_samples : int
         Warm-up iterations (adaptation; discarded) and kept iterations.
@@ -122,14 +123,14 @@ def run_pmmh(log_likelihood: Callable, log_prior: Callable, init_position, key, 
 
     Notes
     -----
-    The random walk proposes :math:`u' = u + L z` with :math:`L L^\top = \Sigma` and accepts with probability
-    :math:`\min\{1, \hat p(y \mid u') p(u') / (\hat p(y \mid u) p(u))\}`, keeping the estimate
-    :math:`\hat p(y \mid u)` of the current state until the next acceptance (so the chain targets the exact
-    posterior when :math:`\hat p` is unbiased). During warm-up, at the end of each of the windows of
-    :func:`adaptation_windows`, :math:`\Sigma` becomes :math:`2.38^2/d` times the empirical covariance of
+    The random walk proposes $u' = u + L z$ with $L L^\top = \Sigma$ and accepts with probability
+    $\min\{1, \hat p(y \mid u') p(u') / (\hat p(y \mid u) p(u))\}$, keeping the estimate
+    $\hat p(y \mid u)$ of the current state until the next acceptance (so the chain targets the exact
+    posterior when $\hat p$ is unbiased). During warm-up, at the end of each of the windows of
+    `adaptation_windows`, $\Sigma$ becomes $2.38^2/d$ times the empirical covariance of
     that window's states (Haario et al. 2001; Roberts & Rosenthal 2009), or a quarter of the previous
-    :math:`\Sigma` when the window accepted fewer than two proposals. Later windows are longer and start
-    later, so the initial transient does not inflate the final covariance; after warm-up :math:`\Sigma` is
+    $\Sigma$ when the window accepted fewer than two proposals. Later windows are longer and start
+    later, so the initial transient does not inflate the final covariance; after warm-up $\Sigma$ is
     fixed, so the kept draws come from a time-homogeneous Markov chain.
     """
     init_position = jnp.asarray(init_position, dtype=jnp.float64)
@@ -220,8 +221,8 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
     Parameters
     ----------
     model : latent-state model
-        E.g. :class:`bayesvol.models.SV`; its priors define the posterior and, through their supports, the
-        unconstrained scale of the random walk.
+        E.g. [`bayesvol.models.SV`][bayesvol.models.SV]; its priors define the posterior and, through their supports,
+        the unconstrained scale of the random walk.
     y : array_like, shape (T,)
     index : optional
         Time coordinates of ``y`` (dates).
@@ -229,8 +230,12 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
         Particles of the bootstrap filter (systematic resampling when the ESS falls below
         ``ess_threshold * N``). Choose it so that the log-likelihood's Monte Carlo SD near the posterior mode
         is about 1 to 1.5 (Doucet, Pitt, Deligiannidis & Kohn 2015).
-    num_samples, num_warmup, num_chains : int
-        Kept iterations per chain, warm-up iterations (proposal adaptation, discarded) and chains.
+    num_samples : int
+        Kept iterations per chain.
+    num_warmup : int
+        Warm-up iterations per chain (proposal adaptation, discarded).
+    num_chains : int
+        Number of chains.
     seed : int
     init_params : dict, optional
         Starting values (natural scale); default the model's first ``start_values(y)`` where it has them,
@@ -241,13 +246,13 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
     ess_threshold : float
         Resampling threshold of the particle filter.
     warn : bool
-        Emit :class:`~bayesvol.inference.diagnostics.ConvergenceWarning` messages (R-hat, ESS).
+        Emit [`ConvergenceWarning`][bayesvol.ConvergenceWarning] messages (R-hat, ESS).
     latent_path : bool
         Also keep, with each state of the chain, one latent path drawn by the particle filter that estimated
         its likelihood (from the final weights, traced back through the ancestors), as the posterior
         variable ``latent`` (dims chain, draw, time). The pairs (parameters, path) are then draws from the
-        exact joint posterior of :math:`(\theta, x_{1:T})` (Andrieu, Doucet & Holenstein 2010). Memory
-        :math:`O(NT)` per likelihood evaluation.
+        exact joint posterior of $(\theta, x_{1:T})$ (Andrieu, Doucet & Holenstein 2010). Memory
+        $O(NT)$ per likelihood evaluation.
 
     Returns
     -------
@@ -255,7 +260,7 @@ def sample_pmmh(model, y, index=None, *, num_particles: int = 1000, num_samples:
         ``posterior`` (the parameters, dims chain and draw), ``sample_stats`` (``acceptance_rate``: the
         acceptance probability of each proposal; ``accepted``; ``lp``: log-likelihood estimate plus log prior
         density of the current state), ``log_likelihood`` (the particle filter's one-step predictive
-        :math:`\log \hat p(y_t \mid y_{1:t-1}, \theta)` at each draw, so ``arviz_stats.compare`` can rank the model
+        $\log \hat p(y_t \mid y_{1:t-1}, \theta)$ at each draw, so ``arviz_stats.compare`` can rank the model
         against others on predictive terms) and ``observed_data``; ``attrs`` record the method, particle count,
         warm-up and mean acceptance.
 

@@ -2,8 +2,8 @@
 
 One table, written out below: a row per (family, method). A *likelihood* row names the pointwise
 log-likelihood ``fn(model, params, y, **options) -> (T,) array`` (a pure JAX function of ``params``) that
-:func:`bayesvol.fit` maximises and :func:`bayesvol.log_likelihood` evaluates, with how its derivatives
-are taken and an optional check run at the estimate (e.g. the Monte Carlo spread of a simulated
+[`bayesvol.fit`][bayesvol.fit] maximises and [`bayesvol.log_likelihood`][bayesvol.log_likelihood] evaluates, with how
+its derivatives are taken and an optional check run at the estimate (e.g. the Monte Carlo spread of a simulated
 likelihood). A row may also name a *fitter*, an estimation driver that replaces the single optimisation
 (EIS maximum likelihood in rounds, the two-step DCC estimator); a fitter receives the plain optimiser as
 its ``fit`` argument. Sampler rows (``"nuts"``, ``"svi"``, ``"pmmh"``) say which posterior samplers a
@@ -45,7 +45,7 @@ class Method:
     loglik : callable or None
         ``fn(model, params, y, **options)`` -> pointwise log-likelihood, shape ``(T,)``.
     differentiable : bool
-        ``False`` makes :func:`bayesvol.fit` use Nelder-Mead and finite-difference derivatives.
+        ``False`` makes [`bayesvol.fit`][bayesvol.fit] use Nelder-Mead and finite-difference derivatives.
     hessian : {"autodiff", "differences"}
         Hessian and scores by nested autodiff, or by differences of the compiled gradient (for deep
         simulated likelihoods whose second-order programs are slow to compile).
@@ -62,8 +62,8 @@ class Method:
     length_buckets : bool
         ``True`` when, for a model with ``supports_missing``, the terms of ``loglik`` at the first ``T`` steps
         are unchanged by missing steps (NaN) appended to ``y`` and those steps add zero: a causal filter with no
-        random numbers. :func:`bayesvol.fit` then pads the data to a length bucket, so one compiled program
-        serves every series length in the bucket (see :func:`bayesvol.inference._problem.bucket_length`).
+        random numbers. [`bayesvol.fit`][bayesvol.fit] then pads the data to a length bucket, so one compiled program
+        serves every series length in the bucket (see `bayesvol.inference._problem.bucket_length`).
     """
 
     loglik: Callable | None = None

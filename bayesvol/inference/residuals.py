@@ -1,12 +1,12 @@
 r"""Residual diagnostics of a fitted volatility model, and the news-impact curve.
 
-A well-specified model leaves standardised residuals :math:`z_t = (y_t - m_t)/\sigma_t` without
+A well-specified model leaves standardised residuals $z_t = (y_t - m_t)/\sigma_t$ without
 autocorrelation in levels or squares. The tests here are the usual ones:
 
-* Ljung–Box (1978): :math:`Q(h) = n(n+2)\sum_{k=1}^{h} \hat\rho_k^2/(n-k)`, with :math:`\hat\rho_k` the
-  sample autocorrelation of the demeaned series, against :math:`\chi^2_{h - d}` (``model_df`` :math:`= d`).
-* Engle's (1982) ARCH-LM test: regress :math:`z_t^2` on a constant and :math:`z_{t-1}^2, \dots, z_{t-h}^2`
-  over the :math:`n - h` complete rows; :math:`LM = (n - h)R^2` against :math:`\chi^2_h`.
+* Ljung–Box (1978): $Q(h) = n(n+2)\sum_{k=1}^{h} \hat\rho_k^2/(n-k)$, with $\hat\rho_k$ the
+  sample autocorrelation of the demeaned series, against $\chi^2_{h - d}$ (``model_df`` $= d$).
+* Engle's (1982) ARCH-LM test: regress $z_t^2$ on a constant and $z_{t-1}^2, \dots, z_{t-h}^2$
+  over the $n - h$ complete rows; $LM = (n - h)R^2$ against $\chi^2_h$.
 
 Both are the statistics of ``statsmodels`` (``acorr_ljungbox``, ``het_arch``), checked against it in the tests.
 """
@@ -49,14 +49,14 @@ def ljung_box(x, lags: int = 10, *, model_df: int = 0) -> tuple[float, float]:
     x : array_like
         One series (e.g. standardised residuals, or their squares).
     lags : int
-        Number of autocorrelations :math:`h`.
+        Number of autocorrelations $h$.
     model_df : int
-        Degrees of freedom used by the model, subtracted from :math:`h` for the :math:`\\chi^2` reference.
+        Degrees of freedom used by the model, subtracted from $h$ for the $\\chi^2$ reference.
 
     Returns
     -------
     (float, float)
-        The statistic :math:`Q(h)` and its p-value.
+        The statistic $Q(h)$ and its p-value.
     """
     x = _series(x, "x")
     n = x.size
@@ -73,19 +73,19 @@ def ljung_box(x, lags: int = 10, *, model_df: int = 0) -> tuple[float, float]:
 
 
 def arch_lm(x, lags: int = 10) -> tuple[float, float]:
-    """Engle's ARCH-LM statistic of ``x`` with ``lags`` lags of :math:`x^2`, and its p-value.
+    """Engle's ARCH-LM statistic of ``x`` with ``lags`` lags of $x^2$, and its p-value.
 
     Parameters
     ----------
     x : array_like
         One series (e.g. standardised residuals); the regression is on its squares.
     lags : int
-        Lags :math:`h` of :math:`x_t^2` in the auxiliary regression.
+        Lags $h$ of $x_t^2$ in the auxiliary regression.
 
     Returns
     -------
     (float, float)
-        :math:`LM = (n - h)R^2` and its p-value under :math:`\\chi^2_h`.
+        $LM = (n - h)R^2$ and its p-value under $\\chi^2_h$.
     """
     x = _series(x, "x")
     lags = _lags(lags, x.size)
@@ -145,11 +145,11 @@ def residual_diagnostics(std_resid, lags: int = 10, *, model_df: int = 0) -> pd.
 def news_impact(model, params, shocks, *, variance=None) -> np.ndarray:
     r"""News-impact curve (Engle & Ng 1993): the next conditional variance as a function of today's shock.
 
-    :math:`\sigma^2_{t+1}(\varepsilon)` from one step of the model's own ``update`` with today's state at the
-    variance :math:`\bar\sigma^2` and the return :math:`y_t = m_t + \varepsilon`, :math:`m_t` the conditional
-    mean. For GARCH/GJR, :math:`\omega + (\alpha + \gamma 1\{\varepsilon < 0\})\varepsilon^2 + \beta\bar\sigma^2`;
-    for EGARCH, :math:`\ln\sigma^2_{t+1} = \omega + \alpha(|z| - E|z|) + \gamma z + \beta\ln\bar\sigma^2` with
-    :math:`z = \varepsilon/\bar\sigma`.
+    $\sigma^2_{t+1}(\varepsilon)$ from one step of the model's own ``update`` with today's state at the
+    variance $\bar\sigma^2$ and the return $y_t = m_t + \varepsilon$, $m_t$ the conditional
+    mean. For GARCH/GJR, $\omega + (\alpha + \gamma 1\{\varepsilon < 0\})\varepsilon^2 + \beta\bar\sigma^2$;
+    for EGARCH, $\ln\sigma^2_{t+1} = \omega + \alpha(|z| - E|z|) + \gamma z + \beta\ln\bar\sigma^2$ with
+    $z = \varepsilon/\bar\sigma$.
 
     Parameters
     ----------
@@ -157,16 +157,16 @@ def news_impact(model, params, shocks, *, variance=None) -> np.ndarray:
         A univariate observation-driven model.
     params : dict or <Model>Params
     shocks : array_like
-        Values of :math:`\varepsilon = y_t - m_t`.
+        Values of $\varepsilon = y_t - m_t$.
     variance : float, optional
-        Today's variance :math:`\bar\sigma^2`; by default the stationary start of the model
+        Today's variance $\bar\sigma^2$; by default the stationary start of the model
         (``model.init_state(params, None)``): the unconditional variance of GARCH, GJR and IG-GARCH, and
-        :math:`\exp E[\ln\sigma^2_t]` for EGARCH.
+        $\exp E[\ln\sigma^2_t]$ for EGARCH.
 
     Returns
     -------
     numpy.ndarray
-        :math:`\sigma^2_{t+1}`, the shape of ``shocks``.
+        $\sigma^2_{t+1}$, the shape of ``shocks``.
 
     Raises
     ------

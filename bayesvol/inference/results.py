@@ -1,4 +1,4 @@
-"""Result types of maximum likelihood: one series (:class:`MLEResult`) and a panel (:class:`BatchMLEResult`)."""
+"""Result types of maximum likelihood: one series ([`MLEResult`][bayesvol.MLEResult]) and a panel (`BatchMLEResult`)."""
 
 from __future__ import annotations
 
@@ -38,16 +38,17 @@ class MLEResult:
     nobs : int
     converged : bool
         The optimiser's verdict (its success flag and a small gradient); ``False`` is also warned about. It
-        says nothing about whether the optimum is a sound one: see ``warnings`` and :attr:`reliable`.
+        says nothing about whether the optimum is a sound one: see ``warnings`` and
+        [`reliable`][bayesvol.MLEResult.reliable].
     at_boundary : list of str
         Parameters whose estimate lies (numerically) on the edge of their support; their standard errors
         are not reliable.
     warnings : list of str
-        The fit's self-check after optimisation (see :func:`bayesvol.inference.standard_errors.reliability_warnings`):
+        The fit's self-check after optimisation (see `bayesvol.inference.standard_errors.reliability_warnings`):
         one sentence per cause (a singular or non-positive-definite information matrix, standard errors that
         are not finite, parameters at the edge of their support, a likelihood that is not finite), each with a
         remedy. Empty when the estimates passed every check; also warned about
-        (:class:`~bayesvol.ConvergenceWarning`) and shown by :meth:`summary`.
+        ([`ConvergenceWarning`][bayesvol.ConvergenceWarning]) and shown by [`summary`][bayesvol.MLEResult.summary].
     num_free_params : int or None
         Number of free coordinates (the unconstrained dimension), fewer than the entries for structured
         matrices such as identified loadings or covariance matrices; fixed entries get standard error zero.
@@ -55,20 +56,23 @@ class MLEResult:
         Method-specific checks at the estimate, e.g. ``loglik_mc_sd``, the Monte Carlo standard deviation of
         a simulated log-likelihood.
     data_index, data_shape :
-        Labels (dates, asset names) and shape of the fitted data, so that :meth:`to_datatree` gives the
-        parameters the dims and coords of a posterior of the same data.
+        Labels (dates, asset names) and shape of the fitted data, so that
+        [`to_datatree`][bayesvol.MLEResult.to_datatree] gives the parameters the dims and coords of a posterior of the
+        same data.
     data : numpy.ndarray or None
-        The fitted data (float64), from which :attr:`conditional_volatility`, :attr:`resid`,
-        :attr:`std_resid` and :meth:`forecast` are computed; ``None`` for a result built without it (one
-        series of a batch fit), whose data-dependent members then raise.
+        The fitted data (float64), from which [`conditional_volatility`][bayesvol.conditional_volatility],
+        [`resid`][bayesvol.MLEResult.resid], [`std_resid`][bayesvol.MLEResult.std_resid] and
+        [`forecast`][bayesvol.forecasting.forecast] are computed; ``None`` for a result built without it (one series of
+        a batch fit), whose data-dependent members then raise.
 
-    The conditional moments behind :attr:`conditional_volatility`, :attr:`resid` and :attr:`std_resid` are
-    one-step-ahead (given the data before each date): exact for the observation-driven families, a filter's
-    prediction for the latent-state ones (:mod:`bayesvol.inference.conditional`).
+    The conditional moments behind [`conditional_volatility`][bayesvol.conditional_volatility],
+    [`resid`][bayesvol.MLEResult.resid] and [`std_resid`][bayesvol.MLEResult.std_resid] are one-step-ahead (given the
+    data before each date): exact for the observation-driven families, a filter's prediction for the latent-state ones
+    (`bayesvol.inference.conditional`).
     data_scale : float, numpy.ndarray or None
         The reference scale (per column for a panel) the data were divided by for the optimisation; the
         estimates, standard errors and log-likelihood are reported in the units of the data as given.
-        ``None`` when the model was fitted in the user's units (see :func:`bayesvol.fit`).
+        ``None`` when the model was fitted in the user's units (see [`bayesvol.fit`][bayesvol.fit]).
     """
 
     model: object
@@ -169,35 +173,39 @@ class MLEResult:
 
     @property
     def conditional_volatility(self):
-        r"""Conditional standard deviation :math:`\sigma_t = \mathrm{sd}(y_t \mid y_{1:t-1})` at the estimate.
+        r"""Conditional standard deviation $\sigma_t = \mathrm{sd}(y_t \mid y_{1:t-1})$ at the estimate.
 
         A ``pandas.Series`` (one series) or ``DataFrame`` (one column per asset: the per-asset conditional
         standard deviation of DCC, DFSV and Wishart SV) indexed by the data's dates when it had them.
         GARCH-type models: the filtered variance path of their recursion, as arch's ``conditional_volatility``;
-        SV, DFSV, Wishart SV: from a filter's prediction (see :mod:`bayesvol.inference.conditional`).
+        SV, DFSV, Wishart SV: from a filter's prediction (see `bayesvol.inference.conditional`).
         """
         return self._labelled(np.sqrt(self.moments.variance), "volatility")
 
     @property
     def resid(self):
-        r"""Residuals :math:`y_t - E[y_t \mid y_{1:t-1}]`, labelled as :attr:`conditional_volatility`."""
+        r"""Residuals $y_t - E[y_t \mid y_{1:t-1}]$, labelled as
+[`conditional_volatility`][bayesvol.conditional_volatility]."""
         return self._labelled(self._fitted_data() - self.moments.mean, "resid")
 
     @property
     def std_resid(self):
-        """Standardised residuals: :attr:`resid` divided by :attr:`conditional_volatility`."""
+        """Standardised residuals: [`resid`][bayesvol.MLEResult.resid] divided by
+[`conditional_volatility`][bayesvol.conditional_volatility]."""
         return self._labelled((self._fitted_data() - self.moments.mean) / np.sqrt(self.moments.variance),
                               "std_resid")
 
     def forecast(self, horizon: int = 1, **kwargs):
-        """Forecast after the fitted data at the estimate: :func:`bayesvol.forecast` with these parameters.
+        """Forecast after the fitted data at the estimate: [`bayesvol.forecast`][bayesvol.forecasting.forecast] with
+these parameters.
 
         Parameters
         ----------
         horizon : int
             Steps ahead (1 for the covariance forecasts of DCC and Wishart SV).
         **kwargs
-            As for :func:`bayesvol.forecast` (``levels``, ``method``, ``num_paths``, ``seed``, filter options).
+            As for [`bayesvol.forecast`][bayesvol.forecasting.forecast] (``levels``, ``method``, ``num_paths``,
+            ``seed``, filter options).
 
         Returns
         -------
@@ -208,7 +216,8 @@ class MLEResult:
     def diagnostics_table(self, lags: int = 10, *, model_df: int = 0) -> pd.DataFrame:
         """Ljung–Box tests of the standardised residuals and their squares, and Engle's ARCH-LM test.
 
-        See :func:`bayesvol.inference.residuals.residual_diagnostics`; one row per test (and asset).
+        See [`bayesvol.inference.residuals.residual_diagnostics`][bayesvol.residual_diagnostics]; one row per test (and
+        asset).
         """
         return residual_diagnostics(self.std_resid, lags, model_df=model_df)
 
@@ -257,8 +266,9 @@ class MLEResult:
         robust : bool
             Sandwich (QML-robust) standard errors instead of the inverse observed information.
         diagnostics : bool, optional
-            Add the residual checks of :meth:`diagnostics_table` (10 lags) with flags for small p-values; by
-            default for the observation-driven families (exact and cheap) when the result holds its data.
+            Add the residual checks of [`diagnostics_table`][bayesvol.MLEResult.diagnostics_table] (10 lags) with flags
+            for small p-values; by default for the observation-driven families (exact and cheap) when the result holds
+            its data.
         """
         describe = self.model.describe()
         lines = [
@@ -304,10 +314,10 @@ class BatchMLEResult:
     at_boundary : dict
         Series name -> parameters on the edge of their support.
     data_scale : pandas.Series or None
-        Each series' reference scale for the optimisation (see :class:`MLEResult`), ``None`` when fitted in
-        the user's units.
+        Each series' reference scale for the optimisation (see [`MLEResult`][bayesvol.MLEResult]), ``None`` when fitted
+        in the user's units.
 
-    Indexing with a series name (or position) gives that series' :class:`~bayesvol.MLEResult`.
+    Indexing with a series name (or position) gives that series' [`MLEResult`][bayesvol.MLEResult].
     """
 
     model: object
@@ -356,7 +366,7 @@ class BatchMLEResult:
             data_scale=None if self.data_scale is None else float(self.data_scale.iloc[position]))
 
     def results(self) -> list[MLEResult]:
-        """One :class:`~bayesvol.MLEResult` per series, in column order."""
+        """One [`MLEResult`][bayesvol.MLEResult] per series, in column order."""
         return [self[i] for i in range(len(self))]
 
     def summary(self) -> str:
@@ -378,9 +388,10 @@ def conditional_volatility(source):
     Parameters
     ----------
     source : MLEResult or xarray.DataTree
-        A result of :func:`bayesvol.fit` (its :attr:`MLEResult.conditional_volatility`) or a posterior of
-        :func:`bayesvol.sample` (the posterior median of each date's conditional standard deviation, see
-        :func:`bayesvol.inference.conditional.posterior_volatility`).
+        A result of [`bayesvol.fit`][bayesvol.fit] (its
+        [`MLEResult.conditional_volatility`][bayesvol.MLEResult.conditional_volatility]) or a posterior of
+        [`bayesvol.sample`][bayesvol.sample] (the posterior median of each date's conditional standard deviation, see
+        [`bayesvol.inference.conditional.posterior_volatility`][bayesvol.inference.conditional.posterior_volatility]).
 
     Returns
     -------

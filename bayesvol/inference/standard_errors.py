@@ -1,6 +1,6 @@
 """Standard errors, covariances and boundary flags of maximum-likelihood estimates, for one series or many.
 
-The single fit (:mod:`.mle`) and the batch fit (:mod:`.batch`) both take their derivatives, covariance
+The single fit (`.mle`) and the batch fit (`.batch`) both take their derivatives, covariance
 matrices (inverse observed information and the sandwich), standard errors and boundary flags from here.
 """
 
@@ -41,7 +41,8 @@ loglik_derivatives = jax.jit(loglik_derivatives_one, static_argnums=0)
 def inside_supports(model, values: dict) -> dict:
     """Estimates that rounded onto the edge of their support (``exp(u)`` underflowing to 0 for ``u`` far
     out) are moved to the nearest floating-point number inside, so the result can be passed back to
-    :func:`log_likelihood`, ``forecast`` and ``simulate``; such parameters are listed in ``at_boundary``."""
+    [`log_likelihood`][bayesvol.log_likelihood], ``forecast`` and ``simulate``; such parameters are listed in
+    ``at_boundary``."""
     priors = model.prior_distributions()
     out = dict(values)
     for name, value in values.items():
@@ -103,7 +104,7 @@ def at_boundary(problem: Problem, u_flat, scores) -> list[str]:
 
 
 def stacked_boundaries(problem: Problem, u_hat, scores, names_series) -> dict:
-    """Series name -> parameters on the edge of their support, by the rule of :func:`at_boundary`, for all
+    """Series name -> parameters on the edge of their support, by the rule of `at_boundary`, for all
     series at once when every parameter is a scalar (``u_hat`` (N, p), ``scores`` (N, T, p))."""
     if any(shape != () for shape in problem.free_shapes + problem.shapes):
         edges = {name: at_boundary(problem, u_hat[j], scores[j]) for j, name in enumerate(names_series)}
@@ -137,7 +138,7 @@ def covariances(hessian, scores):
 
 
 def stacked_covariances(hessians, scores):
-    """:func:`covariances` for every series at once (N, p, p); a series whose information matrix is singular or
+    """`covariances` for every series at once (N, p, p); a series whose information matrix is singular or
     badly conditioned falls back to the single-series routine."""
     information = -0.5 * (hessians + np.swapaxes(hessians, 1, 2))
     try:
@@ -264,11 +265,11 @@ def reliability_warnings(labels, se_flat, fixed, boundary, estimates, loglik, in
     Each entry names a cause and a remedy. Checks, on the problem as optimised (standardised units):
 
     * a log-likelihood or estimate that is not finite (a degenerate surface);
-    * parameters on (or beyond) the edge of their support, ``boundary`` (see :func:`at_boundary`): zero
+    * parameters on (or beyond) the edge of their support, ``boundary`` (see `at_boundary`): zero
       variances included;
     * standard errors that are not finite (non-positive variances in the inverse information);
     * an information matrix (negative Hessian) that is not positive definite, or singular: the smallest
-      eigenvalue of the information scaled to unit diagonal below :data:`SINGULAR_EIGENVALUE`, so that some
+      eigenvalue of the information scaled to unit diagonal below `SINGULAR_EIGENVALUE`, so that some
       combination of parameters is not identified (named by the largest entries of its eigenvector).
 
     Parameters in ``boundary`` and entries fixed by identification (``fixed``) are left out of the

@@ -51,8 +51,8 @@ def sample_svi(model, y, index, *, num_samples, seed, posterior_predictive, prog
                learning_rate, warn=True):
     """Fit an automatic guide by maximising the ELBO, then draw ``num_samples`` from it.
 
-    Raises :class:`FloatingPointError` when the optimisation diverges (a NaN or infinite ELBO at the end, or
-    NaN draws) and warns (:class:`~bayesvol.ConvergenceWarning`) when the ELBO is still falling.
+    Raises `FloatingPointError` when the optimisation diverges (a NaN or infinite ELBO at the end, or
+    NaN draws) and warns ([`ConvergenceWarning`][bayesvol.ConvergenceWarning]) when the ELBO is still falling.
     """
     if guide not in GUIDES:
         raise ValueError(f"guide must be one of {', '.join(GUIDES)}, got {guide!r}")

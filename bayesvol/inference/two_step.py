@@ -74,10 +74,10 @@ class DCCTwoStepResult:
 def fit_two_step(model: DCC, y, *, fit, **fit_options) -> DCCTwoStepResult:
     r"""Engle's (2002) two-step estimator of a DCC model.
 
-    Step 1 fits each asset's GARCH(1,1) by maximum likelihood (:func:`bayesvol.fit` on the panel, one
+    Step 1 fits each asset's GARCH(1,1) by maximum likelihood ([`bayesvol.fit`][bayesvol.fit] on the panel, one
     fit per column); step 2 maximises the log density of the standardised residuals
-    :math:`u_t = D_t^{-1}(y_t - \mu)` under the DCC correlations over :math:`a, b` (and :math:`\nu` for
-    the t law), with :math:`\bar Q` their mean outer product (:class:`~bayesvol.models.dcc.DCCCorrelationStep`).
+    $u_t = D_t^{-1}(y_t - \mu)$ under the DCC correlations over $a, b$ (and $\nu$ for
+    the t law), with $\bar Q$ their mean outer product (`DCCCorrelationStep`).
     For normal errors the second step is Engle's correlation log-likelihood; the joint log-likelihood is the
     sum of the two steps' parts. ``bayesvol.fit(DCC(), y, method="two_step")`` runs this function.
 
@@ -86,9 +86,9 @@ def fit_two_step(model: DCC, y, *, fit, **fit_options) -> DCCTwoStepResult:
     model : DCC
     y : (T, k) array or DataFrame
     fit : callable
-        The single-series optimiser, :func:`bayesvol.fit` (the registry passes it).
+        The single-series optimiser, [`bayesvol.fit`][bayesvol.fit] (the registry passes it).
     **fit_options
-        Passed to both :func:`bayesvol.fit` calls (``maxiter``, ``gtol``, ``warn``). Start values are not
+        Passed to both [`bayesvol.fit`][bayesvol.fit] calls (``maxiter``, ``gtol``, ``warn``). Start values are not
         taken: each step starts from its own model's.
     """
     if fit_options.pop("start", None) is not None:
@@ -116,7 +116,7 @@ def fit_joint(model: DCC, y, *, fit, start=None, **fit_options) -> MLEResult:
     """Joint maximum likelihood of every DCC parameter, by default started from the two-step estimate.
 
     ``bayesvol.fit(DCC(), y)`` runs this function; it then optimises the exact joint likelihood with
-    :func:`bayesvol.fit` (``direct=True``) from ``start`` or, when none is given, from :func:`fit_two_step`
+    [`bayesvol.fit`][bayesvol.fit] (``direct=True``) from ``start`` or, when none is given, from `fit_two_step`
     (computed with default settings and its warnings silenced).
     """
     if start is None:

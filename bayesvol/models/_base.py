@@ -10,6 +10,7 @@ NumPyro program and the filters — is written once against these methods.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -211,7 +212,17 @@ class Simulation(NamedTuple):
 
 
 def simulate_latent(model, params, num_timesteps: int, key) -> Simulation:
-    """Draw ``(y, h)`` from a latent-state model by ancestral sampling in one ``lax.scan``."""
+    """Draw ``(y, h)`` from a latent-state model by ancestral sampling in one ``lax.scan``.
+
+    Compiled once per model (a frozen, hashable configuration) and path length, so that simulating over
+    many seeds does not trace again.
+    """
+    y, variance, h = _simulate_latent_compiled(model, params, int(num_timesteps), key)
+    return Simulation(y=np.asarray(y), variance=np.asarray(variance), h=np.asarray(h))
+
+
+@partial(jax.jit, static_argnums=(0, 2))
+def _simulate_latent_compiled(model, params, num_timesteps: int, key):
     key_init, key_obs, key_scan = jax.random.split(key, 3)
     h1 = model.initial(params).sample(key_init)
     y1 = model.emission(params, h1).sample(key_obs)
@@ -226,5 +237,4 @@ def simulate_latent(model, params, num_timesteps: int, key) -> Simulation:
     _, (h_rest, y_rest) = lax.scan(step, (h1, y1), jax.random.split(key_scan, num_timesteps - 1))
     h = jnp.concatenate([h1[None], h_rest])
     y = jnp.concatenate([y1[None], y_rest])
-    variance = model.emission(params, h).variance
-    return Simulation(y=np.asarray(y), variance=np.asarray(variance), h=np.asarray(h))
+    return y, model.emission(params, h).variance, h

@@ -7,12 +7,12 @@ through ``K``-dimensional statistics (``Lambda' D_t^{-1} Lambda``, ``Lambda' D_t
 all time steps at once before the recursion; a step then costs O(K^3) whatever ``N``.
 
 The factor dimension is small, so the ``K x K`` Cholesky factorisations and triangular solves are written out
-entry by entry (:mod:`bayesvol.models._linalg`). The prediction step is the factor VAR of
-:func:`bayesvol.models._dfsv_state.factor_moments`, the first predicted law its stationary law
-:func:`~bayesvol.models._dfsv_state.factor_stationary_cov`.
+entry by entry (`bayesvol.models._linalg`). The prediction step is the factor VAR of
+`bayesvol.models._dfsv_state.factor_moments`, the first predicted law its stationary law
+`factor_stationary_cov`.
 
-Why not the generic :func:`bayesvol.filters.kalman_filter`: it works in covariance form, factorising the
-``N x N`` innovation covariance at every step (O(N^3) per step, and a (T, N, N) observation covariance
+Why not the generic [`bayesvol.filters.kalman_filter`][bayesvol.filters.kalman_filter]: it works in covariance form,
+factorising the ``N x N`` innovation covariance at every step (O(N^3) per step, and a (T, N, N) observation covariance
 when the idiosyncratic variances vary over time), and it runs one model at a time. Here a step costs
 O(K^3) whatever ``N``, and the update accepts batch axes, so the Rao-Blackwellised particle filter runs one
 Kalman update for all particles at once. The generic filter serves as the independent check in the tests.
@@ -52,7 +52,7 @@ class ObservationStats(NamedTuple):
 
 
 def observation_stats(loadings, idio_var, y) -> ObservationStats:
-    """:class:`ObservationStats` for every row of ``y`` (T, N); ``idio_var`` is (N,) or (T, N).
+    """`ObservationStats` for every row of ``y`` (T, N); ``idio_var`` is (N,) or (T, N).
 
     Missing entries of ``y`` (NaN) get precision 0; with none missing the arithmetic is unchanged.
     """
@@ -73,18 +73,18 @@ def update_with_stats(pred_mean, pred_cov, gram, score, quad, logdet, num_assets
 
     Notes
     -----
-    With :math:`P = LL'` the predicted covariance, :math:`W = \Lambda' D^{-1} \Lambda` and
-    :math:`M = I + L' W L \succeq I` (Woodbury identity and the matrix determinant lemma):
+    With $P = LL'$ the predicted covariance, $W = \Lambda' D^{-1} \Lambda$ and
+    $M = I + L' W L \succeq I$ (Woodbury identity and the matrix determinant lemma):
 
-    .. math::
+    $$
+    \log\det S &= \textstyle\sum_i \log d_i + \log\det M, \qquad S = \Lambda P \Lambda' + D, \\
+    v' S^{-1} v &= v' D^{-1} v - u' M^{-1} u, \qquad v = r - \Lambda m, \quad u = L'(\Lambda' D^{-1} r - W m), \\
+    m_{t|t} &= m + L M^{-1} u, \qquad P_{t|t} = L M^{-1} L',
+    $$
 
-        \log\det S &= \textstyle\sum_i \log d_i + \log\det M, \qquad S = \Lambda P \Lambda' + D, \\
-        v' S^{-1} v &= v' D^{-1} v - u' M^{-1} u, \qquad v = r - \Lambda m, \quad u = L'(\Lambda' D^{-1} r - W m), \\
-        m_{t|t} &= m + L M^{-1} u, \qquad P_{t|t} = L M^{-1} L',
-
-    with :math:`v' D^{-1} v = r' D^{-1} r - 2 m' \Lambda' D^{-1} r + m' W m`. Only ``K x K`` matrices are
-    factorised and :math:`P` itself is never inverted. The quadratic form subtracts two terms of size
-    :math:`r' D^{-1} r`, so about :math:`\log_{10}(\max P / \min d)` digits are lost to cancellation:
+    with $v' D^{-1} v = r' D^{-1} r - 2 m' \Lambda' D^{-1} r + m' W m$. Only ``K x K`` matrices are
+    factorised and $P$ itself is never inverted. The quadratic form subtracts two terms of size
+    $r' D^{-1} r$, so about $\log_{10}(\max P / \min d)$ digits are lost to cancellation:
     negligible unless an idiosyncratic variance is many orders of magnitude below the factor variance.
     """
     k = pred_mean.shape[-1]
@@ -113,12 +113,12 @@ class FactorFilterOutput(NamedTuple):
 
     @property
     def log_likelihood(self):
-        """The log-likelihood given the log-variances: the sum of :attr:`pointwise_log_likelihood`."""
+        """The log-likelihood given the log-variances: the sum of `pointwise_log_likelihood`."""
         return jnp.sum(self.pointwise_log_likelihood)
 
     @property
     def loglik(self):
-        """Former name of :attr:`pointwise_log_likelihood`."""
+        """Former name of `pointwise_log_likelihood`."""
         return self.pointwise_log_likelihood
 
 
@@ -144,10 +144,10 @@ def filter_factors(loadings, Phi_f, h, idio_var, y) -> FactorFilterOutput:
 
 
 def smooth_factors(Phi_f, out: FactorFilterOutput):
-    r"""Rauch–Tung–Striebel smoother: means (T, K) and covariances (T, K, K) of :math:`f_t \mid r_{1:T}, h`.
+    r"""Rauch–Tung–Striebel smoother: means (T, K) and covariances (T, K, K) of $f_t \mid r_{1:T}, h$.
 
-    :math:`J_t = P_{t|t} \Phi_f' P_{t+1|t}^{-1}`, :math:`m_{t|T} = m_{t|t} + J_t (m_{t+1|T} - m_{t+1|t})`,
-    :math:`P_{t|T} = P_{t|t} + J_t (P_{t+1|T} - P_{t+1|t}) J_t'`.
+    $J_t = P_{t|t} \Phi_f' P_{t+1|t}^{-1}$, $m_{t|T} = m_{t|t} + J_t (m_{t+1|T} - m_{t+1|t})$,
+    $P_{t|T} = P_{t|t} + J_t (P_{t+1|T} - P_{t+1|t}) J_t'$.
     """
 
     def step(carry, inputs):
@@ -166,10 +166,10 @@ def smooth_factors(Phi_f, out: FactorFilterOutput):
 
 
 def lag_one_covariances(Phi_f, out: FactorFilterOutput, smoothed_cov):
-    r"""Smoothed cross-covariances :math:`\mathrm{Cov}(f_t, f_{t-1} \mid r_{1:T}) = P_{t|T} J_{t-1}'`, (T-1, K, K).
+    r"""Smoothed cross-covariances $\mathrm{Cov}(f_t, f_{t-1} \mid r_{1:T}) = P_{t|T} J_{t-1}'$, (T-1, K, K).
 
-    :math:`J_{t-1} = P_{t-1|t-1} \Phi_f' P_{t|t-1}^{-1}` is the smoother gain: given :math:`f_t` and
-    :math:`r_{1:t-1}`, :math:`f_{t-1}` has mean :math:`m_{t-1|t-1} + J_{t-1}(f_t - m_{t|t-1})`. Computed for all
+    $J_{t-1} = P_{t-1|t-1} \Phi_f' P_{t|t-1}^{-1}$ is the smoother gain: given $f_t$ and
+    $r_{1:t-1}$, $f_{t-1}$ has mean $m_{t-1|t-1} + J_{t-1}(f_t - m_{t|t-1})$. Computed for all
     ``t`` at once (no recursion).
     """
     chol = cholesky(out.predicted_cov[1:])
@@ -178,21 +178,21 @@ def lag_one_covariances(Phi_f, out: FactorFilterOutput, smoothed_cov):
 
 
 def expected_complete_loglik(loadings, Phi_f, h, idio_var, y, smoothed_mean, smoothed_cov, lag_one_cov):
-    r"""Expected complete-data log-likelihood :math:`E[\log p(r_{1:T}, f_{1:T} \mid h, \theta)]` under given
+    r"""Expected complete-data log-likelihood $E[\log p(r_{1:T}, f_{1:T} \mid h, \theta)]$ under given
     smoothing moments of the factors; a sum over time with no recursion.
 
     Notes
     -----
-    With :math:`m_t, P_t` the smoothed means and covariances, :math:`M_t = P_t + m_t m_t'` and
-    :math:`C_t = \mathrm{Cov}(f_t, f_{t-1}) + m_t m_{t-1}'`:
+    With $m_t, P_t$ the smoothed means and covariances, $M_t = P_t + m_t m_t'$ and
+    $C_t = \mathrm{Cov}(f_t, f_{t-1}) + m_t m_{t-1}'$:
 
-    .. math::
-
-        E \log p(r, f) = \sum_t \sum_i \big[\log N(r_{ti}; \lambda_i' m_t, d_{ti})
-        - \tfrac12 \lambda_i' P_t \lambda_i / d_{ti}\big] \\
-        - \tfrac12 [K \log 2\pi + \log\det\Gamma_f(h_1) + \mathrm{tr}\,\Gamma_f(h_1)^{-1} M_1] \\
-        - \tfrac12 \sum_{t \ge 2} \sum_j [\log 2\pi + h_{tj} + e^{-h_{tj}} (M_t - C_t \Phi_f' - \Phi_f C_t'
-        + \Phi_f M_{t-1} \Phi_f')_{jj}].
+    $$
+    E \log p(r, f) = \sum_t \sum_i \big[\log N(r_{ti}; \lambda_i' m_t, d_{ti})
+    - \tfrac12 \lambda_i' P_t \lambda_i / d_{ti}\big] \\
+    - \tfrac12 [K \log 2\pi + \log\det\Gamma_f(h_1) + \mathrm{tr}\,\Gamma_f(h_1)^{-1} M_1] \\
+    - \tfrac12 \sum_{t \ge 2} \sum_j [\log 2\pi + h_{tj} + e^{-h_{tj}} (M_t - C_t \Phi_f' - \Phi_f C_t'
+    + \Phi_f M_{t-1} \Phi_f')_{jj}].
+    $$
     """
     k = h.shape[-1]
     idio_var = jnp.broadcast_to(idio_var, y.shape)
@@ -216,7 +216,7 @@ def expected_complete_loglik(loadings, Phi_f, h, idio_var, y, smoothed_mean, smo
 
 
 class FactorMarginal(NamedTuple):
-    """Output of :func:`marginal_loglik`: ``log_likelihood`` (the total, with the Fisher-identity gradient), its
+    """Output of `marginal_loglik`: ``log_likelihood`` (the total, with the Fisher-identity gradient), its
     terms ``pointwise_log_likelihood`` (T,), smoothed means (T, K) and covariances (T, K, K) of the factors.
     (``total`` and ``loglik`` are the former names of the first two.)"""
 
@@ -227,25 +227,25 @@ class FactorMarginal(NamedTuple):
 
     @property
     def total(self):
-        """Former name of :attr:`log_likelihood`."""
+        """Former name of [`log_likelihood`][bayesvol.log_likelihood]."""
         return self.log_likelihood
 
     @property
     def loglik(self):
-        """Former name of :attr:`pointwise_log_likelihood`."""
+        """Former name of `pointwise_log_likelihood`."""
         return self.pointwise_log_likelihood
 
 
 def marginal_loglik(loadings, Phi_f, h, idio_var, y) -> FactorMarginal:
-    r""":math:`\log p(r_{1:T} \mid h, \theta)` with the factors integrated out, and a cheap exact gradient.
+    r"""$\log p(r_{1:T} \mid h, \theta)$ with the factors integrated out, and a cheap exact gradient.
 
-    The value is the Kalman filter's (:func:`filter_factors`). The gradient with respect to every argument
-    comes from Fisher's identity, :math:`\nabla_\theta \log p(r \mid \theta) = E[\nabla_\theta \log p(r, f
-    \mid \theta) \mid r]`: the derivative of :func:`expected_complete_loglik` with the smoothing moments held
+    The value is the Kalman filter's (`filter_factors`). The gradient with respect to every argument
+    comes from Fisher's identity, $\nabla_\theta \log p(r \mid \theta) = E[\nabla_\theta \log p(r, f
+    \mid \theta) \mid r]$: the derivative of `expected_complete_loglik` with the smoothing moments held
     fixed. It costs a filter, a smoother and one pass of vectorised arithmetic, instead of reverse-mode
     differentiation through the filter's recursion (several times slower on CPU, as every step's small
     matrix operations are replayed backwards). Only first derivatives are exact this way; use
-    :func:`filter_factors` where higher derivatives are needed.
+    `filter_factors` where higher derivatives are needed.
     """
     frozen = [lax.stop_gradient(jnp.asarray(a)) for a in (loadings, Phi_f, h, idio_var)]
     out = filter_factors(*frozen, y)

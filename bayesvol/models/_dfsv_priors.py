@@ -1,4 +1,4 @@
-"""Constraints, bijections and prior laws for the matrix parameters of :class:`~bayesvol.models.DFSV`.
+"""Constraints, bijections and prior laws for the matrix parameters of [`DFSV`][bayesvol.models.DFSV].
 
 Three parameters of the dynamic factor SV model are matrices with structure that no scalar prior can
 express: the identified loadings ``lambda_r``, the stationary VAR(1) matrices ``Phi_f`` and ``Phi_h``, and
@@ -34,10 +34,10 @@ __all__ = [
 
 # --- linear algebra ------------------------------------------------------------------------------
 def solve_discrete_lyapunov(transition, noise_cov):
-    r"""Solve :math:`\Gamma = T \Gamma T' + Q` for :math:`\Gamma`.
+    r"""Solve $\Gamma = T \Gamma T' + Q$ for $\Gamma$.
 
-    The stationary covariance of :math:`x_t = T x_{t-1} + e_t`, :math:`e_t \sim N(0, Q)`, from the linear
-    system :math:`(I - T \otimes T)\,\mathrm{vec}\,\Gamma = \mathrm{vec}\,Q` (sizes up to about ten).
+    The stationary covariance of $x_t = T x_{t-1} + e_t$, $e_t \sim N(0, Q)$, from the linear
+    system $(I - T \otimes T)\,\mathrm{vec}\,\Gamma = \mathrm{vec}\,Q$ (sizes up to about ten).
     ``noise_cov`` may carry leading batch dimensions; ``transition`` is one matrix.
     """
     transition = jnp.asarray(transition)
@@ -50,12 +50,12 @@ def solve_discrete_lyapunov(transition, noise_cov):
 
 
 def stationary_from_unconstrained(free):
-    r"""Map any square matrix :math:`A` to a stationary VAR(1) matrix :math:`\Phi = A C^{-1}`.
+    r"""Map any square matrix $A$ to a stationary VAR(1) matrix $\Phi = A C^{-1}$.
 
-    :math:`C` is the lower Cholesky factor of :math:`I + A A'`. Then :math:`\Gamma = C C'` solves
-    :math:`\Gamma - \Phi \Gamma \Phi' = I` with :math:`\Gamma \succ 0`, so every eigenvalue of :math:`\Phi`
-    lies inside the unit circle; conversely every stationary :math:`\Phi` is reached by exactly one
-    :math:`A = \Phi\,\mathrm{chol}(\Gamma)`. For a scalar this is :math:`\phi = a / \sqrt{1 + a^2}`.
+    $C$ is the lower Cholesky factor of $I + A A'$. Then $\Gamma = C C'$ solves
+    $\Gamma - \Phi \Gamma \Phi' = I$ with $\Gamma \succ 0$, so every eigenvalue of $\Phi$
+    lies inside the unit circle; conversely every stationary $\Phi$ is reached by exactly one
+    $A = \Phi\,\mathrm{chol}(\Gamma)$. For a scalar this is $\phi = a / \sqrt{1 + a^2}$.
     Smooth everywhere (one Cholesky factorisation and one triangular solve).
     """
     free = jnp.asarray(free)
@@ -65,7 +65,7 @@ def stationary_from_unconstrained(free):
 
 
 def unconstrained_from_stationary(phi):
-    """Inverse of :func:`stationary_from_unconstrained`: ``A = Phi chol(Gamma)``, ``Gamma = Phi Gamma Phi' + I``."""
+    """Inverse of `stationary_from_unconstrained`: ``A = Phi chol(Gamma)``, ``Gamma = Phi Gamma Phi' + I``."""
     phi = jnp.asarray(phi)
     k = phi.shape[-1]
     if phi.ndim > 2:
@@ -190,7 +190,7 @@ identified_loadings = _IdentifiedLoadings
 
 # --- bijections ----------------------------------------------------------------------------------
 class StationaryTransform(Transform):
-    """Unconstrained ``K x K`` matrix -> stationary VAR(1) matrix (:func:`stationary_from_unconstrained`)."""
+    """Unconstrained ``K x K`` matrix -> stationary VAR(1) matrix (`stationary_from_unconstrained`)."""
 
     domain = constraints.independent(constraints.real, 2)
     codomain = stationary_matrix
@@ -292,8 +292,8 @@ def _scalar_or_matrix(prior, dim: int, what: str):
 class StationaryMatrix(dist.Distribution):
     r"""Prior over stationary ``K x K`` VAR(1) matrices, defined on the unconstrained scale.
 
-    :math:`\Phi = A\,\mathrm{chol}(I + AA')^{-1}` (:func:`stationary_from_unconstrained`) with :math:`A` drawn
-    from ``base``. The NumPyro program samples :math:`A` and records :math:`\Phi` as a deterministic site, so
+    $\Phi = A\,\mathrm{chol}(I + AA')^{-1}$ (`stationary_from_unconstrained`) with $A$ drawn
+    from ``base``. The NumPyro program samples $A$ and records $\Phi$ as a deterministic site, so
     the prior that NUTS sees is exactly ``base``; ``log_prob`` here (used only when the law is sampled
     directly) adds the log-Jacobian of the inverse map.
 
@@ -302,8 +302,8 @@ class StationaryMatrix(dist.Distribution):
     dim : int
         ``K``.
     base : numpyro distribution, optional
-        Law of :math:`A`: a scalar law (iid entries) or one with event shape ``(K, K)``; real support.
-        Default: :math:`A_{kk} \sim N(0, 0.5^2)` and off-diagonal :math:`N(0, 0.5^2)`.
+        Law of $A$: a scalar law (iid entries) or one with event shape ``(K, K)``; real support.
+        Default: $A_{kk} \sim N(0, 0.5^2)$ and off-diagonal $N(0, 0.5^2)$.
     """
 
     arg_constraints = {}
@@ -339,7 +339,7 @@ class IdentifiedLoadings(dist.Distribution):
     ----------
     num_factors : int
     free_prior : numpyro distribution, optional
-        Scalar law with real support for each free loading; default :math:`N(0, 1)`.
+        Scalar law with real support for each free loading; default $N(0, 1)$.
     num_assets : int, optional
         ``N``; needed to draw from the law.
     """
@@ -382,30 +382,30 @@ class IdentifiedLoadings(dist.Distribution):
 
 
 class ScaledLKJ(dist.Distribution):
-    r"""Covariance matrix :math:`Q = \mathrm{diag}(s)\,\Omega\,\mathrm{diag}(s)` with iid scales and an LKJ correlation.
+    r"""Covariance matrix $Q = \mathrm{diag}(s)\,\Omega\,\mathrm{diag}(s)$ with iid scales and an LKJ correlation.
 
-    :math:`s_k \sim` ``scale`` (standard deviations), :math:`\Omega \sim \mathrm{LKJ}(\eta)`.
+    $s_k \sim$ ``scale`` (standard deviations), $\Omega \sim \mathrm{LKJ}(\eta)$.
 
     Notes
     -----
-    The map :math:`(s, \omega) \mapsto Q` from the scales and the off-diagonal correlations is
-    block-triangular with Jacobian determinant :math:`2^K \prod_k s_k^K` (each :math:`Q_{kk} = s_k^2`, each
-    :math:`Q_{ij} = s_i s_j \omega_{ij}`), so
+    The map $(s, \omega) \mapsto Q$ from the scales and the off-diagonal correlations is
+    block-triangular with Jacobian determinant $2^K \prod_k s_k^K$ (each $Q_{kk} = s_k^2$, each
+    $Q_{ij} = s_i s_j \omega_{ij}$), so
 
-    .. math::
-
-        \log p(Q) = \sum_k \log p_s(s_k) + \log p_{\mathrm{LKJ}}(\Omega) - K \log 2 - K \sum_k \log s_k,
-        \qquad s_k = \sqrt{Q_{kk}}.
+    $$
+    \log p(Q) = \sum_k \log p_s(s_k) + \log p_{\mathrm{LKJ}}(\Omega) - K \log 2 - K \sum_k \log s_k,
+    \qquad s_k = \sqrt{Q_{kk}}.
+    $$
 
     Parameters
     ----------
     dim : int
         ``K``.
     scale : numpyro distribution, optional
-        Scalar law on the positive reals for each :math:`s_k`; default ``HalfNormal(1)`` (the SV model's
-        prior for :math:`\sigma`).
+        Scalar law on the positive reals for each $s_k$; default ``HalfNormal(1)`` (the SV model's
+        prior for $\sigma$).
     concentration : float
-        LKJ :math:`\eta`; 1 is uniform over correlation matrices, larger values favour weak correlation.
+        LKJ $\eta$; 1 is uniform over correlation matrices, larger values favour weak correlation.
     """
 
     arg_constraints = {}

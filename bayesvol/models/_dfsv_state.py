@@ -1,18 +1,18 @@
-r"""State equations of :class:`~bayesvol.models.DFSV`, each written once.
+r"""State equations of [`DFSV`][bayesvol.models.DFSV], each written once.
 
-The latent state is :math:`x_t = (f_t, g_t)` with :math:`g_t = (h_t[, h^{id}_t])` the log-variances. Two
+The latent state is $x_t = (f_t, g_t)$ with $g_t = (h_t[, h^{id}_t])$ the log-variances. Two
 recursions drive it:
 
-* the log-variance VAR(1), :math:`g_t = m + T (g_{t-1} - m) + e_t`, :math:`e_t \sim N(0, Q_g)`, with
-  :math:`m = (\mu[, \mu^{id}])`, :math:`T = \mathrm{blockdiag}(\Phi_h[, \mathrm{diag}\,\phi^{id}])` and
-  :math:`Q_g = \mathrm{blockdiag}(Q_h[, \mathrm{diag}(\sigma^{id})^2])`, started from its stationary law
-  (:class:`LogVarianceVAR`, :func:`log_variance_mean`, :func:`log_variance_moments`);
-* the factor VAR(1) given the log-variances, :math:`f_t = \Phi_f f_{t-1} + \nu_t`,
-  :math:`\nu_t \sim N(0, \mathrm{diag}(e^{h_t}))`, started from :math:`N(0, \Gamma_f(h_1))`
-  (:func:`factor_mean`, :func:`factor_moments`, :func:`factor_stationary_cov`).
+* the log-variance VAR(1), $g_t = m + T (g_{t-1} - m) + e_t$, $e_t \sim N(0, Q_g)$, with
+  $m = (\mu[, \mu^{id}])$, $T = \mathrm{blockdiag}(\Phi_h[, \mathrm{diag}\,\phi^{id}])$ and
+  $Q_g = \mathrm{blockdiag}(Q_h[, \mathrm{diag}(\sigma^{id})^2])$, started from its stationary law
+  (`LogVarianceVAR`, `log_variance_mean`, `log_variance_moments`);
+* the factor VAR(1) given the log-variances, $f_t = \Phi_f f_{t-1} + \nu_t$,
+  $\nu_t \sim N(0, \mathrm{diag}(e^{h_t}))$, started from $N(0, \Gamma_f(h_1))$
+  (`factor_mean`, `factor_moments`, `factor_stationary_cov`).
 
-The model's ``initial``/``transition`` laws (:class:`JointStateLaw`), the simulator and the NumPyro program's
-paths (:func:`log_variance_path`, :func:`factor_path`), the Kalman filter of the factors, the Bellman filter
+The model's ``initial``/``transition`` laws (`JointStateLaw`), the simulator and the NumPyro program's
+paths (`log_variance_path`, `factor_path`), the Kalman filter of the factors, the Bellman filter
 and the Rao-Blackwellised particle filter all call these functions; none restates a recursion.
 """
 
@@ -49,7 +49,7 @@ class LogVarianceVAR(NamedTuple):
 
 
 def log_variance_var(params, idiosyncratic_sv: bool) -> LogVarianceVAR:
-    """:class:`LogVarianceVAR` of the factor log-variances, joined by the idiosyncratic ones with ``idiosyncratic_sv``
+    """`LogVarianceVAR` of the factor log-variances, joined by the idiosyncratic ones with ``idiosyncratic_sv``
     (block-diagonal: the two sets of log-variances are independent)."""
     mean, trans, cov = params.mu, params.Phi_h, params.Q_h
     stationary = solve_discrete_lyapunov(params.Phi_h, params.Q_h)
@@ -102,7 +102,7 @@ def factor_shock_variance(h):
 
 
 def factor_shock_scale(h):
-    """Standard deviations ``e^{h_t / 2}`` of the factor shocks (the square root of :func:`factor_shock_variance`)."""
+    """Standard deviations ``e^{h_t / 2}`` of the factor shocks (the square root of `factor_shock_variance`)."""
     return jnp.exp(0.5 * h)
 
 
@@ -152,8 +152,8 @@ def idiosyncratic_variance(params, h_id):
 
 
 def conditional_covariance(lambda_r, h, idio_var):
-    r"""``Lambda diag(e^{h_t}) Lambda' + Sigma_t`` per time step: the covariance of :math:`r_t` given
-    :math:`f_{t-1}` and the log-variances, shape (T, N, N)."""
+    r"""``Lambda diag(e^{h_t}) Lambda' + Sigma_t`` per time step: the covariance of $r_t$ given
+    $f_{t-1}$ and the log-variances, shape (T, N, N)."""
     common = jnp.einsum("ik,tk,jk->tij", lambda_r, factor_shock_variance(h), lambda_r)
     idio = jnp.broadcast_to(idio_var, common.shape[:-1])
     return common + idio[..., :, None] * jnp.eye(common.shape[-1])
@@ -175,12 +175,12 @@ def simulate_from_shocks(model, params, z_h, z_f, z_id, z_eps):
 
 # --- the joint state law (latent-state protocol) -------------------------------------------------
 class JointStateLaw(dist.Distribution):
-    r"""Law of the joint state :math:`x_t = (f_t, g_t)`: :math:`g_t` Gaussian, then :math:`f_t \mid g_t`.
+    r"""Law of the joint state $x_t = (f_t, g_t)$: $g_t$ Gaussian, then $f_t \mid g_t$.
 
-    :math:`g_t = (h_t[, h^{id}_t]) \sim N(g_{loc}, LL')` and :math:`f_t \mid h_t \sim N(f_{loc},
-    \mathrm{diag}(e^{h_t}))`, or with ``stationary_start`` :math:`N(0, \Gamma_f(h_t))`,
-    :math:`\Gamma_f(h) = \Phi_f \Gamma_f(h) \Phi_f' + \mathrm{diag}(e^{h})`. ``num_factors`` is the size
-    ``K`` of :math:`f_t` and :math:`h_t`.
+    $g_t = (h_t[, h^{id}_t]) \sim N(g_{loc}, LL')$ and $f_t \mid h_t \sim N(f_{loc},
+    \mathrm{diag}(e^{h_t}))$, or with ``stationary_start`` $N(0, \Gamma_f(h_t))$,
+    $\Gamma_f(h) = \Phi_f \Gamma_f(h) \Phi_f' + \mathrm{diag}(e^{h})$. ``num_factors`` is the size
+    ``K`` of $f_t$ and $h_t$.
     """
 
     arg_constraints = {}
@@ -224,10 +224,10 @@ def rescaled_params(model, params, scale):
     ``DFSV.rescale_params``.
 
     The factors scale with the returns (factor ``k`` is in the units of asset ``k``), so the factor
-    log-variances shift, :math:`\mu \to \mu + 2\ln s`, :math:`\sigma^2 \to s^2\sigma^2` and
-    :math:`\mu^{id} \to \mu^{id} + 2\ln s`; loadings, :math:`\Phi_f`, :math:`\Phi_h`, :math:`Q_h` and the
+    log-variances shift, $\mu \to \mu + 2\ln s$, $\sigma^2 \to s^2\sigma^2$ and
+    $\mu^{id} \to \mu^{id} + 2\ln s$; loadings, $\Phi_f$, $\Phi_h$, $Q_h$ and the
     idiosyncratic persistence and volatility of volatility are free of units. One scale for all assets: with a
-    scale per asset :math:`\Phi_f` would be conjugated by the factors' scales, which leaves the support of
+    scale per asset $\Phi_f$ would be conjugated by the factors' scales, which leaves the support of
     ``StationaryMatrix`` (a bound on its norm) when K > 1. ``None`` when the priors' supports are not free of
     units.
     """

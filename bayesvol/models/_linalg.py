@@ -5,7 +5,7 @@ steps of the filters).
 The matrices are small (a factor or a state dimension), so the Cholesky factorisations, triangular solves and
 products are written out entry by entry: inside ``lax.scan`` XLA fuses them with their neighbours, which on CPU
 is several times faster than calling LAPACK for tiny matrices (for a ``1 x 1`` matrix the factor is the square
-root). Above :data:`SMALL` the LAPACK routines are used. Every function accepts leading batch axes (one Kalman
+root). Above `SMALL` the LAPACK routines are used. Every function accepts leading batch axes (one Kalman
 update for all particles of a particle filter at once). A negative pivot (a matrix that is not positive
 semi-definite) gives NaN entries, so ``jnp.all(jnp.isfinite(cholesky(a)))`` tests for one.
 """

@@ -18,7 +18,7 @@ An *observation-driven model* (GARCH family, IG-GARCH, DCC and its correlation s
     ``(a_t, b_t)`` for a model whose ``update`` is the affine map ``a_t * state + b_t`` with coefficients
     that depend on the data but not on the state (GARCH, GJR); ``update`` is then defined from them, and
     filtering may run as a parallel prefix scan over the maps instead of a sequential loop (see
-    :func:`filter_states`).
+    `filter_states`).
 
 The state path comes from one ``lax.scan`` over ``update`` (or the parallel prefix); the one-step-ahead log
 densities are then the emission's ``log_prob`` evaluated on the whole path at once (vectorised over time,
@@ -27,14 +27,15 @@ which is where most of the arithmetic is). The simulator runs the same ``update`
 Missing observations (a model with ``supports_missing``): at a missing ``y_t`` (NaN) the state moves on by
 ``update_missing(params, state)``, ``update`` with each function of the unseen shock replaced by its
 conditional expectation given the past (the rule is the model's own, documented there), and the log density
-of a missing ``y_t`` is zero (:func:`loglik_from_states`). Start values computed from the data (backcasts,
-sample moments) use the observed values only (:func:`observed_mean`). Data known to be complete run the
+of a missing ``y_t`` is zero (`loglik_from_states`). Start values computed from the data (backcasts,
+sample moments) use the observed values only (`observed_mean`). Data known to be complete run the
 recursion without any of this, so their results are those of the plain recursion, bit for bit.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -94,15 +95,15 @@ def filter_states(model, params, y, state=None):
     The path starts from ``state`` when given (e.g. a start value fixed outside the sample), else from
     ``model.init_state(params, y)``.
 
-    On CPU, the sequential :func:`sequential_filter_states` for every model. On an accelerator, a model whose
+    On CPU, the sequential `sequential_filter_states` for every model. On an accelerator, a model whose
     ``update`` is affine in the state (it has ``affine_coefficients``) gets the parallel prefix scan of
-    :func:`affine_filter_states` instead, which replaces ``T`` dependent steps by about ``2 log2 T`` passes
+    `affine_filter_states` instead, which replaces ``T`` dependent steps by about ``2 log2 T`` passes
     over the whole series. On CPU the prefix scan does about twice the arithmetic of the loop and was not
     faster (``benchmarks/garch_recursion.py``: about 1.1 times the CPU time for one value and gradient, 2.5
     times for the forward-over-reverse Hessian), because each step of the loop is already a few vector operations.
 
     Data with gaps (or data not known while tracing) run the sequential recursion with
-    ``model.update_missing`` at the missing steps (see :func:`sequential_filter_states`).
+    ``model.update_missing`` at the missing steps (see `sequential_filter_states`).
     """
     if not _base.is_complete(y):
         return sequential_filter_states(model, params, y, state=state, gaps=True)
@@ -167,14 +168,14 @@ def _compose_affine(earlier, later):
 
 
 def affine_filter_states(model, params, y, state=None):
-    r"""State path of an affine recursion :math:`s_{t+1} = a_t s_t + b_t` by a parallel prefix scan.
+    r"""State path of an affine recursion $s_{t+1} = a_t s_t + b_t$ by a parallel prefix scan.
 
-    ``model.affine_coefficients(params, y)`` gives :math:`(a_t, b_t)` for every ``t`` at once (they depend on
+    ``model.affine_coefficients(params, y)`` gives $(a_t, b_t)$ for every ``t`` at once (they depend on
     the data and the parameters, not on the state). The start value enters as the constant map
-    :math:`(0, s_1)`; the prefix compositions of the maps (``lax.associative_scan``: about
-    :math:`2\log_2 T` vectorised passes instead of :math:`T` sequential steps, and a reverse-mode gradient of
-    the same shape) are then constant maps whose offsets are :math:`s_1, \dots, s_{T+1}`. With
-    :math:`0 \le a_t < 1` every partial product lies in :math:`[0, 1]`, so the result equals the sequential
+    $(0, s_1)$; the prefix compositions of the maps (``lax.associative_scan``: about
+    $2\log_2 T$ vectorised passes instead of $T$ sequential steps, and a reverse-mode gradient of
+    the same shape) are then constant maps whose offsets are $s_1, \dots, s_{T+1}$. With
+    $0 \le a_t < 1$ every partial product lies in $[0, 1]$, so the result equals the sequential
     recursion up to rounding.
     """
     first = jnp.asarray(model.init_state(params, y) if state is None else state)
@@ -194,8 +195,8 @@ def loglik_from_states(model, params, states, y):
 
 
 def backcast(residuals, decay: float, window: int):
-    r"""Exponentially weighted mean :math:`\sum_{j<\tau} w_j e_j^2 / \sum_{j<\tau} w_j`, :math:`w_j = d^j`,
-    :math:`\tau = \min(\text{window}, T)`: the pre-sample variance of the GARCH family (``arch``'s backcast).
+    r"""Exponentially weighted mean $\sum_{j<\tau} w_j e_j^2 / \sum_{j<\tau} w_j$, $w_j = d^j$,
+    $\tau = \min(\text{window}, T)$: the pre-sample variance of the GARCH family (``arch``'s backcast).
 
     Missing residuals (NaN) in the window get weight zero; when the whole window is missing, the mean of the
     observed squared residuals. With nothing missing the arithmetic is the plain weighted mean's, exactly.
@@ -232,9 +233,14 @@ def simulate_path(model, params, num_timesteps: int, key, state=None):
     """Draw ``(y, states)`` by running ``update`` on draws from ``emission``, one ``lax.scan``.
 
     The path starts from ``state`` (e.g. the filtered state after the data, for forecasting) or, by default,
-    from ``model.init_state(params, None)``; ``states[k]`` governs ``y[k]``.
+    from ``model.init_state(params, None)``; ``states[k]`` governs ``y[k]``. Compiled once per model (a
+    frozen, hashable configuration) and path length: simulating over many seeds does not trace again.
     """
+    return _simulate_path_compiled(model, params, int(num_timesteps), key, state)
 
+
+@partial(jax.jit, static_argnums=(0, 2))
+def _simulate_path_compiled(model, params, num_timesteps: int, key, state):
     def step(state_t, step_key):
         y_t = model.emission(params, state_t).sample(step_key)
         return model.update(params, state_t, y_t), (y_t, state_t)

@@ -1,22 +1,22 @@
 r"""Partly observed rows of a panel: the law of the observed sub-vector, in fixed-shape arrays.
 
-A row :math:`u_t` of a panel with some entries missing (NaN) contributes the density of its observed entries
-:math:`u_{t,o}`, the marginal of the joint law (for a Gaussian or elliptical law, the same law with the rows and
+A row $u_t$ of a panel with some entries missing (NaN) contributes the density of its observed entries
+$u_{t,o}$, the marginal of the joint law (for a Gaussian or elliptical law, the same law with the rows and
 columns of the missing entries deleted from the scale matrix). JAX needs shapes fixed at compile time, so
-instead of deleting rows the missing ones are *decoupled*: with :math:`M = \mathrm{diag}(m)`, :math:`m_i = 1`
+instead of deleting rows the missing ones are *decoupled*: with $M = \mathrm{diag}(m)$, $m_i = 1$
 for an observed entry,
 
-.. math::
+$$
+\tilde R = M R M + (I - M), \qquad \tilde u = M u,
+$$
 
-    \tilde R = M R M + (I - M), \qquad \tilde u = M u,
-
-is, after a permutation, :math:`\mathrm{blockdiag}(R_{oo}, I)`, and :math:`\tilde u = (u_o, 0)`. So the
-Cholesky factor of :math:`\tilde R` gives :math:`\log\det R_{oo}` and :math:`u_o' R_{oo}^{-1} u_o` exactly (the
-identity block adds 0 to both), and the density is written with the observed dimension :math:`d_o = \sum m_i`
-in place of :math:`k`. A fully missing row has :math:`\tilde R = I`, :math:`d_o = 0` and density 1.
+is, after a permutation, $\mathrm{blockdiag}(R_{oo}, I)$, and $\tilde u = (u_o, 0)$. So the
+Cholesky factor of $\tilde R$ gives $\log\det R_{oo}$ and $u_o' R_{oo}^{-1} u_o$ exactly (the
+identity block adds 0 to both), and the density is written with the observed dimension $d_o = \sum m_i$
+in place of $k$. A fully missing row has $\tilde R = I$, $d_o = 0$ and density 1.
 
 The same decoupling gives the moments of the missing entries given the observed ones (used by the DCC
-correlation recursion, see :func:`expected_outer_product`).
+correlation recursion, see `expected_outer_product`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = ["DiagonalScale", "check_panel_gaps", "correlation_loglik", "correlati
 
 
 def decoupled(scale, observed):
-    r""":math:`\tilde R = M R M + (I - M)` for ``scale`` :math:`R` (k, k) and the 0/1 mask ``observed`` (k,)."""
+    r"""$\tilde R = M R M + (I - M)$ for ``scale`` $R$ (k, k) and the 0/1 mask ``observed`` (k,)."""
     m = observed.astype(scale.dtype)
     return scale * m[:, None] * m[None, :] + jnp.diag(1.0 - m)
 
@@ -52,17 +52,17 @@ def _observed_quadratic(scale, u, observed):
 
 
 def observed_log_density(dist: str, nu, correlation, u, observed):
-    r"""Log density of the observed entries of ``u`` (k,) under :math:`N(0, R)` or the multivariate t with
-    ``nu`` degrees of freedom scaled to covariance :math:`R` (``correlation``); ``observed`` is a boolean mask.
+    r"""Log density of the observed entries of ``u`` (k,) under $N(0, R)$ or the multivariate t with
+    ``nu`` degrees of freedom scaled to covariance $R$ (``correlation``); ``observed`` is a boolean mask.
 
-    The marginal of :math:`u_o` is :math:`N(0, R_{oo})`, or the t with the same ``nu`` and scale
-    :math:`c R_{oo}`, :math:`c = (\nu - 2)/\nu`:
+    The marginal of $u_o$ is $N(0, R_{oo})$, or the t with the same ``nu`` and scale
+    $c R_{oo}$, $c = (\nu - 2)/\nu$:
 
-    .. math::
-
-        \log f(u_o) = \log\Gamma\left(\tfrac{\nu + d_o}{2}\right) - \log\Gamma\left(\tfrac{\nu}{2}\right)
-        - \tfrac{d_o}{2}\log(\nu\pi c) - \tfrac12\log\det R_{oo}
-        - \tfrac{\nu + d_o}{2}\log\left(1 + \tfrac{u_o' R_{oo}^{-1} u_o}{c\,\nu}\right).
+    $$
+    \log f(u_o) = \log\Gamma\left(\tfrac{\nu + d_o}{2}\right) - \log\Gamma\left(\tfrac{\nu}{2}\right)
+    - \tfrac{d_o}{2}\log(\nu\pi c) - \tfrac12\log\det R_{oo}
+    - \tfrac{\nu + d_o}{2}\log\left(1 + \tfrac{u_o' R_{oo}^{-1} u_o}{c\,\nu}\right).
+    $$
 
     Zero for a fully missing row. Missing entries of ``u`` may hold anything (NaN included): they are
     replaced by 0 before any arithmetic.
@@ -76,16 +76,16 @@ def observed_log_density(dist: str, nu, correlation, u, observed):
 
 
 def expected_outer_product(dist: str, nu, correlation, u, observed):
-    r""":math:`E[u u' \mid u_o]` for :math:`u \sim N(0, R)` or the unit-variance multivariate t, given the
-    observed entries ``u[observed]``; :math:`u u'` itself when every entry is observed, :math:`R` when none is.
+    r"""$E[u u' \mid u_o]$ for $u \sim N(0, R)$ or the unit-variance multivariate t, given the
+    observed entries ``u[observed]``; $u u'$ itself when every entry is observed, $R$ when none is.
 
-    With :math:`\hat u_m = R_{mo} R_{oo}^{-1} u_o` and the Schur complement :math:`S = R_{mm} - R_{mo}
-    R_{oo}^{-1} R_{om}`, :math:`E[u u' \mid u_o] = \hat u \hat u' + s\, \mathrm{blockdiag}(0, S)`,
-    :math:`\hat u = (u_o, \hat u_m)`, where :math:`s = 1` for the normal law and
-    :math:`s = (\nu + \delta_o)/(\nu + d_o - 2)\cdot(\nu - 2)/\nu`, :math:`\delta_o = u_o' R_{oo}^{-1} u_o
-    \,\nu/(\nu - 2)`, for the t (the conditional law of a multivariate t is a t with :math:`\nu + d_o`
-    degrees of freedom and scale inflated by :math:`(\nu + \delta_o)/(\nu + d_o)`). The result is positive
-    semi-definite. A row without missing entries returns :math:`u u'` exactly (same arithmetic as before).
+    With $\hat u_m = R_{mo} R_{oo}^{-1} u_o$ and the Schur complement $S = R_{mm} - R_{mo}
+    R_{oo}^{-1} R_{om}$, $E[u u' \mid u_o] = \hat u \hat u' + s\, \mathrm{blockdiag}(0, S)$,
+    $\hat u = (u_o, \hat u_m)$, where $s = 1$ for the normal law and
+    $s = (\nu + \delta_o)/(\nu + d_o - 2)\cdot(\nu - 2)/\nu$, $\delta_o = u_o' R_{oo}^{-1} u_o
+    \,\nu/(\nu - 2)$, for the t (the conditional law of a multivariate t is a t with $\nu + d_o$
+    degrees of freedom and scale inflated by $(\nu + \delta_o)/(\nu + d_o)$). The result is positive
+    semi-definite. A row without missing entries returns $u u'$ exactly (same arithmetic as before).
     """
     m = observed.astype(correlation.dtype)
     u_o = jnp.where(observed, u, 0.0)
@@ -107,11 +107,11 @@ def expected_outer_product(dist: str, nu, correlation, u, observed):
 
 
 def pairwise_mean_outer_product(u):
-    r""":math:`\bar Q_{ij}`: the mean of :math:`u_{t,i} u_{t,j}` over the rows where both are observed.
+    r"""$\bar Q_{ij}$: the mean of $u_{t,i} u_{t,j}$ over the rows where both are observed.
 
-    With every entry observed this is :math:`T^{-1}\sum_t u_t u_t'` exactly. It is the fixed point of the
+    With every entry observed this is $T^{-1}\sum_t u_t u_t'$ exactly. It is the fixed point of the
     missing-value rule of the recursion: replacing each unobserved product by its expectation
-    :math:`\bar Q_{ij}` in :math:`T^{-1}\sum_t u_t u_t'` leaves the pairwise means.
+    $\bar Q_{ij}$ in $T^{-1}\sum_t u_t u_t'$ leaves the pairwise means.
     """
     observed = ~jnp.isnan(u)
     filled = jnp.where(observed, u, 0.0)
@@ -120,14 +120,14 @@ def pairwise_mean_outer_product(u):
 
 
 def correlation_path(params, dist: str, u, q_bar):
-    r""":math:`Q_t` of the DCC(1,1) recursion over standardised residuals ``u`` (T, k) with missing entries
-    (NaN), from :math:`Q_1 = \bar Q`; returns ``(Q_1..Q_T, Q_{T+1})``.
+    r"""$Q_t$ of the DCC(1,1) recursion over standardised residuals ``u`` (T, k) with missing entries
+    (NaN), from $Q_1 = \bar Q$; returns ``(Q_1..Q_T, Q_{T+1})``.
 
-    :math:`Q_{t+1} = (1-a-b)\bar Q + a\,E[u_t u_t' \mid \mathcal F_{t-1}, u_{t,o}] + b\,Q_t`: the outer product of
+    $Q_{t+1} = (1-a-b)\bar Q + a\,E[u_t u_t' \mid \mathcal F_{t-1}, u_{t,o}] + b\,Q_t$: the outer product of
     a row with missing entries is replaced by its conditional expectation given the past and the row's observed
-    entries (:func:`expected_outer_product` under the law with correlation :math:`R_t`), so that a fully
-    missing row steps with :math:`E[u_t u_t' \mid \mathcal F_{t-1}] = R_t`. Complete rows step exactly as
-    :func:`bayesvol.models.dcc.q_update`.
+    entries (`expected_outer_product` under the law with correlation $R_t$), so that a fully
+    missing row steps with $E[u_t u_t' \mid \mathcal F_{t-1}] = R_t$. Complete rows step exactly as
+    `bayesvol.models.dcc.q_update`.
     """
     observed = ~jnp.isnan(u)
 
@@ -141,14 +141,14 @@ def correlation_path(params, dist: str, u, q_bar):
 
 
 def correlation_of(q):
-    r""":math:`R = \mathrm{diag}(Q)^{-1/2} Q\, \mathrm{diag}(Q)^{-1/2}`."""
+    r"""$R = \mathrm{diag}(Q)^{-1/2} Q\, \mathrm{diag}(Q)^{-1/2}$."""
     scale = lax.rsqrt(jnp.diagonal(q, axis1=-2, axis2=-1))
     return q * scale[..., :, None] * scale[..., None, :]
 
 
 def correlation_loglik(dist: str, nu, q_path, u):
     r"""Pointwise log density of the observed entries of each row of ``u`` (T, k; NaN where missing) given
-    :math:`Q_t` (T, k, k): :func:`observed_log_density` with :math:`R_t` the correlation of :math:`Q_t`."""
+    $Q_t$ (T, k, k): `observed_log_density` with $R_t$ the correlation of $Q_t$."""
     observed = ~jnp.isnan(u)
 
     def one(q, u_t, observed_t):
@@ -193,11 +193,11 @@ def observed_ptp(values):
 
 
 class DiagonalScale(ndist.Distribution):
-    r"""Law of :math:`\mu + D u` with :math:`D = \mathrm{diag}(\sigma_1, \dots, \sigma_k)` for a law of :math:`u`.
+    r"""Law of $\mu + D u$ with $D = \mathrm{diag}(\sigma_1, \dots, \sigma_k)$ for a law of $u$.
 
-    The multivariate counterpart of :class:`bayesvol.models._observation.LocationScale`, parametrised by the
-    variances :math:`\sigma_i^2`: the log density is the law of :math:`u = D^{-1}(y - \mu)` minus
-    :math:`\sum_i \log\sigma_i`.
+    The multivariate counterpart of `bayesvol.models._observation.LocationScale`, parametrised by the
+    variances $\sigma_i^2$: the log density is the law of $u = D^{-1}(y - \mu)$ minus
+    $\sum_i \log\sigma_i$.
     """
 
     arg_constraints = {}
@@ -222,7 +222,7 @@ class DiagonalScale(ndist.Distribution):
 
     @property
     def variance(self):
-        r"""Per-coordinate variances :math:`\sigma_i^2`: the law of :math:`u` has unit variances (a correlation
+        r"""Per-coordinate variances $\sigma_i^2$: the law of $u$ has unit variances (a correlation
         matrix, the multivariate t scaled to it)."""
         return jnp.broadcast_to(self.scale_squared, self.batch_shape + self.event_shape)
 

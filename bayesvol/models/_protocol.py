@@ -1,29 +1,29 @@
 """The two model protocols, and the default of every optional hook, written once.
 
-Every estimator in :mod:`bayesvol.inference` and every filter in :mod:`bayesvol.filters` talks to a model
+Every estimator in `bayesvol.inference` and every filter in `bayesvol.filters` talks to a model
 through these names only. A model family is a frozen dataclass (static configuration, hashable, usable
-as a static ``jit`` argument) deriving from :class:`LatentStateModelBase` or
-:class:`ObservationDrivenModelBase`; it must define the *required* members of its protocol and may
+as a static ``jit`` argument) deriving from `LatentStateModelBase` or
+`ObservationDrivenModelBase`; it must define the *required* members of its protocol and may
 override any *optional* hook, whose default is given here and nowhere else.
 
-Required of every model (:class:`VolatilityModel`)
+Required of every model (`VolatilityModel`)
     ``params_type`` (a NamedTuple class), ``param_names``, ``prior_distributions()``, ``describe()``,
     ``program(y)`` (the NumPyro program), ``simulate(params, num_timesteps, key)``,
     ``start_values(y)`` (start values for maximum likelihood), ``check_parameters(params)``.
 
-Required of a latent-state model (:class:`LatentStateModel`)
+Required of a latent-state model ([`LatentStateModel`][bayesvol.models._protocol.LatentStateModel])
     ``initial(params)``, ``transition(params, state_prev, y_prev)``, ``emission(params, state)``: NumPyro
     distributions of the first state, of the next state, and of the observation given the state. These three
-    with the parameters and priors (:class:`StateSpaceLaws`) are all the filters and PMMH need.
+    with the parameters and priors (`StateSpaceLaws`) are all the filters and PMMH need.
 
-Required of an observation-driven model (:class:`ObservationDrivenModel`)
+Required of an observation-driven model ([`ObservationDrivenModel`][bayesvol.models._protocol.ObservationDrivenModel])
     ``init_state(params, y)``, ``update(params, state, y_t)``, ``emission(params, state)``,
     ``in_parameter_space(params)``.
 
-Optional hooks (defaults in :class:`ModelDefaults`): data handling (``validate_data``, ``bind_data``,
-``supports_missing``, and for an observation-driven model that supports missing values ``update_missing``,
-the step over a missing ``y_t`` with the shock terms replaced by their conditional expectations),
-the parameter space (``param_ndims``, ``param_transforms``, ``from_unconstrained``, ``to_unconstrained``,
+Optional hooks (defaults in [`ModelDefaults`][bayesvol.models._protocol.ModelDefaults]): data handling
+(``validate_data``, ``bind_data``, ``supports_missing``, and for an observation-driven model that supports missing
+values ``update_missing``, the step over a missing ``y_t`` with the shock terms replaced by their conditional
+expectations), the parameter space (``param_ndims``, ``param_transforms``, ``from_unconstrained``, ``to_unconstrained``,
 ``elementwise_transforms``, ``bounded_free_names``), units and stationarity (``data_scale_kind``,
 ``rescale_params``, ``is_stationary``, ``nonstationary_variant``), maximum-likelihood switches (``supports_batch_fit``,
 ``mle_screen_starts``, ``mle_opg_start``), the NumPyro program's sites (``latent_sites``,
@@ -131,7 +131,8 @@ class AffineRecursionModel(ObservationDrivenModel, Protocol):
 
 @runtime_checkable
 class VarianceForecastModel(ObservationDrivenModel, Protocol):
-    """A univariate observation-driven model whose variance forecasts :func:`bayesvol.forecast` computes."""
+    """A univariate observation-driven model whose variance forecasts
+[`bayesvol.forecast`][bayesvol.forecasting.forecast] computes."""
 
     default_forecast_method: str
 
@@ -200,7 +201,7 @@ class ModelDefaults:
     def param_ndims(self) -> dict[str, int]:
         """Name -> number of dimensions of each parameter (0: a scalar), by default the shape of its prior.
 
-        :func:`bayesvol.models._base.as_params` refuses other shapes (a vector where a scalar belongs) by name.
+        `bayesvol.models._base.as_params` refuses other shapes (a vector where a scalar belongs) by name.
         """
         return _base.prior_ndims(self)
 
@@ -216,7 +217,7 @@ class ModelDefaults:
     def check_parameter_values(self, params) -> None:
         """Raise ``ValueError`` for concrete values that the priors' supports admit but the model does not.
 
-        Called by :func:`bayesvol.models._base.as_params` (so by every entry point) after the support
+        Called by `bayesvol.models._base.as_params` (so by every entry point) after the support
         checks, with concrete values only. A closed support such as ``[-1, 1]`` for an autoregression
         includes its edges, where the stationary law the model starts from does not exist; a family with
         such an edge overrides this hook. By default every value inside the supports is accepted.
@@ -235,8 +236,8 @@ class ModelDefaults:
         r"""Parameters under which ``scale * y`` has the law that ``params`` give ``y``; ``None`` by default.
 
         ``scale`` is a positive number, or one per column for a panel of a family with ``data_scale_kind =
-        "column"``. :func:`bayesvol.fit` standardises the data, fits there and maps the estimates back with this
-        map (and the covariances with its Jacobian), so the result does not depend on the units of ``y``. It
+        "column"``. [`bayesvol.fit`][bayesvol.fit] standardises the data, fits there and maps the estimates back with
+        this map (and the covariances with its Jacobian), so the result does not depend on the units of ``y``. It
         must be a JAX function of ``params`` (differentiated for the delta method) and, for families fitted
         in batches, elementwise in ``params`` and ``scale`` (arrays of series). A family returns ``None`` when
         no exact map exists for its configuration (e.g. a pre-sample variance fixed in the user's units);
@@ -247,8 +248,9 @@ class ModelDefaults:
     def is_stationary(self, params):
         """True (a JAX boolean) where the parameters give a covariance-stationary process; always by default.
 
-        :func:`bayesvol.fit` restricts the estimate to this region unless called with ``stationary=False``; the
-        likelihood itself is defined, and evaluated with a :class:`~bayesvol.StationarityWarning`, outside it.
+        [`bayesvol.fit`][bayesvol.fit] restricts the estimate to this region unless called with ``stationary=False``;
+        the likelihood itself is defined, and evaluated with a [`StationarityWarning`][bayesvol.StationarityWarning],
+        outside it.
         """
         return jnp.asarray(True)
 
@@ -327,5 +329,5 @@ class ObservationDrivenModelBase(ModelDefaults):
         """The state for ``t + 1`` when ``y_t`` is missing (NaN), for a model with ``supports_missing``: the
         functions of the unseen shock in ``update`` replaced by their conditional expectations given the past."""
         raise NotImplementedError(f"{self.describe()} does not support missing values")
-    #: How :func:`bayesvol.forecast` forecasts the variance: "analytic" (closed form) or "simulation".
+    #: How `bayesvol.forecast` forecasts the variance: "analytic" (closed form) or "simulation".
     default_forecast_method: str = "analytic"

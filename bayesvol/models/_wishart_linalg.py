@@ -1,11 +1,11 @@
 r"""Matrix algebra of the Wishart SV model in the model's own convention, shared by the model and its filters.
 
-Conventions: :math:`A = L L'` with :math:`L` the lower Cholesky factor (the square root in the model's
-equation :math:`S_{t-1} = \nu^{-1} A^{1/2}\,\Omega_{t-1}^{d}\,A^{1/2\prime}`, as in seed 003), matrix powers of
+Conventions: $A = L L'$ with $L$ the lower Cholesky factor (the square root in the model's
+equation $S_{t-1} = \nu^{-1} A^{1/2}\,\Omega_{t-1}^{d}\,A^{1/2\prime}$, as in seed 003), matrix powers of
 symmetric positive-definite matrices by eigendecomposition
-(:func:`bayesvol.distributions.matrix_power_psd`, whose derivative stays finite at repeated eigenvalues).
-The scale itself is computed in one place, :func:`bayesvol.distributions.wishart.wishart_sv_scale_from_root`;
-this module binds it to the Cholesky root.
+([`bayesvol.distributions.matrix_power_psd`][bayesvol.distributions.matrix_power_psd], whose derivative stays finite at
+repeated eigenvalues). The scale itself is computed in one place,
+`bayesvol.distributions.wishart.wishart_sv_scale_from_root`; this module binds it to the Cholesky root.
 """
 
 from __future__ import annotations
@@ -19,22 +19,22 @@ from bayesvol.distributions.wishart import wishart_sv_scale_from_root
 
 
 def scale_matrix(precision_prev, nu, d, chol_a):
-    r"""Wishart scale :math:`S_{t-1} = \nu^{-1} L\,\Omega_{t-1}^{d} L'` (lower Cholesky factor :math:`L` of A)."""
+    r"""Wishart scale $S_{t-1} = \nu^{-1} L\,\Omega_{t-1}^{d} L'$ (lower Cholesky factor $L$ of A)."""
     return wishart_sv_scale_from_root(chol_a, precision_prev, d, nu)
 
 
 def scale_inverse(precision_prev, nu, d, chol_a, logdet_prev=None):
-    r"""Inverse Wishart scale :math:`S^{-1}_{t-1} = \nu L'^{-1}\Omega_{t-1}^{-d} L^{-1}` and :math:`\log|S_{t-1}|`.
+    r"""Inverse Wishart scale $S^{-1}_{t-1} = \nu L'^{-1}\Omega_{t-1}^{-d} L^{-1}$ and $\log|S_{t-1}|$.
 
     ``precision_prev`` may carry leading batch axes (particles); ``logdet_prev`` is
-    :math:`\log|\Omega_{t-1}|` when the caller already has it.
+    $\log|\Omega_{t-1}|$ when the caller already has it.
     """
     return wishart_sv_scale_from_root(chol_a, precision_prev, d, nu, inverse=True, lower=True,
                                       logdet_prev=logdet_prev)
 
 
 def conditional_mean(precision_prev, d, chol_a):
-    r""":math:`E[\Omega_t \mid \Omega_{t-1}] = L\,\Omega_{t-1}^{d} L'` (the scale with :math:`\nu = 1`)."""
+    r"""$E[\Omega_t \mid \Omega_{t-1}] = L\,\Omega_{t-1}^{d} L'$ (the scale with $\nu = 1$)."""
     return scale_matrix(precision_prev, 1.0, d, chol_a)
 
 
@@ -47,10 +47,10 @@ _NEWTON_TOLERANCE = 1e-15
 
 
 def log_steady_state_spectrum(A, d):
-    r"""Smallest and largest eigenvalue of :math:`A^{1/(1-d)}` as logs: the order of magnitude of :math:`\bar\Omega`.
+    r"""Smallest and largest eigenvalue of $A^{1/(1-d)}$ as logs: the order of magnitude of $\bar\Omega$.
 
-    :math:`\log|\bar\Omega| = \log|A|/(1-d)` exactly (take determinants in :math:`\bar\Omega = L\bar\Omega^d L'`),
-    and with the symmetric root of :math:`A` the fixed point is :math:`A^{1/(1-d)}` itself, so these logs show
+    $\log|\bar\Omega| = \log|A|/(1-d)$ exactly (take determinants in $\bar\Omega = L\bar\Omega^d L'$),
+    and with the symmetric root of $A$ the fixed point is $A^{1/(1-d)}$ itself, so these logs show
     how far the stationary precision is from 1 (numpy arrays, for parameter checks).
     """
     import numpy as np
@@ -68,13 +68,13 @@ def _fixed_point_residual(omega, d, chol_a):
 
 
 def _solve_steady_state(chol_a, d):
-    r"""Newton's method for :math:`\bar\Omega = L\bar\Omega^d L'`, falling back to the contraction step.
+    r"""Newton's method for $\bar\Omega = L\bar\Omega^d L'$, falling back to the contraction step.
 
-    The plain iteration :math:`\Omega \mapsto L\Omega^d L'` contracts by the factor :math:`d` only, so it needs
-    thousands of passes at :math:`d = 0.999`. Newton solves :math:`(I - J)\,\Delta = F(\Omega) - \Omega`, with
-    :math:`J` the derivative of the mean map :math:`F`, which stays invertible for :math:`d < 1` (its spectral
-    radius is at most :math:`d` in the part metric). A step that would leave the positive-definite cone is
-    replaced by the contraction step :math:`F(\Omega)`, which stays inside it.
+    The plain iteration $\Omega \mapsto L\Omega^d L'$ contracts by the factor $d$ only, so it needs
+    thousands of passes at $d = 0.999$. Newton solves $(I - J)\,\Delta = F(\Omega) - \Omega$, with
+    $J$ the derivative of the mean map $F$, which stays invertible for $d < 1$ (its spectral
+    radius is at most $d$ in the part metric). A step that would leave the positive-definite cone is
+    replaced by the contraction step $F(\Omega)$, which stays inside it.
     """
     k = chol_a.shape[-1]
     a = chol_a @ chol_a.T
@@ -123,15 +123,15 @@ def _steady_state_jvp(primals, tangents):
 
 
 def steady_state(chol_a, d):
-    r"""Fixed point :math:`\bar\Omega = L\,\bar\Omega^{d} L'` of the conditional-mean map (:math:`\nu S`).
+    r"""Fixed point $\bar\Omega = L\,\bar\Omega^{d} L'$ of the conditional-mean map ($\nu S$).
 
-    The map is a contraction with factor :math:`d` in Thompson's part metric (:math:`X \mapsto X^d` is
-    operator monotone and homogeneous of degree :math:`d`, congruence is an isometry), so the fixed point
-    is unique. It is found by Newton's method from :math:`A^{1/(1-d)}` (the exact fixed point when :math:`L`
-    is replaced by the symmetric square root), which converges in a few passes at every :math:`d < 1`, where
-    the plain iteration would need of the order of :math:`30/(1-d)` passes. The derivative with respect to
-    :math:`L` and :math:`d` is the implicit one, :math:`(I - \partial F/\partial\Omega)^{-1}` times the
-    derivative of the map :math:`F` at the fixed point, so it does not differentiate through the passes.
+    The map is a contraction with factor $d$ in Thompson's part metric ($X \mapsto X^d$ is
+    operator monotone and homogeneous of degree $d$, congruence is an isometry), so the fixed point
+    is unique. It is found by Newton's method from $A^{1/(1-d)}$ (the exact fixed point when $L$
+    is replaced by the symmetric square root), which converges in a few passes at every $d < 1$, where
+    the plain iteration would need of the order of $30/(1-d)$ passes. The derivative with respect to
+    $L$ and $d$ is the implicit one, $(I - \partial F/\partial\Omega)^{-1}$ times the
+    derivative of the map $F$ at the fixed point, so it does not differentiate through the passes.
 
     ``chol_a`` (..., k, k) and ``d`` (...) may carry leading batch axes.
     """

@@ -1,12 +1,12 @@
 r"""DCC-GARCH (Engle 2002): per-asset GARCH(1,1) variances and a dynamic conditional correlation.
 
-One recursion: :meth:`DCC.update` (each asset's GARCH update and the :math:`Q_t` update :func:`q_update`) with
-:meth:`DCC.emission` (the law of the standardised residuals, :meth:`DCCCorrelationStep.emission`, scaled by the
-GARCH standard deviations), run by the observation-driven engine of :mod:`bayesvol.models._observation`. The
-simulator steps through ``update``; filtering (:meth:`DCC.filter_states`: the exact likelihood, the NumPyro
-program, filtered and forecast covariances) runs its two factors as two passes of the engine, the GARCH
-recursions and then :class:`DCCCorrelationStep` (the second step of Engle's two-step estimator) over the
-standardised residuals.
+One recursion: [`DCC.update`][bayesvol.models.DCC.update] (each asset's GARCH update and the $Q_t$ update `q_update`)
+with [`DCC.emission`][bayesvol.models.DCC.emission] (the law of the standardised residuals,
+`DCCCorrelationStep.emission`, scaled by the GARCH standard deviations), run by the observation-driven engine of
+`bayesvol.models._observation`. The simulator steps through ``update``; filtering
+([`DCC.filter_states`][bayesvol.models.DCC.filter_states]: the exact likelihood, the NumPyro program, filtered and
+forecast covariances) runs its two factors as two passes of the engine, the GARCH recursions and then
+`DCCCorrelationStep` (the second step of Engle's two-step estimator) over the standardised residuals.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ __all__ = ["DCC", "DCCCorrelationStep", "DCCParams", "DCCSimulation", "correlati
 
 
 class DCCParams(NamedTuple):
-    """Parameters of :class:`DCC`: per-asset GARCH vectors (length k), ``nu`` (t only), ``dcc_a``, ``dcc_b``."""
+    """Parameters of [`DCC`][bayesvol.models.DCC]: per-asset GARCH vectors (length k), ``nu`` (t only), ``dcc_a``,
+``dcc_b``."""
 
     mu: jax.Array | None = None
     omega: jax.Array | None = None
@@ -50,7 +51,7 @@ class DCCParams(NamedTuple):
 
 
 class DCCState(NamedTuple):
-    r"""State for time t: GARCH variances :math:`\sigma^2_{t,i}`, :math:`Q_t` and the target :math:`\bar Q`."""
+    r"""State for time t: GARCH variances $\sigma^2_{t,i}$, $Q_t$ and the target $\bar Q$."""
 
     variance: jax.Array
     q: jax.Array
@@ -58,7 +59,7 @@ class DCCState(NamedTuple):
 
 
 class CorrelationState(NamedTuple):
-    r"""State of the correlation recursion alone: :math:`Q_t` and the target :math:`\bar Q`."""
+    r"""State of the correlation recursion alone: $Q_t$ and the target $\bar Q$."""
 
     q: jax.Array
     q_bar: jax.Array
@@ -78,7 +79,7 @@ class _Panel(NamedTuple):
 
 
 def default_priors() -> dict:
-    """Per-asset GARCH priors as in :func:`bayesvol.models.garch.default_priors` (one per asset, independent),
+    """Per-asset GARCH priors as in `bayesvol.models.garch.default_priors` (one per asset, independent),
     ``nu - 2 ~ Exponential(0.1)``, ``dcc_a ~ Beta(1.5, 20)``, ``dcc_b ~ Beta(8, 1.5)``; the joint prior is
     truncated to the stationary region (every ``alpha + beta < 1`` and ``dcc_a + dcc_b < 1``)."""
     base = garch_priors()
@@ -92,20 +93,20 @@ def _correlation(q):
 
 
 def q_update(params, q, q_bar, u_t):
-    r"""The DCC(1,1) recursion :math:`Q_{t+1} = (1-a-b)\bar Q + a u_t u_t' + b Q_t` (:math:`a` = ``dcc_a``,
-    :math:`b` = ``dcc_b``) from :math:`Q_t` and the standardised residual :math:`u_t`."""
+    r"""The DCC(1,1) recursion $Q_{t+1} = (1-a-b)\bar Q + a u_t u_t' + b Q_t$ ($a$ = ``dcc_a``,
+    $b$ = ``dcc_b``) from $Q_t$ and the standardised residual $u_t$."""
     return (1.0 - params.dcc_a - params.dcc_b) * q_bar + params.dcc_a * jnp.outer(u_t, u_t) + params.dcc_b * q
 
 
 def target(u):
-    r""":math:`\bar Q = T^{-1}\sum_t u_t u_t'`, the correlation target of standardised residuals ``u`` (T, k);
-    with missing entries (NaN) each :math:`\bar Q_{ij}` averages the rows where both are observed
-    (:func:`~bayesvol.models._panel_gaps.pairwise_mean_outer_product`)."""
+    r"""$\bar Q = T^{-1}\sum_t u_t u_t'$, the correlation target of standardised residuals ``u`` (T, k);
+    with missing entries (NaN) each $\bar Q_{ij}$ averages the rows where both are observed
+    (`pairwise_mean_outer_product`)."""
     return _gaps.pairwise_mean_outer_product(jnp.asarray(u))
 
 
 def _correlation_law(dist: str, nu, correlation):
-    r""":math:`N(0, R)`, or the multivariate t with ``nu`` degrees of freedom scaled to covariance :math:`R`
+    r"""$N(0, R)$, or the multivariate t with ``nu`` degrees of freedom scaled to covariance $R$
     (batched over leading axes)."""
     chol = jnp.linalg.cholesky(correlation)
     loc = jnp.zeros(correlation.shape[:-1], dtype=correlation.dtype)
@@ -123,36 +124,37 @@ class DCC(ObservationDrivenModelBase):
     dist : {"normal", "t"}
         Joint law of the standardised returns: multivariate normal, or multivariate Student t with ``nu``
         degrees of freedom scaled to unit variances (its margins are the unit-variance t of
-        :class:`~bayesvol.models.GARCH` with the same ``nu``).
+        [`GARCH`][bayesvol.models.GARCH] with the same ``nu``).
     mean : {"zero", "constant"}
         Zero mean (default, as in seed 003) or a constant ``mu`` per asset.
     priors : mapping, optional
-        Parameter name -> scalar NumPyro distribution, overriding :func:`default_priors` (per-asset
+        Parameter name -> scalar NumPyro distribution, overriding `default_priors` (per-asset
         parameters get that prior independently for every asset).
     variance_start : str or float
-        How each GARCH recursion starts, as in :class:`~bayesvol.models.GARCH` (``"backcast"`` matches
+        How each GARCH recursion starts, as in [`GARCH`][bayesvol.models.GARCH] (``"backcast"`` matches
         ``arch``).
 
     Notes
     -----
-    .. math::
 
-        y_t &= \mu + \varepsilon_t, \qquad \varepsilon_t = H_t^{1/2} z_t, \qquad H_t = D_t R_t D_t, \\
-        D_t &= \mathrm{diag}(\sigma_{t,1}, \dots, \sigma_{t,k}), \qquad
-        \sigma^2_{t,i} = \omega_i + \alpha_i \varepsilon^2_{t-1,i} + \beta_i \sigma^2_{t-1,i}, \\
-        u_t &= D_t^{-1}\varepsilon_t, \qquad Q_t = (1 - a - b)\bar Q + a\,u_{t-1}u_{t-1}' + b\,Q_{t-1},
-        \qquad R_t = \mathrm{diag}(Q_t)^{-1/2} Q_t\, \mathrm{diag}(Q_t)^{-1/2},
+    $$
+    y_t &= \mu + \varepsilon_t, \qquad \varepsilon_t = H_t^{1/2} z_t, \qquad H_t = D_t R_t D_t, \\
+    D_t &= \mathrm{diag}(\sigma_{t,1}, \dots, \sigma_{t,k}), \qquad
+    \sigma^2_{t,i} = \omega_i + \alpha_i \varepsilon^2_{t-1,i} + \beta_i \sigma^2_{t-1,i}, \\
+    u_t &= D_t^{-1}\varepsilon_t, \qquad Q_t = (1 - a - b)\bar Q + a\,u_{t-1}u_{t-1}' + b\,Q_{t-1},
+    \qquad R_t = \mathrm{diag}(Q_t)^{-1/2} Q_t\, \mathrm{diag}(Q_t)^{-1/2},
+    $$
 
-    with :math:`a` = ``dcc_a``, :math:`b` = ``dcc_b``, :math:`a, b \ge 0`, :math:`a + b < 1`, and
-    correlation targeting :math:`\bar Q = T^{-1}\sum_t u_t u_t'` (Engle 2002), so :math:`\bar Q` is a
-    statistic of the data and the GARCH parameters, not a free parameter; :math:`Q_1 = \bar Q`. Per-asset
+    with $a$ = ``dcc_a``, $b$ = ``dcc_b``, $a, b \ge 0$, $a + b < 1$, and
+    correlation targeting $\bar Q = T^{-1}\sum_t u_t u_t'$ (Engle 2002), so $\bar Q$ is a
+    statistic of the data and the GARCH parameters, not a free parameter; $Q_1 = \bar Q$. Per-asset
     names are vectors of length k: ``omega``, ``alpha``, ``beta`` (and ``mu``); the shape parameter ``nu``
     is shared. The log-likelihood is exact:
-    :math:`\log p(y_t\mid y_{1:t-1}) = \log f(u_t; R_t) - \sum_i \log\sigma_{t,i}`.
+    $\log p(y_t\mid y_{1:t-1}) = \log f(u_t; R_t) - \sum_i \log\sigma_{t,i}$.
 
     Estimation: ``bayesvol.fit(DCC(), y, method="two_step")`` (Engle's two-step estimator: every GARCH by
-    maximum likelihood, then :math:`a, b` (and :math:`\nu`) given the standardised residuals, see
-    :func:`bayesvol.inference.two_step.fit_two_step`), ``bayesvol.fit(DCC(), y)`` (all parameters jointly,
+    maximum likelihood, then $a, b$ (and $\nu$) given the standardised residuals, see
+    `bayesvol.inference.two_step.fit_two_step`), ``bayesvol.fit(DCC(), y)`` (all parameters jointly,
     starting from the two-step estimate) or ``bayesvol.sample`` (NUTS, the joint likelihood with the priors).
 
     Examples
@@ -263,7 +265,7 @@ class DCC(ObservationDrivenModelBase):
                            alpha=params.alpha, beta=params.beta)
 
     def garch_variances(self, params, y):
-        r"""GARCH variance paths :math:`\sigma^2_{t,i}` for :math:`t = 1..T+1` (shape (T + 1, k))."""
+        r"""GARCH variance paths $\sigma^2_{t,i}$ for $t = 1..T+1$ (shape (T + 1, k))."""
         garch = self._garch
 
         def one_asset(p_i, y_i):
@@ -276,16 +278,16 @@ class DCC(ObservationDrivenModelBase):
         return params.mu if self.mean == "constant" else 0.0
 
     def standardised_residuals(self, params, y):
-        r""":math:`u_t = (y_t - \mu)/\sigma_t` (T, k) and the variance path (T + 1, k)."""
+        r"""$u_t = (y_t - \mu)/\sigma_t$ (T, k) and the variance path (T + 1, k)."""
         variances = self.garch_variances(params, y)
         return (y - self._mu(params)) * lax.rsqrt(variances[:-1]), variances
 
     def init_state(self, params, y, q_bar=None):
-        r"""State for t = 1: GARCH start variances and :math:`Q_1 = \bar Q`.
+        r"""State for t = 1: GARCH start variances and $Q_1 = \bar Q$.
 
-        With data, :math:`\bar Q` is the target of the standardised residuals (unless ``q_bar`` fixes it);
+        With data, $\bar Q$ is the target of the standardised residuals (unless ``q_bar`` fixes it);
         without (``y`` None, for simulation) the GARCH variances start at their unconditional values and
-        :math:`\bar Q` is ``q_bar`` or the identity.
+        $\bar Q$ is ``q_bar`` or the identity.
         """
         garch_params = self._garch_params(params)
         if y is None:
@@ -302,27 +304,27 @@ class DCC(ObservationDrivenModelBase):
         return DCCState(variance=variance, q=q_bar, q_bar=q_bar)
 
     def update(self, params, state, y_t):
-        """State for t + 1 from the state for t and :math:`y_t`: each GARCH update and :func:`q_update`."""
+        """State for t + 1 from the state for t and $y_t$: each GARCH update and `q_update`."""
         variance = self._garch.update(self._garch_params(params), state.variance, y_t)
         u_t = (y_t - self._mu(params)) * lax.rsqrt(state.variance)
         return DCCState(variance=variance, q=q_update(params, state.q, state.q_bar, u_t), q_bar=state.q_bar)
 
     def update_missing(self, params, state):
-        r"""State for t + 1 when :math:`y_t` is missing: GARCH's ``update_missing`` per asset and
-        :math:`Q_{t+1} = (1-a-b)\bar Q + a R_t + b Q_t` (:math:`E[u_t u_t' \mid \mathcal F_{t-1}] = R_t`)."""
+        r"""State for t + 1 when $y_t$ is missing: GARCH's ``update_missing`` per asset and
+        $Q_{t+1} = (1-a-b)\bar Q + a R_t + b Q_t$ ($E[u_t u_t' \mid \mathcal F_{t-1}] = R_t$)."""
         variance = self._garch.update_missing(self._garch_params(params), state.variance)
         q = (1.0 - params.dcc_a - params.dcc_b) * state.q_bar + params.dcc_a * _correlation(state.q) \
             + params.dcc_b * state.q
         return DCCState(variance=variance, q=q, q_bar=state.q_bar)
 
     def filter_states(self, params, y, q_bar=None):
-        r"""States governing :math:`y_1, \dots, y_T` and the state for :math:`T + 1` (a :class:`DCCState` each).
+        r"""States governing $y_1, \dots, y_T$ and the state for $T + 1$ (a `DCCState` each).
 
-        The two factors of :meth:`update` run in two passes of the observation-driven engine: the per-asset
-        GARCH recursions (which do not depend on :math:`Q_t`) give :math:`u_t`, then :func:`q_update` runs over
-        :math:`u_t` (:class:`DCCCorrelationStep`). Same numbers as one pass over :meth:`update`, and a cheaper
-        reverse-mode gradient (:math:`u_t` enters the loop as data). ``q_bar`` fixes the target
-        :math:`\bar Q` (default: :func:`target` of the residuals).
+        The two factors of [`update`][bayesvol.models.DCC.update] run in two passes of the observation-driven engine:
+        the per-asset GARCH recursions (which do not depend on $Q_t$) give $u_t$, then `q_update` runs over
+        $u_t$ (`DCCCorrelationStep`). Same numbers as one pass over [`update`][bayesvol.models.DCC.update], and a
+        cheaper reverse-mode gradient ($u_t$ enters the loop as data). ``q_bar`` fixes the target
+        $\bar Q$ (default: `target` of the residuals).
         """
         u, variances = self.standardised_residuals(params, y)
         start = None if q_bar is None else CorrelationState(q=q_bar, q_bar=q_bar)
@@ -331,26 +333,27 @@ class DCC(ObservationDrivenModelBase):
                 DCCState(variance=variances[-1], q=corr_last.q, q_bar=corr_last.q_bar))
 
     def covariance(self, state):
-        r""":math:`H_t = D_t R_t D_t` from a state (batched)."""
+        r"""$H_t = D_t R_t D_t$ from a state (batched)."""
         sd = jnp.sqrt(state.variance)
         return _correlation(state.q) * sd[..., :, None] * sd[..., None, :]
 
     def emission(self, params, state):
-        r"""Law of :math:`y_t` given the state: :math:`\mu + D_t u_t` with :math:`u_t` from the correlation step's
-        emission, i.e. :math:`N(\mu, H_t)` or the multivariate t of covariance :math:`H_t`."""
+        r"""Law of $y_t$ given the state: $\mu + D_t u_t$ with $u_t$ from the correlation step's
+        emission, i.e. $N(\mu, H_t)$ or the multivariate t of covariance $H_t$."""
         loc = jnp.broadcast_to(jnp.asarray(self._mu(params), dtype=state.q.dtype), state.variance.shape)
         law = self._correlation_step.emission(params, CorrelationState(q=state.q, q_bar=state.q_bar))
         return DiagonalScale(law, loc, state.variance)
 
     def pointwise_loglik(self, params, y):
-        r"""Exact :math:`\log p(y_t \mid y_{1:t-1}, \theta)`: :meth:`emission` along :meth:`filter_states`
+        r"""Exact $\log p(y_t \mid y_{1:t-1}, \theta)$: [`emission`][bayesvol.models.DCC.emission] along
+[`filter_states`][bayesvol.models.DCC.filter_states]
         (``-inf`` off the parameter space)."""
         states, _ = self.filter_states(params, y)
         return self.loglik_from_states(params, states, y)
 
     def loglik_from_states(self, params, states, y):
-        r""":math:`\log p(y_t \mid y_{1:t-1})` along a state path; with missing returns (NaN) the density of
-        each row's observed assets, :math:`\log f(u_{t,o}; R_{t,oo}) - \sum_{i\in o}\log\sigma_{t,i}`."""
+        r"""$\log p(y_t \mid y_{1:t-1})$ along a state path; with missing returns (NaN) the density of
+        each row's observed assets, $\log f(u_{t,o}; R_{t,oo}) - \sum_{i\in o}\log\sigma_{t,i}$."""
         if _base.is_complete(y):
             return _observation.loglik_from_states(self, params, states, y)
         u = (y - self._mu(params)) * lax.rsqrt(states.variance)
@@ -360,7 +363,7 @@ class DCC(ObservationDrivenModelBase):
 
     # --- forecasts and simulation -------------------------------------------------------------------------
     def filtered_covariances(self, params, y, *, q_bar=None) -> np.ndarray:
-        r"""One-step-ahead covariances :math:`H_t`, :math:`t = 1..T+1` (shape (T + 1, k, k)), given :math:`y_{1:T}`.
+        r"""One-step-ahead covariances $H_t$, $t = 1..T+1$ (shape (T + 1, k, k)), given $y_{1:T}$.
 
         ``q_bar`` fixes the correlation target (e.g. estimated on a training window, so that forecasts on
         later data use no future information); by default it is computed from ``y``.
@@ -373,21 +376,22 @@ class DCC(ObservationDrivenModelBase):
         return np.asarray(self.covariance(stacked))
 
     def forecast_covariance(self, params, y, **options) -> np.ndarray:
-        r"""One-step-ahead covariance forecast :math:`H_{T+1} = E[\varepsilon_{T+1}\varepsilon_{T+1}' \mid y_{1:T}]`."""
+        r"""One-step-ahead covariance forecast $H_{T+1} = E[\varepsilon_{T+1}\varepsilon_{T+1}' \mid y_{1:T}]$."""
         return self.filtered_covariances(params, y, **options)[-1]
 
     def target_correlation(self, params, y) -> np.ndarray:
-        r""":math:`\bar Q`: the mean outer product of the standardised residuals of ``y`` at ``params``."""
+        r"""$\bar Q$: the mean outer product of the standardised residuals of ``y`` at ``params``."""
         params = _base.as_params(self, params)
         u, _ = self.standardised_residuals(params, jnp.asarray(self.validate_data(y).values))
         return np.asarray(target(u))
 
     def simulate(self, params, num_timesteps: int, key, *, correlation=None) -> DCCSimulation:
-        r"""Simulate from the unconditional GARCH variances with :math:`Q_1 = \bar Q` = ``correlation``.
+        r"""Simulate from the unconditional GARCH variances with $Q_1 = \bar Q$ = ``correlation``.
 
         ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key. ``correlation`` is the
-        target :math:`\bar Q` (default: the identity); with targeting, the sample :math:`\bar Q` of a long
-        simulated series is close to it. The path runs :meth:`update` on draws from :meth:`emission`.
+        target $\bar Q$ (default: the identity); with targeting, the sample $\bar Q$ of a long
+        simulated series is close to it. The path runs [`update`][bayesvol.models.DCC.update] on draws from
+        [`emission`][bayesvol.models.DCC.emission].
         """
         num_timesteps, key = _base.simulation_inputs(num_timesteps, key)
         params = _base.as_params(self, params)
@@ -398,8 +402,8 @@ class DCC(ObservationDrivenModelBase):
 
     # --- estimation hooks -----------------------------------------------------------------------------------
     def rescale_params(self, params, scale):
-        r"""Parameters for returns :math:`y_{t,i} s_i` (``scale`` one per asset or one for all): each asset's
-        :math:`\mu_i \to s_i\mu_i`, :math:`\omega_i \to s_i^2\omega_i`; the correlation dynamics are free of
+        r"""Parameters for returns $y_{t,i} s_i$ (``scale`` one per asset or one for all): each asset's
+        $\mu_i \to s_i\mu_i$, $\omega_i \to s_i^2\omega_i$; the correlation dynamics are free of
         units. ``None`` with a numeric ``variance_start`` or priors whose supports are not free of units."""
         unit_names = ("omega",) + (("mu",) if self.mean == "constant" else ())
         if isinstance(self.variance_start, float) or not _base.scale_free_supports(self, multiplied=unit_names):
@@ -414,7 +418,7 @@ class DCC(ObservationDrivenModelBase):
         """Typical values (GARCH persistence 0.95, ``dcc_a = 0.03``, ``dcc_b = 0.95``, variances matched).
 
         The registered joint estimator starts from Engle's two-step estimate instead
-        (:func:`bayesvol.inference.two_step.fit_joint`); these are for a direct optimisation without ``start``.
+        (`bayesvol.inference.two_step.fit_joint`); these are for a direct optimisation without ``start``.
         """
         y = np.asarray(y, dtype=np.float64)
         mu = np.nanmean(y, axis=0) if self.mean == "constant" else np.zeros(y.shape[1])
@@ -430,7 +434,7 @@ class DCC(ObservationDrivenModelBase):
     def program(self, y):
         """NumPyro program: per-asset GARCH and DCC priors, the exact likelihood as factor ``y``, ``vol``, ``cov``.
 
-        ``cov`` holds the one-step-ahead covariances :math:`H_t` (given :math:`y_{1:t-1}`) of each draw, which
+        ``cov`` holds the one-step-ahead covariances $H_t$ (given $y_{1:t-1}$) of each draw, which
         the posterior predictive draws use.
         """
         k = y.shape[1]
@@ -465,9 +469,9 @@ class DCC(ObservationDrivenModelBase):
         return np.asarray(values).reshape(lead + (y.shape[0],))
 
     def predictive_draws(self, draws: dict, key):
-        r"""Replicated returns :math:`y^{rep}_t \sim p(y_t \mid y_{1:t-1}, \theta)` per draw, from its ``cov`` path.
+        r"""Replicated returns $y^{rep}_t \sim p(y_t \mid y_{1:t-1}, \theta)$ per draw, from its ``cov`` path.
 
-        The one-step law is :math:`N(\mu, H_t)` or the multivariate t with covariance :math:`H_t`; ``draws``
+        The one-step law is $N(\mu, H_t)$ or the multivariate t with covariance $H_t$; ``draws``
         holds the posterior draws (``chain, draw`` leading axes) including the ``cov`` site of the program.
         """
         cov = jnp.asarray(draws["cov"])
@@ -485,7 +489,7 @@ class DCC(ObservationDrivenModelBase):
         return np.asarray(mu[:, :, None, :] + jnp.einsum("...ij,...j->...i", chol, z))
 
     def posterior_forecast_covariance(self, idata, y) -> np.ndarray:
-        r"""Posterior mean of :math:`H_{T+1}` (each draw filtered through ``y``)."""
+        r"""Posterior mean of $H_{T+1}$ (each draw filtered through ``y``)."""
         post = idata.posterior
         names = self.param_names
         flat = {n: jnp.reshape(jnp.asarray(post[n].values), (-1,) + post[n].shape[2:]) for n in names}
@@ -499,7 +503,8 @@ class DCC(ObservationDrivenModelBase):
 
 
 def exact_loglik(model: DCC, params: DCCParams, y, **options):
-    """Exact pointwise log-likelihood ``log p(y_t | y_{1:t-1}, theta)`` of a :class:`DCC` model (differentiable)."""
+    """Exact pointwise log-likelihood ``log p(y_t | y_{1:t-1}, theta)`` of a [`DCC`][bayesvol.models.DCC] model
+(differentiable)."""
     if options:
         raise TypeError(f"the exact DCC log-likelihood takes no options, got {sorted(options)}")
     model.check_parameters(params, y.shape[1])
@@ -513,13 +518,13 @@ class _Residuals(NamedTuple):
 
 @dataclass(frozen=True)
 class DCCCorrelationStep(ModelDefaults):
-    r"""The DCC correlation model of standardised residuals :math:`u_t`, the second step of Engle's estimator.
+    r"""The DCC correlation model of standardised residuals $u_t$, the second step of Engle's estimator.
 
-    Parameters ``dcc_a``, ``dcc_b`` (and ``nu`` for ``dist="t"``); :math:`u_t \sim N(0, R_t)` (or the
-    multivariate t with covariance :math:`R_t`) with :math:`R_t` the correlation of :math:`Q_t` from
-    :func:`q_update`, :math:`Q_1 = \bar Q` = :func:`target` of the residuals. An observation-driven model like
-    :class:`DCC` (``init_state``, ``update``, ``emission``), so its likelihood is
-    :func:`correlation_step_loglik` on the same engine.
+    Parameters ``dcc_a``, ``dcc_b`` (and ``nu`` for ``dist="t"``); $u_t \sim N(0, R_t)$ (or the
+    multivariate t with covariance $R_t$) with $R_t$ the correlation of $Q_t$ from
+    `q_update`, $Q_1 = \bar Q$ = `target` of the residuals. An observation-driven model like
+    [`DCC`][bayesvol.models.DCC] (``init_state``, ``update``, ``emission``), so its likelihood is
+    `correlation_step_loglik` on the same engine.
     """
 
     dist: str = "normal"
@@ -553,21 +558,21 @@ class DCCCorrelationStep(ModelDefaults):
         return params.dcc_a + params.dcc_b < 1.0
 
     def init_state(self, params, u):
-        r""":math:`Q_1 = \bar Q` = :func:`target` of the residuals ``u``."""
+        r"""$Q_1 = \bar Q$ = `target` of the residuals ``u``."""
         q_bar = target(u)
         return CorrelationState(q=q_bar, q_bar=q_bar)
 
     def update(self, params, state, u_t):
-        """:math:`Q_{t+1}` by :func:`q_update`."""
+        """$Q_{t+1}$ by `q_update`."""
         return CorrelationState(q=q_update(params, state.q, state.q_bar, u_t), q_bar=state.q_bar)
 
     def emission(self, params, state):
-        r"""Law of :math:`u_t`: :math:`N(0, R_t)` or the multivariate t with covariance :math:`R_t`."""
+        r"""Law of $u_t$: $N(0, R_t)$ or the multivariate t with covariance $R_t$."""
         return _correlation_law(self.dist, params.nu, _correlation(state.q))
 
     def filter_states(self, params, u, state=None):
-        """:math:`Q_t` path and the state for T + 1; rows with missing entries (NaN) by
-        :func:`~bayesvol.models._panel_gaps.correlation_path`."""
+        """$Q_t$ path and the state for T + 1; rows with missing entries (NaN) by
+        `correlation_path`."""
         if _base.is_complete(u):
             return _observation.filter_states(self, params, u, state=state)
         q_bar = self.init_state(params, u).q_bar if state is None else state.q_bar
@@ -585,7 +590,7 @@ class DCCCorrelationStep(ModelDefaults):
 
 
 def correlation_step_loglik(model: DCCCorrelationStep, params: DCCParams, u, **options):
-    """Pointwise log density of standardised residuals ``u`` under :class:`DCCCorrelationStep` (differentiable)."""
+    """Pointwise log density of standardised residuals ``u`` under `DCCCorrelationStep` (differentiable)."""
     if options:
         raise TypeError(f"the DCC correlation-step log-likelihood takes no options, got {sorted(options)}")
     return model.pointwise_loglik(params, u)

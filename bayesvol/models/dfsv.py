@@ -52,7 +52,7 @@ IDIOSYNCRATIC = ("constant", "sv")
 
 
 class DFSVParams(NamedTuple):
-    """Parameters of :class:`DFSV`; the idiosyncratic ones not used by a model are ``None``.
+    """Parameters of [`DFSV`][bayesvol.models.DFSV]; the idiosyncratic ones not used by a model are ``None``.
 
     Shapes: ``lambda_r`` (N, K), ``Phi_f`` (K, K), ``Phi_h`` (K, K), ``mu`` (K,), ``Q_h`` (K, K),
     ``sigma2`` (N,) with constant idiosyncratic variances, ``mu_id``, ``phi_id``, ``sigma_id`` (N,) with
@@ -73,8 +73,8 @@ class DFSVParams(NamedTuple):
 class DFSVSimulation(NamedTuple):
     r"""Simulated DFSV data: returns ``y`` (T, N), factor log-variances ``h`` (T, K), factors ``f`` (T, K), with
     idiosyncratic SV the idiosyncratic log-variances ``h_id`` (T, N) (else ``None``), and ``covariance``
-    (T, N, N), the conditional covariance :math:`\Lambda\,\mathrm{diag}(e^{h_t})\Lambda' + \Sigma_t` of
-    :math:`r_t` given :math:`f_{t-1}` and the log-variances."""
+    (T, N, N), the conditional covariance $\Lambda\,\mathrm{diag}(e^{h_t})\Lambda' + \Sigma_t$ of
+    $r_t$ given $f_{t-1}$ and the log-variances."""
 
     y: np.ndarray
     h: np.ndarray
@@ -100,18 +100,18 @@ class Panel(NamedTuple):
 def default_priors(num_factors: int = 1) -> dict:
     r"""Default priors for a model with ``num_factors`` factors.
 
-    * ``lambda_r``: free loadings iid :math:`N(0, 1)` (:class:`IdentifiedLoadings`);
-    * ``Phi_f``: :math:`\Phi_f = A\,\mathrm{chol}(I + AA')^{-1}` with :math:`A_{ij} \sim N(0, 0.5^2)`, so
-      factor autocorrelation is centred on zero (:class:`StationaryMatrix`);
-    * ``Phi_h``: the same map with :math:`A_{kk} \sim N(3, 2^2)` (a scalar :math:`\phi = a/\sqrt{1+a^2}`
-      has prior median 0.95) and off-diagonal :math:`A_{ij} \sim N(0, 0.5^2)`;
-    * ``mu``: :math:`N(0, 10^2)` per factor, as the SV model's :math:`\mu`;
-    * ``Q_h``: :class:`ScaledLKJ`, shock standard deviations :math:`\mathrm{HalfNormal}(1)` (the SV model's
-      :math:`\sigma`) and an :math:`\mathrm{LKJ}(2)` correlation;
-    * ``sigma2``: :math:`\mathrm{InverseGamma}(2, 0.1)` per asset, which keeps idiosyncratic variances away
+    * ``lambda_r``: free loadings iid $N(0, 1)$ (`IdentifiedLoadings`);
+    * ``Phi_f``: $\Phi_f = A\,\mathrm{chol}(I + AA')^{-1}$ with $A_{ij} \sim N(0, 0.5^2)$, so
+      factor autocorrelation is centred on zero (`StationaryMatrix`);
+    * ``Phi_h``: the same map with $A_{kk} \sim N(3, 2^2)$ (a scalar $\phi = a/\sqrt{1+a^2}$
+      has prior median 0.95) and off-diagonal $A_{ij} \sim N(0, 0.5^2)$;
+    * ``mu``: $N(0, 10^2)$ per factor, as the SV model's $\mu$;
+    * ``Q_h``: `ScaledLKJ`, shock standard deviations $\mathrm{HalfNormal}(1)$ (the SV model's
+      $\sigma$) and an $\mathrm{LKJ}(2)$ correlation;
+    * ``sigma2``: $\mathrm{InverseGamma}(2, 0.1)$ per asset, which keeps idiosyncratic variances away
       from zero (Heywood cases);
-    * ``mu_id``, ``phi_id``, ``sigma_id``: the SV model's defaults, :math:`N(0, 10^2)`,
-      :math:`(\phi + 1)/2 \sim \mathrm{Beta}(5, 1.5)`, :math:`\mathrm{HalfNormal}(1)`.
+    * ``mu_id``, ``phi_id``, ``sigma_id``: the SV model's defaults, $N(0, 10^2)$,
+      $(\phi + 1)/2 \sim \mathrm{Beta}(5, 1.5)$, $\mathrm{HalfNormal}(1)$.
     """
     k = int(num_factors)
     eye = jnp.eye(k)
@@ -170,11 +170,11 @@ class DFSV(LatentStateModelBase):
         Constant idiosyncratic variances ``sigma2`` or an AR(1) log-variance per asset (``mu_id``,
         ``phi_id``, ``sigma_id``).
     priors : mapping, optional
-        Parameter name -> NumPyro distribution, overriding :func:`default_priors`. Scalar laws apply to each
+        Parameter name -> NumPyro distribution, overriding `default_priors`. Scalar laws apply to each
         element of ``mu``, ``sigma2``, ``mu_id``, ``phi_id``, ``sigma_id``; for ``lambda_r`` a scalar law is
         the prior of each free loading; for ``Phi_f``/``Phi_h`` a real-support law is the prior of the
-        unconstrained matrix :math:`A` (see :class:`StationaryMatrix`); ``Q_h`` takes a law over covariance
-        matrices such as :class:`ScaledLKJ`.
+        unconstrained matrix $A$ (see `StationaryMatrix`); ``Q_h`` takes a law over covariance
+        matrices such as `ScaledLKJ`.
     num_assets : int, optional
         ``N``; by default taken from the data (a given value is checked against it).
     marginalize_factors : bool
@@ -186,23 +186,24 @@ class DFSV(LatentStateModelBase):
 
     Notes
     -----
-    .. math::
 
-        r_t &= \Lambda f_t + \varepsilon_t, \qquad \varepsilon_t \sim N(0, \Sigma_t),\quad
-        \Sigma_t = \mathrm{diag}(\sigma^2) \text{ or } \mathrm{diag}(e^{h^{id}_{1,t}}, \dots, e^{h^{id}_{N,t}}), \\
-        f_t &= \Phi_f f_{t-1} + \nu_t, \qquad \nu_t \sim N(0, \mathrm{diag}(e^{h_{1,t}}, \dots, e^{h_{K,t}})), \\
-        h_t &= \mu + \Phi_h (h_{t-1} - \mu) + \eta_t, \qquad \eta_t \sim N(0, Q_h), \\
-        h^{id}_{i,t} &= \mu^{id}_i + \phi^{id}_i (h^{id}_{i,t-1} - \mu^{id}_i) + \sigma^{id}_i \eta^{id}_{i,t}.
+    $$
+    r_t &= \Lambda f_t + \varepsilon_t, \qquad \varepsilon_t \sim N(0, \Sigma_t),\quad
+    \Sigma_t = \mathrm{diag}(\sigma^2) \text{ or } \mathrm{diag}(e^{h^{id}_{1,t}}, \dots, e^{h^{id}_{N,t}}), \\
+    f_t &= \Phi_f f_{t-1} + \nu_t, \qquad \nu_t \sim N(0, \mathrm{diag}(e^{h_{1,t}}, \dots, e^{h_{K,t}})), \\
+    h_t &= \mu + \Phi_h (h_{t-1} - \mu) + \eta_t, \qquad \eta_t \sim N(0, Q_h), \\
+    h^{id}_{i,t} &= \mu^{id}_i + \phi^{id}_i (h^{id}_{i,t-1} - \mu^{id}_i) + \sigma^{id}_i \eta^{id}_{i,t}.
+    $$
 
-    Start: :math:`h_1` from its stationary law :math:`N(\mu, \Gamma_h)`, :math:`\Gamma_h = \Phi_h \Gamma_h \Phi_h'
-    + Q_h`; :math:`f_1 \mid h_1 \sim N(0, \Gamma_f(h_1))` with :math:`\Gamma_f(h) = \Phi_f \Gamma_f(h) \Phi_f' +
-    \mathrm{diag}(e^{h})`, the stationary law of the factors were their log-variances held at :math:`h_1`;
-    :math:`h^{id}_{i,1}` from its stationary law.
+    Start: $h_1$ from its stationary law $N(\mu, \Gamma_h)$, $\Gamma_h = \Phi_h \Gamma_h \Phi_h'
+    + Q_h$; $f_1 \mid h_1 \sim N(0, \Gamma_f(h_1))$ with $\Gamma_f(h) = \Phi_f \Gamma_f(h) \Phi_f' +
+    \mathrm{diag}(e^{h})$, the stationary law of the factors were their log-variances held at $h_1$;
+    $h^{id}_{i,1}$ from its stationary law.
 
-    Identification: :math:`\Lambda` is lower-triangular in its first ``K`` rows with a unit diagonal, so factor
+    Identification: $\Lambda$ is lower-triangular in its first ``K`` rows with a unit diagonal, so factor
     ``k`` is measured in the units of asset ``k`` and asset ``k`` does not load on factors after ``k``. The
     first ``K`` columns of the data must therefore be assets that each carry a distinct factor. Stationarity
-    of :math:`\Phi_f` and :math:`\Phi_h` is enforced by :class:`StationaryTransform`.
+    of $\Phi_f$ and $\Phi_h$ is enforced by `StationaryTransform`.
 
     Examples
     --------
@@ -348,7 +349,7 @@ class DFSV(LatentStateModelBase):
         return self.num_factors, jnp.shape(params.lambda_r)[0]
 
     def initial(self, params: DFSVParams) -> JointStateLaw:
-        """Law of the first state ``x_1 = (f_1, h_1[, h_id_1])`` (see Notes of :class:`DFSV`)."""
+        """Law of the first state ``x_1 = (f_1, h_1[, h_id_1])`` (see Notes of [`DFSV`][bayesvol.models.DFSV])."""
         var = log_variance_var(params, self.idiosyncratic == "sv")
         return JointStateLaw(jnp.zeros(self.num_factors), var.mean, jnp.linalg.cholesky(var.stationary_cov),
                              params.Phi_f, stationary_start=True)

@@ -38,7 +38,7 @@ BACKCAST_WINDOW = 75
 
 
 class EGARCHParams(NamedTuple):
-    """Parameters of :class:`EGARCH`; those the model does not use are ``None``."""
+    """Parameters of [`EGARCH`][bayesvol.models.EGARCH]; those the model does not use are ``None``."""
 
     mu: jax.Array | None = None
     omega: jax.Array | None = None
@@ -50,14 +50,14 @@ class EGARCHParams(NamedTuple):
 
 
 class EGARCHSimulation(NamedTuple):
-    """Simulated returns ``y`` and their conditional variances ``variance`` (:math:`\\sigma^2_t`)."""
+    """Simulated returns ``y`` and their conditional variances ``variance`` ($\\sigma^2_t$)."""
 
     y: np.ndarray
     variance: np.ndarray
 
 
 def default_priors() -> dict:
-    """Default priors of :class:`EGARCH` (daily percent returns in mind; every one replaceable).
+    """Default priors of [`EGARCH`][bayesvol.models.EGARCH] (daily percent returns in mind; every one replaceable).
 
     ``mu ~ N(0, 1)``, ``omega ~ N(0, 0.5^2)``, ``alpha ~ N(0, 0.5^2)``, ``gamma ~ N(0, 0.5^2)``,
     ``beta ~ Beta(10, 1.5)`` on (0, 1) (mode 0.947, density zero at 1), ``nu - 2 ~ Exponential(0.1)``,
@@ -78,21 +78,21 @@ def default_priors() -> dict:
 def log_backcast(residuals) -> jax.Array:
     r"""Log of the exponentially weighted mean of the first squared residuals, ``arch``'s EGARCH start value.
 
-    :math:`\log \sum_{j<\tau} w_j e_j^2` with :math:`w_j \propto 0.94^j`, :math:`\sum w_j = 1` and
-    :math:`\tau = \min(75, T)` (``arch.univariate.EGARCH.backcast``). Missing residuals (NaN) in the window
-    get weight zero (see :func:`bayesvol.models._observation.backcast`).
+    $\log \sum_{j<\tau} w_j e_j^2$ with $w_j \propto 0.94^j$, $\sum w_j = 1$ and
+    $\tau = \min(75, T)$ (``arch.univariate.EGARCH.backcast``). Missing residuals (NaN) in the window
+    get weight zero (see `bayesvol.models._observation.backcast`).
     """
     return jnp.log(_observation.backcast(residuals, BACKCAST_DECAY, BACKCAST_WINDOW))
 
 
 def _log_mgf_abs_normal(a, g):
-    r""":math:`\log E[\exp(a|z| + g z)]` for :math:`z \sim N(0, 1)`: :math:`\sum_\pm e^{(a\pm g)^2/2}\Phi(a \pm g)`."""
+    r"""$\log E[\exp(a|z| + g z)]$ for $z \sim N(0, 1)$: $\sum_\pm e^{(a\pm g)^2/2}\Phi(a \pm g)$."""
     return jnp.logaddexp(0.5 * (a + g) ** 2 + log_ndtr(a + g), 0.5 * (a - g) ** 2 + log_ndtr(a - g))
 
 
 class _BoundedLocationScale(_observation.LocationScale):
-    """:class:`~bayesvol.models._observation.LocationScale` given the log variance, whose standardised residual
-    is capped at ``STANDARDISED_RESIDUAL_BOUND`` in ``log_prob`` (see :class:`EGARCH`, Notes)."""
+    """`LocationScale` given the log variance, whose standardised residual
+    is capped at ``STANDARDISED_RESIDUAL_BOUND`` in ``log_prob`` (see [`EGARCH`][bayesvol.models.EGARCH], Notes)."""
 
     arg_constraints = {"loc": ndist.constraints.real, "log_variance": ndist.constraints.real}
 
@@ -120,47 +120,48 @@ class EGARCH(ObservationDrivenModelBase):
     Parameters
     ----------
     dist : {"normal", "t", "skewt"}
-        Law of the standardised innovation :math:`z_t` (mean 0, variance 1): normal, Student-t scaled to
+        Law of the standardised innovation $z_t$ (mean 0, variance 1): normal, Student-t scaled to
         unit variance (``nu`` degrees of freedom) or Hansen's skewed t (``nu``, ``skew`` = Hansen's
-        :math:`\lambda`), as in ``arch``.
+        $\lambda$), as in ``arch``.
     mean : {"constant", "zero"}
         Mean of the returns: a free constant ``mu`` or zero.
     priors : mapping, optional
-        Parameter name -> NumPyro distribution, overriding :func:`default_priors`. The support of each prior
+        Parameter name -> NumPyro distribution, overriding `default_priors`. The support of each prior
         is the constraint on that parameter for NUTS and maximum likelihood alike.
     variance_start : {"backcast", "sample", "unconditional"} or float
-        How :math:`\ln\sigma^2_1` is set. With a pre-sample variance :math:`b`,
-        :math:`\ln\sigma^2_1 = \omega + \beta \ln b` (``arch``'s convention: the pre-sample log variance is
-        :math:`\ln b` and the pre-sample shock terms are zero). ``"backcast"`` (default) takes
-        :math:`\ln b` = :func:`log_backcast` of the demeaned data (of ``y`` itself for a zero mean), exactly
+        How $\ln\sigma^2_1$ is set. With a pre-sample variance $b$,
+        $\ln\sigma^2_1 = \omega + \beta \ln b$ (``arch``'s convention: the pre-sample log variance is
+        $\ln b$ and the pre-sample shock terms are zero). ``"backcast"`` (default) takes
+        $\ln b$ = `log_backcast` of the demeaned data (of ``y`` itself for a zero mean), exactly
         as ``arch`` does, so log-likelihoods agree with ``arch``; ``"sample"`` takes
-        :math:`b = T^{-1}\sum_t (y_t - \mu)^2`; a float is :math:`b` itself (``arch``'s ``backcast=``
-        argument, a variance); ``"unconditional"`` sets :math:`\ln\sigma^2_1` to the stationary mean
-        :math:`E[\ln\sigma^2_t]` (see :meth:`mean_log_variance`).
+        $b = T^{-1}\sum_t (y_t - \mu)^2$; a float is $b$ itself (``arch``'s ``backcast=``
+        argument, a variance); ``"unconditional"`` sets $\ln\sigma^2_1$ to the stationary mean
+        $E[\ln\sigma^2_t]$ (see [`mean_log_variance`][bayesvol.models.EGARCH.mean_log_variance]).
 
     Notes
     -----
-    .. math::
 
-        y_t &= \mu + \varepsilon_t, \qquad \varepsilon_t = \sigma_t e_t, \qquad e_t \sim D(0, 1), \\
-        \ln\sigma^2_t &= \omega + \alpha\left(|e_{t-1}| - \sqrt{2/\pi}\right) + \gamma e_{t-1}
-                         + \beta \ln\sigma^2_{t-1}.
+    $$
+    y_t &= \mu + \varepsilon_t, \qquad \varepsilon_t = \sigma_t e_t, \qquad e_t \sim D(0, 1), \\
+    \ln\sigma^2_t &= \omega + \alpha\left(|e_{t-1}| - \sqrt{2/\pi}\right) + \gamma e_{t-1}
+                     + \beta \ln\sigma^2_{t-1}.
+    $$
 
-    This is ``arch``'s ``EGARCH(p=1, o=1, q=1)``: ``arch`` centres :math:`|e_{t-1}|` with
-    :math:`\sqrt{2/\pi}`, the normal :math:`E|z|`, for every innovation law, and so does this class, so the
+    This is ``arch``'s ``EGARCH(p=1, o=1, q=1)``: ``arch`` centres $|e_{t-1}|$ with
+    $\sqrt{2/\pi}$, the normal $E|z|$, for every innovation law, and so does this class, so the
     two likelihoods agree at the same parameters. For the t and skewed t the centring is then not exact
-    (:math:`E|z| < \sqrt{2/\pi}`), which only shifts :math:`\omega` by :math:`\alpha(E|z| - \sqrt{2/\pi})`.
-    The log variance is a stationary AR(1) driven by i.i.d. shocks when :math:`|\beta| < 1`; the default
+    ($E|z| < \sqrt{2/\pi}$), which only shifts $\omega$ by $\alpha(E|z| - \sqrt{2/\pi})$.
+    The log variance is a stationary AR(1) driven by i.i.d. shocks when $|\beta| < 1$; the default
     prior on ``beta`` has support (0, 1), ``arch``'s bounds, and a prior on (-1, 1) (e.g.
-    ``ScaledBeta(a, b, -1, 1)``) is allowed. :math:`\omega`, :math:`\alpha` and :math:`\gamma` are real.
-    ``arch`` also clips :math:`\sigma^2_t` to loose data-based bounds during its recursion; these never bind
-    at sensible parameters and are not reproduced. Here :math:`\ln\sigma^2_t` is clipped to
-    :math:`[-700, 700]` only, so that far-off parameters (explosive feedback when :math:`\alpha < 0`, met
+    ``ScaledBeta(a, b, -1, 1)``) is allowed. $\omega$, $\alpha$ and $\gamma$ are real.
+    ``arch`` also clips $\sigma^2_t$ to loose data-based bounds during its recursion; these never bind
+    at sensible parameters and are not reproduced. Here $\ln\sigma^2_t$ is clipped to
+    $[-700, 700]$ only, so that far-off parameters (explosive feedback when $\alpha < 0$, met
     e.g. by sampler initialisation) give a finite, negligible likelihood instead of an overflow, and the
-    standardised residual :math:`e_t` is capped at :math:`\pm 10^{100}` in the likelihood and the recursion
-    (at :math:`\ln\sigma^2_t = -700` a return of order one would give :math:`e_t^2 \approx 10^{304}`, whose
-    sum overflows): where the cap binds a term is below :math:`-10^{200}`, and the log-likelihood and its
-    gradient stay finite for every real :math:`\alpha`, including the explosive :math:`\alpha < -|\gamma|`.
+    standardised residual $e_t$ is capped at $\pm 10^{100}$ in the likelihood and the recursion
+    (at $\ln\sigma^2_t = -700$ a return of order one would give $e_t^2 \approx 10^{304}$, whose
+    sum overflows): where the cap binds a term is below $-10^{200}$, and the log-likelihood and its
+    gradient stay finite for every real $\alpha$, including the explosive $\alpha < -|\gamma|$.
 
     The names and their order match ``arch``'s ``mu, omega, alpha[1], gamma[1], beta[1]``, then ``nu``
     (``arch``'s ``nu`` for the t, ``eta`` for the skewed t) and ``skew`` (``arch``'s ``lambda``).
@@ -228,12 +229,13 @@ class EGARCH(ObservationDrivenModelBase):
 
     @property
     def default_forecast_method(self) -> str:
-        """``"analytic"`` for normal innovations; ``"simulation"`` otherwise (see :meth:`expected_variance`)."""
+        """``"analytic"`` for normal innovations; ``"simulation"`` otherwise (see
+[`expected_variance`][bayesvol.models.EGARCH.expected_variance])."""
         return "analytic" if self.dist == "normal" else "simulation"
 
     # --- the innovation law and its moments ---------------------------------------------------------
     def innovation(self, params):
-        """Law of the standardised innovation :math:`e_t` (mean 0, variance 1), a NumPyro distribution."""
+        """Law of the standardised innovation $e_t$ (mean 0, variance 1), a NumPyro distribution."""
         if self.dist == "normal":
             return ndist.Normal(0.0, 1.0)
         if self.dist == "t":
@@ -241,12 +243,13 @@ class EGARCH(ObservationDrivenModelBase):
         return SkewedStudentT(params.nu, params.skew)
 
     def abs_mean(self, params):
-        r""":math:`E|e_t|` of the innovation law, in closed form.
+        r"""$E|e_t|$ of the innovation law, in closed form.
 
-        :math:`\sqrt{2/\pi}` for the normal and :math:`2c(\nu-2)/(\nu-1)` for the unit-variance t. For the
-        skewed t, :math:`E|z| = -2E[z 1\{z<0\}]` (as :math:`E z = 0`), and with :math:`u = bz + a`,
-        :math:`E[z 1\{z<0\}] = E[(u - a)1\{u < a\}]/b` integrates piece by piece with the partial moments of
-        the unit-variance t, as :func:`bayesvol.distributions.second_moment_below_zero` does.
+        $\sqrt{2/\pi}$ for the normal and $2c(\nu-2)/(\nu-1)$ for the unit-variance t. For the
+        skewed t, $E|z| = -2E[z 1\{z<0\}]$ (as $E z = 0$), and with $u = bz + a$,
+        $E[z 1\{z<0\}] = E[(u - a)1\{u < a\}]/b$ integrates piece by piece with the partial moments of
+        the unit-variance t, as
+        [`bayesvol.distributions.second_moment_below_zero`][bayesvol.distributions.second_moment_below_zero] does.
         """
         params = _base.as_params(self, params) if isinstance(params, Mapping) else params
         if self.dist == "normal":
@@ -263,7 +266,7 @@ class EGARCH(ObservationDrivenModelBase):
         return -2.0 * lower_part / b
 
     def mean_log_variance(self, params):
-        r"""Stationary mean :math:`E[\ln\sigma^2_t] = (\omega + \alpha(E|e| - \sqrt{2/\pi})) / (1 - \beta)`."""
+        r"""Stationary mean $E[\ln\sigma^2_t] = (\omega + \alpha(E|e| - \sqrt{2/\pi})) / (1 - \beta)$."""
         params = _base.as_params(self, params) if isinstance(params, Mapping) else params
         drift = params.omega + params.alpha * (self.abs_mean(params) - ABS_NORMAL_MEAN)
         return drift / jnp.where(jnp.abs(params.beta) < 1.0, 1.0 - params.beta, 1.0)
@@ -290,8 +293,8 @@ class EGARCH(ObservationDrivenModelBase):
 
     # --- units of the data ---------------------------------------------------------------------------
     def rescale_params(self, params, scale):
-        r"""Parameters for returns ``scale * y``: :math:`\mu \to s\mu`, :math:`\omega \to \omega + 2(1-\beta)\ln s`
-        (so :math:`\ln\sigma^2_t \to \ln\sigma^2_t + 2\ln s`), the rest unchanged. ``None`` with a numeric
+        r"""Parameters for returns ``scale * y``: $\mu \to s\mu$, $\omega \to \omega + 2(1-\beta)\ln s$
+        (so $\ln\sigma^2_t \to \ln\sigma^2_t + 2\ln s$), the rest unchanged. ``None`` with a numeric
         ``variance_start`` (a pre-sample variance in the user's units) or priors whose supports are not free of
         units."""
         multiplied = ("mu",) if self.mean == "constant" else ()
@@ -315,13 +318,13 @@ class EGARCH(ObservationDrivenModelBase):
         return log_backcast(residuals)
 
     def init_state(self, params, y):
-        r""":math:`\ln\sigma^2_1` (see ``variance_start``); :math:`E[\ln\sigma^2_t]` when ``y`` is None."""
+        r"""$\ln\sigma^2_1$ (see ``variance_start``); $E[\ln\sigma^2_t]$ when ``y`` is None."""
         if y is None or self.variance_start == "unconditional":
             return self.mean_log_variance(params)
         return params.omega + params.beta * self._log_presample(params, y)
 
     def update(self, params, log_variance, y_t):
-        r""":math:`\ln\sigma^2_{t+1}` from :math:`\ln\sigma^2_t` and :math:`y_t`."""
+        r"""$\ln\sigma^2_{t+1}$ from $\ln\sigma^2_t$ and $y_t$."""
         e = jnp.clip((y_t - self._mu(params)) * jnp.exp(-0.5 * log_variance), -STANDARDISED_RESIDUAL_BOUND,
                      STANDARDISED_RESIDUAL_BOUND)
         new = (params.omega + params.alpha * (jnp.abs(e) - ABS_NORMAL_MEAN) + params.gamma * e
@@ -329,17 +332,17 @@ class EGARCH(ObservationDrivenModelBase):
         return jnp.clip(new, -LOG_VARIANCE_BOUND, LOG_VARIANCE_BOUND)
 
     def update_missing(self, params, log_variance):
-        r""":math:`\ln\sigma^2_{t+1}` when :math:`y_t` is missing: :math:`|e_t|` replaced by :math:`E|e_t|`
-        (:meth:`abs_mean`) and :math:`e_t` by :math:`E e_t = 0`, so :math:`\ln\sigma^2_{t+1} = \omega +
-        \alpha(E|e| - \sqrt{2/\pi}) + \beta\ln\sigma^2_t`, its conditional expectation given
-        :math:`\mathcal F_{t-1}`.
+        r"""$\ln\sigma^2_{t+1}$ when $y_t$ is missing: $|e_t|$ replaced by $E|e_t|$
+        ([`abs_mean`][bayesvol.models.EGARCH.abs_mean]) and $e_t$ by $E e_t = 0$, so $\ln\sigma^2_{t+1} = \omega +
+        \alpha(E|e| - \sqrt{2/\pi}) + \beta\ln\sigma^2_t$, its conditional expectation given
+        $\mathcal F_{t-1}$.
         """
         new = (params.omega + params.alpha * (self.abs_mean(params) - ABS_NORMAL_MEAN)
                + params.beta * log_variance)
         return jnp.clip(new, -LOG_VARIANCE_BOUND, LOG_VARIANCE_BOUND)
 
     def emission(self, params, log_variance):
-        """Law of :math:`y_t` given :math:`\\ln\\sigma^2_t`: :math:`\\mu + \\sigma_t e_t`."""
+        """Law of $y_t$ given $\\ln\\sigma^2_t$: $\\mu + \\sigma_t e_t$."""
         return _BoundedLocationScale(self.innovation(params), self._mu(params), log_variance)
 
     def state_from_variance(self, params, variance):
@@ -347,21 +350,21 @@ class EGARCH(ObservationDrivenModelBase):
         return jnp.log(variance)
 
     def variance(self, state):
-        """:math:`\\sigma^2_t` from the state :math:`\\ln\\sigma^2_t`."""
+        """$\\sigma^2_t$ from the state $\\ln\\sigma^2_t$."""
         return jnp.exp(state)
 
     def expected_variance(self, params, state, horizon: int):
-        r""":math:`E[\sigma^2_{T+h} \mid \mathcal F_T]`, :math:`h = 1..H`, from the state :math:`\ln\sigma^2_{T+1}`.
+        r"""$E[\sigma^2_{T+h} \mid \mathcal F_T]$, $h = 1..H$, from the state $\ln\sigma^2_{T+1}$.
 
-        With :math:`g(z) = \alpha(|z| - \sqrt{2/\pi}) + \gamma z`,
-        :math:`\ln\sigma^2_{T+h} = \omega\sum_{i<h-1}\beta^i + \beta^{h-1}\ln\sigma^2_{T+1}
-        + \sum_{i<h-1}\beta^i g(z_{T+h-1-i})`, so :math:`E\sigma^2_{T+h}` is the exponential of the first two
-        terms times :math:`\prod_{i<h-1} E[e^{\beta^i g(z)}]`. For the normal,
-        :math:`E[e^{a|z| + cz}] = e^{(a+c)^2/2}\Phi(a+c) + e^{(a-c)^2/2}\Phi(a-c)` gives it exactly.
-        For the t and skewed t, :math:`E[e^{\beta^i g(z)}]` is infinite unless :math:`\beta^i g` decays in
-        both tails (polynomial tails; Nelson 1991), so :math:`h \ge 2` gives ``inf`` wherever that fails and
-        ``nan`` where the expectation is finite but has no closed form (:math:`\alpha \le -|\gamma|`), except
-        :math:`\alpha = \gamma = 0`. Simulated return paths, and the value-at-risk read from them, stay valid.
+        With $g(z) = \alpha(|z| - \sqrt{2/\pi}) + \gamma z$,
+        $\ln\sigma^2_{T+h} = \omega\sum_{i<h-1}\beta^i + \beta^{h-1}\ln\sigma^2_{T+1}
+        + \sum_{i<h-1}\beta^i g(z_{T+h-1-i})$, so $E\sigma^2_{T+h}$ is the exponential of the first two
+        terms times $\prod_{i<h-1} E[e^{\beta^i g(z)}]$. For the normal,
+        $E[e^{a|z| + cz}] = e^{(a+c)^2/2}\Phi(a+c) + e^{(a-c)^2/2}\Phi(a-c)$ gives it exactly.
+        For the t and skewed t, $E[e^{\beta^i g(z)}]$ is infinite unless $\beta^i g$ decays in
+        both tails (polynomial tails; Nelson 1991), so $h \ge 2$ gives ``inf`` wherever that fails and
+        ``nan`` where the expectation is finite but has no closed form ($\alpha \le -|\gamma|$), except
+        $\alpha = \gamma = 0$. Simulated return paths, and the value-at-risk read from them, stay valid.
         """
         powers = params.beta ** jnp.arange(horizon - 1)
         drift = params.omega * jnp.concatenate([jnp.zeros(1), jnp.cumsum(powers)])
@@ -380,7 +383,7 @@ class EGARCH(ObservationDrivenModelBase):
 
     # --- consumers: simulation, NumPyro, posterior helpers -------------------------------------------
     def simulate(self, params, num_timesteps: int, key) -> EGARCHSimulation:
-        r"""Simulate ``num_timesteps`` returns, starting from :math:`\ln\sigma^2_1 = E[\ln\sigma^2_t]`.
+        r"""Simulate ``num_timesteps`` returns, starting from $\ln\sigma^2_1 = E[\ln\sigma^2_t]$.
 
         ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key.
         """
@@ -391,7 +394,7 @@ class EGARCH(ObservationDrivenModelBase):
         return EGARCHSimulation(y=np.asarray(y), variance=np.asarray(jnp.exp(states)))
 
     def filter(self, params, y):
-        """Conditional variances :math:`\\sigma^2_1, \\dots, \\sigma^2_{T+1}` given returns ``y``."""
+        """Conditional variances $\\sigma^2_1, \\dots, \\sigma^2_{T+1}$ given returns ``y``."""
         params = _base.as_params(self, params)
         self.check_parameters(params)
         states, last = _observation.filter_states(self, params, jnp.asarray(y, dtype=jnp.float64))
@@ -437,7 +440,7 @@ class EGARCH(ObservationDrivenModelBase):
 
 
 def exact_loglik(model, params, y, **options):
-    """Exact pointwise log-likelihood ``log p(y_t | y_{1:t-1}, theta)`` of an :class:`EGARCH` model.
+    """Exact pointwise log-likelihood ``log p(y_t | y_{1:t-1}, theta)`` of an [`EGARCH`][bayesvol.models.EGARCH] model.
 
     Parameters
     ----------

@@ -34,7 +34,7 @@ STATIONARY_SITE = "stationary_coords"
 
 
 class GARCHParams(NamedTuple):
-    """Parameters of :class:`GARCH`; those the model does not use are ``None``."""
+    """Parameters of [`GARCH`][bayesvol.models.GARCH]; those the model does not use are ``None``."""
 
     mu: jax.Array | None = None
     omega: jax.Array | None = None
@@ -46,14 +46,14 @@ class GARCHParams(NamedTuple):
 
 
 class GARCHSimulation(NamedTuple):
-    """Simulated returns ``y`` and their conditional variances ``variance`` (:math:`\\sigma^2_t`)."""
+    """Simulated returns ``y`` and their conditional variances ``variance`` ($\\sigma^2_t$)."""
 
     y: np.ndarray
     variance: np.ndarray
 
 
 def default_priors() -> dict:
-    """Default priors of :class:`GARCH` (percent returns in mind; every one replaceable).
+    """Default priors of [`GARCH`][bayesvol.models.GARCH] (percent returns in mind; every one replaceable).
 
     ``mu ~ N(0, 1)``, ``omega ~ HalfNormal(1)``, ``alpha ~ Beta(1.5, 10)``, ``beta ~ Beta(6, 2)``,
     ``gamma ~ N(0, 0.5^2)``, ``nu - 2 ~ Exponential(0.1)``, ``(skew + 1)/2 ~ Beta(2, 2)``; the joint prior
@@ -74,8 +74,8 @@ def default_priors() -> dict:
 def backcast(residuals) -> jax.Array:
     r"""Exponentially weighted mean of the first squared residuals, the start value ``arch`` uses.
 
-    :math:`\sum_{j<\tau} w_j e_j^2` with :math:`w_j \propto 0.94^j`, :math:`\sum w_j = 1` and
-    :math:`\tau = \min(75, T)`. Missing residuals (NaN) in the window get weight zero (the others keep
+    $\sum_{j<\tau} w_j e_j^2$ with $w_j \propto 0.94^j$, $\sum w_j = 1$ and
+    $\tau = \min(75, T)$. Missing residuals (NaN) in the window get weight zero (the others keep
     theirs, renormalised); when the whole window is missing, the mean of the observed squared residuals.
     """
     return _observation.backcast(residuals, BACKCAST_DECAY, BACKCAST_WINDOW)
@@ -90,40 +90,42 @@ class GARCH(ObservationDrivenModelBase):
     vol : {"garch", "gjr"}
         Symmetric GARCH(1,1), or GJR-GARCH(1,1,1) with an extra response ``gamma`` to negative shocks.
     dist : {"normal", "t", "skewt"}
-        Law of the standardised innovation :math:`z_t` (mean 0, variance 1): normal, Student-t scaled to
+        Law of the standardised innovation $z_t$ (mean 0, variance 1): normal, Student-t scaled to
         unit variance (``nu`` degrees of freedom) or Hansen's skewed t (``nu``, ``skew`` = Hansen's
-        :math:`\lambda`), as in ``arch``.
+        $\lambda$), as in ``arch``.
     mean : {"constant", "zero"}
         Mean of the returns: a free constant ``mu`` or zero.
     priors : mapping, optional
-        Parameter name -> NumPyro distribution, overriding :func:`default_priors`. The support of each prior
+        Parameter name -> NumPyro distribution, overriding `default_priors`. The support of each prior
         is the constraint on that parameter for NUTS and maximum likelihood alike.
     variance_start : {"backcast", "sample", "unconditional"} or float
-        How :math:`\sigma^2_1` is set. With a pre-sample value :math:`b`,
-        :math:`\sigma^2_1 = \omega + (\alpha + \gamma/2 + \beta) b` (``arch``'s convention: the pre-sample
-        squared shock and variance both equal :math:`b`, half the shock counted as negative).
-        ``"backcast"`` (default) takes :math:`b` = :func:`backcast` of the demeaned data (of ``y`` itself
+        How $\sigma^2_1$ is set. With a pre-sample value $b$,
+        $\sigma^2_1 = \omega + (\alpha + \gamma/2 + \beta) b$ (``arch``'s convention: the pre-sample
+        squared shock and variance both equal $b$, half the shock counted as negative).
+        ``"backcast"`` (default) takes $b$ = `backcast` of the demeaned data (of ``y`` itself
         for a zero mean), exactly as ``arch`` does, so log-likelihoods agree with ``arch``;
-        ``"sample"`` takes :math:`b = T^{-1}\sum_t (y_t - \mu)^2` (the Fiorentini–Calzolari–Panattoni
-        benchmark convention); a float is :math:`b` itself (``arch``'s ``backcast=`` argument);
-        ``"unconditional"`` sets :math:`\sigma^2_1 = \omega / (1 - \kappa)`.
+        ``"sample"`` takes $b = T^{-1}\sum_t (y_t - \mu)^2$ (the Fiorentini–Calzolari–Panattoni
+        benchmark convention); a float is $b$ itself (``arch``'s ``backcast=`` argument);
+        ``"unconditional"`` sets $\sigma^2_1 = \omega / (1 - \kappa)$.
 
     Notes
     -----
-    .. math::
 
-        y_t &= \mu + \varepsilon_t, \qquad \varepsilon_t = \sigma_t z_t, \qquad z_t \sim D(0, 1), \\
-        \sigma^2_t &= \omega + \left(\alpha + \gamma\, 1\{\varepsilon_{t-1} < 0\}\right)
-                      \varepsilon^2_{t-1} + \beta \sigma^2_{t-1}.
+    $$
+    y_t &= \mu + \varepsilon_t, \qquad \varepsilon_t = \sigma_t z_t, \qquad z_t \sim D(0, 1), \\
+    \sigma^2_t &= \omega + \left(\alpha + \gamma\, 1\{\varepsilon_{t-1} < 0\}\right)
+                  \varepsilon^2_{t-1} + \beta \sigma^2_{t-1}.
+    $$
 
-    ``vol="garch"`` drops :math:`\gamma`. The parameter space is :math:`\omega > 0`, :math:`\alpha \ge 0`,
-    :math:`\beta \ge 0`, :math:`\alpha + \gamma \ge 0` (so the variance stays positive) and persistence
-    :math:`\kappa = \alpha + \beta + \gamma\, E[z^2 1\{z<0\}] < 1` (covariance stationarity), where
-    :math:`E[z^2 1\{z<0\}]` is ½ for the symmetric laws and a closed form for the skewed t. The others come
-    from the prior supports. The log-likelihood is :math:`-\infty` where :math:`\alpha + \gamma < 0`; it is
-    defined at any persistence (:func:`bayesvol.log_likelihood` evaluates it at :math:`\kappa \ge 1` with a
-    :class:`~bayesvol.StationarityWarning`), while the prior and :func:`bayesvol.fit` restrict the parameters
-    to :math:`\kappa < 1` (``fit(..., stationary=False)`` does not; see :meth:`nonstationary_variant`).
+    ``vol="garch"`` drops $\gamma$. The parameter space is $\omega > 0$, $\alpha \ge 0$,
+    $\beta \ge 0$, $\alpha + \gamma \ge 0$ (so the variance stays positive) and persistence
+    $\kappa = \alpha + \beta + \gamma\, E[z^2 1\{z<0\}] < 1$ (covariance stationarity), where
+    $E[z^2 1\{z<0\}]$ is ½ for the symmetric laws and a closed form for the skewed t. The others come
+    from the prior supports. The log-likelihood is $-\infty$ where $\alpha + \gamma < 0$; it is
+    defined at any persistence ([`bayesvol.log_likelihood`][bayesvol.log_likelihood] evaluates it at $\kappa \ge 1$ with
+    a [`StationarityWarning`][bayesvol.StationarityWarning]), while the prior and [`bayesvol.fit`][bayesvol.fit]
+    restrict the parameters to $\kappa < 1$ (``fit(..., stationary=False)`` does not; see
+    [`nonstationary_variant`][bayesvol.models.GARCH.nonstationary_variant]).
 
     The names and their order match ``arch``'s ``arch_model(..., p=1, o=1, q=1)``: ``mu, omega,
     alpha[1], gamma[1], beta[1]``, then ``nu`` (``arch``'s ``nu`` for the t, ``eta`` for the skewed t) and
@@ -202,7 +204,7 @@ class GARCH(ObservationDrivenModelBase):
 
     # --- the innovation law and its moments ---------------------------------------------------------
     def innovation(self, params):
-        """Law of the standardised innovation :math:`z_t` (mean 0, variance 1), a NumPyro distribution."""
+        """Law of the standardised innovation $z_t$ (mean 0, variance 1), a NumPyro distribution."""
         if self.dist == "normal":
             return ndist.Normal(0.0, 1.0)
         if self.dist == "t":
@@ -210,7 +212,7 @@ class GARCH(ObservationDrivenModelBase):
         return SkewedStudentT(params.nu, params.skew)
 
     def negative_second_moment(self, params):
-        r""":math:`E[z^2 1\{z<0\}]` of the innovation law: ½ for normal and t, closed form for skewed t."""
+        r"""$E[z^2 1\{z<0\}]$ of the innovation law: ½ for normal and t, closed form for skewed t."""
         if self.dist in ("normal", "t"):
             return jnp.asarray(0.5)  # symmetric laws
         return second_moment_below_zero(self.innovation(params))
@@ -227,20 +229,20 @@ class GARCH(ObservationDrivenModelBase):
         return params.alpha + params.beta + params.gamma * self.negative_second_moment(params)
 
     def persistence(self, params):
-        r"""Persistence :math:`\kappa = \alpha + \beta + \gamma E[z^2 1\{z<0\}]` of the variance.
+        r"""Persistence $\kappa = \alpha + \beta + \gamma E[z^2 1\{z<0\}]$ of the variance.
 
-        :math:`E[\sigma^2_{t+1} \mid \mathcal F_{t-1}] - \bar\sigma^2 = \kappa(\sigma^2_t - \bar\sigma^2)`.
+        $E[\sigma^2_{t+1} \mid \mathcal F_{t-1}] - \bar\sigma^2 = \kappa(\sigma^2_t - \bar\sigma^2)$.
         """
         return self._persistence(_base.as_params(self, params, batched=True))
 
     def unconditional_variance(self, params):
-        r""":math:`\bar\sigma^2 = \omega / (1 - \kappa)`; ``inf`` where :math:`\kappa \ge 1`."""
+        r"""$\bar\sigma^2 = \omega / (1 - \kappa)$; ``inf`` where $\kappa \ge 1$."""
         params = _base.as_params(self, params, batched=True)
         kappa = self._persistence(params)
         return jnp.where(kappa < 1.0, params.omega / jnp.where(kappa < 1.0, 1.0 - kappa, 1.0), jnp.inf)
 
     def half_life(self, params):
-        r"""Periods for a variance shock to halve in expectation, :math:`\log ½ / \log\kappa`."""
+        r"""Periods for a variance shock to halve in expectation, $\log ½ / \log\kappa$."""
         kappa = self.persistence(params)
         return jnp.where(kappa < 1.0, jnp.log(0.5) / jnp.log(jnp.where(kappa < 1.0, kappa, 0.5)), jnp.inf)
 
@@ -263,7 +265,8 @@ class GARCH(ObservationDrivenModelBase):
 
     def check_parameters(self, params) -> None:
         """Raise ``ValueError`` if concrete parameters leave the parameter space, and warn
-        (:class:`~bayesvol.StationarityWarning`) at a persistence of one or more (no-op under tracing)."""
+        ([`StationarityWarning`][bayesvol.StationarityWarning]) at a persistence of one or more (no-op under
+        tracing)."""
         if not _observation.is_concrete(params):
             return
         if self.vol == "gjr" and float(params.alpha + params.gamma) < 0.0:
@@ -295,8 +298,8 @@ class GARCH(ObservationDrivenModelBase):
 
     # --- units of the data ---------------------------------------------------------------------------
     def rescale_params(self, params, scale):
-        r"""Parameters for returns ``scale * y``: :math:`\mu \to s\mu`, :math:`\omega \to s^2\omega`, the rest
-        unchanged (:math:`\sigma^2_t \to s^2\sigma^2_t`). ``None`` with a numeric ``variance_start`` (a pre-sample
+        r"""Parameters for returns ``scale * y``: $\mu \to s\mu$, $\omega \to s^2\omega$, the rest
+        unchanged ($\sigma^2_t \to s^2\sigma^2_t$). ``None`` with a numeric ``variance_start`` (a pre-sample
         variance in the user's units) or priors whose supports are not free of units."""
         unit_names = ("omega",) + (("mu",) if self.mean == "constant" else ())
         if isinstance(self.variance_start, float) or not _base.scale_free_supports(self, multiplied=unit_names):
@@ -333,14 +336,14 @@ class GARCH(ObservationDrivenModelBase):
         return tuple(n for n in self.param_names if n != "mu")
 
     def to_unconstrained(self, params) -> dict:
-        r"""Unconstrained coordinates used by :func:`bayesvol.fit`.
+        r"""Unconstrained coordinates used by [`bayesvol.fit`][bayesvol.fit].
 
         Each parameter goes through the bijection of its prior's support, except that (with the default
-        supports) :math:`(\alpha, \gamma, \beta)` share one stick-breaking map onto
-        :math:`\{\alpha > 0,\ \alpha + \gamma > 0,\ \beta > 0,\ \kappa < 1\}`: the persistence
-        :math:`\kappa = (1-m)\alpha + m(\alpha+\gamma) + \beta`, :math:`m = E[z^2 1\{z<0\}]`, is split into
-        these three non-negative shares plus the slack :math:`1 - \kappa`. The optimiser then moves smoothly
-        up to the stationarity edge instead of meeting a wall of :math:`-\infty`.
+        supports) $(\alpha, \gamma, \beta)$ share one stick-breaking map onto
+        $\{\alpha > 0,\ \alpha + \gamma > 0,\ \beta > 0,\ \kappa < 1\}$: the persistence
+        $\kappa = (1-m)\alpha + m(\alpha+\gamma) + \beta$, $m = E[z^2 1\{z<0\}]$, is split into
+        these three non-negative shares plus the slack $1 - \kappa$. The optimiser then moves smoothly
+        up to the stationarity edge instead of meeting a wall of $-\infty$.
         """
         priors = self.prior_distributions()
         free = {n: biject_to(getattr(priors, n).support).inv(jnp.asarray(getattr(params, n)))
@@ -354,7 +357,7 @@ class GARCH(ObservationDrivenModelBase):
         return free
 
     def from_unconstrained(self, free: dict) -> GARCHParams:
-        """Inverse of :meth:`to_unconstrained`."""
+        """Inverse of [`to_unconstrained`][bayesvol.models.GARCH.to_unconstrained]."""
         priors = self.prior_distributions()
         values = {n: biject_to(getattr(priors, n).support)(free[n]) for n in self.param_names}
         if self._joint_transform:
@@ -370,9 +373,10 @@ class GARCH(ObservationDrivenModelBase):
         r"""``(alpha, [gamma,] beta)`` from the stick-breaking coordinates, and the log absolute Jacobian.
 
         ``coords`` (real vector) -> shares of the persistence and the slack ``1 - kappa`` on the simplex ->
-        :math:`\alpha = s_0/(1-m)`, :math:`\gamma = s_1/m - \alpha`, :math:`\beta = s_2` for GJR
-        (:math:`\alpha = s_0`, :math:`\beta = s_1` for GARCH), with :math:`m = E[z^2 1\{z<0\}]`. The shared map of
-        maximum likelihood (:meth:`from_unconstrained`) and of the NumPyro program.
+        $\alpha = s_0/(1-m)$, $\gamma = s_1/m - \alpha$, $\beta = s_2$ for GJR
+        ($\alpha = s_0$, $\beta = s_1$ for GARCH), with $m = E[z^2 1\{z<0\}]$. The shared map of
+        maximum likelihood ([`from_unconstrained`][bayesvol.models.GARCH.from_unconstrained]) and of the NumPyro
+        program.
         """
         stick = StickBreakingTransform()
         shares = stick(coords)
@@ -388,8 +392,8 @@ class GARCH(ObservationDrivenModelBase):
         r"""Prior sites for NUTS/SVI with ``(alpha, [gamma,] beta)`` on the stick-breaking coordinates.
 
         The target is unchanged (the priors restricted to the stationary region), but the sampler moves on
-        the real line up to the edge :math:`\kappa \to 1`, where the density goes to zero smoothly through the
-        Jacobian, instead of meeting a wall of :math:`-\infty` (a divergence each time a trajectory hits it).
+        the real line up to the edge $\kappa \to 1$, where the density goes to zero smoothly through the
+        Jacobian, instead of meeting a wall of $-\infty$ (a divergence each time a trajectory hits it).
         """
         priors = self.prior_distributions()
         joint = self._stationary_names()
@@ -434,7 +438,7 @@ class GARCH(ObservationDrivenModelBase):
         return backcast(residuals)
 
     def init_state(self, params, y):
-        """:math:`\\sigma^2_1` (see ``variance_start``); the unconditional variance when ``y`` is None."""
+        """$\\sigma^2_1$ (see ``variance_start``); the unconditional variance when ``y`` is None."""
         if y is None or self.variance_start == "unconditional":
             kappa = self._persistence(params)
             return params.omega / jnp.where(kappa < 1.0, 1.0 - kappa, 1.0)
@@ -442,13 +446,13 @@ class GARCH(ObservationDrivenModelBase):
         return params.omega + (params.alpha + 0.5 * self._gamma(params) + params.beta) * b
 
     def affine_coefficients(self, params, y):
-        r"""Slope and offset of the variance recursion, :math:`\sigma^2_{t+1} = a_t \sigma^2_t + b_t`.
+        r"""Slope and offset of the variance recursion, $\sigma^2_{t+1} = a_t \sigma^2_t + b_t$.
 
-        :math:`a_t = \beta` and :math:`b_t = \omega + (\alpha + \gamma 1\{\varepsilon_t < 0\})\varepsilon_t^2`
-        with :math:`\varepsilon_t = y_t - \mu` (GJR term with the indicator). ``y`` is one observation or a
-        whole series (the coefficients broadcast over it); :meth:`update` applies them for one step, and
-        on an accelerator filtering composes them for all steps at once (a parallel prefix scan, see
-        :func:`bayesvol.models._observation.filter_states`).
+        $a_t = \beta$ and $b_t = \omega + (\alpha + \gamma 1\{\varepsilon_t < 0\})\varepsilon_t^2$
+        with $\varepsilon_t = y_t - \mu$ (GJR term with the indicator). ``y`` is one observation or a
+        whole series (the coefficients broadcast over it); [`update`][bayesvol.models.GARCH.update] applies them for one
+        step, and on an accelerator filtering composes them for all steps at once (a parallel prefix scan, see
+        `bayesvol.models._observation.filter_states`).
         """
         shock = y - self._mu(params)
         response = params.alpha
@@ -458,23 +462,26 @@ class GARCH(ObservationDrivenModelBase):
         return jnp.broadcast_to(params.beta, jnp.broadcast_shapes(jnp.shape(params.beta), jnp.shape(offset))), offset
 
     def update(self, params, variance, y_t):
-        """:math:`\\sigma^2_{t+1}` from :math:`\\sigma^2_t` and :math:`y_t` by :meth:`affine_coefficients`."""
+        """$\\sigma^2_{t+1}$ from $\\sigma^2_t$ and $y_t$ by
+[`affine_coefficients`][bayesvol.models.GARCH.affine_coefficients]."""
         slope, offset = self.affine_coefficients(params, y_t)
         return slope * variance + offset
 
     def update_missing(self, params, variance):
-        r""":math:`\sigma^2_{t+1}` when :math:`y_t` is missing: :math:`\omega + \kappa\sigma^2_t`.
+        r"""$\sigma^2_{t+1}$ when $y_t$ is missing: $\omega + \kappa\sigma^2_t$.
 
-        The shock terms of :meth:`affine_coefficients` are replaced by their conditional expectations given
-        :math:`\mathcal F_{t-1}`: :math:`E[\varepsilon_t^2] = \sigma^2_t` and
-        :math:`E[\varepsilon_t^2 1\{\varepsilon_t < 0\}] = \sigma^2_t E[z^2 1\{z<0\}]` (:math:`P(z<0)\sigma^2_t
-        = \sigma^2_t/2` for the symmetric laws, the closed form of :meth:`negative_second_moment` for the
-        skewed t), so the variance moves on as its one-step forecast, with persistence :math:`\kappa`.
+        The shock terms of [`affine_coefficients`][bayesvol.models.GARCH.affine_coefficients] are replaced by their
+        conditional expectations given $\mathcal F_{t-1}$: $E[\varepsilon_t^2] = \sigma^2_t$ and
+        $E[\varepsilon_t^2 1\{\varepsilon_t < 0\}] = \sigma^2_t E[z^2 1\{z<0\}]$ ($P(z<0)\sigma^2_t
+        =
+        \sigma^2_t/2$ for the symmetric laws, the closed form of
+        [`negative_second_moment`][bayesvol.models.GARCH.negative_second_moment] for the skewed t), so the variance
+        moves on as its one-step forecast, with persistence $\kappa$.
         """
         return params.omega + self._persistence(params) * variance
 
     def emission(self, params, variance):
-        """Law of :math:`y_t` given :math:`\\sigma^2_t`: :math:`\\mu + \\sigma_t z_t`."""
+        """Law of $y_t$ given $\\sigma^2_t$: $\\mu + \\sigma_t z_t$."""
         return _observation.LocationScale(self.innovation(params), self._mu(params), variance)
 
     def state_from_variance(self, params, variance):
@@ -482,14 +489,14 @@ class GARCH(ObservationDrivenModelBase):
         return variance
 
     def variance(self, state):
-        """:math:`\\sigma^2_t` from the state (the state itself)."""
+        """$\\sigma^2_t$ from the state (the state itself)."""
         return state
 
     def expected_variance(self, params, state, horizon: int):
-        r""":math:`E[\sigma^2_{T+h} \mid \mathcal F_T]`, :math:`h = 1..H`, from the state for :math:`T+1`.
+        r"""$E[\sigma^2_{T+h} \mid \mathcal F_T]$, $h = 1..H$, from the state for $T+1$.
 
-        :math:`\bar\sigma^2 + \kappa^{h-1}(\sigma^2_{T+1} - \bar\sigma^2)`, because
-        :math:`E[(\alpha + \gamma 1\{z<0\}) z^2] = \alpha + \gamma E[z^2 1\{z<0\}]`.
+        $\bar\sigma^2 + \kappa^{h-1}(\sigma^2_{T+1} - \bar\sigma^2)$, because
+        $E[(\alpha + \gamma 1\{z<0\}) z^2] = \alpha + \gamma E[z^2 1\{z<0\}]$.
         """
         kappa = self._persistence(params)
         long_run = params.omega / (1.0 - kappa)
@@ -500,7 +507,8 @@ class GARCH(ObservationDrivenModelBase):
         """Simulate ``num_timesteps`` returns starting from the unconditional variance.
 
         ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key. The path runs
-        :meth:`update` on draws from :meth:`emission`, the recursion the likelihood filters with.
+        [`update`][bayesvol.models.GARCH.update] on draws from [`emission`][bayesvol.models.GARCH.emission], the
+        recursion the likelihood filters with.
         """
         num_timesteps, key = _base.simulation_inputs(num_timesteps, key)
         params = _base.as_params(self, params)
@@ -510,7 +518,7 @@ class GARCH(ObservationDrivenModelBase):
         return GARCHSimulation(y=np.asarray(y), variance=np.asarray(variance))
 
     def filter(self, params, y):
-        """Conditional variances :math:`\\sigma^2_1, \\dots, \\sigma^2_{T+1}` given returns ``y``."""
+        """Conditional variances $\\sigma^2_1, \\dots, \\sigma^2_{T+1}$ given returns ``y``."""
         params = _base.as_params(self, params)
         self.check_parameters(params)
         states, last = _observation.filter_states(self, params, jnp.asarray(y, dtype=jnp.float64))
@@ -542,7 +550,7 @@ class GARCH(ObservationDrivenModelBase):
     def start_values(self, y) -> list[dict]:
         """Start values for maximum likelihood: typical (alpha, gamma, beta), omega from the sample variance.
 
-        :func:`bayesvol.fit` screens them by their log-likelihood and optimises from the best one.
+        [`bayesvol.fit`][bayesvol.fit] screens them by their log-likelihood and optimises from the best one.
         """
         y = _observation.observed_values(y)
         mu0 = float(np.mean(y)) if self.mean == "constant" else 0.0
@@ -566,7 +574,8 @@ class GARCH(ObservationDrivenModelBase):
 
 
 def exact_loglik(model: GARCH, params: GARCHParams, y, **options):
-    """Exact pointwise log-likelihood ``log p(y_t | y_{1:t-1}, theta)`` of a :class:`GARCH` model (differentiable)."""
+    """Exact pointwise log-likelihood ``log p(y_t | y_{1:t-1}, theta)`` of a [`GARCH`][bayesvol.models.GARCH] model
+(differentiable)."""
     if options:
         raise TypeError(f"the exact GARCH log-likelihood takes no options, got {sorted(options)}")
     model.check_parameters(params)

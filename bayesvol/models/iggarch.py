@@ -27,7 +27,7 @@ __all__ = ["IGGARCH", "IGGARCHParams", "IGGARCHSimulation", "SupportReport", "ex
 
 
 class IGGARCHParams(NamedTuple):
-    """Parameters of :class:`IGGARCH`; those the model does not use are ``None``."""
+    """Parameters of [`IGGARCH`][bayesvol.models.IGGARCH]; those the model does not use are ``None``."""
 
     lam: jax.Array | None = None
     eta: jax.Array | None = None
@@ -45,9 +45,9 @@ class IGGARCHParams(NamedTuple):
 
 
 class IGGARCHSimulation(NamedTuple):
-    """Simulated returns ``y`` (:math:`R_t`), variances ``variance`` (:math:`h_t`) and IG ``shock`` (:math:`y_t`).
+    """Simulated returns ``y`` ($R_t$), variances ``variance`` ($h_t$) and IG ``shock`` ($y_t$).
 
-    ``short_run`` and ``long_run`` hold :math:`s_t` and :math:`q_t` for two components (else ``None``).
+    ``short_run`` and ``long_run`` hold $s_t$ and $q_t$ for two components (else ``None``).
     """
 
     y: np.ndarray
@@ -58,9 +58,10 @@ class IGGARCHSimulation(NamedTuple):
 
 
 class SupportReport(NamedTuple):
-    """Where returns fall outside the one-sided support at given parameters (see :meth:`IGGARCH.support`).
+    """Where returns fall outside the one-sided support at given parameters (see
+[`IGGARCH.support`][bayesvol.models.IGGARCH.support]).
 
-    ``outside`` is a boolean per observation, ``bound`` the edge :math:`r + \\nu h_t` of the support,
+    ``outside`` is a boolean per observation, ``bound`` the edge $r + \\nu h_t$ of the support,
     ``side`` is ``"below"`` when returns must lie below the bound (``eta < 0``) and ``"above"`` otherwise.
     """
 
@@ -101,7 +102,8 @@ class NegativeHalfNormal(ndist.Distribution):
 
 
 def default_priors() -> dict:
-    r"""Default priors of :class:`IGGARCH`, meant for percent daily returns (replace them for other units).
+    r"""Default priors of [`IGGARCH`][bayesvol.models.IGGARCH], meant for percent daily returns (replace them for other
+units).
 
     ``lam ~ N(0, 1)``, ``eta ~ -HalfNormal(0.25)`` (negative: returns bounded above, left-skewed, as for
     equity indices; give ``eta`` a prior on positive values for the mirror image), ``w ~ HalfNormal(0.1)``,
@@ -110,11 +112,11 @@ def default_priors() -> dict:
     HalfNormal(0.01)``, ``a_s, a_q ~ HalfNormal(5)``.
 
     The scales follow the magnitudes of Christoffersen, Heston & Jacobs (2006) in percent units
-    (:math:`|\eta|` of 0.05 to 0.3, persistence shares :math:`c/\eta^2` and :math:`a\eta^2` below one): at
-    the prior medians the persistence :math:`b + c/\eta^2 + a\eta^2` is about 0.33, and the median of the
+    ($|\eta|$ of 0.05 to 0.3, persistence shares $c/\eta^2$ and $a\eta^2$ below one): at
+    the prior medians the persistence $b + c/\eta^2 + a\eta^2$ is about 0.33, and the median of the
     persistence over prior draws about 0.6, so that NUTS starts (at the prior median) inside the parameter
     space. Broader priors (e.g. ``a ~ HalfNormal(50)``) put their median at a persistence near 10, where the
-    likelihood is :math:`-\infty` and every transition diverges.
+    likelihood is $-\infty$ and every transition diverges.
     """
     return {
         "lam": ndist.Normal(0.0, 1.0),
@@ -134,10 +136,10 @@ def default_priors() -> dict:
 
 
 class IGReturn(ndist.Distribution):
-    r"""Law of :math:`R = \ell + \eta Y` with :math:`Y \sim IG(\delta)`, :math:`\delta = h/\eta^2`.
+    r"""Law of $R = \ell + \eta Y$ with $Y \sim IG(\delta)$, $\delta = h/\eta^2$.
 
-    :math:`\ell = r + \nu h` is the location ``loc``; the variance of :math:`R` is ``h``. The log density
-    is :math:`-\infty` where :math:`(R - \ell)/\eta \le 0` or :math:`h \le 0`, with finite gradients.
+    $\ell = r + \nu h$ is the location ``loc``; the variance of $R$ is ``h``. The log density
+    is $-\infty$ where $(R - \ell)/\eta \le 0$ or $h \le 0$, with finite gradients.
     """
 
     arg_constraints = {"loc": constraints.real, "eta": constraints.real, "h": constraints.real}
@@ -153,7 +155,7 @@ class IGReturn(ndist.Distribution):
         return self.h / self.eta**2
 
     def shock(self, value):
-        """The IG shock :math:`y = (R - \\ell)/\\eta` implied by a return: the one place it is computed
+        """The IG shock $y = (R - \\ell)/\\eta$ implied by a return: the one place it is computed
         (log density, variance recursion and simulation all call this)."""
         return (value - self.loc) / self.eta
 
@@ -194,50 +196,50 @@ class IGGARCH(ObservationDrivenModelBase):
     r : float
         Risk-free rate per period, in the units of the returns (a fixed number, not estimated).
     priors : mapping, optional
-        Parameter name -> NumPyro distribution, overriding :func:`default_priors`. The sign of ``eta`` is
+        Parameter name -> NumPyro distribution, overriding `default_priors`. The sign of ``eta`` is
         fixed by its prior's support (negative by default).
     variance_start : {"sample", "unconditional"} or float
-        :math:`h_1`: the sample variance of the returns (default), the model's unconditional variance, or a
-        given number. With two components :math:`s_1 = 0` and :math:`q_1 = h_1`.
+        $h_1$: the sample variance of the returns (default), the model's unconditional variance, or a
+        given number. With two components $s_1 = 0$ and $q_1 = h_1$.
 
     Notes
     -----
-    Returns :math:`R_t` (not excess returns: ``r`` is subtracted inside) follow
+    Returns $R_t$ (not excess returns: ``r`` is subtracted inside) follow
 
-    .. math::
+    $$
+    R_t = r + \nu h_t + \eta y_t, \qquad y_t \sim IG(\delta_t), \quad \delta_t = h_t / \eta^2,
+    \qquad \nu = \lambda - 1/\eta,
+    $$
 
-        R_t = r + \nu h_t + \eta y_t, \qquad y_t \sim IG(\delta_t), \quad \delta_t = h_t / \eta^2,
-        \qquad \nu = \lambda - 1/\eta,
+    where $IG(\delta)$ has density $f(y;\delta) = \delta (2\pi y^3)^{-1/2}
+    \exp\{-(\sqrt y - \delta/\sqrt y)^2/2\}$, mean and variance $\delta$. Equivalently
+    $R_t = r + \lambda h_t + (\eta y_t - h_t/\eta)$, the bracket a zero-mean shock of variance
+    $h_t$ and skewness $3\,\mathrm{sign}(\eta)/\sqrt{\delta_t}$. One component:
 
-    where :math:`IG(\delta)` has density :math:`f(y;\delta) = \delta (2\pi y^3)^{-1/2}
-    \exp\{-(\sqrt y - \delta/\sqrt y)^2/2\}`, mean and variance :math:`\delta`. Equivalently
-    :math:`R_t = r + \lambda h_t + (\eta y_t - h_t/\eta)`, the bracket a zero-mean shock of variance
-    :math:`h_t` and skewness :math:`3\,\mathrm{sign}(\eta)/\sqrt{\delta_t}`. One component:
+    $$
+    h_{t+1} = w + b h_t + c\, y_t + a\, h_t^2 / y_t,
+    $$
 
-    .. math::
+    persistence $b + c/\eta^2 + a\eta^2$ and unconditional variance
+    $(w + a\eta^4)/(1 - \text{persistence})$. Two components ($h_t = q_t + s_t$):
 
-        h_{t+1} = w + b h_t + c\, y_t + a\, h_t^2 / y_t,
+    $$
+    s_{t+1} &= \rho_s s_t + \zeta_{s,t}, \qquad
+    q_{t+1} = \sigma^2 + \rho_q (q_t - \sigma^2) + \zeta_{q,t}, \\
+    \zeta_{i,t} &= c_i y_t + a_i h_t^2 / y_t - c_i h_t/\eta^2 - a_i \eta^2 h_t - a_i \eta^4
+    \quad (\text{mean zero}).
+    $$
 
-    persistence :math:`b + c/\eta^2 + a\eta^2` and unconditional variance
-    :math:`(w + a\eta^4)/(1 - \text{persistence})`. Two components (:math:`h_t = q_t + s_t`):
-
-    .. math::
-
-        s_{t+1} &= \rho_s s_t + \zeta_{s,t}, \qquad
-        q_{t+1} = \sigma^2 + \rho_q (q_t - \sigma^2) + \zeta_{q,t}, \\
-        \zeta_{i,t} &= c_i y_t + a_i h_t^2 / y_t - c_i h_t/\eta^2 - a_i \eta^2 h_t - a_i \eta^4
-        \quad (\text{mean zero}).
-
-    The shock is the model's :math:`y_t = (R_t - r - \nu h_t)/\eta`, which must be positive: returns are
-    bounded on one side by :math:`r + \nu h_t` (above when :math:`\eta < 0`). Where parameters put an
-    observation outside, the log-likelihood is :math:`-\infty` (no NaNs in values or gradients), a
-    warning names the observation, and :meth:`support` reports all of them. The parameter space also
-    needs persistence below one and, for one component, :math:`b + 2\sqrt{ac} \ge 0` (by
-    :math:`cy + ah^2/y \ge 2h\sqrt{ac}` this keeps :math:`h_t` positive whatever the shocks); the two
+    The shock is the model's $y_t = (R_t - r - \nu h_t)/\eta$, which must be positive: returns are
+    bounded on one side by $r + \nu h_t$ (above when $\eta < 0$). Where parameters put an
+    observation outside, the log-likelihood is $-\infty$ (no NaNs in values or gradients), a
+    warning names the observation, and [`support`][bayesvol.models.IGGARCH.support] reports all of them. The parameter
+    space also needs persistence below one and, for one component, $b + 2\sqrt{ac} \ge 0$ (by
+    $cy + ah^2/y \ge 2h\sqrt{ac}$ this keeps $h_t$ positive whatever the shocks); the two
     -component variance is checked along the path.
 
-    Parameters keep their meaning across units: with returns scaled by :math:`k` (e.g. 100 for percent),
-    :math:`\eta, w, c, a, \lambda` scale as :math:`k, k^2, k^2, k^{-2}, k^{-1}` and :math:`b` is unchanged.
+    Parameters keep their meaning across units: with returns scaled by $k$ (e.g. 100 for percent),
+    $\eta, w, c, a, \lambda$ scale as $k, k^2, k^2, k^{-2}, k^{-1}$ and $b$ is unchanged.
 
     Examples
     --------
@@ -307,10 +309,10 @@ class IGGARCH(ObservationDrivenModelBase):
         return jnp.maximum(params.rho_s, params.rho_q)
 
     def persistence(self, params):
-        r"""One component: :math:`b + c/\eta^2 + a\eta^2`; two: the larger of :math:`\rho_s, \rho_q`.
+        r"""One component: $b + c/\eta^2 + a\eta^2$; two: the larger of $\rho_s, \rho_q$.
 
         Expected variances revert to the unconditional one at this rate (each component at its own
-        :math:`\rho` with two components).
+        $\rho$ with two components).
         """
         return self._persistence(_base.as_params(self, params, batched=True))
 
@@ -321,22 +323,22 @@ class IGGARCH(ObservationDrivenModelBase):
         return jnp.where(p < 1.0, (params.w + params.a * params.eta**4) / jnp.where(p < 1.0, 1.0 - p, 1.0), jnp.inf)
 
     def unconditional_variance(self, params):
-        r"""One component :math:`(w + a\eta^4)/(1 - \text{persistence})`; two components :math:`\sigma^2`."""
+        r"""One component $(w + a\eta^4)/(1 - \text{persistence})$; two components $\sigma^2$."""
         return self._unconditional_variance(_base.as_params(self, params))
 
     def half_life(self, params):
-        r"""Periods for a variance shock to halve, :math:`\log ½ / \log(\text{persistence})`."""
+        r"""Periods for a variance shock to halve, $\log ½ / \log(\text{persistence})$."""
         p = self.persistence(params)
         return jnp.where(p < 1.0, jnp.log(0.5) / jnp.log(jnp.where(p < 1.0, p, 0.5)), jnp.inf)
 
     def nu(self, params):
-        r""":math:`\nu = \lambda - 1/\eta`, the coefficient of :math:`h_t` in the return equation."""
+        r"""$\nu = \lambda - 1/\eta$, the coefficient of $h_t$ in the return equation."""
         return params.lam - 1.0 / params.eta
 
     def rescale_params(self, params, scale):
-        r"""Parameters for returns ``scale * y`` (:math:`h_t \to s^2 h_t`, the IG shock :math:`y_t` unchanged):
-        :math:`\lambda \to \lambda/s`, :math:`\eta \to s\eta`, :math:`w, \sigma^2, c, c_s, c_q \to s^2 \cdot`,
-        :math:`a, a_s, a_q \to s^{-2} \cdot`, the rest unchanged. ``None`` when ``r`` is not zero or
+        r"""Parameters for returns ``scale * y`` ($h_t \to s^2 h_t$, the IG shock $y_t$ unchanged):
+        $\lambda \to \lambda/s$, $\eta \to s\eta$, $w, \sigma^2, c, c_s, c_q \to s^2 \cdot$,
+        $a, a_s, a_q \to s^{-2} \cdot$, the rest unchanged. ``None`` when ``r`` is not zero or
         ``variance_start`` is numeric (both in the user's units) or priors' supports are not free of units."""
         if self.components == 1:
             squared, inverse_squared = ("w", "c"), ("a",)
@@ -380,24 +382,24 @@ class IGGARCH(ObservationDrivenModelBase):
         return jnp.var(y, where=~jnp.isnan(y))  # over the observed returns
 
     def init_state(self, params, y):
-        """:math:`h_1` (one component) or :math:`(s_1, q_1) = (0, h_1)`."""
+        """$h_1$ (one component) or $(s_1, q_1) = (0, h_1)$."""
         h1 = self._first_variance(params, y)
         return h1 if self.components == 1 else (jnp.zeros_like(h1), h1)
 
     def variance(self, state):
-        """:math:`h_t` from the state."""
+        """$h_t$ from the state."""
         return state if self.components == 1 else state[0] + state[1]
 
     def state_from_variance(self, params, variance):
-        """A state with the given :math:`h_t` (the emission depends on :math:`h_t` only)."""
+        """A state with the given $h_t$ (the emission depends on $h_t$ only)."""
         return variance if self.components == 1 else (jnp.zeros_like(variance), variance)
 
     def expected_variance(self, params, state, horizon: int):
-        r""":math:`E[h_{T+k} \mid \mathcal F_T]`, :math:`k = 1..H`, from the state for :math:`T+1` (closed form).
+        r"""$E[h_{T+k} \mid \mathcal F_T]$, $k = 1..H$, from the state for $T+1$ (closed form).
 
-        One component: :math:`\bar h + p^{k-1}(h_{T+1} - \bar h)` with persistence :math:`p`, because
-        :math:`E[y_t] = h_t/\eta^2` and :math:`E[h_t^2/y_t] = \eta^2 h_t + \eta^4`. Two components:
-        :math:`\rho_s^{k-1} s_{T+1} + \sigma^2 + \rho_q^{k-1}(q_{T+1} - \sigma^2)` (the shocks have mean zero).
+        One component: $\bar h + p^{k-1}(h_{T+1} - \bar h)$ with persistence $p$, because
+        $E[y_t] = h_t/\eta^2$ and $E[h_t^2/y_t] = \eta^2 h_t + \eta^4$. Two components:
+        $\rho_s^{k-1} s_{T+1} + \sigma^2 + \rho_q^{k-1}(q_{T+1} - \sigma^2)$ (the shocks have mean zero).
         """
         steps = jnp.arange(horizon)
         if self.components == 1:
@@ -407,18 +409,18 @@ class IGGARCH(ObservationDrivenModelBase):
         return params.rho_s**steps * s + params.sigma2 + params.rho_q**steps * (q - params.sigma2)
 
     def emission(self, params, state) -> IGReturn:
-        """Law of :math:`R_t` given the state: :math:`r + \\nu h_t + \\eta y_t`."""
+        """Law of $R_t$ given the state: $r + \\nu h_t + \\eta y_t$."""
         h = self.variance(state)
         return IGReturn(self.r + self.nu(params) * h, params.eta, h)
 
     def shock(self, params, state, y):
-        r"""The IG shock :math:`y_t = (R_t - r - \nu h_t)/\eta` implied by returns ``y`` given the state (batched)."""
+        r"""The IG shock $y_t = (R_t - r - \nu h_t)/\eta$ implied by returns ``y`` given the state (batched)."""
         return self.emission(params, state).shock(y)
 
     def component_shocks(self, params, h, shock):
-        r"""Mean-zero shocks :math:`(\zeta_{s,t}, \zeta_{q,t})` of the two components given :math:`h_t` and :math:`y_t`.
+        r"""Mean-zero shocks $(\zeta_{s,t}, \zeta_{q,t})$ of the two components given $h_t$ and $y_t$.
 
-        :math:`\zeta_{i,t} = c_i y_t + a_i h_t^2/y_t - c_i h_t/\eta^2 - a_i\eta^2 h_t - a_i\eta^4`.
+        $\zeta_{i,t} = c_i y_t + a_i h_t^2/y_t - c_i h_t/\eta^2 - a_i\eta^2 h_t - a_i\eta^4$.
         """
         eta2 = params.eta**2
 
@@ -428,7 +430,7 @@ class IGGARCH(ObservationDrivenModelBase):
         return zeta(params.c_s, params.a_s), zeta(params.c_q, params.a_q)
 
     def update(self, params, state, y_t):
-        """The state for :math:`t+1` given :math:`R_t`; outside the support a finite stand-in is used."""
+        """The state for $t+1$ given $R_t$; outside the support a finite stand-in is used."""
         law = self.emission(params, state)
         ok = law.inside(y_t)
         # Off the support the likelihood is already -inf; stand-ins keep the recursion (and gradients) finite.
@@ -443,12 +445,12 @@ class IGGARCH(ObservationDrivenModelBase):
         return params.rho_s * s + zeta_s, params.sigma2 + params.rho_q * (q - params.sigma2) + zeta_q
 
     def update_missing(self, params, state):
-        r"""The state for :math:`t+1` when :math:`R_t` is missing: the functions of the unseen IG shock replaced by
-        their conditional expectations given :math:`\mathcal F_{t-1}`, :math:`E[y_t] = h_t/\eta^2` and
-        :math:`E[h_t^2/y_t] = \eta^2 h_t + \eta^4`.
+        r"""The state for $t+1$ when $R_t$ is missing: the functions of the unseen IG shock replaced by
+        their conditional expectations given $\mathcal F_{t-1}$, $E[y_t] = h_t/\eta^2$ and
+        $E[h_t^2/y_t] = \eta^2 h_t + \eta^4$.
 
-        One component: :math:`h_{t+1} = w + b h_t + c h_t/\eta^2 + a(\eta^2 h_t + \eta^4)`; two components:
-        zero shocks, :math:`\zeta_{s,t} = \zeta_{q,t} = 0`. The variance moves on as its one-step forecast.
+        One component: $h_{t+1} = w + b h_t + c h_t/\eta^2 + a(\eta^2 h_t + \eta^4)$; two components:
+        zero shocks, $\zeta_{s,t} = \zeta_{q,t} = 0$. The variance moves on as its one-step forecast.
         """
         eta2 = params.eta**2
         if self.components == 1:
@@ -468,10 +470,10 @@ class IGGARCH(ObservationDrivenModelBase):
                              side="below" if float(params.eta) < 0 else "above")
 
     def simulate(self, params, num_timesteps: int, key) -> IGGARCHSimulation:
-        """Simulate returns from the unconditional variance; raises if :math:`h_t` turns non-positive.
+        """Simulate returns from the unconditional variance; raises if $h_t$ turns non-positive.
 
         ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key; the path runs
-        :meth:`update` on draws from :meth:`emission`.
+        [`update`][bayesvol.models.IGGARCH.update] on draws from [`emission`][bayesvol.models.IGGARCH.emission].
         """
         num_timesteps, key = _base.simulation_inputs(num_timesteps, key)
         params = _base.as_params(self, params)
@@ -487,7 +489,7 @@ class IGGARCH(ObservationDrivenModelBase):
         return IGGARCHSimulation(np.asarray(y), h, shock, *parts)
 
     def filter(self, params, y):
-        """Conditional variances :math:`h_1, \\dots, h_{T+1}` given returns ``y``."""
+        """Conditional variances $h_1, \\dots, h_{T+1}$ given returns ``y``."""
         params = _base.as_params(self, params)
         self.check_parameters(params)
         states, last = _observation.filter_states(self, params, jnp.asarray(y, dtype=jnp.float64))
@@ -513,7 +515,7 @@ class IGGARCH(ObservationDrivenModelBase):
 
         Typical shapes of the variance dynamics (one from the published CHJ (2006) estimates, rescaled to
         the data's variance) are tried over a grid of ``|eta|``: a smaller ``|eta|`` moves the bound
-        :math:`r + \\nu h_t` away from the data. For each shape the grid point with the highest
+        $r + \\nu h_t$ away from the data. For each shape the grid point with the highest
         log-likelihood is kept, so every start has a finite log-likelihood.
         """
         data = np.asarray(y, dtype=np.float64)
@@ -566,7 +568,7 @@ def _loglik_batch(model, stacked, y):
 
 
 def exact_loglik(model: IGGARCH, params: IGGARCHParams, y, **options):
-    """Exact pointwise log-likelihood of an :class:`IGGARCH` model (differentiable).
+    """Exact pointwise log-likelihood of an [`IGGARCH`][bayesvol.models.IGGARCH] model (differentiable).
 
     For concrete inputs a ``RuntimeWarning`` names the first return outside the support (where the value is
     ``-inf``).

@@ -21,7 +21,7 @@ __all__ = ["SV", "SVParams"]
 
 
 class SVParams(NamedTuple):
-    """Parameters of :class:`SV`; ``nu`` and ``rho`` are ``None`` when the model does not use them."""
+    """Parameters of [`SV`][bayesvol.models.SV]; ``nu`` and ``rho`` are ``None`` when the model does not use them."""
 
     mu: jax.Array
     phi: jax.Array
@@ -52,32 +52,33 @@ class SV(LatentStateModelBase):
     Parameters
     ----------
     errors : {"normal", "t"}
-        Law of the standardised error :math:`\varepsilon_t`. ``"t"`` is a Student-t scaled to unit
-        variance, so :math:`e^{h_t}` is the conditional variance under both laws.
+        Law of the standardised error $\varepsilon_t$. ``"t"`` is a Student-t scaled to unit
+        variance, so $e^{h_t}$ is the conditional variance under both laws.
     leverage : bool
-        Let the return shock and the next log-variance shock correlate, :math:`\rho = \mathrm{corr}
-        (\varepsilon_t, \eta_{t+1})`. Supported with normal errors.
+        Let the return shock and the next log-variance shock correlate, $\rho = \mathrm{corr}
+        (\varepsilon_t, \eta_{t+1})$. Supported with normal errors.
     priors : mapping, optional
-        Parameter name -> NumPyro distribution, overriding :func:`default_priors`. The support of each
-        prior is the constraint on that parameter, for NUTS and for maximum likelihood alike.
+        Parameter name -> NumPyro distribution, overriding [`default_priors`][bayesvol.models.sv.default_priors]. The
+        support of each prior is the constraint on that parameter, for NUTS and for maximum likelihood alike.
     parametrization : {"noncentered", "centered"}
         How the NumPyro program writes the latent path. Non-centred (the default) samples standard-normal
         innovations and builds ``h`` with a ``lax.scan``; centred samples ``h`` directly.
 
     Notes
     -----
-    .. math::
 
-        y_t &= e^{h_t/2} \varepsilon_t, \\
-        h_t &= \mu + \phi (h_{t-1} - \mu) + \sigma \eta_t, \qquad \eta_t \sim N(0, 1), \\
-        h_1 &\sim N\!\left(\mu, \sigma^2 / (1 - \phi^2)\right).
+    $$
+    y_t &= e^{h_t/2} \varepsilon_t, \\
+    h_t &= \mu + \phi (h_{t-1} - \mu) + \sigma \eta_t, \qquad \eta_t \sim N(0, 1), \\
+    h_1 &\sim N\!\left(\mu, \sigma^2 / (1 - \phi^2)\right).
+    $$
 
-    With leverage, :math:`(\varepsilon_t, \eta_{t+1})` are bivariate normal with correlation
-    :math:`\rho`, so :math:`h_{t+1} \mid h_t, y_t \sim N(\mu + \phi(h_t - \mu) + \sigma\rho\varepsilon_t,
-    \sigma^2(1 - \rho^2))` with :math:`\varepsilon_t = y_t e^{-h_t/2}`.
+    With leverage, $(\varepsilon_t, \eta_{t+1})$ are bivariate normal with correlation
+    $\rho$, so $h_{t+1} \mid h_t, y_t \sim N(\mu + \phi(h_t - \mu) + \sigma\rho\varepsilon_t,
+    \sigma^2(1 - \rho^2))$ with $\varepsilon_t = y_t e^{-h_t/2}$.
 
-    Unlike stochvol, whose t errors have variance :math:`\nu/(\nu-2)`, the t errors here have unit
-    variance; stochvol's :math:`h` equals this model's :math:`h - \log(\nu/(\nu-2))`.
+    Unlike stochvol, whose t errors have variance $\nu/(\nu-2)$, the t errors here have unit
+    variance; stochvol's $h$ equals this model's $h - \log(\nu/(\nu-2))$.
 
     Examples
     --------
@@ -127,7 +128,7 @@ class SV(LatentStateModelBase):
 
     # --- units of the data ---------------------------------------------------------------------
     def rescale_params(self, params, scale):
-        r"""Parameters for returns ``scale * y``: :math:`\mu \to \mu + 2\ln s` (:math:`h_t \to h_t + 2\ln s`),
+        r"""Parameters for returns ``scale * y``: $\mu \to \mu + 2\ln s$ ($h_t \to h_t + 2\ln s$),
         the rest unchanged; ``None`` when the prior of ``mu`` is not free of units."""
         if not _base.scale_free_supports(self, shifted=("mu",)):
             return None
@@ -141,8 +142,8 @@ class SV(LatentStateModelBase):
     def transition(self, params: SVParams, h_prev, y_prev=None) -> dist.Normal:
         r"""Law of ``h_t`` given ``h_{t-1}`` (and ``y_{t-1}`` under leverage).
 
-        Under leverage a missing ``y_{t-1}`` (NaN) leaves the shock :math:`\varepsilon_{t-1}` unknown, and
-        ``h_t`` follows its law given ``h_{t-1}`` alone, :math:`N(\mu + \phi(h_{t-1} - \mu), \sigma^2)`.
+        Under leverage a missing ``y_{t-1}`` (NaN) leaves the shock $\varepsilon_{t-1}$ unknown, and
+        ``h_t`` follows its law given ``h_{t-1}`` alone, $N(\mu + \phi(h_{t-1} - \mu), \sigma^2)$.
         """
         loc = params.mu + params.phi * (h_prev - params.mu)
         if not self.leverage:
@@ -193,10 +194,10 @@ class SV(LatentStateModelBase):
         return ("h_std",) if self.parametrization == "noncentered" else ("h",)
 
     def check_parameter_values(self, params) -> None:
-        r"""Refuse :math:`|\phi| \ge 1`, the edges of the closed support of the prior of ``phi``.
+        r"""Refuse $|\phi| \ge 1$, the edges of the closed support of the prior of ``phi``.
 
-        :math:`h_1` is drawn from the stationary law :math:`N(\mu, \sigma^2/(1-\phi^2))`, which exists only
-        for :math:`|\phi| < 1`; at :math:`\phi = \pm 1` every likelihood method would be NaN or -inf and the
+        $h_1$ is drawn from the stationary law $N(\mu, \sigma^2/(1-\phi^2))$, which exists only
+        for $|\phi| < 1$; at $\phi = \pm 1$ every likelihood method would be NaN or -inf and the
         simulator infinite.
         """
         phi = np.asarray(params.phi, dtype=np.float64)

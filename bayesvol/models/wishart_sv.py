@@ -2,8 +2,8 @@ r"""Wishart multivariate stochastic volatility (Philipov & Glickman 2006): param
 simulator and NumPyro program.
 
 Its likelihood methods (EIS, the fully adapted particle filter) and filtered forecasts are in
-:mod:`bayesvol.filters.wishart_methods`; EIS maximum likelihood in rounds is in
-:mod:`bayesvol.inference.eis_rounds`.
+`bayesvol.filters.wishart_methods`; EIS maximum likelihood in rounds is in
+`bayesvol.inference.eis_rounds`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ _SEED_MATRIX = np.array([[0.0238, 0.0057, 0.0145], [0.0057, 0.0239, 0.0056], [0.
 
 
 class WishartSVParams(NamedTuple):
-    """Parameters of :class:`WishartSV`: degrees of freedom ``nu``, persistence ``d``, k x k matrix ``A``."""
+    """Parameters of [`WishartSV`][bayesvol.models.WishartSV]: degrees of freedom ``nu``, persistence ``d``, k x k
+matrix ``A``."""
 
     nu: jax.Array
     d: jax.Array
@@ -48,8 +49,8 @@ class WishartSVParams(NamedTuple):
 
 
 class WishartSVSimulation(NamedTuple):
-    r"""Simulated returns ``y`` (T, k), latent precisions ``precision`` :math:`\Omega_t` (T, k, k) and the
-    conditional covariances of the returns ``covariance`` :math:`\Omega_t^{-1}` (T, k, k)."""
+    r"""Simulated returns ``y`` (T, k), latent precisions ``precision`` $\Omega_t$ (T, k, k) and the
+    conditional covariances of the returns ``covariance`` $\Omega_t^{-1}$ (T, k, k)."""
 
     y: np.ndarray
     precision: np.ndarray
@@ -57,14 +58,14 @@ class WishartSVSimulation(NamedTuple):
 
 
 def reference_params(units: str = "fraction") -> dict:
-    r"""Parameters of the simulation study in seed 003: :math:`d = 0.5`, :math:`\nu = 14`, 3 x 3 ``A``.
+    r"""Parameters of the simulation study in seed 003: $d = 0.5$, $\nu = 14$, 3 x 3 ``A``.
 
     Parameters
     ----------
     units : {"fraction", "percent"}
-        Units of the returns the parameters are meant for. Scaling returns by :math:`s` scales
-        :math:`\Omega_t` by :math:`s^{-2}` and, through :math:`S_{t-1} \propto A\,\Omega_{t-1}^d`, ``A`` by
-        :math:`s^{2(d-1)}`; for percent returns (:math:`s = 100`, :math:`d = 0.5`) ``A`` is divided by 100.
+        Units of the returns the parameters are meant for. Scaling returns by $s$ scales
+        $\Omega_t$ by $s^{-2}$ and, through $S_{t-1} \propto A\,\Omega_{t-1}^d$, ``A`` by
+        $s^{2(d-1)}$; for percent returns ($s = 100$, $d = 0.5$) ``A`` is divided by 100.
 
     Returns
     -------
@@ -88,8 +89,8 @@ def reference_params(units: str = "fraction") -> dict:
 def default_priors(num_assets: int | None) -> dict:
     r"""Default priors for k = ``num_assets`` assets (percent returns in mind; each replaceable).
 
-    ``nu - (k - 1) ~ Exponential(0.1)`` (support :math:`\nu > k - 1`), ``d ~ Beta(2, 2)``,
-    ``A ~ Wishart(k + 2, I / (k + 2))`` (prior mean the identity: :math:`\bar\Omega \approx A^{1/(1-d)}`,
+    ``nu - (k - 1) ~ Exponential(0.1)`` (support $\nu > k - 1$), ``d ~ Beta(2, 2)``,
+    ``A ~ Wishart(k + 2, I / (k + 2))`` (prior mean the identity: $\bar\Omega \approx A^{1/(1-d)}$,
     so precisions of order one, i.e. daily percent returns). Without ``num_assets`` the prior on ``A``
     is an improper flat law on positive-definite matrices (only its support is used until the data fix k).
     """
@@ -115,37 +116,40 @@ class WishartSV(LatentStateModelBase):
     ----------
     num_assets : int, optional
         Number of series k. Optional: it is taken from the data or from ``A``; give it to fix the default
-        prior of ``A`` and the constraint :math:`\nu > k - 1` before any data are seen.
+        prior of ``A`` and the constraint $\nu > k - 1$ before any data are seen.
     priors : mapping, optional
-        Parameter name -> NumPyro distribution, overriding :func:`default_priors` (``A``'s prior is a
+        Parameter name -> NumPyro distribution, overriding `default_priors` (``A``'s prior is a
         distribution over k x k positive-definite matrices, e.g. ``numpyro.distributions.Wishart``).
 
     Notes
     -----
-    .. math::
 
-        y_t \mid \Omega_t &\sim N_k(0, \Omega_t^{-1}), \\
-        \Omega_t \mid \Omega_{t-1} &\sim W_k(\nu, S_{t-1}), \qquad
-        S_{t-1} = \tfrac{1}{\nu}\, A^{1/2}\, \Omega_{t-1}^{d}\, A^{1/2\prime},
+    $$
+    y_t \mid \Omega_t &\sim N_k(0, \Omega_t^{-1}), \\
+    \Omega_t \mid \Omega_{t-1} &\sim W_k(\nu, S_{t-1}), \qquad
+    S_{t-1} = \tfrac{1}{\nu}\, A^{1/2}\, \Omega_{t-1}^{d}\, A^{1/2\prime},
+    $$
 
-    with :math:`\nu > k - 1`, :math:`0 < d < 1`, :math:`A` symmetric positive definite and
-    :math:`A^{1/2}` its lower Cholesky factor (as in seed 003, eq. 3; the symmetric root gives a different
-    model unless A is diagonal). :math:`\Omega^{d}` is the matrix power by eigendecomposition, and
-    :math:`E[\Omega_t \mid \Omega_{t-1}] = A^{1/2}\Omega_{t-1}^d A^{1/2\prime}`. The Wishart density is
-    :math:`|\Omega|^{(\nu-k-1)/2} \exp\{-\mathrm{tr}(S^{-1}\Omega)/2\} / (2^{\nu k/2}|S|^{\nu/2}\Gamma_k(\nu/2))`.
+    with $\nu > k - 1$, $0 < d < 1$, $A$ symmetric positive definite and
+    $A^{1/2}$ its lower Cholesky factor (as in seed 003, eq. 3; the symmetric root gives a different
+    model unless A is diagonal). $\Omega^{d}$ is the matrix power by eigendecomposition, and
+    $E[\Omega_t \mid \Omega_{t-1}] = A^{1/2}\Omega_{t-1}^d A^{1/2\prime}$. The Wishart density is
+    $|\Omega|^{(\nu-k-1)/2} \exp\{-\mathrm{tr}(S^{-1}\Omega)/2\} / (2^{\nu k/2}|S|^{\nu/2}\Gamma_k(\nu/2))$.
 
-    *Start.* :math:`\Omega_0 = \bar\Omega`, the fixed point of the conditional-mean map
-    :math:`\bar\Omega = A^{1/2}\bar\Omega^{d}A^{1/2\prime}` (unique for :math:`0<d<1`; see
-    :func:`bayesvol.models._wishart_linalg.steady_state`), so :math:`\Omega_1 \sim W_k(\nu, \bar\Omega/\nu)`
-    has mean :math:`\bar\Omega`. This plays the role of the stationary start of the univariate SV model and
+    *Start.* $\Omega_0 = \bar\Omega$, the fixed point of the conditional-mean map
+    $\bar\Omega = A^{1/2}\bar\Omega^{d}A^{1/2\prime}$ (unique for $0<d<1$; see
+    `bayesvol.models._wishart_linalg.steady_state`), so $\Omega_1 \sim W_k(\nu, \bar\Omega/\nu)$
+    has mean $\bar\Omega$. This plays the role of the stationary start of the univariate SV model and
     adds no parameters. For k = 1 the model is a gamma-process SV model:
-    :math:`\omega_t \mid \omega_{t-1} \sim \mathrm{Gamma}(\nu/2, \mathrm{rate} = \nu / (2 a \omega_{t-1}^d))`.
+    $\omega_t \mid \omega_{t-1} \sim \mathrm{Gamma}(\nu/2, \mathrm{rate} = \nu / (2 a \omega_{t-1}^d))$.
 
-    *Units.* Scaling returns by s maps A to :math:`s^{2(d-1)}A` (see :func:`reference_params`).
+    *Units.* Scaling returns by s maps A to $s^{2(d-1)}A$ (see
+    [`reference_params`][bayesvol.models.wishart_sv.reference_params]).
 
-    *Forecasts.* :math:`E[\Omega_{T+1}^{-1} \mid \Omega_T] = S_T^{-1}/(\nu - k - 1)` (for :math:`\nu > k+1`),
-    averaged over the smoothing law of :math:`\Omega_T` (EIS), the filtering law (particle filter; both in
-    :mod:`bayesvol.filters.wishart_methods`) or the posterior (NUTS/SVI, :meth:`posterior_forecast_covariance`).
+    *Forecasts.* $E[\Omega_{T+1}^{-1} \mid \Omega_T] = S_T^{-1}/(\nu - k - 1)$ (for $\nu > k+1$),
+    averaged over the smoothing law of $\Omega_T$ (EIS), the filtering law (particle filter; both in
+    `bayesvol.filters.wishart_methods`) or the posterior (NUTS/SVI,
+    [`posterior_forecast_covariance`][bayesvol.models.WishartSV.posterior_forecast_covariance]).
 
     Examples
     --------
@@ -194,7 +198,7 @@ class WishartSV(LatentStateModelBase):
         return "Wishart SV" + (f" ({self.num_assets} assets)" if self.num_assets else "")
 
     def bind_data(self, y) -> WishartSV:
-        """This model with ``num_assets`` set from the data (used by :func:`bayesvol.fit`)."""
+        """This model with ``num_assets`` set from the data (used by [`bayesvol.fit`][bayesvol.fit])."""
         k = self.validate_data(y).values.shape[1]
         if self.num_assets == k:
             return self
@@ -260,14 +264,14 @@ class WishartSV(LatentStateModelBase):
 
     def rescale_params(self, params, scale):
         r"""Parameters for returns ``scale * y`` (one positive ``scale`` for all assets): precisions
-        :math:`\Omega_t \to s^{-2}\Omega_t`, so :math:`A \to s^{2(d-1)} A`; ``nu`` and ``d`` are free of units.
+        $\Omega_t \to s^{-2}\Omega_t$, so $A \to s^{2(d-1)} A$; ``nu`` and ``d`` are free of units.
         ``None`` when the prior of ``A`` is not free of units."""
         if not scale_free_supports(self, multiplied=("A",)):
             return None
         return params._replace(A=params.A * scale ** (2.0 * (params.d - 1.0)))
 
     def start_values(self, y) -> list[dict]:
-        r"""Start values: :math:`A = \hat\Omega^{1-d}` with :math:`\hat\Omega` the inverse sample covariance."""
+        r"""Start values: $A = \hat\Omega^{1-d}$ with $\hat\Omega$ the inverse sample covariance."""
         y = np.asarray(y, dtype=np.float64)
         k = y.shape[1]
         cov = np.cov(y, rowvar=False).reshape(k, k) + 1e-8 * np.eye(k)
@@ -280,34 +284,34 @@ class WishartSV(LatentStateModelBase):
 
     # --- the latent-state protocol ----------------------------------------------------------------------
     def steady_state(self, params):
-        r""":math:`\bar\Omega = \Omega_0`, the fixed point of :math:`\Omega \mapsto A^{1/2}\Omega^d A^{1/2\prime}`."""
+        r"""$\bar\Omega = \Omega_0$, the fixed point of $\Omega \mapsto A^{1/2}\Omega^d A^{1/2\prime}$."""
         return steady_state(jnp.linalg.cholesky(params.A), params.d)
 
     def scale_matrix(self, params, precision_prev):
-        r""":math:`S_{t-1} = A^{1/2}\Omega_{t-1}^d A^{1/2\prime}/\nu` (batched over leading axes of the precision).
+        r"""$S_{t-1} = A^{1/2}\Omega_{t-1}^d A^{1/2\prime}/\nu$ (batched over leading axes of the precision).
 
-        :math:`A^{1/2}` is the lower Cholesky factor; the computation is
-        :func:`bayesvol.distributions.wishart.wishart_sv_scale_from_root`, as in the filters.
+        $A^{1/2}$ is the lower Cholesky factor; the computation is
+        `bayesvol.distributions.wishart.wishart_sv_scale_from_root`, as in the filters.
         """
         return scale_matrix(precision_prev, params.nu, params.d, jnp.linalg.cholesky(params.A))
 
     def initial(self, params) -> dist.Wishart:
-        r"""Law of :math:`\Omega_1`: :math:`W_k(\nu, S_0)` with :math:`\Omega_0 = \bar\Omega`."""
+        r"""Law of $\Omega_1$: $W_k(\nu, S_0)$ with $\Omega_0 = \bar\Omega$."""
         return self.transition(params, self.steady_state(params))
 
     def transition(self, params, precision_prev, y_prev=None) -> dist.Wishart:
-        r"""Law of :math:`\Omega_t` given :math:`\Omega_{t-1}`: :math:`W_k(\nu, S_{t-1})`."""
+        r"""Law of $\Omega_t$ given $\Omega_{t-1}$: $W_k(\nu, S_{t-1})$."""
         return dist.Wishart(params.nu, scale_matrix=self.scale_matrix(params, precision_prev))
 
     def emission(self, params, precision) -> GaussianPrecision:
-        r"""Law of :math:`y_t` given :math:`\Omega_t`: :math:`N_k(0, \Omega_t^{-1})`."""
+        r"""Law of $y_t$ given $\Omega_t$: $N_k(0, \Omega_t^{-1})$."""
         return GaussianPrecision(precision)
 
     def simulate(self, params, num_timesteps: int, key) -> WishartSVSimulation:
-        """Simulate ``num_timesteps`` returns and precision matrices, starting from :math:`\\Omega_0 = \\bar\\Omega`.
+        """Simulate ``num_timesteps`` returns and precision matrices, starting from $\\Omega_0 = \\bar\\Omega$.
 
         ``key`` is an integer seed, ``None`` (a fresh random seed) or a JAX random key. Each step draws from
-        :meth:`transition` and :meth:`emission`.
+        [`transition`][bayesvol.models.WishartSV.transition] and [`emission`][bayesvol.models.WishartSV.emission].
         """
         num_timesteps, key = simulation_inputs(num_timesteps, key)
         params = as_params(self, params)
@@ -327,12 +331,12 @@ class WishartSV(LatentStateModelBase):
     def program(self, y):
         r"""NumPyro program over the latent precisions in Bartlett form, one ``lax.scan``.
 
-        :math:`\Omega_t = F_t F_t'` with :math:`F_t = \mathrm{chol}(S_{t-1})\,B_t`, :math:`B_t` lower triangular
-        with :math:`B_{t,ii}^2 \sim \chi^2_{\nu-i+1}` (site ``bartlett_diag``) and standard-normal entries
-        below the diagonal (``bartlett_offdiag``): Bartlett's decomposition, so :math:`\Omega_t \mid
-        \Omega_{t-1} \sim W_k(\nu, S_{t-1})` exactly and :math:`F_t` is the Cholesky factor of
-        :math:`\Omega_t`. Deterministic sites: ``cov`` (:math:`\Omega_t^{-1}`) and ``vol`` (its diagonal's
-        square root). The factor ``y`` holds :math:`\log N(y_t; 0, \Omega_t^{-1})` per time step.
+        $\Omega_t = F_t F_t'$ with $F_t = \mathrm{chol}(S_{t-1})\,B_t$, $B_t$ lower triangular
+        with $B_{t,ii}^2 \sim \chi^2_{\nu-i+1}$ (site ``bartlett_diag``) and standard-normal entries
+        below the diagonal (``bartlett_offdiag``): Bartlett's decomposition, so $\Omega_t \mid
+        \Omega_{t-1} \sim W_k(\nu, S_{t-1})$ exactly and $F_t$ is the Cholesky factor of
+        $\Omega_t$. Deterministic sites: ``cov`` ($\Omega_t^{-1}$) and ``vol`` (its diagonal's
+        square root). The factor ``y`` holds $\log N(y_t; 0, \Omega_t^{-1})$ per time step.
         """
         T, k = y.shape
         priors = self.prior_distributions(num_assets=k)
@@ -356,23 +360,23 @@ class WishartSV(LatentStateModelBase):
         return dims, coords
 
     def pointwise_loglik_draws(self, draws: dict, y):
-        """:math:`\\log N(y_t; 0, \\mathrm{cov}_t)` for each draw, dims (chain, draw, time)."""
+        """$\\log N(y_t; 0, \\mathrm{cov}_t)$ for each draw, dims (chain, draw, time)."""
         chol = jnp.linalg.cholesky(jnp.asarray(draws["cov"]))
         return np.asarray(gaussian_precision_log_prob(jnp.asarray(y), covariance_tril=chol))
 
     def predictive_draws(self, draws: dict, key):
-        """Replicated returns :math:`y^{rep}_t \\sim N(0, \\mathrm{cov}_t)`, one series per draw."""
+        """Replicated returns $y^{rep}_t \\sim N(0, \\mathrm{cov}_t)$, one series per draw."""
         cov = jnp.asarray(draws["cov"])
         noise = jax.random.normal(key, cov.shape[:-1], dtype=cov.dtype)
         return np.asarray(jnp.einsum("...ij,...j->...i", jnp.linalg.cholesky(cov), noise))
 
     def posterior_forecast_covariance(self, idata, y=None) -> np.ndarray:
-        r"""Posterior mean of :math:`E[\Omega_{T+1}^{-1} \mid \Omega_T, \theta] = S_T^{-1}/(\nu-k-1)` over draws.
+        r"""Posterior mean of $E[\Omega_{T+1}^{-1} \mid \Omega_T, \theta] = S_T^{-1}/(\nu-k-1)$ over draws.
 
-        This is the posterior predictive covariance of :math:`y_{T+1}`. ``y`` is not needed (the draws hold
-        :math:`\Omega_T`); it is accepted so that the call matches
-        :meth:`bayesvol.models.DCC.posterior_forecast_covariance`.
-        Draws with :math:`\nu \le k + 1` (infinite conditional mean) are an error.
+        This is the posterior predictive covariance of $y_{T+1}$. ``y`` is not needed (the draws hold
+        $\Omega_T$); it is accepted so that the call matches
+        [`bayesvol.models.DCC.posterior_forecast_covariance`][bayesvol.models.DCC.posterior_forecast_covariance].
+        Draws with $\nu \le k + 1$ (infinite conditional mean) are an error.
         """
         post = idata.posterior
         nu = jnp.asarray(post["nu"].values).reshape(-1)
@@ -393,9 +397,9 @@ _STEADY_STATE_LOG10_SCALE_LIMIT = 250.0
 
 
 def _check_steady_state_range(a, d) -> None:
-    r"""Refuse ``(A, d)`` whose stationary precision :math:`\bar\Omega \approx A^{1/(1-d)}` is out of range.
+    r"""Refuse ``(A, d)`` whose stationary precision $\bar\Omega \approx A^{1/(1-d)}$ is out of range.
 
-    :math:`A` sets the level of the precision through :math:`A^{1/(1-d)}`, so a fixed ``A`` that is fine at
+    $A$ sets the level of the precision through $A^{1/(1-d)}$, so a fixed ``A`` that is fine at
     ``d = 0.5`` means eigenvalues raised to the power 100 at ``d = 0.99``; such a precision (condition number
     beyond 1e12, or eigenvalues beyond 1e+-250) is out of reach of double precision, and every likelihood
     would be NaN or -inf. The message says how to rescale ``A``.
@@ -422,7 +426,7 @@ class _Panel(NamedTuple):
 
 
 def _conditional_mean_inverse(nu, d, a, cov_prev):
-    r""":math:`S_T^{-1}/(\nu-k-1)` given :math:`\Omega_T^{-1}` (``cov_prev``): the inverse scale of the transition."""
+    r"""$S_T^{-1}/(\nu-k-1)$ given $\Omega_T^{-1}$ (``cov_prev``): the inverse scale of the transition."""
     k = a.shape[-1]
     precision = cho_solve((jnp.linalg.cholesky(cov_prev), True), jnp.eye(k, dtype=cov_prev.dtype))
     s_inv, _ = scale_inverse(precision, nu, d, jnp.linalg.cholesky(a))
@@ -430,9 +434,9 @@ def _conditional_mean_inverse(nu, d, a, cov_prev):
 
 
 def _precision_factors(model, params, diag, offdiag):
-    """Cholesky factors :math:`F_t` of :math:`\\Omega_t` from the Bartlett variables, one ``lax.scan``.
+    """Cholesky factors $F_t$ of $\\Omega_t$ from the Bartlett variables, one ``lax.scan``.
 
-    :math:`F_t = \\mathrm{chol}(S_{t-1}) B_t` with the Cholesky factor of the scale of ``model.transition``.
+    $F_t = \\mathrm{chol}(S_{t-1}) B_t$ with the Cholesky factor of the scale of ``model.transition``.
     """
     k = diag.shape[-1]
     bartlett = _bartlett(diag, offdiag, k)
