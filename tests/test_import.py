@@ -36,6 +36,8 @@ import bayesvol
 from jax._src import xla_bridge
 started = None
 for info in pkgutil.walk_packages(bayesvol.__path__, "bayesvol."):
+    if info.name.endswith(".__main__"):
+        continue  # a script entry point (python -m bayesvol.cli) runs when imported, by design
     importlib.import_module(info.name)
     if xla_bridge._backends:
         started = info.name
