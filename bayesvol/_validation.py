@@ -275,10 +275,11 @@ def as_returns(y, name: str = "y", min_length: int = MIN_OBSERVATIONS, *, allow_
         first = int(np.flatnonzero(bad)[0])
         where = index[first] if index is not None else first
         kind = "NaN" if np.isnan(values[first]) else "inf"
-        advice = ("drop or fill missing returns before fitting (datasets.log_returns drops missing prices)"
+        advice = ("drop or fill missing returns before fitting (datasets.log_returns(prices, gaps='multi_day') "
+                  "spans missing prices)"
                   if owner is None or not missing.any() else
                   f"{owner} does not support missing values; drop or fill them before fitting "
-                  "(datasets.log_returns drops missing prices)")
+                  "(datasets.log_returns(prices, gaps='multi_day') spans missing prices)")
         raise ValueError(f"{name} holds {int(bad.sum())} non-finite value(s) (first: {kind} at {where}); {advice}")
     num_observed = values.shape[0] - int(missing.sum())
     if allow_missing and num_observed == 0:

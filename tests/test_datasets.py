@@ -25,7 +25,7 @@ def test_fred_h10_prices():
 def test_log_returns_equals_direct_formula_and_skips_missing_prices():
     prices = pd.Series([100.0, 101.0, np.nan, 99.0, 98.5],
                        index=pd.date_range("2020-01-01", periods=5, freq="D"))
-    returns = datasets.log_returns(prices)
+    returns = datasets.log_returns(prices, gaps="multi_day")
     expected = 100 * np.diff(np.log([100.0, 101.0, 99.0, 98.5]))
     np.testing.assert_allclose(returns.to_numpy(), expected, rtol=1e-14)
     assert list(returns.index) == list(prices.index[[1, 3, 4]])
@@ -33,14 +33,14 @@ def test_log_returns_equals_direct_formula_and_skips_missing_prices():
 
 
 def test_log_returns_of_fred_series_have_no_gaps():
-    returns = datasets.log_returns(datasets.load("fred_h10")["DEXUSUK"])
+    returns = datasets.log_returns(datasets.load("fred_h10")["DEXUSUK"], gaps="multi_day")
     assert returns.notna().all() and returns.shape[0] > 10_000
     assert 0.3 < returns.std() < 1.0  # daily percent GBP/USD moves
 
 
 def test_log_returns_frame_keeps_dates_where_all_columns_observed():
     prices = datasets.load("fred_h10")[["DEXUSUK", "DEXJPUS"]].loc["2000"]
-    returns = datasets.log_returns(prices)
+    returns = datasets.log_returns(prices, gaps="multi_day")
     assert returns.shape[1] == 2 and not returns.isna().any().any()
 
 

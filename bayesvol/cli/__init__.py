@@ -241,7 +241,7 @@ def _run(args) -> int:
     kind = families.check_method(args.model, model, args.method)
     _check_settings(args)
     options = _likelihood_options(args, model) if kind == "likelihood" else {}
-    returns = data.load_returns(args, families.FAMILIES[args.model].multivariate)
+    returns = data.load_returns(args, families.FAMILIES[args.model].multivariate, model.supports_missing)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"bayesvol {__version__}: {model.describe()} on {returns.label}, {_describe_data(returns)}, "

@@ -2,7 +2,9 @@
 
 Every row that does not reach the model is accounted for in `Returns.notes` (blank lines, dates
 outside ``--start``/``--end``, missing values), which the command prints; every value that cannot be used
-(a typo in a number, a negative price) is an error naming the column and the date.
+(a typo in a number, a negative price) is an error naming the column and the date. A model that supports
+missing values gets the data's calendar, with a missing price giving missing returns (NaN); any other model
+gets the rows where every value is observed, each return spanning a gap.
 """
 
 from __future__ import annotations
@@ -100,8 +102,15 @@ def _check_prices(data, source: str) -> None:
                              "--returns if the column holds returns")
 
 
-def load_returns(args, multivariate: bool) -> Returns:
-    """The returns that ``bayesvol fit`` models, from ``--data``, ``--column``, ``--returns`` and the dates."""
+def load_returns(args, multivariate: bool, supports_missing: bool = False) -> Returns:
+    """The returns that ``bayesvol fit`` models, from ``--data``, ``--column``, ``--returns`` and the dates.
+
+    For a model that supports missing values (``supports_missing``) the calendar of the data is kept: a
+    missing price gives a missing return (NaN) on its date and the next one, a missing return stays missing,
+    and a series that starts late in a panel is missing until it starts. For any other model the rows with a
+    missing value are dropped and each return spans the gap (``datasets.log_returns(..., gaps="multi_day")``).
+    Either way a note says what was done and how many values it concerns.
+    """
     columns = args.column or []
     if len(columns) != len(set(columns)):
         raise ValueError(f"--column names a series twice ({', '.join(columns)})")
@@ -118,24 +127,71 @@ def load_returns(args, multivariate: bool) -> Returns:
     data = date_range(data, args.start, args.end, label)
     if data.shape[0] < rows:
         notes.append(f"dropped {rows - data.shape[0]} row(s) outside --start/--end (kept {data.shape[0]} of {rows})")
-    missing = int(np.asarray(pd.DataFrame(data).isna().any(axis=1)).sum())
-    if is_returns:
-        values = data.dropna() if isinstance(data, pd.Series) else data.dropna(how="any")
-        if not bundled and values.shape[0] and bool((np.asarray(values) > 0).all()):
-            notes.append(f"every value of {label} is positive (mean {float(np.mean(np.asarray(values))):.4g}): "
-                         "returns take both signs; if the column holds prices, drop --returns")
-    else:
-        _check_prices(data, Path(args.data).name)
-        values = datasets.log_returns(data)
-    if missing:
-        where = "a series has no value" if isinstance(data, pd.DataFrame) else "the value is missing"
-        notes.append(f"dropped {missing} row(s) where {where} (empty cell or NA; holidays in price series)")
     if not is_returns:
-        notes.append(f"turned {values.shape[0] + 1} prices into {values.shape[0]} percent log returns "
-                     "(100 x difference of log prices; pass --returns if the column holds returns)")
+        _check_prices(data, Path(args.data).name)
+    if supports_missing:
+        values = _keep_calendar(data, is_returns, label, notes)
+    else:
+        values = _drop_missing(data, is_returns, args.model, notes)
+    if is_returns:
+        observed = np.asarray(values)[~np.isnan(np.asarray(values))]
+        if not bundled and observed.size and bool((observed > 0).all()):
+            notes.append(f"every value of {label} is positive (mean {float(np.mean(observed)):.4g}): "
+                         "returns take both signs; if the column holds prices, drop --returns")
     if isinstance(values, pd.Series):
         values = values.rename("y")
     return Returns(values, label, notes)
+
+
+def _drop_missing(data, is_returns: bool, model: str, notes: list):
+    """Returns without NaN, for a model that does not take missing values: rows with a missing value go."""
+    missing = int(np.asarray(pd.DataFrame(data).isna().any(axis=1)).sum())
+    if is_returns:
+        values = data.dropna() if isinstance(data, pd.Series) else data.dropna(how="any")
+    else:
+        values = datasets.log_returns(data, gaps="multi_day")
+    if missing:
+        where = "a series has no value" if isinstance(data, pd.DataFrame) else "the value is missing"
+        span = "" if is_returns else "; each return spans the gap"
+        notes.append(f"dropped {missing} row(s) where {where} (empty cell or NA; holidays in price series): "
+                     f"--model {model} does not support missing returns{span}")
+    if not is_returns:
+        notes.append(f"turned {values.shape[0] + 1} prices into {values.shape[0]} percent log returns "
+                     "(100 x difference of log prices; pass --returns if the column holds returns)")
+    return values
+
+
+def _keep_calendar(data, is_returns: bool, label: str, notes: list):
+    """Returns on the data's calendar with NaN where a value is missing, for a model that supports it."""
+    panel = isinstance(data, pd.DataFrame)
+    if is_returns:
+        observed = (data.notna().any(axis=1) if panel else data.notna()).to_numpy()
+        if not observed.any():
+            raise ValueError(f"{label} holds no observed return")
+        # Only rows with nothing observed at all are left out: leading and trailing ones for one series (they
+        # would only lengthen the path), any such row for a panel (no asset has data on that date).
+        keep = observed if panel else np.arange(observed.size) <= np.flatnonzero(observed)[-1]
+        keep &= np.arange(observed.size) >= np.flatnonzero(observed)[0]
+        values = data.loc[keep]
+        if not keep.all():
+            notes.append(f"left out {int((~keep).sum())} row(s) on which no return is observed")
+    else:
+        values = datasets.log_returns(data, gaps="missing")
+        left_out = data.shape[0] - 1 - values.shape[0]
+        notes.append(f"turned {data.shape[0]} prices into {values.shape[0]} percent log returns on their "
+                     "calendar (100 x difference of log prices; pass --returns if the column holds returns)")
+        if left_out:
+            notes.append(f"left out {left_out} date(s) on which no return can be formed (before the first price, "
+                         "after the last" + (", or on and after a date with no price in any series)" if panel else
+                                             ")"))
+    missing = int(np.isnan(np.asarray(values, dtype=np.float64)).sum())
+    if missing:
+        cause = ("a missing value is a missing return" if is_returns else
+                 "a missing price gives a missing return on its date and the next; no return spans a gap")
+        where = " (a series that starts late is missing until it starts)" if panel else ""
+        notes.append(f"kept {missing} missing return(s) as NaN{where}: {cause}; the model treats them as "
+                     "unobserved")
+    return values
 
 
 def date_range(data, start, end, label):

@@ -22,6 +22,8 @@ Examples
 >>> r = datasets.log_returns(prices)
 >>> r.index.is_monotonic_increasing
 True
+>>> int(r.isna().sum()) == r.attrs["num_missing"]   # holidays: missing prices give missing returns
+True
 """
 
 from __future__ import annotations
@@ -90,8 +92,9 @@ def load_csv(path, column: str | None = None, date_column: str | None = None, *,
     The rows are sorted by date (files often list the newest date first); a date that appears twice is an
     error, as is a cell that is neither a number nor empty (a typo such as ``1O2.5`` is reported with its
     date and column, never dropped). Empty cells, the usual missing-value markers (``NA``, ``NaN``, ``null``,
-    ...) and FRED's ``.`` are missing values (NaN), which [`log_returns`][bayesvol.datasets.log_returns] drops. Lines
-    that are empty in every cell (blank lines, or separators only) are skipped; their line numbers are kept in
+    ...) and FRED's ``.`` are missing values (NaN), the rows stay: [`log_returns`][bayesvol.datasets.log_returns]
+    keeps that calendar (a missing price gives missing returns). Lines that are empty in every cell (blank
+    lines, or separators only) are skipped; their line numbers are kept in
     ``result.attrs["blank_lines"]`` so that a caller can report them. Line numbers in messages count every
     line of the file, the header being line 1.
 
@@ -177,44 +180,98 @@ def _numeric_column(frame: pd.DataFrame, name: str, lines: np.ndarray, path: Pat
     return values.astype(np.float64).rename(name)
 
 
-def log_returns(prices, scale: float = 100.0, min_length: int = 3) -> pd.Series | pd.DataFrame:
-    """Log returns ``scale * diff(log p)`` of a price series or frame.
+_GAPS = ("missing", "multi_day")
 
-    Missing prices (NaN, e.g. holidays in the H.10 data) are dropped first, so each return spans
-    consecutive *observed* prices; for a DataFrame a date is kept only where every column has a price.
-    This is the documented choice for missing values; returns never contain NaN.
+
+def log_returns(prices, scale: float = 100.0, min_length: int = 3, *,
+                gaps: str = "missing") -> pd.Series | pd.DataFrame:
+    r"""Log returns $r_t = s\,(\log p_t - \log p_{t-1})$ of a price series or frame, on the prices' calendar.
+
+    With ``gaps="missing"`` (default) the rows of ``prices`` are the calendar: $p_{t-1}$ is the price on the
+    row before $t$, and a missing price (NaN) gives a missing return on its own date and on the next one.
+    The return from the last price before a gap to the first after it spans several dates and is not
+    formed; models that support missing values (SV, the GARCH family, DCC, DFSV) treat those dates as
+    unobserved steps. Rows before the first and after the last observed return are left out, so a series
+    that starts late in a DataFrame has leading NaN while the other series run; in a DataFrame a row on which
+    no series has a return (a date quoted by none, such as a US holiday in the H.10 data, and the date after
+    it) carries nothing and is dropped as well.
+
+    With ``gaps="multi_day"`` missing prices are dropped first, so each return spans consecutive *observed*
+    prices (over a holiday, from the last quote before it); for a DataFrame a date is kept only where every
+    column has a price. Those returns never hold NaN (the behaviour of versions before the calendar was
+    kept).
 
     Parameters
     ----------
     prices : pandas.Series, pandas.DataFrame or array_like
-        Positive prices in time order.
+        Positive prices in time order, one column per series.
     scale : float
-        Multiplier; 100 gives percent returns (the package's convention, never applied silently elsewhere).
+        Multiplier $s$; 100 gives percent returns (the package's convention, never applied silently
+        elsewhere).
     min_length : int
-        Fewest prices accepted after dropping missing values.
+        Fewest observed prices accepted (per series, and with ``gaps="multi_day"`` rows where every series
+        is observed).
+    gaps : {"missing", "multi_day"}
+        What a missing price gives: missing returns on its date and the next one (default), or one return
+        over the gap from the observed prices on each side of it.
+
+    Returns
+    -------
+    pandas.Series or pandas.DataFrame
+        Returns indexed by the date of their closing price; ``attrs["units"]`` names the scale and, with
+        ``gaps="missing"``, ``attrs["num_missing"]`` counts the missing returns (all series together).
 
     Raises
     ------
     ValueError
-        On non-positive or infinite prices or too few observed prices.
+        On an unknown ``gaps``, non-positive or infinite prices, or too few observed prices.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> prices = pd.Series([100.0, 101.0, np.nan, 99.0, 98.5])
+    >>> log_returns(prices).round(3).tolist()
+    [0.995, nan, nan, -0.506]
+    >>> log_returns(prices, gaps="multi_day").round(3).tolist()
+    [0.995, -2.0, -0.506]
     """
+    if gaps not in _GAPS:
+        raise ValueError(f"gaps must be 'missing' (a missing price gives missing returns) or 'multi_day' (one "
+                         f"return over the gap); got {gaps!r}")
     if not isinstance(prices, (pd.Series, pd.DataFrame)):
         arr = np.asarray(prices, dtype=np.float64)
         if arr.ndim not in (1, 2):
             raise ValueError(f"prices must be 1-D or 2-D; got shape {arr.shape}")
         prices = pd.Series(arr) if arr.ndim == 1 else pd.DataFrame(arr)
     prices = prices.astype(np.float64)
-    observed = prices.dropna() if isinstance(prices, pd.Series) else prices.dropna(how="any")
-    values = observed.to_numpy()
+    values = prices.to_numpy()
     if np.isinf(values).any():
         raise ValueError("prices hold inf; remove them before computing returns")
     if (values <= 0).any():
         n_bad = int((values <= 0).sum())
         raise ValueError(f"prices must be positive to take logs; found {n_bad} value(s) <= 0")
-    if observed.shape[0] < min_length:
-        raise ValueError(
-            f"only {observed.shape[0]} observed price(s) after dropping missing values; need at least {min_length}"
-        )
-    returns = scale * np.log(observed).diff().iloc[1:]
+    if gaps == "multi_day":
+        observed = prices.dropna() if isinstance(prices, pd.Series) else prices.dropna(how="any")
+        if observed.shape[0] < min_length:
+            raise ValueError(f"only {observed.shape[0]} observed price(s) after dropping missing values; need at "
+                             f"least {min_length} (gaps='missing' keeps the rows with a missing price)")
+        returns = scale * np.log(observed).diff().iloc[1:]
+    else:
+        counts = pd.DataFrame(prices).notna().sum()
+        if (counts < min_length).any():
+            name = counts.index[int(np.argmin(counts.to_numpy()))]
+            which = "" if isinstance(prices, pd.Series) else f" in column {name!r}"
+            raise ValueError(f"only {int(counts.min())} observed price(s){which}; need at least {min_length}")
+        # diff() is NaN wherever the price of the row or of the row before it is missing: the calendar's gaps.
+        returns = scale * np.log(prices).diff().iloc[1:]
+        observed_rows = returns.notna() if isinstance(returns, pd.Series) else returns.notna().any(axis=1)
+        rows = np.flatnonzero(observed_rows.to_numpy())
+        if rows.size == 0:
+            raise ValueError("no two consecutive rows hold observed prices, so no return can be formed; "
+                             "gaps='multi_day' forms returns across the missing prices")
+        returns = returns.iloc[rows[0]: rows[-1] + 1]
+        if isinstance(returns, pd.DataFrame):
+            returns = returns.loc[returns.notna().any(axis=1)]
+        returns.attrs["num_missing"] = int(np.isnan(returns.to_numpy()).sum())
     returns.attrs["units"] = "percent log return" if scale == 100 else f"{scale} x log return"
     return returns
