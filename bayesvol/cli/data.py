@@ -170,8 +170,8 @@ def _keep_calendar(data, is_returns: bool, label: str, notes: list):
             raise ValueError(f"{label} holds no observed return")
         # Only rows with nothing observed at all are left out: leading and trailing ones for one series (they
         # would only lengthen the path), any such row for a panel (no asset has data on that date).
-        keep = observed if panel else np.arange(observed.size) <= np.flatnonzero(observed)[-1]
-        keep &= np.arange(observed.size) >= np.flatnonzero(observed)[0]
+        position, first, last = np.arange(observed.size), *np.flatnonzero(observed)[[0, -1]]
+        keep = observed.copy() if panel else (position >= first) & (position <= last)
         values = data.loc[keep]
         if not keep.all():
             notes.append(f"left out {int((~keep).sum())} row(s) on which no return is observed")
