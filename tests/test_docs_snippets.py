@@ -200,6 +200,13 @@ def _check_wishart_sv(ns, _):
     assert max(estimates) - min(estimates) < 10.0
 
 
+def _check_datasets(ns, _):
+    gap = [100 * np.log(101 / 100), np.nan, np.nan, 100 * np.log(98.5 / 99)]
+    np.testing.assert_allclose(bayesvol.datasets.log_returns(ns["prices"]).to_numpy(), gap, rtol=1e-12)
+    assert ns["rates"]["DEXUSEU"].first_valid_index() == np.datetime64("1999-01-05")
+    assert ns["rates"]["DEXUSUK"].first_valid_index() == np.datetime64("1971-01-05")
+
+
 def _check_dcc(ns, _):
     assert ns["joint"].converged
     assert ns["joint"].loglik >= ns["two_step"].loglik - 1e-6  # the joint MLE starts from the two-step one
@@ -217,6 +224,7 @@ def _check_dfsv(ns, _):
 
 CHECKS = {
     "quickstart.md": _check_quickstart,
+    "datasets.md": _check_datasets,
     "results.md": _check_results,
     "filters.md": _check_filters,
     "input_checks.md": _check_input_checks,
