@@ -123,6 +123,9 @@ def test_particle_filter_mle_agrees_with_bellman_mle():
     bellman = bayesvol.fit(model, sim.y, method="bellman", num_starts=1)
     pf = bayesvol.fit(model, sim.y, method="pf", num_starts=1, num_particles=300, start=bellman.params, warn=False)
     assert bellman.converged and pf.diagnostics["loglik_mc_sd"] < 1.0
+    # Its standard errors come from the particle filter's own rough surface, and the result says so.
+    assert any("particle-filter likelihood ('pf') are unreliable" in text for text in pf.warnings)
+    assert "se_method='bellman'" in pf.summary()
     # Same data, two approximations of one likelihood: the estimates differ by far less than their
     # sampling error. Each free parameter's gap is below one Bellman standard error.
     for name in model.param_names:

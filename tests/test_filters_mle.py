@@ -101,7 +101,9 @@ def test_pf_mle_on_short_series_is_near_exact(gbpusd):
     y = jnp.asarray(gbpusd.to_numpy()[:300])
     model = bayesvol.models.SV()
     start = {"mu": -0.7, "phi": 0.95, "sigma": 0.2}
-    res = bayesvol.fit(model, np.asarray(y), method="pf", num_particles=400, start=start, warn=False)
+    # Only the estimate is checked here: the particle filter's own Hessian (se_method="pf") spares compiling the
+    # EIS one that gives the standard errors by default (checked in test_pf_standard_errors).
+    res = bayesvol.fit(model, np.asarray(y), method="pf", num_particles=400, start=start, warn=False, se_method="pf")
     exact = jnp.array([res.params[n] for n in ("mu", "phi", "sigma")])
     # The PF optimum is the exact optimum up to Monte Carlo noise: the exact log-likelihood there is within
     # a few Monte Carlo SDs of the exact maximum, and the reported SD is a proper replication estimate.

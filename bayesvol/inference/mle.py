@@ -203,11 +203,13 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
         return row.fitter(model, y, fit=fit, start=start, num_starts=num_starts, maxiter=maxiter, gtol=gtol,
                           warn=warn, rescale=rescale, **options)
     differentiable, by_differences = row.differentiable, row.hessian == "differences"
+    se_name, se_row, se_options = _standard_error_source(model, method, row, options.pop("se_method", None),
+                                                         options.pop("se_options", None))
     se_differences = options.pop("se_differences", None)
     if se_differences is not None and (se_differences not in ("central", "forward") or not (
-            differentiable and by_differences)):
+            se_row.differentiable and se_row.hessian == "differences")):
         raise ValueError(f"se_differences must be 'central' or 'forward', for methods whose Hessian comes from "
-                         f"differences of the gradient; got {se_differences!r} for method {method!r}")
+                         f"differences of the gradient; got {se_differences!r} for method {se_name!r}")
     model = model.bind_data(y)
     data = model.validate_data(y)
     starts = _start_params(model, data.values, start, num_starts)
@@ -227,8 +229,18 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     res, converged = _optimise(problem, differentiable, starts, y_fit, nobs, maxiter, gtol)
     u_hat = jnp.asarray(res.x)
     flat_theta = constrain_flat(problem, u_hat)
-    loglik, cov, robust_cov, fixed, scores, information = _information(problem, differentiable, by_differences, u_hat,
-                                                                       flat_theta, y_fit, nobs, se_differences)
+    if se_name == method:
+        loglik, cov, robust_cov, fixed, scores, information = _information(
+            problem, differentiable, by_differences, u_hat, flat_theta, y_fit, nobs, se_differences)
+    else:
+        # Curvature and scores of the smooth likelihood at this method's estimate; the log-likelihood stays
+        # this method's (the optimiser's compiled objective gives it without a further compilation).
+        se_problem = Problem(model=model, method=se_name, loglik=se_row.loglik, free_shapes=problem.free_shapes,
+                             shapes=shapes, options=options_key(se_options), stationary=bool(stationary))
+        _, cov, robust_cov, fixed, scores, information = _information(
+            se_problem, se_row.differentiable, se_row.hessian == "differences", u_hat, flat_theta, y_fit, nobs,
+            se_differences)
+        loglik = -nobs * float(objective_value(problem, u_hat, y_fit, float(nobs)))
     params_ref = model.params_type(**problem.unravel(flat_theta))
     flat_user = np.asarray(flat_theta)
     if scaling is not None:
@@ -252,17 +264,45 @@ def fit(model, y, method: str = "exact", *, start=None, num_starts: int | None =
     reliability = se_.reliability_warnings(
         labels(model, problem.shapes), se_flat, fixed, boundary, flat_user, loglik, information,
         _free_labels(problem) if structured else None)
+    if se_row.rough_surface:
+        smooth = sorted(_smooth_methods(model), key=lambda name: name != row.se_method)  # the row's choice first
+        reliability.append(se_.rough_surface_warning(se_name, smooth))
     if reliability and warn:
         warnings.warn(f"maximum likelihood for {model!r} ({method}): estimates not reliable: "
                       + "; ".join(reliability), ConvergenceWarning, stacklevel=2)
     return MLEResult(model=model, method=method, params=params_out, se=split(se_flat, names, problem.shapes),
                      robust_se=split(robust_flat, names, problem.shapes), cov=cov, robust_cov=robust_cov,
                      loglik=loglik, nobs=nobs, converged=converged, message=message,
-                     at_boundary=boundary, warnings=reliability,
+                     at_boundary=boundary, warnings=reliability, se_method=se_name, se_options=dict(se_options),
                      labels=labels(model, problem.shapes), num_starts=len(starts), options=dict(options),
                      num_free_params=int(np.size(res.x)), diagnostics=diagnostics, data_index=data.index,
                      data_shape=tuple(np.shape(data.values)), data=np.asarray(data.values, dtype=np.float64),
                      data_scale=None if scaling is None else _scaling_value(scaling.scale))
+
+
+def _standard_error_source(model, method: str, row, se_method, se_options):
+    """``(name, registry row, options)`` of the likelihood whose Hessian and scores at the estimate give the
+    standard errors: ``se_method`` if given, else the row's ``se_method``, else ``method`` itself."""
+    if se_options is not None and not isinstance(se_options, dict):
+        raise ValueError(f"se_options must be a dict of options of the se_method likelihood, got {se_options!r}")
+    name = row.se_method if se_method is None else se_method
+    if name is None or name == method:
+        if se_options:
+            raise ValueError(f"se_options apply to a se_method other than the fitted method {method!r}; "
+                             f"got se_options={se_options!r} with se_method={se_method!r}")
+        return method, row, {}
+    smooth = _smooth_methods(model) if row.density_of_data else []
+    if not isinstance(name, str) or name not in smooth + [method]:
+        raise ValueError(f"se_method must name a likelihood of {model!r} whose Hessian gives the standard errors: "
+                         f"{', '.join(repr(m) for m in [method] + smooth)}; got {se_method!r}")
+    return name, registry.lookup(model, name), dict(se_options or {})
+
+
+def _smooth_methods(model) -> list[str]:
+    """The family's likelihoods that are densities of the data with a smooth surface: candidates for
+    ``se_method`` (a quasi-likelihood of a transform of the data has another curvature)."""
+    rows = ((name, registry.lookup(model, name)) for name in registry.available(model))
+    return [name for name, row in rows if row.loglik is not None and row.density_of_data and not row.rough_surface]
 
 
 def _scaling_value(scale):

@@ -64,6 +64,15 @@ class Method:
         are unchanged by missing steps (NaN) appended to ``y`` and those steps add zero: a causal filter with no
         random numbers. [`bayesvol.fit`][bayesvol.fit] then pads the data to a length bucket, so one compiled program
         serves every series length in the bucket (see `bayesvol.inference._problem.bucket_length`).
+    rough_surface : bool
+        ``True`` for a simulated likelihood whose surface, for fixed random numbers, is continuous but rough at
+        the scale of its Monte Carlo noise (a particle filter's resampling): its Hessian measures that roughness,
+        not the curvature of the likelihood, so standard errors from it are unreliable and
+        [`bayesvol.fit`][bayesvol.fit] says so in ``MLEResult.warnings``.
+    se_method : str or None
+        The method of the same family whose log-likelihood (a smooth estimate of the same likelihood) gives, by
+        its Hessian and scores at this method's estimate, the standard errors of this method's fit: the default
+        of [`bayesvol.fit`][bayesvol.fit]'s ``se_method`` option; ``None``: this method's own.
     """
 
     loglik: Callable | None = None
@@ -74,6 +83,8 @@ class Method:
     nuts_setup: Callable | None = None
     density_of_data: bool = True
     length_buckets: bool = False
+    rough_surface: bool = False
+    se_method: str | None = None
 
 
 _EXACT_SAMPLERS = {"nuts": Method(), "svi": Method()}
@@ -89,7 +100,8 @@ TABLE: dict[tuple[type, str], Method] = {
     (DCCCorrelationStep, "exact"): Method(dcc.correlation_step_loglik),
     **{(family, name): row for family in (GARCH, EGARCH, IGGARCH, DCC) for name, row in _EXACT_SAMPLERS.items()},
     # --- univariate SV: simulated and approximate likelihoods ---------------------------------------
-    (SV, "pf"): Method(sv_methods.sv_particle_filter, hessian="differences", diagnostics=sv_methods.pf_diagnostics),
+    (SV, "pf"): Method(sv_methods.sv_particle_filter, hessian="differences", diagnostics=sv_methods.pf_diagnostics,
+                       rough_surface=True, se_method="eis"),
     (SV, "eis"): Method(sv_methods.sv_eis, hessian="differences", diagnostics=sv_methods.eis_diagnostics),
     (SV, "bellman"): Method(sv_methods.sv_bellman, hessian="differences"),
     (SV, "qml"): Method(sv_methods.sv_qml, hessian="differences", diagnostics=sv_methods.qml_diagnostics,
@@ -98,13 +110,13 @@ TABLE: dict[tuple[type, str], Method] = {
     # --- dynamic factor SV -------------------------------------------------------------------------
     (DFSV, "bellman"): Method(dfsv_methods.bellman_loglik, hessian="differences"),
     (DFSV, "pf"): Method(dfsv_methods.particle_loglik, hessian="differences",
-                         diagnostics=dfsv_methods.particle_diagnostics),
+                         diagnostics=dfsv_methods.particle_diagnostics, rough_surface=True),
     (DFSV, "nuts"): Method(nuts_setup=dfsv_nuts.nuts_options),
     (DFSV, "svi"): Method(),
     # --- Wishart SV --------------------------------------------------------------------------------
     (WishartSV, "eis"): Method(wishart_methods.eis_loglik, hessian="differences",
                                diagnostics=wishart_methods.eis_diagnostics, fitter=eis_rounds.fit_eis_rounds),
-    (WishartSV, "pf"): Method(wishart_methods.pf_loglik, differentiable=False),
+    (WishartSV, "pf"): Method(wishart_methods.pf_loglik, differentiable=False, rough_surface=True),
     (WishartSV, "nuts"): Method(),
     (WishartSV, "svi"): Method(),
 }

@@ -73,6 +73,12 @@ class MLEResult:
         The reference scale (per column for a panel) the data were divided by for the optimisation; the
         estimates, standard errors and log-likelihood are reported in the units of the data as given.
         ``None`` when the model was fitted in the user's units (see [`bayesvol.fit`][bayesvol.fit]).
+    se_method : str or None
+        The likelihood whose Hessian and scores at the estimate gave ``se``, ``robust_se`` and the covariances:
+        ``method`` itself, or a smooth likelihood of the same model (EIS for an SV particle-filter fit, whose own
+        surface is rough), run with ``se_options``. ``None`` means ``method``.
+    se_options : dict
+        Options of the ``se_method`` likelihood (empty: its defaults, or the fit's ``options`` when it is ``method``).
     """
 
     model: object
@@ -97,6 +103,8 @@ class MLEResult:
     data: np.ndarray | None = field(default=None, repr=False, compare=False)
     data_scale: object = field(default=None, repr=False)
     warnings: list = field(default_factory=list)
+    se_method: str | None = None
+    se_options: dict = field(default_factory=dict)
 
     @property
     def reliable(self) -> bool:
@@ -276,7 +284,7 @@ these parameters.
             "=" * 78,
             f"Log-likelihood: {self.loglik:14.4f}    AIC: {self.aic:12.4f}    BIC: {self.bic:12.4f}",
             f"Observations:   {self.nobs:14d}    Converged: {self.converged!s:>6}    Starts: {self.num_starts}",
-            f"Covariance: {'robust (sandwich)' if robust else 'inverse observed information'}",
+            f"Covariance: {'robust (sandwich)' if robust else 'inverse observed information'}{self._se_source()}",
             "-" * 78,
             self.to_frame(robust).to_string(float_format=lambda v: f"{v: .4f}"),
             "=" * 78,
@@ -294,6 +302,11 @@ these parameters.
         if diagnostics:
             lines.extend(self._residual_lines())
         return "\n".join(lines)
+
+    def _se_source(self) -> str:
+        if self.se_method is None or self.se_method == self.method:
+            return ""
+        return f" of the {self.se_method} likelihood at the {self.method} estimate"
 
     def __str__(self) -> str:
         return self.summary()

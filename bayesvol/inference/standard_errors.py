@@ -14,7 +14,8 @@ from bayesvol.inference._problem import Problem, objective_value_and_grad, split
 
 __all__ = ["at_boundary", "compiled_gradient", "covariances", "finite_difference_derivatives",
            "gradient_differences", "inside_supports", "loglik_derivatives", "loglik_derivatives_one",
-           "reliability_warnings", "stacked_boundaries", "stacked_covariances", "standard_errors"]
+           "reliability_warnings", "rough_surface_warning", "stacked_boundaries", "stacked_covariances",
+           "standard_errors"]
 
 
 def loglik_derivatives_one(problem: Problem, theta_flat, y):
@@ -345,3 +346,19 @@ def reliability_warnings(labels, se_flat, fixed, boundary, estimates, loglik, in
                    "and their standard errors are meaningless: simplify the model, fix one of them, or give "
                    "more data")
     return out
+
+
+def rough_surface_warning(method: str, smooth_methods) -> str:
+    """The warning of a fit whose standard errors come from the Hessian of a rough simulated likelihood.
+
+    With fixed random numbers a particle filter's log-likelihood is continuous in the parameters but wiggles at
+    the scale of its Monte Carlo noise (each resampling step moves with them), so its second differences
+    measure those wiggles rather than the curvature of the likelihood: standard errors several times too small,
+    or not finite. ``smooth_methods`` are the family's likelihoods whose Hessian can replace it.
+    """
+    remedy = (f"give se_method={smooth_methods[0]!r} (the Hessian of that smooth likelihood at this estimate) "
+              f"or fit by {' or '.join(repr(m) for m in smooth_methods)}" if smooth_methods
+              else "estimate by a posterior sampler instead")
+    return (f"standard errors from a particle-filter likelihood ({method!r}) are unreliable: its surface is "
+            "rough at the scale of its Monte Carlo noise, so its Hessian does not measure the likelihood's "
+            f"curvature; {remedy}")
