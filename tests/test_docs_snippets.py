@@ -69,7 +69,19 @@ def _quickstart_prices(directory: Path):
     return close
 
 
-SETUP = {"quickstart.md": _quickstart_prices}
+def _demo_output(directory: Path):
+    """The page reads ``demo-output/idata.nc``: the compact file of a short SV fit, written as the demo writes it."""
+    from bayesvol.cli.output import compact_tree, write_netcdf
+
+    y = bayesvol.datasets.load("gbpusd").iloc[:60]
+    idata = bayesvol.sample(bayesvol.models.SV(), y, num_chains=1, num_warmup=30, num_samples=20, seed=0,
+                            progress_bar=False, warn=False)
+    (directory / "demo-output").mkdir()
+    write_netcdf(compact_tree(idata), directory / "demo-output" / "idata.nc")
+    return y
+
+
+SETUP = {"quickstart.md": _quickstart_prices, "cli.md": _demo_output}
 
 
 def _check_quickstart(ns, close):
@@ -207,6 +219,14 @@ def _check_datasets(ns, _):
     assert ns["rates"]["DEXUSUK"].first_valid_index() == np.datetime64("1971-01-05")
 
 
+def _check_cli(ns, y):
+    tree = ns["tree"]
+    assert tree["posterior"]["phi"].dims == ("chain", "draw") and tree["posterior"]["phi"].shape == (1, 20)
+    median = tree["posterior_quantiles"]["vol"].sel(quantile=0.5)
+    assert median.sizes["time"] == len(y) and bool((median > 0).all())
+    assert tree["posterior_paths"]["h"].sizes["draw"] <= 20
+
+
 def _check_dcc(ns, _):
     assert ns["joint"].converged
     assert ns["joint"].loglik >= ns["two_step"].loglik - 1e-6  # the joint MLE starts from the two-step one
@@ -236,6 +256,7 @@ CHECKS = {
     "egarch.md": _check_egarch,
     "iggarch.md": _check_iggarch,
     "wishart_sv.md": _check_wishart_sv,
+    "cli.md": _check_cli,
     "dcc.md": _check_dcc,
     "dfsv.md": _check_dfsv,
 }
@@ -244,7 +265,7 @@ PAGES = sorted(p for p in [*DOCS.glob("*.md"), *DOCS.glob("models/*.md")] if BLO
 # Pages whose snippets take more than about 15 s (fitting on the full data sets, NUTS, compilation of several
 # filters); the others run in the quick suite.
 SLOW_PAGES = {"quickstart.md", "results.md", "filters.md", "compare.md", "backtest.md", "sv.md", "garch.md",
-              "egarch.md", "wishart_sv.md", "dcc.md"}
+              "egarch.md", "wishart_sv.md", "dcc.md", "cli.md"}
 
 
 def test_every_page_with_snippets_has_checks():
