@@ -102,8 +102,9 @@ def test_batch_fit_equals_column_by_column(gjr_t_study):
             assert batch.params[name].iloc[j] == pytest.approx(single.params[name], abs=0.02 * single.se[name])
             assert batch.se[name].iloc[j] == pytest.approx(single.se[name], rel=1e-3)
         assert batch[j].loglik == pytest.approx(batch.loglik.iloc[j])
+    # A missing return (NaN) is part of the model; an infinite one is refused, naming its column.
     with pytest.raises(ValueError, match="column 1"):
-        bayesvol.fit(model, np.column_stack([panel[:, 0], np.r_[panel[:-1, 1], np.nan]]))
+        bayesvol.fit(model, np.column_stack([panel[:, 0], np.r_[panel[:-1, 1], np.inf]]))
 
 
 def test_stacked_covariances_and_boundaries_equal_single_series_routines():

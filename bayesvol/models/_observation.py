@@ -208,13 +208,19 @@ def backcast(residuals, decay: float, window: int):
     weights = jnp.where(observed, decay ** jnp.arange(window, dtype=residuals.dtype), 0.0)
     total = jnp.sum(weights)
     value = jnp.sum(weights * jnp.where(observed, head, 0.0) ** 2) / jnp.where(total > 0.0, total, 1.0)
-    return jnp.where(total > 0.0, value, observed_mean(residuals**2))
+    return jnp.where(total > 0.0, value, observed_mean(residuals, power=2))
 
 
-def observed_mean(values):
-    """Mean of the observed (not NaN) entries of ``values``; the plain mean when none is missing."""
+def observed_mean(values, power: int = 1):
+    """Mean of ``values ** power`` over the observed (not NaN) entries; the plain mean when none is missing.
+
+    The power is taken after the missing entries are replaced by zero: a power of a NaN inside the graph
+    would make every derivative NaN (through ``where``'s zero cotangent times the NaN's derivative), the
+    derivative with respect to ``mu`` of a start variance from ``(y - mu) ** 2`` among them.
+    """
     observed = ~jnp.isnan(values)
-    return jnp.sum(jnp.where(observed, values, 0.0)) / jnp.sum(observed)
+    filled = jnp.where(observed, values, 0.0)
+    return jnp.sum(jnp.where(observed, filled**power, 0.0)) / jnp.sum(observed)
 
 
 def observed_values(y) -> np.ndarray:

@@ -312,7 +312,7 @@ class EGARCH(ObservationDrivenModelBase):
         if isinstance(self.variance_start, float):
             return jnp.log(jnp.asarray(self.variance_start))
         if self.variance_start == "sample":
-            return jnp.log(_observation.observed_mean((y - self._mu(params)) ** 2))
+            return jnp.log(_observation.observed_mean(y - self._mu(params), power=2))
         # arch's backcast uses the residuals of the mean model fitted by least squares, a data statistic.
         residuals = y - _observation.observed_mean(y) if self.mean == "constant" else y
         return log_backcast(residuals)

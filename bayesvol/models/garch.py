@@ -432,7 +432,7 @@ class GARCH(ObservationDrivenModelBase):
         if isinstance(self.variance_start, float):
             return jnp.asarray(self.variance_start)
         if self.variance_start == "sample":
-            return _observation.observed_mean((y - mu) ** 2)
+            return _observation.observed_mean(y - mu, power=2)
         # arch's backcast uses the residuals of the mean model fitted by least squares, a data statistic.
         residuals = y - _observation.observed_mean(y) if self.mean == "constant" else y
         return backcast(residuals)
