@@ -152,7 +152,11 @@ TAILS: dict[tuple[type, type | None], Tail] = {
 def tail_of(law) -> Tail:
     """The `TAILS` entry of a one-step law, or a clear error."""
     inner = getattr(law, "innovation", None)
-    key = (type(law), None if inner is None else type(inner))
+    # A subclass of a tabulated law (e.g. EGARCH's location-scale law given the log variance) has its parent's
+    # tails: the first class in its method resolution order that the table lists.
+    inner_type = None if inner is None else type(inner)
+    key = next(((cls, inner_type) for cls in type(law).__mro__ if (cls, inner_type) in TAILS),
+               (type(law), inner_type))
     if key not in TAILS:
         raise NotImplementedError(f"VaR and ES of the one-step law {type(law).__name__}"
                                   f"{'' if inner is None else f' with {type(inner).__name__} innovations'} "

@@ -31,7 +31,7 @@ ABS_NORMAL_MEAN = math.sqrt(2.0 / math.pi)
 LOG_VARIANCE_BOUND = 700.0
 # |e_t| is capped here in the likelihood and the recursion: at the clipped log variance -700 a return of
 # order one has e_t near 1e152, whose square overflows and makes the sum and every gradient NaN. Beyond
-# the cap a term of the log-likelihood is below -1e200 (a negligible density, still a finite number).
+# the cap the density is zero (-inf) with a zero, never NaN, derivative.
 STANDARDISED_RESIDUAL_BOUND = 1e100
 BACKCAST_DECAY = 0.94
 BACKCAST_WINDOW = 75
@@ -108,9 +108,12 @@ class _BoundedLocationScale(_observation.LocationScale):
         return jnp.exp(self.log_variance)
 
     def log_prob(self, value):
-        z = jnp.clip((value - self.loc) * jnp.exp(-0.5 * self.log_variance), -STANDARDISED_RESIDUAL_BOUND,
-                     STANDARDISED_RESIDUAL_BOUND)
-        return self.innovation.log_prob(z) - 0.5 * self.log_variance
+        z = (value - self.loc) * jnp.exp(-0.5 * self.log_variance)
+        capped = jnp.clip(z, -STANDARDISED_RESIDUAL_BOUND, STANDARDISED_RESIDUAL_BOUND)
+        # Beyond the cap the density is zero (-inf), as an overflow would make it, so that a sampler rejects
+        # such points instead of drifting on a plateau; the derivative there is zero, never NaN.
+        inside = jnp.abs(z) <= STANDARDISED_RESIDUAL_BOUND
+        return jnp.where(inside, self.innovation.log_prob(capped) - 0.5 * self.log_variance, -jnp.inf)
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,9 @@ class EGARCH(ObservationDrivenModelBase):
     e.g. by sampler initialisation) give a finite, negligible likelihood instead of an overflow, and the
     standardised residual $e_t$ is capped at $\pm 10^{100}$ in the likelihood and the recursion
     (at $\ln\sigma^2_t = -700$ a return of order one would give $e_t^2 \approx 10^{304}$, whose
-    sum overflows): where the cap binds a term is below $-10^{200}$, and the log-likelihood and its
-    gradient stay finite for every real $\alpha$, including the explosive $\alpha < -|\gamma|$.
+    sum overflows): where the cap binds the density is zero (a log-likelihood of $-\infty$, which samplers
+    reject; a finite but flat value there let NUTS drift far off) and the gradient is finite (zero in that
+    term, never NaN) for every real $\alpha$, including the explosive $\alpha < -|\gamma|$.
 
     The names and their order match ``arch``'s ``mu, omega, alpha[1], gamma[1], beta[1]``, then ``nu``
     (``arch``'s ``nu`` for the t, ``eta`` for the skewed t) and ``skew`` (``arch``'s ``lambda``).
